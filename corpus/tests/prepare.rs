@@ -1,0 +1,257 @@
+//! `prepare` end to end on small corpora written into temp folders.
+
+use corpus::{CorpusError, Dataset, load_tokenizer, prepare};
+use jobspec::{DataConfig, TokenCount, TokenizerSpec};
+use std::fs;
+use std::path::Path;
+
+fn config(corpus: &str, tokenizer: TokenizerSpec, val_tokens: u64) -> DataConfig {
+    DataConfig {
+        corpus: corpus.into(),
+        text_field: "text".into(),
+        tokenizer,
+        seq_len: 16,
+        unique_tokens: TokenCount(1000),
+        val_tokens: TokenCount(val_tokens),
+        split_seed: 3,
+    }
+}
+
+/// 60 short, distinct documents as text files in `folder/texts`.
+fn write_texts(folder: &Path) {
+    let texts = folder.join("texts");
+    fs::create_dir_all(&texts).expect("mkdir");
+    for d in 0..60 {
+        let words: Vec<String> = (0..(5 + d % 9))
+            .map(|w| format!("word{} of doc{d}", w * 7 % 11))
+            .collect();
+        fs::write(texts.join(format!("doc{d:02}.txt")), words.join(" ")).expect("write");
+    }
+}
+
+fn documents_of(stream: &[u32], eos: u32) -> Vec<Vec<u32>> {
+    stream
+        .split_inclusive(|&id| id == eos)
+        .map(<[u32]>::to_vec)
+        .collect()
+}
+
+#[test]
+fn second_prepare_is_a_cache_hit_with_identical_streams() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    write_texts(folder.path());
+    let cache = folder.path().join("cache");
+    let config = config("texts", TokenizerSpec::Bpe(300), 200);
+    let first = prepare(&config, &cache, folder.path()).expect("first");
+    assert!(!first.cache_hit);
+    assert_eq!(first.vocab_size, 300);
+    assert!(first.tokenizer_id.starts_with("bpe300-"));
+    assert!(
+        first.cache_dir.join("tokens.bin").exists() && first.cache_dir.join("meta.json").exists()
+    );
+
+    // Without the trained tokenizer a re-tokenization would have to retrain it: a hit
+    // must not need it.
+    fs::remove_dir_all(cache.join("tokenizers")).expect("remove tokenizer");
+    let second = prepare(&config, &cache, folder.path()).expect("second");
+    assert!(second.cache_hit);
+    assert!(
+        !cache.join("tokenizers").exists(),
+        "a cache hit re-tokenized"
+    );
+    assert_eq!(
+        (
+            &second.train,
+            &second.val_documents,
+            &second.val_texts,
+            second.vocab_size,
+            second.eos_id
+        ),
+        (
+            &first.train,
+            &first.val_documents,
+            &first.val_texts,
+            first.vocab_size,
+            first.eos_id
+        )
+    );
+
+    // load_tokenizer rebuilds the same BPE, which decodes the held-out text back.
+    let tokenizer = load_tokenizer(&config, &cache, folder.path()).expect("tokenizer");
+    let document = &first.val_documents[0];
+    assert_eq!(
+        tokenizer.decode(&document[..document.len() - 1]),
+        first.val_texts[0]
+    );
+
+    // Another tokenizer on the same corpus is another cache entry.
+    let bytes = prepare(
+        &config_with(&config, TokenizerSpec::Bytes),
+        &cache,
+        folder.path(),
+    )
+    .expect("bytes");
+    assert!(!bytes.cache_hit);
+    assert_ne!(bytes.cache_dir, first.cache_dir);
+}
+
+fn config_with(config: &DataConfig, tokenizer: TokenizerSpec) -> DataConfig {
+    DataConfig {
+        tokenizer,
+        ..config.clone()
+    }
+}
+
+#[test]
+fn validation_never_overlaps_training() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    write_texts(folder.path());
+    let cache = folder.path().join("cache");
+    for (val_tokens, split_seed) in [(1, 0), (500, 0), (500, 1), (2000, 7)] {
+        let config = DataConfig {
+            split_seed,
+            ..config("texts", TokenizerSpec::Bytes, val_tokens)
+        };
+        let dataset = prepare(&config, &cache, folder.path()).expect("prepare");
+        let held_out: u64 = dataset.val_stream().len() as u64;
+        assert!(held_out >= val_tokens);
+        assert_eq!(dataset.val_documents.len(), dataset.val_texts.len());
+        let train_documents = documents_of(&dataset.train, dataset.eos_id);
+        assert_eq!(train_documents.len() + dataset.val_documents.len(), 60);
+        for document in &dataset.val_documents {
+            assert_eq!(document.last(), Some(&dataset.eos_id));
+            assert!(
+                !train_documents.contains(document),
+                "held-out document in training"
+            );
+        }
+        // Training keeps corpus order: doc00, doc01, ... minus the held-out ones.
+        let texts: Vec<String> = train_documents
+            .iter()
+            .map(|document| {
+                String::from_utf8(
+                    document[..document.len() - 1]
+                        .iter()
+                        .map(|&b| b as u8)
+                        .collect(),
+                )
+                .expect("utf8")
+            })
+            .collect();
+        let numbers: Vec<usize> = texts
+            .iter()
+            .map(|text| {
+                text.rsplit("doc")
+                    .next()
+                    .expect("doc")
+                    .parse()
+                    .expect("number")
+            })
+            .collect();
+        assert!(
+            numbers.windows(2).all(|pair| pair[0] < pair[1]),
+            "{numbers:?}"
+        );
+    }
+}
+
+#[test]
+fn budgets_nest_and_too_large_budgets_say_so() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    write_texts(folder.path());
+    let dataset: Dataset = prepare(
+        &config("texts", TokenizerSpec::Gpt2, 100),
+        &folder.path().join("cache"),
+        folder.path(),
+    )
+    .expect("prepare");
+    let small = dataset.budget(50).expect("small");
+    let large = dataset.budget(200).expect("large");
+    assert_eq!(small, &large[..50]);
+    assert_eq!(
+        dataset.budget(dataset.train.len() as u64).expect("all"),
+        &dataset.train[..]
+    );
+
+    let asked = dataset.train.len() as u64 + 1;
+    let error = dataset.budget(asked).expect_err("an error");
+    assert!(matches!(error, CorpusError::BudgetTooLarge { .. }));
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("unique_tokens = {asked}")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("only {} tokens", dataset.train.len())),
+        "{message}"
+    );
+    assert!(
+        message.contains("lower unique_tokens or val_tokens"),
+        "{message}"
+    );
+}
+
+#[test]
+fn jsonl_corpus_with_a_custom_text_field() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    let records: Vec<String> = (0..20)
+        .map(|i| format!("{{\"id\": {i}, \"body\": \"record number {i}\"}}"))
+        .collect();
+    fs::write(folder.path().join("data.jsonl"), records.join("\n")).expect("write");
+    let cache = folder.path().join("cache");
+    let config = DataConfig {
+        text_field: "body".into(),
+        ..config("data.jsonl", TokenizerSpec::Bytes, 30)
+    };
+    let dataset = prepare(&config, &cache, folder.path()).expect("prepare");
+    assert_eq!(
+        dataset.train.len() + dataset.val_stream().len(),
+        (0..20)
+            .map(|i| format!("record number {i}").len() + 1)
+            .sum::<usize>()
+    );
+    assert!(
+        dataset
+            .val_texts
+            .iter()
+            .all(|text| text.starts_with("record number "))
+    );
+
+    let error = prepare(
+        &DataConfig {
+            text_field: "text".into(),
+            ..config
+        },
+        &cache,
+        folder.path(),
+    )
+    .expect_err("an error");
+    assert!(
+        error.to_string().contains("data.jsonl:1:") && error.to_string().contains("`text`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn impossible_validation_and_missing_corpora_are_errors() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    write_texts(folder.path());
+    let cache = folder.path().join("cache");
+    let error = prepare(
+        &config("texts", TokenizerSpec::Bytes, 1_000_000),
+        &cache,
+        folder.path(),
+    )
+    .expect_err("an error");
+    assert!(
+        error.to_string().contains("val_tokens = 1000000"),
+        "{error}"
+    );
+    let error = prepare(
+        &config("moby", TokenizerSpec::Bytes, 10),
+        &cache,
+        folder.path(),
+    )
+    .expect_err("an error");
+    assert!(error.to_string().contains("just corpus moby"), "{error}");
+}

@@ -1,0 +1,444 @@
+//! The schema of `job.yaml`: one fully resolved training job.
+
+use crate::count::TokenCount;
+use crate::model::ModelConfig;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::path::Path;
+
+/// One job: everything that determines its results. Two jobs with the same resolved
+/// config are the same job (same id, same folder).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    pub objective: Objective,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub model: ModelConfig,
+    pub data: DataConfig,
+    pub train: TrainConfig,
+    #[serde(default)]
+    pub dlm: DlmConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+}
+
+/// Training objective (reference/recipes.md). Written `ar`, `dlm`, `{ar_masked: 0.3}`
+/// or `{ar_dropout: 0.1}`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    /// Causal next-token prediction.
+    Ar,
+    /// Masked (absorbing-state) diffusion, bidirectional.
+    Dlm,
+    /// AR whose input tokens are replaced by the mask id with probability p.
+    ArMasked(f64),
+    /// AR with residual and attention dropout p.
+    ArDropout(f64),
+}
+
+impl Objective {
+    /// Short label for tables and folder listings: `ar`, `dlm`, `ar_masked(0.3)`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Ar => "ar".into(),
+            Self::Dlm => "dlm".into(),
+            Self::ArMasked(p) => format!("ar_masked({p})"),
+            Self::ArDropout(p) => format!("ar_dropout({p})"),
+        }
+    }
+
+    /// Whether the model attends causally under this objective.
+    pub fn is_causal(&self) -> bool {
+        !matches!(self, Self::Dlm)
+    }
+}
+
+/// Which tokenizer turns the corpus into ids.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizerSpec {
+    /// GPT-2 BPE (50,257 ids, built in).
+    Gpt2,
+    /// Raw UTF-8 bytes (256 ids plus an end-of-document id).
+    Bytes,
+    /// A byte-level BPE with this many ids, trained on the corpus and cached.
+    Bpe(usize),
+    /// Any Hugging Face `tokenizer.json`.
+    File(String),
+}
+
+impl TokenizerSpec {
+    /// Vocabulary size when it is known without reading a file.
+    pub fn known_vocab(&self) -> Option<usize> {
+        match self {
+            Self::Gpt2 => Some(50_257),
+            Self::Bytes => Some(257),
+            Self::Bpe(size) => Some(*size),
+            Self::File(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// A built-in corpus name (`sotu`, `wiki`, `moby`, see README) or a path to a
+    /// text file, a jsonl file, or a folder of them.
+    pub corpus: String,
+    /// Field holding the text in jsonl records.
+    #[serde(default = "default_text_field")]
+    pub text_field: String,
+    pub tokenizer: TokenizerSpec,
+    /// Tokens per training window (the model's context in training).
+    pub seq_len: usize,
+    /// Unique training tokens: a prefix of the training stream, repeated for `epochs`.
+    pub unique_tokens: TokenCount,
+    /// Held-out tokens (whole documents) that no budget touches.
+    pub val_tokens: TokenCount,
+    /// Seed choosing the held-out documents; shared by every job on a corpus.
+    #[serde(default)]
+    pub split_seed: u64,
+}
+
+fn default_text_field() -> String {
+    "text".into()
+}
+
+/// Learning-rate warmup: a number of steps (`200`) or a share of training (`"1%"`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Warmup {
+    Steps(u64),
+    Fraction(f64),
+}
+
+impl Warmup {
+    pub fn steps(&self, total_steps: u64) -> u64 {
+        match *self {
+            Self::Steps(steps) => steps.min(total_steps),
+            Self::Fraction(share) => ((share * total_steps as f64).round() as u64).min(total_steps),
+        }
+    }
+}
+
+impl Serialize for Warmup {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Self::Steps(steps) => serializer.serialize_u64(steps),
+            Self::Fraction(share) => serializer.serialize_str(&format!("{}%", share * 100.0)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Warmup {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Steps(u64),
+            Text(String),
+        }
+        let invalid = |text: &str| {
+            serde::de::Error::custom(format!(
+                "warmup `{text}` must be a number of steps (200) or a percentage (\"1%\")"
+            ))
+        };
+        match Raw::deserialize(deserializer)? {
+            Raw::Steps(steps) => Ok(Self::Steps(steps)),
+            Raw::Text(text) => {
+                let number = text.trim().strip_suffix('%').ok_or_else(|| invalid(&text))?;
+                let percent: f64 = number.trim().parse().map_err(|_| invalid(&text))?;
+                if !(0.0..=100.0).contains(&percent) {
+                    return Err(invalid(&text));
+                }
+                Ok(Self::Fraction(percent / 100.0))
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// Linear warmup, then cosine from `lr` to `lr * min_lr_ratio` (PB).
+    Cosine,
+    /// Warmup, constant, then linear decay over the last `decay_fraction` (MegaDLMs'
+    /// warmup-stable-decay).
+    Wsd,
+    /// Warmup, then constant.
+    Constant,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Passes over the unique tokens (fractional allowed).
+    pub epochs: f64,
+    /// Sequences per optimizer step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    #[serde(default = "default_min_lr_ratio")]
+    pub min_lr_ratio: f64,
+    #[serde(default = "default_warmup")]
+    pub warmup: Warmup,
+    #[serde(default = "default_schedule")]
+    pub schedule: Schedule,
+    /// Share of training spent decaying in the `wsd` schedule.
+    #[serde(default = "default_decay_fraction")]
+    pub decay_fraction: f64,
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+    /// Apply weight decay to embeddings and norm gains too (off, as is usual).
+    #[serde(default)]
+    pub decay_embeddings_and_norms: bool,
+    #[serde(default = "default_beta1")]
+    pub beta1: f64,
+    #[serde(default = "default_beta2")]
+    pub beta2: f64,
+    #[serde(default = "default_adam_eps")]
+    pub adam_eps: f64,
+    /// Clip the global gradient norm to this value (0 disables).
+    #[serde(default = "default_grad_clip")]
+    pub grad_clip: f64,
+    /// Write a train.csv row every this many steps.
+    #[serde(default = "default_log_every")]
+    pub log_every: u64,
+    /// Also checkpoint every this many minutes of training (0 disables).
+    #[serde(default = "default_checkpoint_minutes")]
+    pub checkpoint_minutes: f64,
+}
+
+fn default_min_lr_ratio() -> f64 {
+    0.1
+}
+fn default_warmup() -> Warmup {
+    Warmup::Fraction(0.01)
+}
+fn default_schedule() -> Schedule {
+    Schedule::Cosine
+}
+fn default_decay_fraction() -> f64 {
+    0.2
+}
+fn default_weight_decay() -> f64 {
+    0.1
+}
+fn default_beta1() -> f64 {
+    0.9
+}
+fn default_beta2() -> f64 {
+    0.95
+}
+fn default_adam_eps() -> f64 {
+    1e-8
+}
+fn default_grad_clip() -> f64 {
+    1.0
+}
+fn default_log_every() -> u64 {
+    10
+}
+fn default_checkpoint_minutes() -> f64 {
+    10.0
+}
+
+/// How the DLM's loss weights each masked token (reference/recipes.md).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DlmWeighting {
+    /// 1 / p_mask(t): the unbiased ELBO for the linear schedule (MDLM, SMDM, PB).
+    InverseT,
+    /// 1 / (masked count / L), at least one masked token per row (MegaDLMs).
+    MaskFraction,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DlmConfig {
+    /// Smallest masking probability: p_mask = (1 - eps) t + eps.
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    #[serde(default = "default_weighting")]
+    pub weighting: DlmWeighting,
+    /// Stratified times across the batch, t_i = (u + i / B) mod 1 (MDLM).
+    #[serde(default = "default_true")]
+    pub stratified: bool,
+    /// Probability that a training row is cut to a random length in [2, L] (MegaDLMs).
+    #[serde(default)]
+    pub truncate_prob: f64,
+}
+
+fn default_eps() -> f64 {
+    1e-3
+}
+fn default_weighting() -> DlmWeighting {
+    DlmWeighting::InverseT
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for DlmConfig {
+    fn default() -> Self {
+        Self { eps: default_eps(), weighting: default_weighting(), stratified: true, truncate_prob: 0.0 }
+    }
+}
+
+/// When to evaluate (and checkpoint): `log2` (epochs 1, 2, 4, ... and the end), a list
+/// of epochs, or `{every_tokens: 1M}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Milestones {
+    Log2,
+    Epochs(Vec<f64>),
+    EveryTokens(TokenCount),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    #[serde(default = "default_milestones")]
+    pub at: Milestones,
+    /// Tasks scored at each milestone (`val_loss` for now).
+    #[serde(default = "default_tasks")]
+    pub tasks: Vec<String>,
+    /// Held-out tokens used for the validation loss (at most `data.val_tokens`).
+    #[serde(default = "default_val_eval_tokens")]
+    pub val_loss_tokens: TokenCount,
+    /// Monte Carlo draws per sequence for the DLM's validation ELBO.
+    #[serde(default = "default_draws")]
+    pub dlm_draws: usize,
+    /// Sequences per evaluation forward pass.
+    #[serde(default = "default_eval_batch")]
+    pub batch_size: usize,
+}
+
+fn default_milestones() -> Milestones {
+    Milestones::Log2
+}
+fn default_tasks() -> Vec<String> {
+    vec!["val_loss".into()]
+}
+fn default_val_eval_tokens() -> TokenCount {
+    TokenCount(100_000)
+}
+fn default_draws() -> usize {
+    8
+}
+fn default_eval_batch() -> usize {
+    32
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            at: default_milestones(),
+            tasks: default_tasks(),
+            val_loss_tokens: default_val_eval_tokens(),
+            dlm_draws: default_draws(),
+            batch_size: default_eval_batch(),
+        }
+    }
+}
+
+/// Tasks the trainer can score today.
+pub const KNOWN_TASKS: [&str; 1] = ["val_loss"];
+
+impl JobConfig {
+    /// Parse a `job.yaml`, reporting line, column and field on error.
+    pub fn from_yaml(text: &str, path: &Path) -> crate::Result<Self> {
+        let config: Self = serde_saphyr::from_str(text)
+            .map_err(|error| crate::Error::Parse { path: path.to_owned(), message: error.to_string() })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> crate::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| crate::Error::Read { path: path.to_owned(), source })?;
+        Self::from_yaml(&text, path)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        // serde-saphyr's writer handles every type in this schema.
+        serde_saphyr::to_string(self).unwrap_or_else(|error| format!("# unserializable: {error}\n"))
+    }
+
+    /// The same job with the model shape written out.
+    pub fn resolved(&self, path: &Path) -> crate::Result<Self> {
+        let mut resolved = self.clone();
+        resolved.model = self.model.resolved().map_err(|message| invalid(path, "model", message))?;
+        resolved.validate(path)?;
+        Ok(resolved)
+    }
+
+    /// Check values that the types alone cannot (ranges, relations between fields).
+    pub fn validate(&self, path: &Path) -> crate::Result<()> {
+        let shape = self.model.resolve().map_err(|message| invalid(path, "model", message))?;
+        let check = |ok: bool, field: &str, message: String| {
+            if ok { Ok(()) } else { Err(invalid(path, field, message)) }
+        };
+        if let Objective::ArMasked(p) | Objective::ArDropout(p) = self.objective {
+            check((0.0..1.0).contains(&p), "objective", format!("probability {p} must be in [0, 1)"))?;
+        }
+        let data = &self.data;
+        check(data.seq_len >= 2, "data.seq_len", format!("{} is too short (at least 2)", data.seq_len))?;
+        check(
+            data.seq_len <= shape.max_seq_len,
+            "data.seq_len",
+            format!(
+                "{} is longer than the model takes (model.max_seq_len = {}); shorten it or raise max_seq_len",
+                data.seq_len, shape.max_seq_len
+            ),
+        )?;
+        check(
+            data.unique_tokens.get() > data.seq_len as u64,
+            "data.unique_tokens",
+            format!("{} tokens is less than one window of seq_len + 1 = {}", data.unique_tokens, data.seq_len + 1),
+        )?;
+        check(data.val_tokens.get() > 0, "data.val_tokens", "must be positive".into())?;
+        if let TokenizerSpec::Bpe(size) = data.tokenizer {
+            check((300..=1_000_000).contains(&size), "data.tokenizer.bpe", format!("vocab {size} must be in 300..=1000000"))?;
+        }
+        let train = &self.train;
+        check(train.epochs > 0.0 && train.epochs.is_finite(), "train.epochs", format!("{} must be positive", train.epochs))?;
+        check(train.batch_size > 0, "train.batch_size", "must be positive".into())?;
+        check(train.lr > 0.0 && train.lr.is_finite(), "train.lr", format!("{} must be positive", train.lr))?;
+        check((0.0..=1.0).contains(&train.min_lr_ratio), "train.min_lr_ratio", "must be in [0, 1]".into())?;
+        check((0.0..=1.0).contains(&train.decay_fraction), "train.decay_fraction", "must be in [0, 1]".into())?;
+        check(train.log_every > 0, "train.log_every", "must be positive".into())?;
+        check((0.0..1.0).contains(&self.dlm.eps), "dlm.eps", "must be in [0, 1)".into())?;
+        check((0.0..=1.0).contains(&self.dlm.truncate_prob), "dlm.truncate_prob", "must be in [0, 1]".into())?;
+        for task in &self.eval.tasks {
+            check(
+                KNOWN_TASKS.contains(&task.as_str()),
+                "eval.tasks",
+                format!("unknown task `{task}`; known tasks: {}", KNOWN_TASKS.join(", ")),
+            )?;
+        }
+        check(self.eval.dlm_draws > 0, "eval.dlm_draws", "must be positive".into())?;
+        check(self.eval.batch_size > 0, "eval.batch_size", "must be positive".into())?;
+        if let Milestones::Epochs(epochs) = &self.eval.at {
+            check(epochs.iter().all(|e| *e > 0.0 && e.is_finite()), "eval.at.epochs", "epochs must be positive".into())?;
+        }
+        Ok(())
+    }
+
+    /// Optimizer steps for the whole job: ceil(epochs x windows per epoch / batch).
+    pub fn total_steps(&self, windows_per_epoch: u64) -> u64 {
+        let windows = self.train.epochs * windows_per_epoch as f64;
+        (windows / self.train.batch_size as f64).ceil().max(1.0) as u64
+    }
+
+    /// Training windows per epoch for the unique budget: the stream is cut into
+    /// windows of seq_len + 1 tokens that overlap by one (inputs and shifted targets).
+    pub fn windows_per_epoch(&self) -> u64 {
+        (self.data.unique_tokens.get() - 1) / self.data.seq_len as u64
+    }
+}
+
+fn invalid(path: &Path, field: &str, message: String) -> crate::Error {
+    crate::Error::Invalid { path: path.to_owned(), field: field.into(), message }
+}

@@ -1,0 +1,102 @@
+//! Checkpoints: weights, optimizer moments and the position in training, written
+//! atomically as `checkpoints/step-NNNNNNNN/` (a staging folder renamed into place).
+//! The data position and every random draw are functions of the step, so the step is
+//! all the RNG and data-loader state a resume needs.
+
+use crate::error::{Result, TrainerError, io_error};
+use crate::optim::AdamW;
+use crate::runfolder::{CHECKPOINTS, write_atomic};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tch::nn::VarStore;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    /// Optimizer steps completed.
+    pub step: u64,
+    pub total_steps: u64,
+    pub epoch: f64,
+    pub tokens: u64,
+    pub flops: f64,
+    pub elapsed_s: f64,
+    /// Kept for evaluation later (milestones); other checkpoints are replaced.
+    pub milestone: bool,
+    pub vocab_size: usize,
+    pub tokenizer_id: String,
+}
+
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const STATE_FILE: &str = "state.json";
+
+pub fn folder_name(step: u64) -> String {
+    format!("step-{step:08}")
+}
+
+/// Write a checkpoint, then remove older non-milestone ones.
+pub fn save(job_dir: &Path, state: &CheckpointState, variables: &VarStore, optimizer: &AdamW) -> Result<PathBuf> {
+    let root = job_dir.join(CHECKPOINTS);
+    std::fs::create_dir_all(&root).map_err(io_error(&root))?;
+    let target = root.join(folder_name(state.step));
+    let staging = root.join(format!(".staging-{}", folder_name(state.step)));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io_error(&staging))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(io_error(&staging))?;
+    let failed = |message: String| TrainerError::Checkpoint { path: staging.clone(), message };
+    variables.save(staging.join(MODEL_FILE)).map_err(|error| failed(error.to_string()))?;
+    optimizer.save(&staging.join(OPTIMIZER_FILE)).map_err(|error| failed(error.to_string()))?;
+    let text = serde_json::to_string_pretty(state).unwrap_or_default();
+    write_atomic(&staging.join(STATE_FILE), text.as_bytes())?;
+    if target.exists() {
+        std::fs::remove_dir_all(&target).map_err(io_error(&target))?;
+    }
+    std::fs::rename(&staging, &target).map_err(io_error(&target))?;
+    prune(job_dir, state.step)?;
+    Ok(target)
+}
+
+/// Every complete checkpoint, oldest first.
+pub fn list(job_dir: &Path) -> Result<Vec<(CheckpointState, PathBuf)>> {
+    let root = job_dir.join(CHECKPOINTS);
+    if !root.exists() {
+        return Ok(Vec::new());
+    }
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&root).map_err(io_error(&root))? {
+        let path = entry.map_err(io_error(&root))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if !name.starts_with("step-") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(path.join(STATE_FILE)) else { continue };
+        let state: CheckpointState = serde_json::from_str(&text)
+            .map_err(|error| TrainerError::Checkpoint { path: path.clone(), message: format!("bad {STATE_FILE}: {error}") })?;
+        found.push((state, path));
+    }
+    found.sort_by_key(|(state, _)| state.step);
+    Ok(found)
+}
+
+pub fn latest(job_dir: &Path) -> Result<Option<(CheckpointState, PathBuf)>> {
+    Ok(list(job_dir)?.pop())
+}
+
+/// Keep milestone checkpoints and the newest one; drop the rest and any staging left
+/// by a crash.
+fn prune(job_dir: &Path, newest: u64) -> Result<()> {
+    let root = job_dir.join(CHECKPOINTS);
+    for (state, path) in list(job_dir)? {
+        if !state.milestone && state.step != newest {
+            std::fs::remove_dir_all(&path).map_err(io_error(&path))?;
+        }
+    }
+    for entry in std::fs::read_dir(&root).map_err(io_error(&root))? {
+        let path = entry.map_err(io_error(&root))?.path();
+        let stale = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(".staging-"));
+        if stale {
+            std::fs::remove_dir_all(&path).map_err(io_error(&path))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! The trainer: one job per process. Reads a resolved `job.yaml`, trains with LibTorch,
+//! evaluates at milestones and writes the run folder (design.md, "Run folder contract").
+
+pub mod checkpoint;
+pub mod error;
+pub mod eval;
+pub mod init;
+pub mod model;
+pub mod objectives;
+pub mod optim;
+mod progress;
+pub mod runfolder;
+pub mod schedule;
+pub mod train;
+
+pub use error::{Result, TrainerError};
+pub use train::{Outcome, RunOptions, run};

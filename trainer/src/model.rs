@@ -1,0 +1,251 @@
+//! Llama-style decoder stack (Touvron et al. 2023, "LLaMA"): RMSNorm (Zhang & Sennrich
+//! 2019), rotary position embeddings (Su et al. 2021, "RoFormer"), SwiGLU MLP
+//! (Shazeer 2020), optional qk-norm (as in MegaDLMs' 1B), no biases, optional tied
+//! embeddings. Attention goes through `scaled_dot_product_attention` with a causal or
+//! bidirectional switch.
+//!
+//! The model knows nothing about objectives: callers choose the attention mode and the
+//! dropout rate per forward pass (see `objectives.rs`).
+//!
+//! Glossary: B = batch, T = sequence length, C = d_model, nh = n_head, hs = head size.
+
+use jobspec::ModelShape;
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+/// Root-mean-square layer norm with a learned gain.
+#[derive(Debug)]
+struct RmsNorm {
+    weight: Tensor,
+    size: i64,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn new(path: nn::Path, size: i64, eps: f64) -> Self {
+        Self { weight: path.var("weight", &[size], nn::Init::Const(1.0)), size, eps }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.rms_norm([self.size], Some(&self.weight), self.eps)
+    }
+}
+
+/// Rotary tables for positions 0..max_seq_len (rotate-half convention, as in the
+/// Hugging Face Llama code).
+#[derive(Debug)]
+struct Rope {
+    cos: Tensor, // (max_seq_len, hs/2)
+    sin: Tensor, // (max_seq_len, hs/2)
+}
+
+impl Rope {
+    fn new(head_size: i64, max_seq_len: i64, base: f64, device: tch::Device) -> Self {
+        let half = head_size / 2;
+        let exponents = Tensor::arange(half, (Kind::Float, device)) * (2.0 / head_size as f64);
+        let inverse_frequency = Tensor::from(base).to_device(device).pow(&exponents).reciprocal();
+        let positions = Tensor::arange(max_seq_len, (Kind::Float, device));
+        let angles = positions.unsqueeze(1) * inverse_frequency.unsqueeze(0); // (T_max, hs/2)
+        Self { cos: angles.cos(), sin: angles.sin() }
+    }
+
+    /// x: (B, nh, T, hs) -> same shape, rotated by position.
+    fn apply(&self, x: &Tensor) -> Tensor {
+        let (_, _, t, hs) = x.size4().unwrap_or_default();
+        let cos = self.cos.narrow(0, 0, t).to_kind(x.kind()); // (T, hs/2)
+        let sin = self.sin.narrow(0, 0, t).to_kind(x.kind());
+        let x1 = x.narrow(-1, 0, hs / 2);
+        let x2 = x.narrow(-1, hs / 2, hs / 2);
+        Tensor::cat(&[&x1 * &cos - &x2 * &sin, &x2 * &cos + &x1 * &sin], -1)
+    }
+}
+
+/// Per-call options chosen by the objective.
+#[derive(Clone, Copy, Debug)]
+pub struct ForwardOptions {
+    /// Causal (AR) or bidirectional (DLM) attention.
+    pub causal: bool,
+    /// Residual and attention dropout probability (0 for no dropout).
+    pub dropout: f64,
+    /// Training mode: dropout is only applied when true.
+    pub train: bool,
+}
+
+#[derive(Debug)]
+struct Attention {
+    qkv: nn::Linear,
+    proj: nn::Linear,
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+    n_head: i64,
+}
+
+impl Attention {
+    fn new(path: nn::Path, shape: &ModelShape) -> Self {
+        let c = shape.d_model as i64;
+        let hs = shape.head_dim() as i64;
+        let init = |stdev: f64| nn::LinearConfig {
+            ws_init: nn::Init::Randn { mean: 0.0, stdev },
+            bs_init: None,
+            bias: false,
+        };
+        // Output projections start smaller, scaled by 1/sqrt(2 n_layer) (GPT-2).
+        let proj_std = shape.init_std / (2.0 * shape.n_layer as f64).sqrt();
+        let (q_norm, k_norm) = if shape.qk_norm {
+            (Some(RmsNorm::new(&path / "q_norm", hs, shape.norm_eps)), Some(RmsNorm::new(&path / "k_norm", hs, shape.norm_eps)))
+        } else {
+            (None, None)
+        };
+        Self {
+            qkv: nn::linear(&path / "qkv", c, 3 * c, init(shape.init_std)),
+            proj: nn::linear(&path / "proj", c, c, init(proj_std)),
+            q_norm,
+            k_norm,
+            n_head: shape.n_head as i64,
+        }
+    }
+
+    fn forward(&self, x: &Tensor, rope: &Rope, options: ForwardOptions) -> Tensor {
+        let (b, t, c) = x.size3().unwrap_or_default();
+        let hs = c / self.n_head;
+        let qkv = x.apply(&self.qkv); // (B, T, 3C)
+        let parts = qkv.split(c, -1);
+        let heads = |part: &Tensor| part.view([b, t, self.n_head, hs]).transpose(1, 2); // (B, nh, T, hs)
+        let (mut q, mut k, v) = (heads(&parts[0]), heads(&parts[1]), heads(&parts[2]));
+        if let (Some(q_norm), Some(k_norm)) = (&self.q_norm, &self.k_norm) {
+            q = q_norm.forward(&q);
+            k = k_norm.forward(&k);
+        }
+        let (q, k) = (rope.apply(&q), rope.apply(&k));
+        let attention_dropout = if options.train { options.dropout } else { 0.0 };
+        let y = Tensor::scaled_dot_product_attention(
+            &q,
+            &k,
+            &v,
+            None::<Tensor>,
+            attention_dropout,
+            options.causal,
+            None,
+            false,
+        ); // (B, nh, T, hs)
+        let y = y.transpose(1, 2).contiguous().view([b, t, c]); // (B, T, C)
+        y.apply(&self.proj).dropout(options.dropout, options.train)
+    }
+}
+
+/// SwiGLU: down(silu(gate(x)) * up(x)), gate and up fused into one matmul.
+#[derive(Debug)]
+struct Mlp {
+    gate_up: nn::Linear,
+    down: nn::Linear,
+    d_ff: i64,
+}
+
+impl Mlp {
+    fn new(path: nn::Path, shape: &ModelShape) -> Self {
+        let c = shape.d_model as i64;
+        let d_ff = shape.d_ff as i64;
+        let config = |stdev: f64| nn::LinearConfig {
+            ws_init: nn::Init::Randn { mean: 0.0, stdev },
+            bs_init: None,
+            bias: false,
+        };
+        let down_std = shape.init_std / (2.0 * shape.n_layer as f64).sqrt();
+        Self {
+            gate_up: nn::linear(&path / "gate_up", c, 2 * d_ff, config(shape.init_std)),
+            down: nn::linear(&path / "down", d_ff, c, config(down_std)),
+            d_ff,
+        }
+    }
+
+    fn forward(&self, x: &Tensor, options: ForwardOptions) -> Tensor {
+        let gate_up = x.apply(&self.gate_up); // (B, T, 2 d_ff)
+        let gate = gate_up.narrow(-1, 0, self.d_ff);
+        let up = gate_up.narrow(-1, self.d_ff, self.d_ff);
+        (gate.silu() * up).apply(&self.down).dropout(options.dropout, options.train)
+    }
+}
+
+#[derive(Debug)]
+struct Block {
+    attention_norm: RmsNorm,
+    attention: Attention,
+    mlp_norm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl Block {
+    fn new(path: nn::Path, shape: &ModelShape) -> Self {
+        let c = shape.d_model as i64;
+        Self {
+            attention_norm: RmsNorm::new(&path / "attention_norm", c, shape.norm_eps),
+            attention: Attention::new(&path / "attention", shape),
+            mlp_norm: RmsNorm::new(&path / "mlp_norm", c, shape.norm_eps),
+            mlp: Mlp::new(&path / "mlp", shape),
+        }
+    }
+
+    fn forward(&self, x: &Tensor, rope: &Rope, options: ForwardOptions) -> Tensor {
+        let x = x + self.attention.forward(&self.attention_norm.forward(x), rope, options);
+        &x + self.mlp.forward(&self.mlp_norm.forward(&x), options)
+    }
+}
+
+/// The transformer. Tables have `vocab_rows` rows: the tokenizer's ids, the mask id
+/// and padding to a multiple of 64 (`jobspec::padded_vocab`).
+#[derive(Debug)]
+pub struct Transformer {
+    embedding: nn::Embedding,
+    blocks: Vec<Block>,
+    final_norm: RmsNorm,
+    head: Option<nn::Linear>,
+    rope: Rope,
+    pub shape: ModelShape,
+    pub vocab_rows: i64,
+}
+
+impl Transformer {
+    pub fn new(path: &nn::Path, shape: &ModelShape, vocab_rows: usize) -> Self {
+        let c = shape.d_model as i64;
+        let vocab_rows = vocab_rows as i64;
+        let embedding_config =
+            nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: shape.init_std }, ..Default::default() };
+        let head = (!shape.tied_embeddings).then(|| {
+            let config = nn::LinearConfig {
+                ws_init: nn::Init::Randn { mean: 0.0, stdev: shape.init_std },
+                bs_init: None,
+                bias: false,
+            };
+            nn::linear(path / "head", c, vocab_rows, config)
+        });
+        Self {
+            embedding: nn::embedding(path / "embedding", vocab_rows, c, embedding_config),
+            blocks: (0..shape.n_layer).map(|i| Block::new(path / "blocks" / i, shape)).collect(),
+            final_norm: RmsNorm::new(path / "final_norm", c, shape.norm_eps),
+            head,
+            rope: Rope::new(shape.head_dim() as i64, shape.max_seq_len as i64, shape.rope_base, path.device()),
+            shape: shape.clone(),
+            vocab_rows,
+        }
+    }
+
+    /// # Shapes
+    /// tokens: (B, T) int64 -> logits (B, T, vocab_rows) float.
+    pub fn forward(&self, tokens: &Tensor, options: ForwardOptions) -> Tensor {
+        let mut x = self.embedding.forward(tokens).dropout(options.dropout, options.train); // (B, T, C)
+        for block in &self.blocks {
+            x = block.forward(&x, &self.rope, options);
+        }
+        let x = self.final_norm.forward(&x);
+        match &self.head {
+            Some(head) => x.apply(head),
+            None => x.matmul(&self.embedding.ws.transpose(0, 1)), // tied: (B, T, C) x (C, V)
+        }
+    }
+}
+
+/// Whether a parameter takes weight decay: matrices of the blocks and an untied head
+/// do; norm gains and the embedding table do not, unless the job asks for it.
+pub fn takes_weight_decay(name: &str, decay_embeddings_and_norms: bool) -> bool {
+    decay_embeddings_and_norms || !(name.contains("norm") || name.starts_with("embedding"))
+}

@@ -1,0 +1,159 @@
+//! Training objectives (reference/recipes.md): what goes into the model, how it
+//! attends, what it must predict, and how the loss is weighted.
+//!
+//! - `ar`: causal, inputs x[0..L], targets x[1..L+1], mean cross-entropy.
+//! - `dlm`: masked diffusion (MDLM, Sahoo et al. 2024; SMDM, Nie et al. 2024):
+//!   bidirectional, unshifted, linear schedule alpha_t = 1 - t, p_mask = (1 - eps) t + eps,
+//!   loss = sum over masked positions of CE / p_mask, divided by B x L.
+//! - `ar_masked(p)`: AR whose INPUT tokens are replaced by the mask id with probability
+//!   p; targets stay the clean next tokens.
+//! - `ar_dropout(p)`: AR with residual and attention dropout p.
+//!
+//! Every draw uses LibTorch's global generator, which the training loop reseeds from
+//! (job seed, step) before each step, so runs are reproducible and resumable.
+//! Softmaxes run over the tokenizer's ids only: the mask id and the padding rows are
+//! never predicted (MDLM sets the mask logit to -inf; slicing does that and more).
+
+use crate::model::{ForwardOptions, Transformer};
+use jobspec::{DlmConfig, DlmWeighting, Objective};
+use tch::{Kind, Reduction, Tensor};
+
+/// Token ids that objectives need: `vocab` tokenizer ids, the mask id right after.
+#[derive(Clone, Copy, Debug)]
+pub struct Vocab {
+    pub size: i64,
+}
+
+impl Vocab {
+    pub fn mask_id(&self) -> i64 {
+        self.size
+    }
+}
+
+/// Training loss for one batch of windows.
+///
+/// # Shapes
+/// windows: (B, L + 1) int64 -> scalar float loss.
+pub fn training_loss(
+    model: &Transformer,
+    objective: &Objective,
+    windows: &Tensor,
+    vocab: Vocab,
+    dlm: &DlmConfig,
+) -> Tensor {
+    match *objective {
+        Objective::Ar => ar_loss(model, windows, vocab, 0.0, 0.0, true),
+        Objective::ArMasked(p) => ar_loss(model, windows, vocab, p, 0.0, true),
+        Objective::ArDropout(p) => ar_loss(model, windows, vocab, 0.0, p, true),
+        Objective::Dlm => dlm_loss(model, windows, vocab, dlm),
+    }
+}
+
+/// AR loss with optional input masking (probability `mask_p`) and dropout.
+pub fn ar_loss(model: &Transformer, windows: &Tensor, vocab: Vocab, mask_p: f64, dropout: f64, train: bool) -> Tensor {
+    let (inputs, targets) = ar_batch(windows, mask_p, vocab.mask_id());
+    let logits = model.forward(&inputs, ForwardOptions { causal: true, dropout, train });
+    token_cross_entropy(&logits, &targets, vocab).mean(Kind::Float)
+}
+
+/// AR inputs and targets, inputs masked with probability `mask_p` (0 for none);
+/// targets are always the clean next tokens.
+pub fn ar_batch(windows: &Tensor, mask_p: f64, mask_id: i64) -> (Tensor, Tensor) {
+    let (inputs, targets) = shift(windows);
+    let inputs = if mask_p > 0.0 { mask_inputs(&inputs, mask_p, mask_id).0 } else { inputs };
+    (inputs, targets)
+}
+
+/// Inputs x[0..L] and next-token targets x[1..L+1] of (B, L + 1) windows.
+pub fn shift(windows: &Tensor) -> (Tensor, Tensor) {
+    let length = windows.size()[1] - 1;
+    (windows.narrow(1, 0, length), windows.narrow(1, 1, length))
+}
+
+/// Replace each token by `mask_id` independently with probability p.
+/// Returns (masked tokens, boolean mask).
+pub fn mask_inputs(tokens: &Tensor, p: f64, mask_id: i64) -> (Tensor, Tensor) {
+    let mask = Tensor::rand(tokens.size(), (Kind::Float, tokens.device())).lt(p);
+    (tokens.masked_fill(&mask, mask_id), mask)
+}
+
+/// Per-token cross-entropy over the tokenizer's ids.
+///
+/// # Shapes
+/// logits (B, T, V_rows), targets (B, T) -> (B, T).
+pub fn token_cross_entropy(logits: &Tensor, targets: &Tensor, vocab: Vocab) -> Tensor {
+    let (b, t, _) = logits.size3().unwrap_or_default();
+    let logits = logits.narrow(-1, 0, vocab.size).reshape([b * t, vocab.size]).to_kind(Kind::Float);
+    logits
+        .cross_entropy_loss::<Tensor>(&targets.reshape([b * t]), None, Reduction::None, -100, 0.0)
+        .view([b, t])
+}
+
+/// Diffusion times for a batch: stratified t_i = (u + i / B) mod 1 (MDLM's
+/// low-discrepancy sampler) or independent uniforms.
+pub fn diffusion_times(batch: i64, stratified: bool, device: tch::Device) -> Tensor {
+    if stratified {
+        let offset = Tensor::rand([1], (Kind::Float, device));
+        (offset + Tensor::arange(batch, (Kind::Float, device)) / batch as f64).remainder(1.0)
+    } else {
+        Tensor::rand([batch], (Kind::Float, device))
+    }
+}
+
+/// p_mask = (1 - eps) t + eps for the linear schedule.
+pub fn mask_probability(times: &Tensor, eps: f64) -> Tensor {
+    times * (1.0 - eps) + eps
+}
+
+/// Masked-diffusion loss for one batch of windows: the first L tokens of each window
+/// are the clean sequence x0 (the same windows AR sees, unshifted).
+pub fn dlm_loss(model: &Transformer, windows: &Tensor, vocab: Vocab, config: &DlmConfig) -> Tensor {
+    let (b, window) = windows.size2().unwrap_or_default();
+    let mut length = window - 1;
+    // MegaDLMs/SMDM: now and then train on a short prefix so short inputs are seen.
+    if config.truncate_prob > 0.0 && Tensor::rand([1], (Kind::Float, windows.device())).double_value(&[0]) < config.truncate_prob {
+        length = Tensor::randint_low(2, length + 1, [1], (Kind::Int64, windows.device())).int64_value(&[0]);
+    }
+    let clean = windows.narrow(1, 0, length); // (B, L)
+    let times = diffusion_times(b, config.stratified, windows.device());
+    let p_mask = mask_probability(&times, config.eps); // (B,)
+    let mut mask = Tensor::rand([b, length], (Kind::Float, windows.device())).lt_tensor(&p_mask.unsqueeze(1));
+    if config.weighting == DlmWeighting::MaskFraction {
+        mask = ensure_one_masked(&mask);
+    }
+    let noisy = clean.masked_fill(&mask, vocab.mask_id());
+    let logits = model.forward(&noisy, ForwardOptions { causal: false, dropout: 0.0, train: true });
+    let weights = row_weights(&mask, &p_mask, config.weighting);
+    dlm_loss_from_logits(&logits, &clean, &mask, &weights, vocab)
+}
+
+/// Loss weight of each row: 1 / p_mask (unbiased ELBO) or L / masked count (MegaDLMs).
+pub fn row_weights(mask: &Tensor, p_mask: &Tensor, weighting: DlmWeighting) -> Tensor {
+    match weighting {
+        DlmWeighting::InverseT => p_mask.reciprocal(),
+        DlmWeighting::MaskFraction => {
+            let length = mask.size()[1] as f64;
+            (mask.to_kind(Kind::Float).sum_dim_intlist(1, false, Kind::Float) / length).reciprocal()
+        }
+    }
+}
+
+/// Rows with nothing masked get one random position masked (MegaDLMs).
+fn ensure_one_masked(mask: &Tensor) -> Tensor {
+    let (b, length) = mask.size2().unwrap_or_default();
+    let empty = mask.any_dims(&[1i64][..], true).logical_not(); // (B, 1)
+    let pick = Tensor::randint(length, [b, 1], (Kind::Int64, mask.device()));
+    let one_hot = Tensor::zeros([b, length], (Kind::Bool, mask.device())).scatter_value(1, &pick, 1);
+    mask.logical_or(&one_hot.logical_and(&empty))
+}
+
+/// sum over masked positions of CE(logits_i, x0_i) x weight(row), divided by B x L.
+///
+/// # Shapes
+/// logits (B, L, V_rows), clean (B, L), mask (B, L) bool, weights (B,) -> scalar.
+pub fn dlm_loss_from_logits(logits: &Tensor, clean: &Tensor, mask: &Tensor, weights: &Tensor, vocab: Vocab) -> Tensor {
+    let (b, length) = clean.size2().unwrap_or_default();
+    let cross_entropy = token_cross_entropy(logits, clean, vocab); // (B, L)
+    let masked = cross_entropy * mask.to_kind(Kind::Float) * weights.unsqueeze(1);
+    masked.sum(Kind::Float) / (b * length) as f64
+}

@@ -1,0 +1,57 @@
+//! Progress on a terminal (a bar) or in a log file (plain lines).
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+
+#[derive(Debug)]
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    total: u64,
+}
+
+impl Progress {
+    pub fn new(total: u64, start: u64, quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(total);
+            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} steps [{elapsed_precise} < {eta_precise}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_position(start);
+            bar
+        });
+        Self { bar, quiet, total }
+    }
+
+    pub fn note(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None if !self.quiet => eprintln!("{line}"),
+            None => {}
+        }
+    }
+
+    pub fn tick(&self, done: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+        }
+    }
+
+    pub fn row(&self, done: u64, epoch: f64, loss: f64, tokens_per_s: f64) {
+        let message = format!("epoch {epoch:.2} loss {loss:.4} {:.0} tok/s", tokens_per_s);
+        match &self.bar {
+            Some(bar) => bar.set_message(message),
+            None if !self.quiet => eprintln!("step {done}/{} {message}", self.total),
+            None => {}
+        }
+    }
+
+    pub fn finish(&self, line: &str) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The training loop of one job: read job.yaml, prepare data, train with AdamW,
+//! log, evaluate and checkpoint at milestones, resume from the last checkpoint.
+
+use crate::checkpoint::{self, CheckpointState};
+use crate::error::{Result, TrainerError, torch_error};
+use crate::eval::{self, EvalResult};
+use crate::model::{Transformer, takes_weight_decay};
+use crate::objectives::{Vocab, training_loss};
+use crate::optim::{AdamW, AdamWConfig};
+use crate::progress::Progress;
+use crate::runfolder::{self, CsvLog, State, Status, number};
+use crate::schedule::{learning_rate, milestone_steps};
+use jobspec::{JobConfig, padded_vocab};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tch::{Device, Tensor, nn::VarStore};
+
+/// How to run a job (not part of its identity).
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Stop (with a checkpoint) after this many completed steps; a later run resumes.
+    pub max_steps: Option<u64>,
+    /// LibTorch intra-op threads (default: LibTorch's choice).
+    pub threads: Option<usize>,
+    /// Set by a signal handler: checkpoint and stop at the end of the current step.
+    pub stop: Arc<AtomicBool>,
+    /// Print nothing but errors.
+    pub quiet: bool,
+    /// Where tokenized corpora are cached (default: `corpus::cache_root()`).
+    pub cache_root: Option<std::path::PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    AlreadyDone,
+    Stopped { step: u64 },
+}
+
+/// Run the job in `job_dir`, keeping status.json up to date whatever happens.
+pub fn run(job_dir: &Path, options: &RunOptions) -> Result<Outcome> {
+    let config = JobConfig::from_file(&job_dir.join(runfolder::JOB_FILE))?;
+    let mut status = runfolder::read_status(job_dir)?.unwrap_or_else(Status::pending);
+    if status.state == State::Done {
+        return Ok(Outcome::AlreadyDone);
+    }
+    status.state = State::Running;
+    status.attempts += 1;
+    status.error = None;
+    status.pid = Some(std::process::id());
+    runfolder::write_status(job_dir, &status).map_err(|error| TrainerError::RunFolder {
+        path: job_dir.to_owned(),
+        message: format!("cannot write the run folder ({error}); check that it exists and is writable"),
+    })?;
+    let result = train(job_dir, &config, options, &mut status);
+    status.pid = None;
+    match &result {
+        Ok(Outcome::Done | Outcome::AlreadyDone) => status.state = State::Done,
+        Ok(Outcome::Stopped { step }) => {
+            status.state = State::Cancelled;
+            status.error = Some(format!("stopped after step {step}; run again to resume"));
+        }
+        Err(error) => {
+            status.state = State::Failed;
+            status.error = Some(error.to_string());
+        }
+    }
+    runfolder::write_status(job_dir, &status)?;
+    result
+}
+
+/// Seed of LibTorch's generator for step `step`: every draw of a step depends only on
+/// (job seed, step), which makes resumed runs identical to uninterrupted ones.
+pub fn step_seed(seed: u64, step: u64) -> i64 {
+    let mut z = seed ^ step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9); // splitmix64 finaliser
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+fn train(job_dir: &Path, config: &JobConfig, options: &RunOptions, status: &mut Status) -> Result<Outcome> {
+    if let Some(threads) = options.threads {
+        tch::set_num_threads(threads as i32);
+    }
+    let job_path = job_dir.join(runfolder::JOB_FILE);
+    let shape = config.model.resolve().map_err(|message| jobspec::Error::Invalid {
+        path: job_path.clone(),
+        field: "model".into(),
+        message,
+    })?;
+    // 1. Data: tokenized once per (corpus, tokenizer), budgets are prefixes.
+    let cache_root = options.cache_root.clone().unwrap_or_else(corpus::cache_root);
+    let dataset = corpus::prepare(&config.data, &cache_root, job_dir)?;
+    let tokens = dataset.budget(config.data.unique_tokens.get())?;
+    let seq_len = config.data.seq_len;
+    let batch_size = config.train.batch_size;
+    let windows = corpus::Windows::new(tokens.len(), seq_len, config.seed);
+    let windows_per_epoch = windows.windows_per_epoch();
+    let total = config.total_steps(windows_per_epoch);
+    let val_stream = dataset.val_stream();
+    let val_windows = eval::validation_windows(&val_stream, seq_len, config.eval.val_loss_tokens.get() as usize)
+        .ok_or_else(|| TrainerError::RunFolder {
+            path: job_path.clone(),
+            message: format!("data.val_tokens gives fewer than seq_len + 1 = {} held-out tokens", seq_len + 1),
+        })?;
+    // 2. Model and optimizer, initialised from the job seed.
+    let vocab = Vocab { size: dataset.vocab_size as i64 };
+    let rows = padded_vocab(dataset.vocab_size);
+    tch::manual_seed(config.seed as i64);
+    let mut variables = VarStore::new(Device::Cpu);
+    let model = Transformer::new(&variables.root(), &shape, rows);
+    let mut named: Vec<(String, Tensor)> = variables.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let parameters = named
+        .into_iter()
+        .map(|(name, tensor)| {
+            let decay = takes_weight_decay(&name, config.train.decay_embeddings_and_norms);
+            (name, tensor, decay)
+        })
+        .collect();
+    let train = &config.train;
+    let mut optimizer = AdamW::new(
+        parameters,
+        AdamWConfig { beta1: train.beta1, beta2: train.beta2, eps: train.adam_eps, weight_decay: train.weight_decay },
+    );
+    let flops_per_token = shape.train_flops_per_token(rows, seq_len);
+    let milestones = milestone_steps(&config.eval.at, total, windows_per_epoch, batch_size, seq_len);
+    // 3. Resume from the newest checkpoint, cutting the logs back to it.
+    let mut start = 0;
+    let mut elapsed_before = 0.0;
+    if let Some((state, path)) = checkpoint::latest(job_dir)? {
+        if state.vocab_size != dataset.vocab_size || state.tokenizer_id != dataset.tokenizer_id {
+            return Err(TrainerError::Checkpoint {
+                path,
+                message: format!(
+                    "was trained with tokenizer {} ({} ids) but job.yaml now gives {} ({} ids); restore job.yaml or delete the checkpoints to start over",
+                    state.tokenizer_id, state.vocab_size, dataset.tokenizer_id, dataset.vocab_size
+                ),
+            });
+        }
+        variables.load(path.join(checkpoint::MODEL_FILE)).map_err(torch_error(format!("loading {}", path.display())))?;
+        optimizer
+            .load(&path.join(checkpoint::OPTIMIZER_FILE), state.step as i64)
+            .map_err(|message| TrainerError::Checkpoint { path: path.clone(), message })?;
+        start = state.step;
+        elapsed_before = state.elapsed_s;
+    }
+    runfolder::truncate_log(&job_dir.join(runfolder::TRAIN_LOG), start)?;
+    runfolder::truncate_log(&job_dir.join(runfolder::EVAL_LOG), start)?;
+    let mut train_log = CsvLog::open(&job_dir.join(runfolder::TRAIN_LOG), runfolder::TRAIN_HEADER)?;
+    let mut eval_log = CsvLog::open(&job_dir.join(runfolder::EVAL_LOG), runfolder::EVAL_HEADER)?;
+    let params = shape.total_params(rows);
+    let progress = Progress::new(total, start, options.quiet);
+    progress.note(&format!(
+        "{} {}: {:.2}M params, {:.3e} FLOPs/token, {} unique tokens, {} windows/epoch, {} steps, {} threads{}",
+        config.objective.label(),
+        job_dir.display(),
+        params as f64 / 1e6,
+        flops_per_token,
+        tokens.len(),
+        windows_per_epoch,
+        total,
+        tch::get_num_threads(),
+        if start > 0 { format!(", resuming after step {start}") } else { String::new() },
+    ));
+    status.total_steps = total;
+    status.step = start;
+    runfolder::write_status(job_dir, status)?;
+
+    // 4. The loop.
+    let tokens_per_step = (batch_size * seq_len) as u64;
+    let position = |done: u64| {
+        let epoch = (done * batch_size as u64) as f64 / windows_per_epoch as f64;
+        let seen = done * tokens_per_step;
+        (epoch, seen, seen as f64 * flops_per_token)
+    };
+    let clock = Instant::now();
+    let elapsed = || elapsed_before + clock.elapsed().as_secs_f64();
+    let mut last_row = (start, clock.elapsed().as_secs_f64());
+    let mut last_checkpoint = Instant::now();
+    for step in start..total {
+        // 4.1 Every draw of this step comes from (seed, step).
+        tch::manual_seed(step_seed(config.seed, step));
+        let batch: Vec<i64> = windows.batch(tokens, step, batch_size).into_iter().map(i64::from).collect();
+        let batch = Tensor::from_slice(&batch).view([batch_size as i64, seq_len as i64 + 1]);
+        // 4.2 Forward, backward, clip, update.
+        let loss = training_loss(&model, &config.objective, &batch, vocab, &config.dlm);
+        optimizer.zero_grad();
+        loss.backward();
+        let loss_value = loss.double_value(&[]);
+        if !loss_value.is_finite() {
+            return Err(TrainerError::NonFinite { step: step + 1, loss: loss_value });
+        }
+        let grad_norm = optimizer.clip_gradients(train.grad_clip);
+        let lr = learning_rate(train, step, total);
+        optimizer.step(lr);
+        let done = step + 1;
+        let (epoch, seen, flops) = position(done);
+        // 4.3 Log.
+        if done % train.log_every == 0 || done == total {
+            let now = clock.elapsed().as_secs_f64();
+            let tokens_per_s = ((done - last_row.0) * tokens_per_step) as f64 / (now - last_row.1).max(1e-9);
+            last_row = (done, now);
+            train_log.append(&[
+                done.to_string(),
+                number(epoch),
+                seen.to_string(),
+                number(flops),
+                number(loss_value),
+                number(lr),
+                number(grad_norm),
+                format!("{tokens_per_s:.1}"),
+                format!("{:.3}", elapsed()),
+            ])?;
+            progress.row(done, epoch, loss_value, tokens_per_s);
+        }
+        progress.tick(done);
+        // 4.4 Milestones: evaluate, then keep a checkpoint.
+        let milestone = milestones.contains(&done);
+        if milestone {
+            let result = eval::validation_loss(
+                &model,
+                &config.objective,
+                &val_windows,
+                vocab,
+                config.eval.batch_size,
+                config.eval.dlm_draws,
+                &config.dlm,
+            );
+            write_eval_row(&mut eval_log, done, epoch, seen, flops, &result)?;
+            progress.note(&format!("step {done} epoch {epoch:.2}: val_loss {:.4} ± {:.4}", result.value, result.stderr));
+        }
+        let stopping = options.stop.load(Ordering::SeqCst) || options.max_steps.is_some_and(|max| done >= max);
+        let timer_due = train.checkpoint_minutes > 0.0 && last_checkpoint.elapsed().as_secs_f64() >= train.checkpoint_minutes * 60.0;
+        if milestone || timer_due || (stopping && done < total) {
+            let state = CheckpointState {
+                step: done,
+                total_steps: total,
+                epoch,
+                tokens: seen,
+                flops,
+                elapsed_s: elapsed(),
+                milestone,
+                vocab_size: dataset.vocab_size,
+                tokenizer_id: dataset.tokenizer_id.clone(),
+            };
+            checkpoint::save(job_dir, &state, &variables, &optimizer)?;
+            last_checkpoint = Instant::now();
+            status.step = done;
+            runfolder::write_status(job_dir, status)?;
+        }
+        if stopping && done < total {
+            progress.finish(&format!("stopped after step {done} of {total}; run again to resume"));
+            return Ok(Outcome::Stopped { step: done });
+        }
+    }
+    status.step = total;
+    progress.finish(&format!("done: {total} steps in {:.1}s", elapsed()));
+    Ok(Outcome::Done)
+}
+
+fn write_eval_row(log: &mut CsvLog, step: u64, epoch: f64, tokens: u64, flops: f64, result: &EvalResult) -> Result<()> {
+    log.append(&[
+        step.to_string(),
+        number(epoch),
+        tokens.to_string(),
+        number(flops),
+        result.task.clone(),
+        result.metric.clone(),
+        number(result.value),
+        number(result.stderr),
+        result.n.to_string(),
+    ])
+}
