@@ -147,7 +147,10 @@ impl<'de> Deserialize<'de> for Warmup {
         match Raw::deserialize(deserializer)? {
             Raw::Steps(steps) => Ok(Self::Steps(steps)),
             Raw::Text(text) => {
-                let number = text.trim().strip_suffix('%').ok_or_else(|| invalid(&text))?;
+                let number = text
+                    .trim()
+                    .strip_suffix('%')
+                    .ok_or_else(|| invalid(&text))?;
                 let percent: f64 = number.trim().parse().map_err(|_| invalid(&text))?;
                 if !(0.0..=100.0).contains(&percent) {
                     return Err(invalid(&text));
@@ -282,7 +285,12 @@ fn default_true() -> bool {
 
 impl Default for DlmConfig {
     fn default() -> Self {
-        Self { eps: default_eps(), weighting: default_weighting(), stratified: true, truncate_prob: 0.0 }
+        Self {
+            eps: default_eps(),
+            weighting: default_weighting(),
+            stratified: true,
+            truncate_prob: 0.0,
+        }
     }
 }
 
@@ -349,15 +357,19 @@ pub const KNOWN_TASKS: [&str; 1] = ["val_loss"];
 impl JobConfig {
     /// Parse a `job.yaml`, reporting line, column and field on error.
     pub fn from_yaml(text: &str, path: &Path) -> crate::Result<Self> {
-        let config: Self = serde_saphyr::from_str(text)
-            .map_err(|error| crate::Error::Parse { path: path.to_owned(), message: error.to_string() })?;
+        let config: Self = serde_saphyr::from_str(text).map_err(|error| crate::Error::Parse {
+            path: path.to_owned(),
+            message: error.to_string(),
+        })?;
         config.validate(path)?;
         Ok(config)
     }
 
     pub fn from_file(path: &Path) -> crate::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| crate::Error::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_yaml(&text, path)
     }
 
@@ -369,22 +381,40 @@ impl JobConfig {
     /// The same job with the model shape written out.
     pub fn resolved(&self, path: &Path) -> crate::Result<Self> {
         let mut resolved = self.clone();
-        resolved.model = self.model.resolved().map_err(|message| invalid(path, "model", message))?;
+        resolved.model = self
+            .model
+            .resolved()
+            .map_err(|message| invalid(path, "model", message))?;
         resolved.validate(path)?;
         Ok(resolved)
     }
 
     /// Check values that the types alone cannot (ranges, relations between fields).
     pub fn validate(&self, path: &Path) -> crate::Result<()> {
-        let shape = self.model.resolve().map_err(|message| invalid(path, "model", message))?;
+        let shape = self
+            .model
+            .resolve()
+            .map_err(|message| invalid(path, "model", message))?;
         let check = |ok: bool, field: &str, message: String| {
-            if ok { Ok(()) } else { Err(invalid(path, field, message)) }
+            if ok {
+                Ok(())
+            } else {
+                Err(invalid(path, field, message))
+            }
         };
         if let Objective::ArMasked(p) | Objective::ArDropout(p) = self.objective {
-            check((0.0..1.0).contains(&p), "objective", format!("probability {p} must be in [0, 1)"))?;
+            check(
+                (0.0..1.0).contains(&p),
+                "objective",
+                format!("probability {p} must be in [0, 1)"),
+            )?;
         }
         let data = &self.data;
-        check(data.seq_len >= 2, "data.seq_len", format!("{} is too short (at least 2)", data.seq_len))?;
+        check(
+            data.seq_len >= 2,
+            "data.seq_len",
+            format!("{} is too short (at least 2)", data.seq_len),
+        )?;
         check(
             data.seq_len <= shape.max_seq_len,
             "data.seq_len",
@@ -396,32 +426,91 @@ impl JobConfig {
         check(
             data.unique_tokens.get() > data.seq_len as u64,
             "data.unique_tokens",
-            format!("{} tokens is less than one window of seq_len + 1 = {}", data.unique_tokens, data.seq_len + 1),
+            format!(
+                "{} tokens is less than one window of seq_len + 1 = {}",
+                data.unique_tokens,
+                data.seq_len + 1
+            ),
         )?;
-        check(data.val_tokens.get() > 0, "data.val_tokens", "must be positive".into())?;
+        check(
+            data.val_tokens.get() > 0,
+            "data.val_tokens",
+            "must be positive".into(),
+        )?;
         if let TokenizerSpec::Bpe(size) = data.tokenizer {
-            check((300..=1_000_000).contains(&size), "data.tokenizer.bpe", format!("vocab {size} must be in 300..=1000000"))?;
+            check(
+                (300..=1_000_000).contains(&size),
+                "data.tokenizer.bpe",
+                format!("vocab {size} must be in 300..=1000000"),
+            )?;
         }
         let train = &self.train;
-        check(train.epochs > 0.0 && train.epochs.is_finite(), "train.epochs", format!("{} must be positive", train.epochs))?;
-        check(train.batch_size > 0, "train.batch_size", "must be positive".into())?;
-        check(train.lr > 0.0 && train.lr.is_finite(), "train.lr", format!("{} must be positive", train.lr))?;
-        check((0.0..=1.0).contains(&train.min_lr_ratio), "train.min_lr_ratio", "must be in [0, 1]".into())?;
-        check((0.0..=1.0).contains(&train.decay_fraction), "train.decay_fraction", "must be in [0, 1]".into())?;
-        check(train.log_every > 0, "train.log_every", "must be positive".into())?;
-        check((0.0..1.0).contains(&self.dlm.eps), "dlm.eps", "must be in [0, 1)".into())?;
-        check((0.0..=1.0).contains(&self.dlm.truncate_prob), "dlm.truncate_prob", "must be in [0, 1]".into())?;
+        check(
+            train.epochs > 0.0 && train.epochs.is_finite(),
+            "train.epochs",
+            format!("{} must be positive", train.epochs),
+        )?;
+        check(
+            train.batch_size > 0,
+            "train.batch_size",
+            "must be positive".into(),
+        )?;
+        check(
+            train.lr > 0.0 && train.lr.is_finite(),
+            "train.lr",
+            format!("{} must be positive", train.lr),
+        )?;
+        check(
+            (0.0..=1.0).contains(&train.min_lr_ratio),
+            "train.min_lr_ratio",
+            "must be in [0, 1]".into(),
+        )?;
+        check(
+            (0.0..=1.0).contains(&train.decay_fraction),
+            "train.decay_fraction",
+            "must be in [0, 1]".into(),
+        )?;
+        check(
+            train.log_every > 0,
+            "train.log_every",
+            "must be positive".into(),
+        )?;
+        check(
+            (0.0..1.0).contains(&self.dlm.eps),
+            "dlm.eps",
+            "must be in [0, 1)".into(),
+        )?;
+        check(
+            (0.0..=1.0).contains(&self.dlm.truncate_prob),
+            "dlm.truncate_prob",
+            "must be in [0, 1]".into(),
+        )?;
         for task in &self.eval.tasks {
             check(
                 KNOWN_TASKS.contains(&task.as_str()),
                 "eval.tasks",
-                format!("unknown task `{task}`; known tasks: {}", KNOWN_TASKS.join(", ")),
+                format!(
+                    "unknown task `{task}`; known tasks: {}",
+                    KNOWN_TASKS.join(", ")
+                ),
             )?;
         }
-        check(self.eval.dlm_draws > 0, "eval.dlm_draws", "must be positive".into())?;
-        check(self.eval.batch_size > 0, "eval.batch_size", "must be positive".into())?;
+        check(
+            self.eval.dlm_draws > 0,
+            "eval.dlm_draws",
+            "must be positive".into(),
+        )?;
+        check(
+            self.eval.batch_size > 0,
+            "eval.batch_size",
+            "must be positive".into(),
+        )?;
         if let Milestones::Epochs(epochs) = &self.eval.at {
-            check(epochs.iter().all(|e| *e > 0.0 && e.is_finite()), "eval.at.epochs", "epochs must be positive".into())?;
+            check(
+                epochs.iter().all(|e| *e > 0.0 && e.is_finite()),
+                "eval.at.epochs",
+                "epochs must be positive".into(),
+            )?;
         }
         Ok(())
     }
@@ -432,6 +521,21 @@ impl JobConfig {
         (windows / self.train.batch_size as f64).ceil().max(1.0) as u64
     }
 
+    /// Training tokens the job will process: steps x batch x seq_len.
+    pub fn planned_tokens(&self) -> u64 {
+        self.total_steps(self.windows_per_epoch())
+            * (self.train.batch_size * self.data.seq_len) as u64
+    }
+
+    /// Training FLOPs of the whole job, or None when the model or vocabulary is unknown
+    /// before the tokenizer file is read (then 50,257 ids, GPT-2's, are assumed).
+    pub fn planned_flops(&self) -> Option<f64> {
+        let shape = self.model.resolve().ok()?;
+        let vocab = self.data.tokenizer.known_vocab().unwrap_or(50_257);
+        let rows = crate::model::padded_vocab(vocab);
+        Some(self.planned_tokens() as f64 * shape.train_flops_per_token(rows, self.data.seq_len))
+    }
+
     /// Training windows per epoch for the unique budget: the stream is cut into
     /// windows of seq_len + 1 tokens that overlap by one (inputs and shifted targets).
     pub fn windows_per_epoch(&self) -> u64 {
@@ -440,5 +544,9 @@ impl JobConfig {
 }
 
 fn invalid(path: &Path, field: &str, message: String) -> crate::Error {
-    crate::Error::Invalid { path: path.to_owned(), field: field.into(), message }
+    crate::Error::Invalid {
+        path: path.to_owned(),
+        field: field.into(),
+        message,
+    }
 }

@@ -18,12 +18,14 @@ impl TokenCount {
             Some('T') => (&trimmed[..trimmed.len() - 1], 1e12),
             _ => (trimmed.as_str(), 1.0),
         };
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("`{text}` is not a token count (examples: 50000, 50k, 1.5M, 96B)"))?;
+        let value: f64 = number.parse().map_err(|_| {
+            format!("`{text}` is not a token count (examples: 50000, 50k, 1.5M, 96B)")
+        })?;
         let tokens = value * scale;
         if !tokens.is_finite() || tokens < 0.0 {
-            return Err(format!("`{text}` is not a token count: it must be zero or more"));
+            return Err(format!(
+                "`{text}` is not a token count: it must be zero or more"
+            ));
         }
         if (tokens - tokens.round()).abs() > 1e-6 {
             return Err(format!("`{text}` is not a whole number of tokens"));
@@ -107,13 +109,22 @@ mod tests {
             ("", None),
         ];
         for (text, expected) in cases {
-            assert_eq!(TokenCount::parse(text).ok().map(TokenCount::get), expected, "{text}");
+            assert_eq!(
+                TokenCount::parse(text).ok().map(TokenCount::get),
+                expected,
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn displays_short_forms() {
-        let cases = [(999, "999"), (50_000, "50k"), (1_500_000, "1.5M"), (96_000_000_000, "96B")];
+        let cases = [
+            (999, "999"),
+            (50_000, "50k"),
+            (1_500_000, "1.5M"),
+            (96_000_000_000, "96B"),
+        ];
         for (value, text) in cases {
             assert_eq!(TokenCount(value).to_string(), text);
         }

@@ -90,14 +90,23 @@ impl ModelShape {
         let d = self.d_model as u64;
         let attention = 4 * d * d;
         let mlp = 3 * d * self.d_ff as u64;
-        let norms = 2 * d + if self.qk_norm { 2 * self.head_dim() as u64 } else { 0 };
+        let norms = 2 * d
+            + if self.qk_norm {
+                2 * self.head_dim() as u64
+            } else {
+                0
+            };
         self.n_layer as u64 * (attention + mlp + norms) + d
     }
 
     /// Every trainable parameter for a model whose tables have `vocab_rows` rows.
     pub fn total_params(&self, vocab_rows: usize) -> u64 {
         let table = (vocab_rows * self.d_model) as u64;
-        let tables = if self.tied_embeddings { table } else { 2 * table };
+        let tables = if self.tied_embeddings {
+            table
+        } else {
+            2 * table
+        };
         self.non_embedding_params() + tables
     }
 
@@ -117,7 +126,10 @@ impl ModelConfig {
     pub fn resolve(&self) -> Result<ModelShape, String> {
         let name = self.preset.as_deref().unwrap_or("tiny");
         let base = ModelShape::preset(name).ok_or_else(|| {
-            format!("unknown preset `{name}`; choose one of {}", PRESETS.join(", "))
+            format!(
+                "unknown preset `{name}`; choose one of {}",
+                PRESETS.join(", ")
+            )
         })?;
         let shape = ModelShape {
             d_model: self.d_model.unwrap_or(base.d_model),
@@ -134,14 +146,17 @@ impl ModelConfig {
         if shape.d_model == 0 || shape.n_layer == 0 || shape.n_head == 0 || shape.d_ff == 0 {
             return Err("d_model, n_layer, n_head and d_ff must be positive".into());
         }
-        if shape.d_model % shape.n_head != 0 {
+        if !shape.d_model.is_multiple_of(shape.n_head) {
             return Err(format!(
                 "d_model {} is not divisible by n_head {}",
                 shape.d_model, shape.n_head
             ));
         }
-        if shape.head_dim() % 2 != 0 {
-            return Err(format!("head size {} must be even for RoPE", shape.head_dim()));
+        if !shape.head_dim().is_multiple_of(2) {
+            return Err(format!(
+                "head size {} must be even for RoPE",
+                shape.head_dim()
+            ));
         }
         Ok(shape)
     }
@@ -205,12 +220,30 @@ mod tests {
 
     #[test]
     fn overrides_and_errors() {
-        let config = ModelConfig { preset: Some("tiny".into()), n_layer: Some(2), ..Default::default() };
+        let config = ModelConfig {
+            preset: Some("tiny".into()),
+            n_layer: Some(2),
+            ..Default::default()
+        };
         assert_eq!(config.resolve().expect("resolves").n_layer, 2);
-        let bad = ModelConfig { preset: Some("huge".into()), ..Default::default() };
-        assert!(bad.resolve().unwrap_err().contains("choose one of"));
-        let odd = ModelConfig { d_model: Some(130), ..Default::default() };
-        assert!(odd.resolve().unwrap_err().contains("divisible"));
+        let bad = ModelConfig {
+            preset: Some("huge".into()),
+            ..Default::default()
+        };
+        assert!(
+            bad.resolve()
+                .expect_err("unknown preset")
+                .contains("choose one of")
+        );
+        let odd = ModelConfig {
+            d_model: Some(130),
+            ..Default::default()
+        };
+        assert!(
+            odd.resolve()
+                .expect_err("indivisible")
+                .contains("divisible")
+        );
     }
 
     #[test]

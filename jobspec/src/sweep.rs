@@ -43,22 +43,35 @@ pub struct Job {
 
 impl Sweep {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_yaml(&text, path)
     }
 
     pub fn from_yaml(text: &str, path: &Path) -> Result<Self> {
-        let file: SweepFile = serde_saphyr::from_str(text)
-            .map_err(|error| Error::Parse { path: path.to_owned(), message: error.to_string() })?;
+        let file: SweepFile = serde_saphyr::from_str(text).map_err(|error| Error::Parse {
+            path: path.to_owned(),
+            message: error.to_string(),
+        })?;
         check_name(&file.name).map_err(|message| invalid(path, "name", message))?;
         let mut axes = Vec::new();
         let mut levels = Vec::new();
         for (key, values) in &file.grid {
             let Value::Array(values) = values else {
-                return Err(invalid(path, &format!("grid.{key}"), "must be a list of values".into()));
+                return Err(invalid(
+                    path,
+                    &format!("grid.{key}"),
+                    "must be a list of values".into(),
+                ));
             };
             if values.is_empty() {
-                return Err(invalid(path, &format!("grid.{key}"), "is empty: give at least one value".into()));
+                return Err(invalid(
+                    path,
+                    &format!("grid.{key}"),
+                    "is empty: give at least one value".into(),
+                ));
             }
             axes.push(key.clone());
             levels.push(values.clone());
@@ -68,17 +81,28 @@ impl Sweep {
             let mut config = file.base.clone();
             let mut values = Vec::new();
             for (key, value) in axes.iter().zip(combination) {
-                set_dotted(&mut config, key, value.clone()).map_err(|message| invalid(path, &format!("grid.{key}"), message))?;
+                set_dotted(&mut config, key, value.clone())
+                    .map_err(|message| invalid(path, &format!("grid.{key}"), message))?;
                 values.push((key.clone(), value));
             }
-            let parsed: JobConfig = serde_json::from_value(config).map_err(|error| Error::Parse {
-                path: path.to_owned(),
-                message: format!("job {}: {error}", describe(&values)),
-            })?;
+            let parsed: JobConfig =
+                serde_json::from_value(config).map_err(|error| Error::Parse {
+                    path: path.to_owned(),
+                    message: format!("job {}: {error}", describe(&values)),
+                })?;
             let config = parsed.resolved(path)?;
-            jobs.push(Job { id: job_id(&config), config, values });
+            jobs.push(Job {
+                id: job_id(&config),
+                config,
+                values,
+            });
         }
-        Ok(Self { name: file.name, path: path.to_owned(), jobs, axes })
+        Ok(Self {
+            name: file.name,
+            path: path.to_owned(),
+            jobs,
+            axes,
+        })
     }
 }
 
@@ -107,26 +131,37 @@ fn set_dotted(root: &mut Value, key: &str, value: Value) -> std::result::Result<
             return Err(format!("`{key}` has an empty part"));
         }
         let Value::Object(map) = node else {
-            return Err(format!("`{}` is not a section, cannot set `{key}`", parts[..index].join(".")));
+            return Err(format!(
+                "`{}` is not a section, cannot set `{key}`",
+                parts[..index].join(".")
+            ));
         };
         if index + 1 == parts.len() {
             map.insert((*part).to_owned(), value);
             return Ok(());
         }
-        node = map.entry((*part).to_owned()).or_insert_with(|| Value::Object(Map::new()));
+        node = map
+            .entry((*part).to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
     Ok(())
 }
 
 fn describe(values: &[(String, Value)]) -> String {
-    values.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join(" ")
+    values
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Names become folder names: letters, digits, `-`, `_` and `.`, not starting with `.`.
 fn check_name(name: &str) -> std::result::Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     if name.is_empty() || name.starts_with('.') || !name.chars().all(allowed) || name.len() > 100 {
-        return Err(format!("`{name}` must be 1-100 letters, digits, '-', '_' or '.', not starting with '.'"));
+        return Err(format!(
+            "`{name}` must be 1-100 letters, digits, '-', '_' or '.', not starting with '.'"
+        ));
     }
     Ok(())
 }
@@ -146,17 +181,30 @@ fn canonical_json(value: &Value) -> String {
             entries.sort_by(|a, b| a.0.cmp(b.0));
             let body: Vec<String> = entries
                 .into_iter()
-                .map(|(key, value)| format!("{}:{}", Value::String(key.clone()), canonical_json(value)))
+                .map(|(key, value)| {
+                    format!("{}:{}", Value::String(key.clone()), canonical_json(value))
+                })
                 .collect();
             format!("{{{}}}", body.join(","))
         }
-        Value::Array(items) => format!("[{}]", items.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(canonical_json)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
         other => other.to_string(),
     }
 }
 
 fn invalid(path: &Path, field: &str, message: String) -> Error {
-    Error::Invalid { path: path.to_owned(), field: field.into(), message }
+    Error::Invalid {
+        path: path.to_owned(),
+        field: field.into(),
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -179,17 +227,29 @@ base:
     #[test]
     fn product_order_first_key_outermost() {
         let sweep = sweep("grid:\n  objective: [ar, dlm]\n  seed: [0, 1, 2]\n").expect("expands");
-        let seen: Vec<String> =
-            sweep.jobs.iter().map(|job| format!("{}/{}", job.config.objective.label(), job.config.seed)).collect();
+        let seen: Vec<String> = sweep
+            .jobs
+            .iter()
+            .map(|job| format!("{}/{}", job.config.objective.label(), job.config.seed))
+            .collect();
         assert_eq!(seen, ["ar/0", "ar/1", "ar/2", "dlm/0", "dlm/1", "dlm/2"]);
     }
 
     #[test]
     fn dotted_overrides_and_suffixes() {
-        let sweep = sweep("grid:\n  data.unique_tokens: [2k, 1.5M]\n  objective: [{ar_masked: 0.3}]\n").expect("expands");
+        let sweep =
+            sweep("grid:\n  data.unique_tokens: [2k, 1.5M]\n  objective: [{ar_masked: 0.3}]\n")
+                .expect("expands");
         assert_eq!(sweep.jobs[1].config.data.unique_tokens.get(), 1_500_000);
-        assert_eq!(sweep.jobs[0].config.objective, crate::Objective::ArMasked(0.3));
-        assert_eq!(sweep.jobs[0].config.model.n_layer, Some(2), "preset resolved");
+        assert_eq!(
+            sweep.jobs[0].config.objective,
+            crate::Objective::ArMasked(0.3)
+        );
+        assert_eq!(
+            sweep.jobs[0].config.model.n_layer,
+            Some(2),
+            "preset resolved"
+        );
     }
 
     #[test]

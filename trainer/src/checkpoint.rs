@@ -34,7 +34,12 @@ pub fn folder_name(step: u64) -> String {
 }
 
 /// Write a checkpoint, then remove older non-milestone ones.
-pub fn save(job_dir: &Path, state: &CheckpointState, variables: &VarStore, optimizer: &AdamW) -> Result<PathBuf> {
+pub fn save(
+    job_dir: &Path,
+    state: &CheckpointState,
+    variables: &VarStore,
+    optimizer: &AdamW,
+) -> Result<PathBuf> {
     let root = job_dir.join(CHECKPOINTS);
     std::fs::create_dir_all(&root).map_err(io_error(&root))?;
     let target = root.join(folder_name(state.step));
@@ -43,9 +48,16 @@ pub fn save(job_dir: &Path, state: &CheckpointState, variables: &VarStore, optim
         std::fs::remove_dir_all(&staging).map_err(io_error(&staging))?;
     }
     std::fs::create_dir_all(&staging).map_err(io_error(&staging))?;
-    let failed = |message: String| TrainerError::Checkpoint { path: staging.clone(), message };
-    variables.save(staging.join(MODEL_FILE)).map_err(|error| failed(error.to_string()))?;
-    optimizer.save(&staging.join(OPTIMIZER_FILE)).map_err(|error| failed(error.to_string()))?;
+    let failed = |message: String| TrainerError::Checkpoint {
+        path: staging.clone(),
+        message,
+    };
+    variables
+        .save(staging.join(MODEL_FILE))
+        .map_err(|error| failed(error.to_string()))?;
+    optimizer
+        .save(&staging.join(OPTIMIZER_FILE))
+        .map_err(|error| failed(error.to_string()))?;
     let text = serde_json::to_string_pretty(state).unwrap_or_default();
     write_atomic(&staging.join(STATE_FILE), text.as_bytes())?;
     if target.exists() {
@@ -65,13 +77,21 @@ pub fn list(job_dir: &Path) -> Result<Vec<(CheckpointState, PathBuf)>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(&root).map_err(io_error(&root))? {
         let path = entry.map_err(io_error(&root))?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if !name.starts_with("step-") {
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(path.join(STATE_FILE)) else { continue };
-        let state: CheckpointState = serde_json::from_str(&text)
-            .map_err(|error| TrainerError::Checkpoint { path: path.clone(), message: format!("bad {STATE_FILE}: {error}") })?;
+        let Ok(text) = std::fs::read_to_string(path.join(STATE_FILE)) else {
+            continue;
+        };
+        let state: CheckpointState =
+            serde_json::from_str(&text).map_err(|error| TrainerError::Checkpoint {
+                path: path.clone(),
+                message: format!("bad {STATE_FILE}: {error}"),
+            })?;
         found.push((state, path));
     }
     found.sort_by_key(|(state, _)| state.step);
@@ -93,7 +113,10 @@ fn prune(job_dir: &Path, newest: u64) -> Result<()> {
     }
     for entry in std::fs::read_dir(&root).map_err(io_error(&root))? {
         let path = entry.map_err(io_error(&root))?.path();
-        let stale = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(".staging-"));
+        let stale = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(".staging-"));
         if stale {
             std::fs::remove_dir_all(&path).map_err(io_error(&path))?;
         }

@@ -8,14 +8,22 @@ pub enum TrainerError {
     #[error(transparent)]
     Corpus(#[from] corpus::CorpusError),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{context}: {source}")]
-    Torch { context: String, source: tch::TchError },
+    Torch {
+        context: String,
+        source: tch::TchError,
+    },
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     RunFolder { path: PathBuf, message: String },
-    #[error("loss is {loss} at step {step}: training diverged (try a lower train.lr or more warmup)")]
+    #[error(
+        "loss is {loss} at step {step}: training diverged (try a lower train.lr or more warmup)"
+    )]
     NonFinite { step: u64, loss: f64 },
 }
 
@@ -26,7 +34,9 @@ pub(crate) fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) 
     move |source| TrainerError::Io { path, source }
 }
 
-pub(crate) fn torch_error(context: impl Into<String>) -> impl FnOnce(tch::TchError) -> TrainerError {
+pub(crate) fn torch_error(
+    context: impl Into<String>,
+) -> impl FnOnce(tch::TchError) -> TrainerError {
     let context = context.into();
     move |source| TrainerError::Torch { context, source }
 }

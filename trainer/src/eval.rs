@@ -7,7 +7,9 @@
 //!   Carlo standard error is the spread of the K per-draw means over sqrt(K).
 
 use crate::model::{ForwardOptions, Transformer};
-use crate::objectives::{Vocab, dlm_loss_from_logits, mask_probability, row_weights, shift, token_cross_entropy};
+use crate::objectives::{
+    Vocab, dlm_loss_from_logits, mask_probability, row_weights, shift, token_cross_entropy,
+};
 use jobspec::{DlmConfig, DlmWeighting, Objective};
 use tch::{Kind, Tensor};
 
@@ -22,7 +24,7 @@ pub struct EvalResult {
 }
 
 /// Fixed seed of the validation draws: the same at every evaluation of a run.
-const VALIDATION_SEED: i64 = 0x5eed_0f_da7a;
+const VALIDATION_SEED: i64 = 0x005e_ed0f_da7a;
 
 /// Non-overlapping windows of seq_len + 1 tokens from the first `max_tokens` held-out
 /// tokens, as a (N, seq_len + 1) int64 tensor.
@@ -35,7 +37,11 @@ pub fn validation_windows(stream: &[u32], seq_len: usize, max_tokens: usize) -> 
     let mut ids = Vec::with_capacity(count * (seq_len + 1));
     for index in 0..count {
         let start = index * seq_len;
-        ids.extend(stream[start..=start + seq_len].iter().map(|&id| i64::from(id)));
+        ids.extend(
+            stream[start..=start + seq_len]
+                .iter()
+                .map(|&id| i64::from(id)),
+        );
     }
     Some(Tensor::from_slice(&ids).view([count as i64, seq_len as i64 + 1]))
 }
@@ -54,24 +60,50 @@ pub fn validation_loss(
         Objective::Dlm => dlm_elbo(model, windows, vocab, batch_size, draws, dlm),
         _ => ar_nll(model, windows, vocab, batch_size),
     };
-    EvalResult { task: "val_loss".into(), metric: "loss".into(), value, stderr, n }
+    EvalResult {
+        task: "val_loss".into(),
+        metric: "loss".into(),
+        value,
+        stderr,
+        n,
+    }
 }
 
 /// Mean NLL per predicted token; stderr over windows.
-fn ar_nll(model: &Transformer, windows: &Tensor, vocab: Vocab, batch_size: usize) -> (f64, f64, u64) {
+fn ar_nll(
+    model: &Transformer,
+    windows: &Tensor,
+    vocab: Vocab,
+    batch_size: usize,
+) -> (f64, f64, u64) {
     let per_window: Vec<Tensor> = windows
         .split(batch_size as i64, 0)
         .iter()
         .map(|batch| {
             let (inputs, targets) = shift(batch);
-            let logits = model.forward(&inputs, ForwardOptions { causal: true, dropout: 0.0, train: false });
+            let logits = model.forward(
+                &inputs,
+                ForwardOptions {
+                    causal: true,
+                    dropout: 0.0,
+                    train: false,
+                },
+            );
             token_cross_entropy(&logits, &targets, vocab).mean_dim(1, false, Kind::Float) // (b,)
         })
         .collect();
     let per_window = Tensor::cat(&per_window, 0);
     let n = per_window.size()[0];
-    let stderr = if n > 1 { per_window.std(true).double_value(&[]) / (n as f64).sqrt() } else { f64::NAN };
-    (per_window.mean(Kind::Float).double_value(&[]), stderr, n as u64)
+    let stderr = if n > 1 {
+        per_window.std(true).double_value(&[]) / (n as f64).sqrt()
+    } else {
+        f64::NAN
+    };
+    (
+        per_window.mean(Kind::Float).double_value(&[]),
+        stderr,
+        n as u64,
+    )
 }
 
 /// ELBO per token over K stratified draws; stderr from the spread of the draws.
@@ -92,14 +124,22 @@ fn dlm_elbo(
         tch::manual_seed(VALIDATION_SEED + 1 + draw as i64);
         let times = (&offsets + draw as f64 / draws as f64).remainder(1.0);
         let p_mask = mask_probability(&times, dlm.eps); // (N,)
-        let mask = Tensor::rand([count, length], (Kind::Float, clean.device())).lt_tensor(&p_mask.unsqueeze(1));
+        let mask = Tensor::rand([count, length], (Kind::Float, clean.device()))
+            .lt_tensor(&p_mask.unsqueeze(1));
         let mut total = 0.0;
         let mut start = 0;
         while start < count {
             let size = (batch_size as i64).min(count - start);
             let rows = |t: &Tensor| t.narrow(0, start, size);
             let noisy = rows(&clean).masked_fill(&rows(&mask), vocab.mask_id());
-            let logits = model.forward(&noisy, ForwardOptions { causal: false, dropout: 0.0, train: false });
+            let logits = model.forward(
+                &noisy,
+                ForwardOptions {
+                    causal: false,
+                    dropout: 0.0,
+                    train: false,
+                },
+            );
             // The bound itself always uses 1/p_mask, whatever weighting training used.
             let weights = row_weights(&rows(&mask), &rows(&p_mask), DlmWeighting::InverseT);
             let loss = dlm_loss_from_logits(&logits, &rows(&clean), &rows(&mask), &weights, vocab);
@@ -110,7 +150,8 @@ fn dlm_elbo(
     }
     let mean = draw_means.iter().sum::<f64>() / draws as f64;
     let stderr = if draws > 1 {
-        let variance = draw_means.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (draws - 1) as f64;
+        let variance =
+            draw_means.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (draws - 1) as f64;
         (variance / draws as f64).sqrt()
     } else {
         f64::NAN

@@ -23,7 +23,11 @@ pub fn write_sweep(sweep_path: &Path, results: &Path) -> Result<Vec<PathBuf>> {
     let mut plan = format!("id,{}\n", sweep.axes.join(","));
     let mut folders = Vec::new();
     for job in &sweep.jobs {
-        let values: Vec<String> = job.values.iter().map(|(_, value)| csv_field(&value.to_string())).collect();
+        let values: Vec<String> = job
+            .values
+            .iter()
+            .map(|(_, value)| csv_field(&value.to_string()))
+            .collect();
         plan.push_str(&format!("{},{}\n", job.id, values.join(",")));
         let folder = jobs_dir.join(&job.id);
         std::fs::create_dir_all(&folder).map_err(io_error(&folder))?;
@@ -45,8 +49,12 @@ pub fn write_sweep(sweep_path: &Path, results: &Path) -> Result<Vec<PathBuf>> {
 fn absolutize_paths(config: &mut jobspec::JobConfig, sweep_dir: &Path) {
     let absolute = |text: &str| -> Option<String> {
         let candidate = sweep_dir.join(text);
-        (Path::new(text).is_relative() && candidate.exists())
-            .then(|| std::fs::canonicalize(&candidate).unwrap_or(candidate).display().to_string())
+        (Path::new(text).is_relative() && candidate.exists()).then(|| {
+            std::fs::canonicalize(&candidate)
+                .unwrap_or(candidate)
+                .display()
+                .to_string()
+        })
     };
     if let Some(path) = absolute(&config.data.corpus) {
         config.data.corpus = path;
@@ -59,5 +67,9 @@ fn absolutize_paths(config: &mut jobspec::JobConfig, sweep_dir: &Path) {
 }
 
 fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
 }

@@ -1,6 +1,7 @@
 //! The trainer: one job per process. Reads a resolved `job.yaml`, trains with LibTorch,
 //! evaluates at milestones and writes the run folder (design.md, "Run folder contract").
 
+pub mod bench;
 pub mod checkpoint;
 pub mod error;
 pub mod eval;

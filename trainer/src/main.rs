@@ -42,6 +42,27 @@ enum Command {
         #[arg(long)]
         results: Option<PathBuf>,
     },
+    /// Measure training tokens/s and peak memory for AR and DLM at two model sizes.
+    Bench {
+        /// Presets to measure.
+        #[arg(long, value_delimiter = ',', default_value = "tiny,small")]
+        presets: Vec<String>,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 128)]
+        seq_len: usize,
+        /// Vocabulary of the random tokens (2048 = a small trained BPE).
+        #[arg(long, default_value_t = 2048)]
+        vocab: usize,
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// LibTorch threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Measure one benchmark case given as JSON (used by `bench`, one process per case).
+    #[command(hide = true)]
+    BenchOne { case: String },
 }
 
 fn main() -> ExitCode {
@@ -56,7 +77,12 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { job_dir, max_steps, threads, quiet } => {
+        Command::Run {
+            job_dir,
+            max_steps,
+            threads,
+            quiet,
+        } => {
             let stop = Arc::new(AtomicBool::new(false));
             let flag = stop.clone();
             // First Ctrl-C / SIGTERM: checkpoint at the end of the step and exit.
@@ -68,12 +94,67 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("stopping after this step (again to kill)");
             })
             .context("installing the signal handler")?;
-            let options = RunOptions { max_steps, threads, stop, quiet, cache_root: None };
+            let options = RunOptions {
+                max_steps,
+                threads,
+                stop,
+                quiet,
+                cache_root: None,
+            };
             match trainer::run(&job_dir, &options)? {
                 Outcome::Done => {}
                 Outcome::AlreadyDone => eprintln!("{} is already done", job_dir.display()),
                 Outcome::Stopped { .. } => return Ok(ExitCode::from(3)),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            presets,
+            batch_size,
+            seq_len,
+            vocab,
+            steps,
+            threads,
+        } => {
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            let mut results = Vec::new();
+            for preset in &presets {
+                for objective in ["ar", "dlm"] {
+                    let case = trainer::bench::BenchCase {
+                        preset: preset.clone(),
+                        objective: objective.into(),
+                        batch_size,
+                        seq_len,
+                        vocab,
+                        steps,
+                        warmup_steps: 3,
+                        threads,
+                    };
+                    eprintln!("measuring {preset} {objective} ...");
+                    let output = std::process::Command::new(std::env::current_exe()?)
+                        .arg("bench-one")
+                        .arg(serde_json::to_string(&case)?)
+                        .output()
+                        .context("starting a benchmark process")?;
+                    anyhow::ensure!(
+                        output.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                    results.push(
+                        serde_json::from_slice(&output.stdout)
+                            .context("reading a benchmark result")?,
+                    );
+                }
+            }
+            println!("{}", trainer::bench::table(&results));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchOne { case } => {
+            let case: trainer::bench::BenchCase = serde_json::from_str(&case)?;
+            let result = trainer::bench::measure(&case).map_err(anyhow::Error::msg)?;
+            println!("{}", serde_json::to_string(&result)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Init { sweep, results } => {

@@ -23,7 +23,11 @@ struct RmsNorm {
 
 impl RmsNorm {
     fn new(path: nn::Path, size: i64, eps: f64) -> Self {
-        Self { weight: path.var("weight", &[size], nn::Init::Const(1.0)), size, eps }
+        Self {
+            weight: path.var("weight", &[size], nn::Init::Const(1.0)),
+            size,
+            eps,
+        }
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
@@ -43,10 +47,16 @@ impl Rope {
     fn new(head_size: i64, max_seq_len: i64, base: f64, device: tch::Device) -> Self {
         let half = head_size / 2;
         let exponents = Tensor::arange(half, (Kind::Float, device)) * (2.0 / head_size as f64);
-        let inverse_frequency = Tensor::from(base).to_device(device).pow(&exponents).reciprocal();
+        let inverse_frequency = Tensor::from(base)
+            .to_device(device)
+            .pow(&exponents)
+            .reciprocal();
         let positions = Tensor::arange(max_seq_len, (Kind::Float, device));
         let angles = positions.unsqueeze(1) * inverse_frequency.unsqueeze(0); // (T_max, hs/2)
-        Self { cos: angles.cos(), sin: angles.sin() }
+        Self {
+            cos: angles.cos(),
+            sin: angles.sin(),
+        }
     }
 
     /// x: (B, nh, T, hs) -> same shape, rotated by position.
@@ -92,7 +102,10 @@ impl Attention {
         // Output projections start smaller, scaled by 1/sqrt(2 n_layer) (GPT-2).
         let proj_std = shape.init_std / (2.0 * shape.n_layer as f64).sqrt();
         let (q_norm, k_norm) = if shape.qk_norm {
-            (Some(RmsNorm::new(&path / "q_norm", hs, shape.norm_eps)), Some(RmsNorm::new(&path / "k_norm", hs, shape.norm_eps)))
+            (
+                Some(RmsNorm::new(&path / "q_norm", hs, shape.norm_eps)),
+                Some(RmsNorm::new(&path / "k_norm", hs, shape.norm_eps)),
+            )
         } else {
             (None, None)
         };
@@ -162,7 +175,9 @@ impl Mlp {
         let gate_up = x.apply(&self.gate_up); // (B, T, 2 d_ff)
         let gate = gate_up.narrow(-1, 0, self.d_ff);
         let up = gate_up.narrow(-1, self.d_ff, self.d_ff);
-        (gate.silu() * up).apply(&self.down).dropout(options.dropout, options.train)
+        (gate.silu() * up)
+            .apply(&self.down)
+            .dropout(options.dropout, options.train)
     }
 }
 
@@ -186,7 +201,9 @@ impl Block {
     }
 
     fn forward(&self, x: &Tensor, rope: &Rope, options: ForwardOptions) -> Tensor {
-        let x = x + self.attention.forward(&self.attention_norm.forward(x), rope, options);
+        let x = x + self
+            .attention
+            .forward(&self.attention_norm.forward(x), rope, options);
         &x + self.mlp.forward(&self.mlp_norm.forward(&x), options)
     }
 }
@@ -208,11 +225,19 @@ impl Transformer {
     pub fn new(path: &nn::Path, shape: &ModelShape, vocab_rows: usize) -> Self {
         let c = shape.d_model as i64;
         let vocab_rows = vocab_rows as i64;
-        let embedding_config =
-            nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: shape.init_std }, ..Default::default() };
+        let embedding_config = nn::EmbeddingConfig {
+            ws_init: nn::Init::Randn {
+                mean: 0.0,
+                stdev: shape.init_std,
+            },
+            ..Default::default()
+        };
         let head = (!shape.tied_embeddings).then(|| {
             let config = nn::LinearConfig {
-                ws_init: nn::Init::Randn { mean: 0.0, stdev: shape.init_std },
+                ws_init: nn::Init::Randn {
+                    mean: 0.0,
+                    stdev: shape.init_std,
+                },
                 bs_init: None,
                 bias: false,
             };
@@ -220,10 +245,17 @@ impl Transformer {
         });
         Self {
             embedding: nn::embedding(path / "embedding", vocab_rows, c, embedding_config),
-            blocks: (0..shape.n_layer).map(|i| Block::new(path / "blocks" / i, shape)).collect(),
+            blocks: (0..shape.n_layer)
+                .map(|i| Block::new(path / "blocks" / i, shape))
+                .collect(),
             final_norm: RmsNorm::new(path / "final_norm", c, shape.norm_eps),
             head,
-            rope: Rope::new(shape.head_dim() as i64, shape.max_seq_len as i64, shape.rope_base, path.device()),
+            rope: Rope::new(
+                shape.head_dim() as i64,
+                shape.max_seq_len as i64,
+                shape.rope_base,
+                path.device(),
+            ),
             shape: shape.clone(),
             vocab_rows,
         }
@@ -232,7 +264,10 @@ impl Transformer {
     /// # Shapes
     /// tokens: (B, T) int64 -> logits (B, T, vocab_rows) float.
     pub fn forward(&self, tokens: &Tensor, options: ForwardOptions) -> Tensor {
-        let mut x = self.embedding.forward(tokens).dropout(options.dropout, options.train); // (B, T, C)
+        let mut x = self
+            .embedding
+            .forward(tokens)
+            .dropout(options.dropout, options.train); // (B, T, C)
         for block in &self.blocks {
             x = block.forward(&x, &self.rope, options);
         }

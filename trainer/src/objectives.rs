@@ -50,9 +50,23 @@ pub fn training_loss(
 }
 
 /// AR loss with optional input masking (probability `mask_p`) and dropout.
-pub fn ar_loss(model: &Transformer, windows: &Tensor, vocab: Vocab, mask_p: f64, dropout: f64, train: bool) -> Tensor {
+pub fn ar_loss(
+    model: &Transformer,
+    windows: &Tensor,
+    vocab: Vocab,
+    mask_p: f64,
+    dropout: f64,
+    train: bool,
+) -> Tensor {
     let (inputs, targets) = ar_batch(windows, mask_p, vocab.mask_id());
-    let logits = model.forward(&inputs, ForwardOptions { causal: true, dropout, train });
+    let logits = model.forward(
+        &inputs,
+        ForwardOptions {
+            causal: true,
+            dropout,
+            train,
+        },
+    );
     token_cross_entropy(&logits, &targets, vocab).mean(Kind::Float)
 }
 
@@ -60,7 +74,11 @@ pub fn ar_loss(model: &Transformer, windows: &Tensor, vocab: Vocab, mask_p: f64,
 /// targets are always the clean next tokens.
 pub fn ar_batch(windows: &Tensor, mask_p: f64, mask_id: i64) -> (Tensor, Tensor) {
     let (inputs, targets) = shift(windows);
-    let inputs = if mask_p > 0.0 { mask_inputs(&inputs, mask_p, mask_id).0 } else { inputs };
+    let inputs = if mask_p > 0.0 {
+        mask_inputs(&inputs, mask_p, mask_id).0
+    } else {
+        inputs
+    };
     (inputs, targets)
 }
 
@@ -83,7 +101,10 @@ pub fn mask_inputs(tokens: &Tensor, p: f64, mask_id: i64) -> (Tensor, Tensor) {
 /// logits (B, T, V_rows), targets (B, T) -> (B, T).
 pub fn token_cross_entropy(logits: &Tensor, targets: &Tensor, vocab: Vocab) -> Tensor {
     let (b, t, _) = logits.size3().unwrap_or_default();
-    let logits = logits.narrow(-1, 0, vocab.size).reshape([b * t, vocab.size]).to_kind(Kind::Float);
+    let logits = logits
+        .narrow(-1, 0, vocab.size)
+        .reshape([b * t, vocab.size])
+        .to_kind(Kind::Float);
     logits
         .cross_entropy_loss::<Tensor>(&targets.reshape([b * t]), None, Reduction::None, -100, 0.0)
         .view([b, t])
@@ -111,18 +132,30 @@ pub fn dlm_loss(model: &Transformer, windows: &Tensor, vocab: Vocab, config: &Dl
     let (b, window) = windows.size2().unwrap_or_default();
     let mut length = window - 1;
     // MegaDLMs/SMDM: now and then train on a short prefix so short inputs are seen.
-    if config.truncate_prob > 0.0 && Tensor::rand([1], (Kind::Float, windows.device())).double_value(&[0]) < config.truncate_prob {
-        length = Tensor::randint_low(2, length + 1, [1], (Kind::Int64, windows.device())).int64_value(&[0]);
+    if config.truncate_prob > 0.0
+        && Tensor::rand([1], (Kind::Float, windows.device())).double_value(&[0])
+            < config.truncate_prob
+    {
+        length = Tensor::randint_low(2, length + 1, [1], (Kind::Int64, windows.device()))
+            .int64_value(&[0]);
     }
     let clean = windows.narrow(1, 0, length); // (B, L)
     let times = diffusion_times(b, config.stratified, windows.device());
     let p_mask = mask_probability(&times, config.eps); // (B,)
-    let mut mask = Tensor::rand([b, length], (Kind::Float, windows.device())).lt_tensor(&p_mask.unsqueeze(1));
+    let mut mask =
+        Tensor::rand([b, length], (Kind::Float, windows.device())).lt_tensor(&p_mask.unsqueeze(1));
     if config.weighting == DlmWeighting::MaskFraction {
         mask = ensure_one_masked(&mask);
     }
     let noisy = clean.masked_fill(&mask, vocab.mask_id());
-    let logits = model.forward(&noisy, ForwardOptions { causal: false, dropout: 0.0, train: true });
+    let logits = model.forward(
+        &noisy,
+        ForwardOptions {
+            causal: false,
+            dropout: 0.0,
+            train: true,
+        },
+    );
     let weights = row_weights(&mask, &p_mask, config.weighting);
     dlm_loss_from_logits(&logits, &clean, &mask, &weights, vocab)
 }
@@ -133,7 +166,11 @@ pub fn row_weights(mask: &Tensor, p_mask: &Tensor, weighting: DlmWeighting) -> T
         DlmWeighting::InverseT => p_mask.reciprocal(),
         DlmWeighting::MaskFraction => {
             let length = mask.size()[1] as f64;
-            (mask.to_kind(Kind::Float).sum_dim_intlist(1, false, Kind::Float) / length).reciprocal()
+            (mask
+                .to_kind(Kind::Float)
+                .sum_dim_intlist(1, false, Kind::Float)
+                / length)
+                .reciprocal()
         }
     }
 }
@@ -143,7 +180,8 @@ fn ensure_one_masked(mask: &Tensor) -> Tensor {
     let (b, length) = mask.size2().unwrap_or_default();
     let empty = mask.any_dims(&[1i64][..], true).logical_not(); // (B, 1)
     let pick = Tensor::randint(length, [b, 1], (Kind::Int64, mask.device()));
-    let one_hot = Tensor::zeros([b, length], (Kind::Bool, mask.device())).scatter_value(1, &pick, 1);
+    let one_hot =
+        Tensor::zeros([b, length], (Kind::Bool, mask.device())).scatter_value(1, &pick, 1);
     mask.logical_or(&one_hot.logical_and(&empty))
 }
 
@@ -151,7 +189,13 @@ fn ensure_one_masked(mask: &Tensor) -> Tensor {
 ///
 /// # Shapes
 /// logits (B, L, V_rows), clean (B, L), mask (B, L) bool, weights (B,) -> scalar.
-pub fn dlm_loss_from_logits(logits: &Tensor, clean: &Tensor, mask: &Tensor, weights: &Tensor, vocab: Vocab) -> Tensor {
+pub fn dlm_loss_from_logits(
+    logits: &Tensor,
+    clean: &Tensor,
+    mask: &Tensor,
+    weights: &Tensor,
+    vocab: Vocab,
+) -> Tensor {
     let (b, length) = clean.size2().unwrap_or_default();
     let cross_entropy = token_cross_entropy(logits, clean, vocab); // (B, L)
     let masked = cross_entropy * mask.to_kind(Kind::Float) * weights.unsqueeze(1);

@@ -45,7 +45,11 @@ impl AdamW {
                 decay,
             })
             .collect();
-        Self { slots, config, steps_taken: 0 }
+        Self {
+            slots,
+            config,
+            steps_taken: 0,
+        }
     }
 
     /// Global L2 norm of all gradients, as a scalar tensor (no host sync).
@@ -84,7 +88,12 @@ impl AdamW {
     pub fn step(&mut self, lr: f64) {
         let _guard = tch::no_grad_guard();
         self.steps_taken += 1;
-        let AdamWConfig { beta1, beta2, eps, weight_decay } = self.config;
+        let AdamWConfig {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } = self.config;
         let bias1 = 1.0 - beta1.powi(self.steps_taken as i32);
         let bias2 = 1.0 - beta2.powi(self.steps_taken as i32);
         for slot in &mut self.slots {
@@ -97,7 +106,9 @@ impl AdamW {
             }
             let _ = slot.first_moment.lerp_(&gradient, 1.0 - beta1);
             let _ = slot.second_moment.g_mul_scalar_(beta2);
-            let _ = slot.second_moment.g_add_(&(gradient.square() * (1.0 - beta2)));
+            let _ = slot
+                .second_moment
+                .g_add_(&(gradient.square() * (1.0 - beta2)));
             let denominator = (slot.second_moment.sqrt() / bias2.sqrt()) + eps;
             let update = &slot.first_moment / denominator * (lr / bias1);
             let _ = slot.variable.g_sub_(&update);
@@ -124,11 +135,20 @@ impl AdamW {
         let lookup: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
         let _guard = tch::no_grad_guard();
         for slot in &mut self.slots {
-            for (prefix, target) in [("m", &mut slot.first_moment), ("v", &mut slot.second_moment)] {
+            for (prefix, target) in [
+                ("m", &mut slot.first_moment),
+                ("v", &mut slot.second_moment),
+            ] {
                 let key = format!("{prefix}.{}", slot.name);
-                let source = lookup.get(&key).ok_or_else(|| format!("optimizer state lacks `{key}`"))?;
+                let source = lookup
+                    .get(&key)
+                    .ok_or_else(|| format!("optimizer state lacks `{key}`"))?;
                 if source.size() != target.size() {
-                    return Err(format!("optimizer state `{key}` has shape {:?}, model needs {:?}", source.size(), target.size()));
+                    return Err(format!(
+                        "optimizer state `{key}` has shape {:?}, model needs {:?}",
+                        source.size(),
+                        target.size()
+                    ));
                 }
                 target.copy_(source);
             }

@@ -38,12 +38,23 @@ pub struct Status {
 
 impl Status {
     pub fn pending() -> Self {
-        Self { state: State::Pending, attempts: 0, error: None, step: 0, total_steps: 0, pid: None, updated_at: now() }
+        Self {
+            state: State::Pending,
+            attempts: 0,
+            error: None,
+            step: 0,
+            total_steps: 0,
+            pid: None,
+            updated_at: now(),
+        }
     }
 }
 
 pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 pub const JOB_FILE: &str = "job.yaml";
@@ -52,9 +63,20 @@ pub const TRAIN_LOG: &str = "train.csv";
 pub const EVAL_LOG: &str = "eval.csv";
 pub const CHECKPOINTS: &str = "checkpoints";
 
-pub const TRAIN_HEADER: &[&str] =
-    &["step", "epoch", "tokens", "flops", "loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s"];
-pub const EVAL_HEADER: &[&str] = &["step", "epoch", "tokens", "flops", "task", "metric", "value", "stderr", "n"];
+pub const TRAIN_HEADER: &[&str] = &[
+    "step",
+    "epoch",
+    "tokens",
+    "flops",
+    "loss",
+    "lr",
+    "grad_norm",
+    "tokens_per_s",
+    "elapsed_s",
+];
+pub const EVAL_HEADER: &[&str] = &[
+    "step", "epoch", "tokens", "flops", "task", "metric", "value", "stderr", "n",
+];
 
 /// Replace `path` with `bytes` atomically: a temporary file in the same folder, then rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -62,7 +84,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut temporary = tempfile::NamedTempFile::new_in(folder).map_err(io_error(folder))?;
     temporary.write_all(bytes).map_err(io_error(path))?;
     temporary.as_file().sync_all().map_err(io_error(path))?;
-    temporary.persist(path).map_err(|error| TrainerError::Io { path: path.to_owned(), source: error.error })?;
+    temporary.persist(path).map_err(|error| TrainerError::Io {
+        path: path.to_owned(),
+        source: error.error,
+    })?;
     Ok(())
 }
 
@@ -74,7 +99,10 @@ pub fn read_status(job_dir: &Path) -> Result<Option<Status>> {
     let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
     serde_json::from_str(&text)
         .map(Some)
-        .map_err(|error| TrainerError::RunFolder { path, message: format!("unreadable status: {error}") })
+        .map_err(|error| TrainerError::RunFolder {
+            path,
+            message: format!("unreadable status: {error}"),
+        })
 }
 
 pub fn write_status(job_dir: &Path, status: &Status) -> Result<()> {
@@ -94,12 +122,19 @@ pub struct CsvLog {
 impl CsvLog {
     /// Open for appending, writing the header if the file is new or empty.
     pub fn open(path: &Path, header: &[&str]) -> Result<Self> {
-        let mut file = OpenOptions::new().create(true).append(true).open(path).map_err(io_error(path))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io_error(path))?;
         let empty = file.metadata().map_err(io_error(path))?.len() == 0;
         if empty {
             writeln!(file, "{}", header.join(",")).map_err(io_error(path))?;
         }
-        Ok(Self { path: path.to_owned(), file })
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+        })
     }
 
     /// Append one row and flush it, so a crash loses at most the row being written.
@@ -123,7 +158,10 @@ pub fn truncate_log(path: &Path, last_step: u64) -> Result<()> {
         if index == 0 {
             columns = line.split(',').count();
         }
-        let step = line.split(',').next().and_then(|field| field.parse::<u64>().ok());
+        let step = line
+            .split(',')
+            .next()
+            .and_then(|field| field.parse::<u64>().ok());
         let complete = line.split(',').count() == columns;
         let keep = match step {
             Some(step) => complete && step <= last_step,

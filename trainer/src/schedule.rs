@@ -25,7 +25,8 @@ pub fn learning_rate(train: &TrainConfig, step: u64, total: u64) -> f64 {
             if step < decay_start {
                 peak
             } else {
-                let progress = (step - decay_start + 1) as f64 / (total - decay_start).max(1) as f64;
+                let progress =
+                    (step - decay_start + 1) as f64 / (total - decay_start).max(1) as f64;
                 peak + (floor - peak) * progress.min(1.0)
             }
         }
@@ -35,8 +36,15 @@ pub fn learning_rate(train: &TrainConfig, step: u64, total: u64) -> f64 {
 /// Steps (counted as steps completed, 1..=total) after which to evaluate and keep a
 /// checkpoint. The last step is always one. A step consumes `batch_size` windows of
 /// `seq_len` tokens.
-pub fn milestone_steps(at: &Milestones, total: u64, windows_per_epoch: u64, batch_size: usize, seq_len: usize) -> Vec<u64> {
-    let step_at_epoch = |epoch: f64| ((epoch * windows_per_epoch as f64) / batch_size as f64).ceil() as u64;
+pub fn milestone_steps(
+    at: &Milestones,
+    total: u64,
+    windows_per_epoch: u64,
+    batch_size: usize,
+    seq_len: usize,
+) -> Vec<u64> {
+    let step_at_epoch =
+        |epoch: f64| ((epoch * windows_per_epoch as f64) / batch_size as f64).ceil() as u64;
     let mut steps: Vec<u64> = match at {
         Milestones::Log2 => {
             let epochs = total as f64 * batch_size as f64 / windows_per_epoch.max(1) as f64;
@@ -79,7 +87,10 @@ mod tests {
         let cases = [(0, 0.1), (9, 1.0), (10, 1.0), (55, 0.55), (100, 0.1)];
         for (step, expected) in cases {
             let lr = learning_rate(&train, step, 100);
-            assert!((lr - expected).abs() < 1e-9, "step {step}: {lr} vs {expected}");
+            assert!(
+                (lr - expected).abs() < 1e-9,
+                "step {step}: {lr} vs {expected}"
+            );
         }
     }
 
@@ -89,16 +100,28 @@ mod tests {
         let cases = [(0, 1.0), (49, 1.0), (50, 1.0 - 0.9 / 50.0), (99, 0.1)];
         for (step, expected) in cases {
             let lr = learning_rate(&train, step, 100);
-            assert!((lr - expected).abs() < 1e-9, "step {step}: {lr} vs {expected}");
+            assert!(
+                (lr - expected).abs() < 1e-9,
+                "step {step}: {lr} vs {expected}"
+            );
         }
     }
 
     #[test]
     fn milestones_log2_epochs_and_end() {
         // 10 windows per epoch, batch 5 -> 2 steps per epoch; 8 epochs = 16 steps.
-        assert_eq!(milestone_steps(&Milestones::Log2, 16, 10, 5, 4), vec![2, 4, 8, 16]);
-        assert_eq!(milestone_steps(&Milestones::Epochs(vec![0.5, 3.0, 99.0]), 16, 10, 5, 4), vec![1, 6, 16]);
-        assert_eq!(milestone_steps(&Milestones::EveryTokens(TokenCount(100)), 16, 10, 5, 4), vec![5, 10, 15, 16]);
+        assert_eq!(
+            milestone_steps(&Milestones::Log2, 16, 10, 5, 4),
+            vec![2, 4, 8, 16]
+        );
+        assert_eq!(
+            milestone_steps(&Milestones::Epochs(vec![0.5, 3.0, 99.0]), 16, 10, 5, 4),
+            vec![1, 6, 16]
+        );
+        assert_eq!(
+            milestone_steps(&Milestones::EveryTokens(TokenCount(100)), 16, 10, 5, 4),
+            vec![5, 10, 15, 16]
+        );
         assert_eq!(milestone_steps(&Milestones::Log2, 1, 10, 5, 4), vec![1]);
     }
 }

@@ -52,7 +52,9 @@ pub fn run(job_dir: &Path, options: &RunOptions) -> Result<Outcome> {
     status.pid = Some(std::process::id());
     runfolder::write_status(job_dir, &status).map_err(|error| TrainerError::RunFolder {
         path: job_dir.to_owned(),
-        message: format!("cannot write the run folder ({error}); check that it exists and is writable"),
+        message: format!(
+            "cannot write the run folder ({error}); check that it exists and is writable"
+        ),
     })?;
     let result = train(job_dir, &config, options, &mut status);
     status.pid = None;
@@ -80,18 +82,29 @@ pub fn step_seed(seed: u64, step: u64) -> i64 {
     ((z ^ (z >> 31)) >> 1) as i64
 }
 
-fn train(job_dir: &Path, config: &JobConfig, options: &RunOptions, status: &mut Status) -> Result<Outcome> {
+fn train(
+    job_dir: &Path,
+    config: &JobConfig,
+    options: &RunOptions,
+    status: &mut Status,
+) -> Result<Outcome> {
     if let Some(threads) = options.threads {
         tch::set_num_threads(threads as i32);
     }
     let job_path = job_dir.join(runfolder::JOB_FILE);
-    let shape = config.model.resolve().map_err(|message| jobspec::Error::Invalid {
-        path: job_path.clone(),
-        field: "model".into(),
-        message,
-    })?;
+    let shape = config
+        .model
+        .resolve()
+        .map_err(|message| jobspec::Error::Invalid {
+            path: job_path.clone(),
+            field: "model".into(),
+            message,
+        })?;
     // 1. Data: tokenized once per (corpus, tokenizer), budgets are prefixes.
-    let cache_root = options.cache_root.clone().unwrap_or_else(corpus::cache_root);
+    let cache_root = options
+        .cache_root
+        .clone()
+        .unwrap_or_else(corpus::cache_root);
     let dataset = corpus::prepare(&config.data, &cache_root, job_dir)?;
     let tokens = dataset.budget(config.data.unique_tokens.get())?;
     let seq_len = config.data.seq_len;
@@ -100,13 +113,22 @@ fn train(job_dir: &Path, config: &JobConfig, options: &RunOptions, status: &mut 
     let windows_per_epoch = windows.windows_per_epoch();
     let total = config.total_steps(windows_per_epoch);
     let val_stream = dataset.val_stream();
-    let val_windows = eval::validation_windows(&val_stream, seq_len, config.eval.val_loss_tokens.get() as usize)
-        .ok_or_else(|| TrainerError::RunFolder {
-            path: job_path.clone(),
-            message: format!("data.val_tokens gives fewer than seq_len + 1 = {} held-out tokens", seq_len + 1),
-        })?;
+    let val_windows = eval::validation_windows(
+        &val_stream,
+        seq_len,
+        config.eval.val_loss_tokens.get() as usize,
+    )
+    .ok_or_else(|| TrainerError::RunFolder {
+        path: job_path.clone(),
+        message: format!(
+            "data.val_tokens gives fewer than seq_len + 1 = {} held-out tokens",
+            seq_len + 1
+        ),
+    })?;
     // 2. Model and optimizer, initialised from the job seed.
-    let vocab = Vocab { size: dataset.vocab_size as i64 };
+    let vocab = Vocab {
+        size: dataset.vocab_size as i64,
+    };
     let rows = padded_vocab(dataset.vocab_size);
     tch::manual_seed(config.seed as i64);
     let mut variables = VarStore::new(Device::Cpu);
@@ -123,10 +145,21 @@ fn train(job_dir: &Path, config: &JobConfig, options: &RunOptions, status: &mut 
     let train = &config.train;
     let mut optimizer = AdamW::new(
         parameters,
-        AdamWConfig { beta1: train.beta1, beta2: train.beta2, eps: train.adam_eps, weight_decay: train.weight_decay },
+        AdamWConfig {
+            beta1: train.beta1,
+            beta2: train.beta2,
+            eps: train.adam_eps,
+            weight_decay: train.weight_decay,
+        },
     );
     let flops_per_token = shape.train_flops_per_token(rows, seq_len);
-    let milestones = milestone_steps(&config.eval.at, total, windows_per_epoch, batch_size, seq_len);
+    let milestones = milestone_steps(
+        &config.eval.at,
+        total,
+        windows_per_epoch,
+        batch_size,
+        seq_len,
+    );
     // 3. Resume from the newest checkpoint, cutting the logs back to it.
     let mut start = 0;
     let mut elapsed_before = 0.0;
@@ -140,10 +173,15 @@ fn train(job_dir: &Path, config: &JobConfig, options: &RunOptions, status: &mut 
                 ),
             });
         }
-        variables.load(path.join(checkpoint::MODEL_FILE)).map_err(torch_error(format!("loading {}", path.display())))?;
+        variables
+            .load(path.join(checkpoint::MODEL_FILE))
+            .map_err(torch_error(format!("loading {}", path.display())))?;
         optimizer
             .load(&path.join(checkpoint::OPTIMIZER_FILE), state.step as i64)
-            .map_err(|message| TrainerError::Checkpoint { path: path.clone(), message })?;
+            .map_err(|message| TrainerError::Checkpoint {
+                path: path.clone(),
+                message,
+            })?;
         start = state.step;
         elapsed_before = state.elapsed_s;
     }
@@ -183,7 +221,11 @@ fn train(job_dir: &Path, config: &JobConfig, options: &RunOptions, status: &mut 
     for step in start..total {
         // 4.1 Every draw of this step comes from (seed, step).
         tch::manual_seed(step_seed(config.seed, step));
-        let batch: Vec<i64> = windows.batch(tokens, step, batch_size).into_iter().map(i64::from).collect();
+        let batch: Vec<i64> = windows
+            .batch(tokens, step, batch_size)
+            .into_iter()
+            .map(i64::from)
+            .collect();
         let batch = Tensor::from_slice(&batch).view([batch_size as i64, seq_len as i64 + 1]);
         // 4.2 Forward, backward, clip, update.
         let loss = training_loss(&model, &config.objective, &batch, vocab, &config.dlm);
@@ -191,7 +233,10 @@ fn train(job_dir: &Path, config: &JobConfig, options: &RunOptions, status: &mut 
         loss.backward();
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
-            return Err(TrainerError::NonFinite { step: step + 1, loss: loss_value });
+            return Err(TrainerError::NonFinite {
+                step: step + 1,
+                loss: loss_value,
+            });
         }
         let grad_norm = optimizer.clip_gradients(train.grad_clip);
         let lr = learning_rate(train, step, total);
@@ -201,7 +246,8 @@ fn train(job_dir: &Path, config: &JobConfig, options: &RunOptions, status: &mut 
         // 4.3 Log.
         if done % train.log_every == 0 || done == total {
             let now = clock.elapsed().as_secs_f64();
-            let tokens_per_s = ((done - last_row.0) * tokens_per_step) as f64 / (now - last_row.1).max(1e-9);
+            let tokens_per_s =
+                ((done - last_row.0) * tokens_per_step) as f64 / (now - last_row.1).max(1e-9);
             last_row = (done, now);
             train_log.append(&[
                 done.to_string(),
@@ -230,10 +276,15 @@ fn train(job_dir: &Path, config: &JobConfig, options: &RunOptions, status: &mut 
                 &config.dlm,
             );
             write_eval_row(&mut eval_log, done, epoch, seen, flops, &result)?;
-            progress.note(&format!("step {done} epoch {epoch:.2}: val_loss {:.4} ± {:.4}", result.value, result.stderr));
+            progress.note(&format!(
+                "step {done} epoch {epoch:.2}: val_loss {:.4} ± {:.4}",
+                result.value, result.stderr
+            ));
         }
-        let stopping = options.stop.load(Ordering::SeqCst) || options.max_steps.is_some_and(|max| done >= max);
-        let timer_due = train.checkpoint_minutes > 0.0 && last_checkpoint.elapsed().as_secs_f64() >= train.checkpoint_minutes * 60.0;
+        let stopping =
+            options.stop.load(Ordering::SeqCst) || options.max_steps.is_some_and(|max| done >= max);
+        let timer_due = train.checkpoint_minutes > 0.0
+            && last_checkpoint.elapsed().as_secs_f64() >= train.checkpoint_minutes * 60.0;
         if milestone || timer_due || (stopping && done < total) {
             let state = CheckpointState {
                 step: done,
@@ -252,7 +303,9 @@ fn train(job_dir: &Path, config: &JobConfig, options: &RunOptions, status: &mut 
             runfolder::write_status(job_dir, status)?;
         }
         if stopping && done < total {
-            progress.finish(&format!("stopped after step {done} of {total}; run again to resume"));
+            progress.finish(&format!(
+                "stopped after step {done} of {total}; run again to resume"
+            ));
             return Ok(Outcome::Stopped { step: done });
         }
     }
@@ -261,7 +314,14 @@ fn train(job_dir: &Path, config: &JobConfig, options: &RunOptions, status: &mut 
     Ok(Outcome::Done)
 }
 
-fn write_eval_row(log: &mut CsvLog, step: u64, epoch: f64, tokens: u64, flops: f64, result: &EvalResult) -> Result<()> {
+fn write_eval_row(
+    log: &mut CsvLog,
+    step: u64,
+    epoch: f64,
+    tokens: u64,
+    flops: f64,
+    result: &EvalResult,
+) -> Result<()> {
     log.append(&[
         step.to_string(),
         number(epoch),

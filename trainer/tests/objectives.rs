@@ -4,12 +4,17 @@
 use jobspec::{DlmConfig, DlmWeighting, ModelShape, Objective};
 use tch::{Kind, Tensor, nn};
 use trainer::model::{ForwardOptions, Transformer};
-use trainer::objectives::{Vocab, ar_batch, dlm_loss_from_logits, mask_inputs, row_weights, training_loss};
+use trainer::objectives::{
+    Vocab, ar_batch, dlm_loss_from_logits, mask_inputs, row_weights, training_loss,
+};
 use trainer::optim::{AdamW, AdamWConfig};
 
 /// Cross-entropy by hand in f64: log-sum-exp over the first `vocab` logits minus the target's.
 fn cross_entropy(logits: &[f64], target: usize, vocab: usize) -> f64 {
-    let max = logits[..vocab].iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let max = logits[..vocab]
+        .iter()
+        .cloned()
+        .fold(f64::NEG_INFINITY, f64::max);
     let sum: f64 = logits[..vocab].iter().map(|x| (x - max).exp()).sum();
     max + sum.ln() - logits[target]
 }
@@ -21,7 +26,12 @@ const LOGITS: [[[f64; 4]; 2]; 2] = [
 ];
 
 fn logits_tensor() -> Tensor {
-    let flat: Vec<f32> = LOGITS.iter().flatten().flatten().map(|&x| x as f32).collect();
+    let flat: Vec<f32> = LOGITS
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|&x| x as f32)
+        .collect();
     Tensor::from_slice(&flat).view([2, 2, 4])
 }
 
@@ -32,7 +42,8 @@ fn dlm_loss_matches_hand_worked_case() {
     let p_mask = Tensor::from_slice(&[0.5f32, 0.25]);
     let vocab = Vocab { size: 3 };
     let weights = row_weights(&mask, &p_mask, DlmWeighting::InverseT);
-    let loss = dlm_loss_from_logits(&logits_tensor(), &clean, &mask, &weights, vocab).double_value(&[]);
+    let loss =
+        dlm_loss_from_logits(&logits_tensor(), &clean, &mask, &weights, vocab).double_value(&[]);
     let ce00 = cross_entropy(&LOGITS[0][0], 2, 3);
     let ce10 = cross_entropy(&LOGITS[1][0], 1, 3);
     let ce11 = cross_entropy(&LOGITS[1][1], 2, 3);
@@ -46,10 +57,13 @@ fn megadlms_weighting_uses_realised_mask_fraction() {
     let mask = Tensor::from_slice(&[true, false, true, true]).view([2, 2]);
     let p_mask = Tensor::from_slice(&[0.5f32, 0.25]);
     let weights = row_weights(&mask, &p_mask, DlmWeighting::MaskFraction);
-    let loss = dlm_loss_from_logits(&logits_tensor(), &clean, &mask, &weights, Vocab { size: 3 }).double_value(&[]);
+    let loss = dlm_loss_from_logits(&logits_tensor(), &clean, &mask, &weights, Vocab { size: 3 })
+        .double_value(&[]);
     // Row 0 masks 1 of 2 tokens (weight 2), row 1 masks 2 of 2 (weight 1).
-    let expected =
-        (2.0 * cross_entropy(&LOGITS[0][0], 2, 3) + cross_entropy(&LOGITS[1][0], 1, 3) + cross_entropy(&LOGITS[1][1], 2, 3)) / 4.0;
+    let expected = (2.0 * cross_entropy(&LOGITS[0][0], 2, 3)
+        + cross_entropy(&LOGITS[1][0], 1, 3)
+        + cross_entropy(&LOGITS[1][1], 2, 3))
+        / 4.0;
     assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
 }
 
@@ -62,14 +76,25 @@ fn ar_masking_keeps_targets_clean_at_rate_p() {
     for p in [0.1, 0.5, 0.9] {
         let (inputs, targets) = ar_batch(&windows, p, 50);
         assert!(targets.equal(&clean_targets), "targets changed at p = {p}");
-        assert_eq!(targets.eq(50).sum(Kind::Int64).int64_value(&[]), 0, "mask id among targets");
+        assert_eq!(
+            targets.eq(50).sum(Kind::Int64).int64_value(&[]),
+            0,
+            "mask id among targets"
+        );
         let masked = inputs.eq(50);
         // Unmasked inputs are untouched.
-        assert!(inputs.masked_select(&masked.logical_not()).equal(&clean_inputs.masked_select(&masked.logical_not())));
+        assert!(
+            inputs
+                .masked_select(&masked.logical_not())
+                .equal(&clean_inputs.masked_select(&masked.logical_not()))
+        );
         let n = inputs.numel() as f64;
         let rate = masked.sum(Kind::Float).double_value(&[]) / n;
         let sigma = (p * (1.0 - p) / n).sqrt();
-        assert!((rate - p).abs() < 4.0 * sigma, "rate {rate} vs p {p} (sigma {sigma})");
+        assert!(
+            (rate - p).abs() < 4.0 * sigma,
+            "rate {rate} vs p {p} (sigma {sigma})"
+        );
     }
     let (_, mask) = mask_inputs(&windows, 0.0, 50);
     assert_eq!(mask.sum(Kind::Int64).int64_value(&[]), 0);
@@ -79,7 +104,9 @@ fn ar_masking_keeps_targets_clean_at_rate_p() {
 static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SEEDED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    SEEDED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn nano(vocab_rows: usize) -> (nn::VarStore, Transformer) {
@@ -98,14 +125,21 @@ fn attention_direction_follows_the_switch() {
     let changed = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6, 7, 40]).view([1, 8]);
     let _guard = tch::no_grad_guard();
     for causal in [true, false] {
-        let options = ForwardOptions { causal, dropout: 0.0, train: false };
+        let options = ForwardOptions {
+            causal,
+            dropout: 0.0,
+            train: false,
+        };
         let before = model.forward(&tokens, options).narrow(1, 0, 7);
         let after = model.forward(&changed, options).narrow(1, 0, 7);
         let difference = (before - after).abs().max().double_value(&[]);
         if causal {
             assert_eq!(difference, 0.0, "AR: a later token changed earlier outputs");
         } else {
-            assert!(difference > 1e-4, "DLM: earlier outputs ignore a later token ({difference})");
+            assert!(
+                difference > 1e-4,
+                "DLM: earlier outputs ignore a later token ({difference})"
+            );
         }
     }
 }
@@ -118,8 +152,16 @@ fn overfit(objective: Objective, steps: usize) -> (f64, f64) {
     let (variables, model) = nano(64);
     let mut parameters: Vec<(String, Tensor)> = variables.variables().into_iter().collect();
     parameters.sort_by(|a, b| a.0.cmp(&b.0));
-    let parameters = parameters.into_iter().map(|(name, tensor)| (name, tensor, true)).collect();
-    let config = AdamWConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.0 };
+    let parameters = parameters
+        .into_iter()
+        .map(|(name, tensor)| (name, tensor, true))
+        .collect();
+    let config = AdamWConfig {
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    };
     let mut optimizer = AdamW::new(parameters, config);
     tch::manual_seed(1);
     // One sequence, repeated: even fully masked, the DLM can then recall every token.
@@ -153,6 +195,10 @@ fn each_objective_overfits_one_batch() {
         let (first, last) = overfit(objective, 600);
         eprintln!("{}: {first:.3} -> {last:.3}", objective.label());
         assert!(first > 3.0, "{}: first loss {first}", objective.label());
-        assert!(last < bound, "{}: loss {last} not below {bound}", objective.label());
+        assert!(
+            last < bound,
+            "{}: loss {last} not below {bound}",
+            objective.label()
+        );
     }
 }

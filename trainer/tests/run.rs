@@ -8,19 +8,47 @@ use trainer::{RunOptions, TrainerError};
 
 /// Deterministic English-like text: documents of sentences from a small grammar.
 fn write_corpus(folder: &Path, documents: usize) {
-    let subjects = ["the model", "a reader", "the old sailor", "our nation", "the whale", "every student"];
-    let verbs = ["sees", "remembers", "follows", "questions", "builds", "describes"];
-    let objects = ["the long sea", "a quiet harbour", "the final answer", "its own data", "the storm", "a new law"];
+    let subjects = [
+        "the model",
+        "a reader",
+        "the old sailor",
+        "our nation",
+        "the whale",
+        "every student",
+    ];
+    let verbs = [
+        "sees",
+        "remembers",
+        "follows",
+        "questions",
+        "builds",
+        "describes",
+    ];
+    let objects = [
+        "the long sea",
+        "a quiet harbour",
+        "the final answer",
+        "its own data",
+        "the storm",
+        "a new law",
+    ];
     std::fs::create_dir_all(folder).expect("corpus folder");
     let mut state = 17u64;
     let mut next = |n: usize| {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 33) as usize % n
     };
     for document in 0..documents {
         let mut text = String::new();
         for _ in 0..40 {
-            text.push_str(&format!("{} {} {}. ", subjects[next(6)], verbs[next(6)], objects[next(6)]));
+            text.push_str(&format!(
+                "{} {} {}. ",
+                subjects[next(6)],
+                verbs[next(6)],
+                objects[next(6)]
+            ));
         }
         std::fs::write(folder.join(format!("doc{document:03}.txt")), text).expect("document");
     }
@@ -38,11 +66,17 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let serial = TRAINING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let serial = TRAINING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let temp = tempfile::tempdir().expect("temp dir");
         let root = temp.path().to_owned();
         write_corpus(&root.join("corpus"), 40);
-        Self { _temp: temp, root, _serial: serial }
+        Self {
+            _temp: temp,
+            root,
+            _serial: serial,
+        }
     }
 
     fn job(&self, name: &str, objective: &str, extra: &str) -> PathBuf {
@@ -95,7 +129,9 @@ fn resumed_job_logs_exactly_what_an_uninterrupted_one_does() {
         let resumed = fixture.job(&format!("resumed-{objective}"), objective, "");
         let stopped = trainer::run(&resumed, &fixture.options(Some(5))).expect("first part");
         assert_eq!(stopped, trainer::Outcome::Stopped { step: 5 });
-        let status = runfolder::read_status(&resumed).expect("status").expect("present");
+        let status = runfolder::read_status(&resumed)
+            .expect("status")
+            .expect("present");
         assert_eq!(status.state, State::Cancelled);
         trainer::run(&resumed, &fixture.options(None)).expect("resumed run");
         for log in ["train.csv", "eval.csv"] {
@@ -104,7 +140,9 @@ fn resumed_job_logs_exactly_what_an_uninterrupted_one_does() {
             assert!(a.len() >= 3, "{objective} {log}: too few rows");
             assert_eq!(a, b, "{objective} {log} differs after resume");
         }
-        let status = runfolder::read_status(&resumed).expect("status").expect("present");
+        let status = runfolder::read_status(&resumed)
+            .expect("status")
+            .expect("present");
         assert_eq!((status.state, status.attempts), (State::Done, 2));
     }
 }
@@ -116,15 +154,31 @@ fn losses_fall_and_validation_is_logged_at_milestones() {
         let job = fixture.job(&format!("job-{}", objective.len()), objective, "");
         trainer::run(&job, &fixture.options(None)).expect("run");
         let text = std::fs::read_to_string(job.join("train.csv")).expect("train.csv");
-        let losses: Vec<f64> =
-            text.lines().skip(1).map(|line| line.split(',').nth(4).expect("loss").parse().expect("number")).collect();
+        let losses: Vec<f64> = text
+            .lines()
+            .skip(1)
+            .map(|line| {
+                line.split(',')
+                    .nth(4)
+                    .expect("loss")
+                    .parse()
+                    .expect("number")
+            })
+            .collect();
         let head = losses[..3].iter().sum::<f64>() / 3.0;
         let tail = losses[losses.len() - 3..].iter().sum::<f64>() / 3.0;
-        assert!(tail < head - 0.5, "{objective}: loss {head:.3} -> {tail:.3}");
+        assert!(
+            tail < head - 0.5,
+            "{objective}: loss {head:.3} -> {tail:.3}"
+        );
         let eval = std::fs::read_to_string(job.join("eval.csv")).expect("eval.csv");
         // 4k unique bytes / 32 = 124 windows, 2 epochs, batch 8: milestones at epoch 1 and the end.
         assert_eq!(eval.lines().count(), 3, "{objective}: {eval}");
-        assert!(eval.lines().skip(1).all(|line| line.contains(",val_loss,loss,")));
+        assert!(
+            eval.lines()
+                .skip(1)
+                .all(|line| line.contains(",val_loss,loss,"))
+        );
     }
 }
 
@@ -132,11 +186,15 @@ fn losses_fall_and_validation_is_logged_at_milestones() {
 fn divergence_stops_the_job_with_the_reason() {
     let fixture = Fixture::new();
     let job = fixture.job("diverge", "ar", "");
-    let yaml = std::fs::read_to_string(job.join("job.yaml")).expect("yaml").replace("lr: 3e-3", "lr: 1e30");
+    let yaml = std::fs::read_to_string(job.join("job.yaml"))
+        .expect("yaml")
+        .replace("lr: 3e-3", "lr: 1e30");
     std::fs::write(job.join("job.yaml"), yaml).expect("write");
     let error = trainer::run(&job, &fixture.options(None)).expect_err("must diverge");
     assert!(matches!(error, TrainerError::NonFinite { .. }), "{error}");
-    let status = runfolder::read_status(&job).expect("status").expect("present");
+    let status = runfolder::read_status(&job)
+        .expect("status")
+        .expect("present");
     assert_eq!(status.state, State::Failed);
     assert!(status.error.unwrap_or_default().contains("diverged"));
 }
@@ -148,26 +206,45 @@ fn user_errors_name_what_to_fix() {
     let job = fixture.job("missing", "ar", "");
     let yaml = std::fs::read_to_string(job.join("job.yaml")).expect("yaml");
     let corpus = fixture.root.join("corpus").display().to_string();
-    std::fs::write(job.join("job.yaml"), yaml.replace(&corpus, "/nonexistent/texts")).expect("write");
-    let message = trainer::run(&job, &fixture.options(None)).expect_err("missing corpus").to_string();
+    std::fs::write(
+        job.join("job.yaml"),
+        yaml.replace(&corpus, "/nonexistent/texts"),
+    )
+    .expect("write");
+    let message = trainer::run(&job, &fixture.options(None))
+        .expect_err("missing corpus")
+        .to_string();
     assert!(message.contains("/nonexistent/texts"), "{message}");
     // More unique tokens than the corpus has.
     let job = fixture.job("small", "ar", "");
-    let yaml = std::fs::read_to_string(job.join("job.yaml")).expect("yaml").replace("unique_tokens: 4k", "unique_tokens: 50M");
+    let yaml = std::fs::read_to_string(job.join("job.yaml"))
+        .expect("yaml")
+        .replace("unique_tokens: 4k", "unique_tokens: 50M");
     std::fs::write(job.join("job.yaml"), yaml).expect("write");
-    let message = trainer::run(&job, &fixture.options(None)).expect_err("too small").to_string();
+    let message = trainer::run(&job, &fixture.options(None))
+        .expect_err("too small")
+        .to_string();
     assert!(message.contains("50000000"), "{message}");
     // An unknown key in job.yaml.
     let job = fixture.job("unknown", "ar", "optimiser: sgd\n");
-    let message = trainer::run(&job, &fixture.options(None)).expect_err("unknown key").to_string();
-    assert!(message.contains("optimiser") && message.contains("job.yaml"), "{message}");
+    let message = trainer::run(&job, &fixture.options(None))
+        .expect_err("unknown key")
+        .to_string();
+    assert!(
+        message.contains("optimiser") && message.contains("job.yaml"),
+        "{message}"
+    );
     // A run folder whose status file cannot be written (a folder stands in its way).
     let job = fixture.job("blocked", "ar", "");
     std::fs::create_dir_all(job.join("status.json").join("x")).expect("blocker");
-    let message = trainer::run(&job, &fixture.options(None)).expect_err("unwritable").to_string();
+    let message = trainer::run(&job, &fixture.options(None))
+        .expect_err("unwritable")
+        .to_string();
     assert!(message.contains("status.json"), "{message}");
     // A job folder that does not exist.
-    let message = trainer::run(&fixture.root.join("nowhere"), &fixture.options(None)).expect_err("no folder").to_string();
+    let message = trainer::run(&fixture.root.join("nowhere"), &fixture.options(None))
+        .expect_err("no folder")
+        .to_string();
     assert!(message.contains("nowhere/job.yaml"), "{message}");
 }
 
@@ -176,8 +253,15 @@ fn changing_the_tokenizer_under_a_checkpoint_is_refused() {
     let fixture = Fixture::new();
     let job = fixture.job("retokenized", "ar", "");
     trainer::run(&job, &fixture.options(Some(2))).expect("first part");
-    let yaml = std::fs::read_to_string(job.join("job.yaml")).expect("yaml").replace("tokenizer: bytes", "tokenizer: gpt2");
+    let yaml = std::fs::read_to_string(job.join("job.yaml"))
+        .expect("yaml")
+        .replace("tokenizer: bytes", "tokenizer: gpt2");
     std::fs::write(job.join("job.yaml"), yaml).expect("write");
-    let message = trainer::run(&job, &fixture.options(None)).expect_err("mismatch").to_string();
-    assert!(message.contains("tokenizer") && message.contains("gpt2"), "{message}");
+    let message = trainer::run(&job, &fixture.options(None))
+        .expect_err("mismatch")
+        .to_string();
+    assert!(
+        message.contains("tokenizer") && message.contains("gpt2"),
+        "{message}"
+    );
 }

@@ -1,0 +1,86 @@
+//! The smoke sweep on the real corpus, driven through the `trainer` binary alone:
+//! init writes the job folders, each job trains AR / DLM / AR-masked, losses fall and
+//! validation rows land at every milestone.
+
+use e2e::{binary, csv_column, run_ok, workspace_root};
+use std::process::Command;
+
+#[test]
+fn smoke_sweep_trains_every_objective_on_a_real_corpus() {
+    let trainer = binary("trainer");
+    let results = tempfile::tempdir().expect("temp dir");
+    let sweep = workspace_root().join("sweeps/smoke.yaml");
+    let output = run_ok(
+        Command::new(&trainer)
+            .arg("init")
+            .arg(&sweep)
+            .arg("--results")
+            .arg(results.path()),
+    );
+    let jobs: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(jobs.len(), 3, "one job per objective: {jobs:?}");
+    let plan = std::fs::read_to_string(results.path().join("plan.csv")).expect("plan.csv");
+    assert!(
+        plan.starts_with("id,objective\n") && plan.contains("\"ar_masked\""),
+        "{plan}"
+    );
+    // A second init finds the same ids and leaves the folders alone.
+    let again = run_ok(
+        Command::new(&trainer)
+            .arg("init")
+            .arg(&sweep)
+            .arg("--results")
+            .arg(results.path()),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        jobs
+    );
+
+    for job in &jobs {
+        let job = std::path::Path::new(job);
+        run_ok(
+            Command::new(&trainer)
+                .args(["run", "--threads", "1"])
+                .arg(job),
+        );
+        let status: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(job.join("status.json")).expect("status"),
+        )
+        .expect("json");
+        assert_eq!(status["state"], "done", "{}", job.display());
+        let losses = csv_column(&job.join("train.csv"), "loss");
+        let head = losses[..3].iter().sum::<f64>() / 3.0;
+        let tail = losses[losses.len() - 3..].iter().sum::<f64>() / 3.0;
+        assert!(
+            tail < head - 1.0,
+            "{}: loss {head:.3} -> {tail:.3}",
+            job.display()
+        );
+        // log2 milestones over 4 epochs: epochs 1, 2 and the end.
+        let validation = csv_column(&job.join("eval.csv"), "value");
+        assert_eq!(validation.len(), 3, "{}", job.display());
+        assert!(
+            validation[2] < validation[0],
+            "{}: validation {validation:?}",
+            job.display()
+        );
+        // Running a finished job again does nothing.
+        let rerun = run_ok(Command::new(&trainer).args(["run", "--quiet"]).arg(job));
+        assert!(String::from_utf8_lossy(&rerun.stderr).contains("already done"));
+    }
+}
+
+#[test]
+fn trainer_help_teaches_the_commands() {
+    let output = run_ok(Command::new(binary("trainer")).arg("--help"));
+    let help = String::from_utf8_lossy(&output.stdout);
+    for needle in ["run", "init", "bench", "Examples:"] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+}
