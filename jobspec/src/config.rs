@@ -304,12 +304,27 @@ pub enum Milestones {
     EveryTokens(TokenCount),
 }
 
+/// How the DLM scores a benchmark continuation (reference/recipes.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DlmScorer {
+    /// Monte Carlo ELBO with stratified times and common random numbers (default).
+    Elbo,
+    /// LLaDA's estimator: l ~ U{1..|c|} masked tokens, weight |c| / l.
+    Llada,
+    /// Chain rule (semi-AR): |c| deterministic passes.
+    ChainRule,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalConfig {
     #[serde(default = "default_milestones")]
     pub at: Milestones,
-    /// Tasks scored at each milestone (`val_loss` for now).
+    /// Tasks scored at each milestone: `val_loss`, `cloze` (and `cloze_easy`,
+    /// `cloze_hard`), and the benchmarks `hellaswag`, `mmlu`, `arc_easy`,
+    /// `arc_challenge`, `piqa`, `winogrande`, `sciq`, `boolq`, `copa`, `openbookqa`,
+    /// `lambada` (fetched by `just benchmarks`).
     #[serde(default = "default_tasks")]
     pub tasks: Vec<String>,
     /// Held-out tokens used for the validation loss (at most `data.val_tokens`).
@@ -318,9 +333,27 @@ pub struct EvalConfig {
     /// Monte Carlo draws per sequence for the DLM's validation ELBO.
     #[serde(default = "default_draws")]
     pub dlm_draws: usize,
-    /// Sequences per evaluation forward pass.
+    /// Sequences per evaluation forward pass (validation loss).
     #[serde(default = "default_eval_batch")]
     pub batch_size: usize,
+    /// DLM benchmark scorer.
+    #[serde(default = "default_dlm_scorer")]
+    pub dlm_scorer: DlmScorer,
+    /// Monte Carlo draws per item for DLM benchmark scores.
+    #[serde(default = "default_score_draws")]
+    pub score_draws: usize,
+    /// Items per benchmark task (a seeded sample; 0 = all).
+    #[serde(default = "default_max_items")]
+    pub max_items: usize,
+    /// Items of the built-in cloze tasks.
+    #[serde(default = "default_cloze_items")]
+    pub cloze_items: usize,
+    /// Tokens per scoring forward pass (items x choices x draws are packed into these).
+    #[serde(default = "default_batch_tokens")]
+    pub batch_tokens: usize,
+    /// Also write per-item scores under `eval_items/` (for debugging).
+    #[serde(default)]
+    pub item_scores: bool,
 }
 
 fn default_milestones() -> Milestones {
@@ -338,6 +371,21 @@ fn default_draws() -> usize {
 fn default_eval_batch() -> usize {
     32
 }
+fn default_dlm_scorer() -> DlmScorer {
+    DlmScorer::Elbo
+}
+fn default_score_draws() -> usize {
+    16
+}
+fn default_max_items() -> usize {
+    500
+}
+fn default_cloze_items() -> usize {
+    400
+}
+fn default_batch_tokens() -> usize {
+    16_384
+}
 
 impl Default for EvalConfig {
     fn default() -> Self {
@@ -347,12 +395,34 @@ impl Default for EvalConfig {
             val_loss_tokens: default_val_eval_tokens(),
             dlm_draws: default_draws(),
             batch_size: default_eval_batch(),
+            dlm_scorer: default_dlm_scorer(),
+            score_draws: default_score_draws(),
+            max_items: default_max_items(),
+            cloze_items: default_cloze_items(),
+            batch_tokens: default_batch_tokens(),
+            item_scores: false,
         }
     }
 }
 
-/// Tasks the trainer can score today.
-pub const KNOWN_TASKS: [&str; 1] = ["val_loss"];
+/// Tasks the trainer can score.
+pub const KNOWN_TASKS: [&str; 15] = [
+    "val_loss",
+    "cloze",
+    "cloze_easy",
+    "cloze_hard",
+    "hellaswag",
+    "mmlu",
+    "arc_easy",
+    "arc_challenge",
+    "piqa",
+    "winogrande",
+    "sciq",
+    "boolq",
+    "copa",
+    "openbookqa",
+    "lambada",
+];
 
 impl JobConfig {
     /// Parse a `job.yaml`, reporting line, column and field on error.
@@ -503,6 +573,16 @@ impl JobConfig {
         check(
             self.eval.batch_size > 0,
             "eval.batch_size",
+            "must be positive".into(),
+        )?;
+        check(
+            self.eval.score_draws > 0,
+            "eval.score_draws",
+            "must be positive".into(),
+        )?;
+        check(
+            self.eval.batch_tokens > 0,
+            "eval.batch_tokens",
             "must be positive".into(),
         )?;
         if let Milestones::Epochs(epochs) = &self.eval.at {

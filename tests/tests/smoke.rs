@@ -62,25 +62,39 @@ fn smoke_sweep_trains_every_objective_on_a_real_corpus() {
             "{}: loss {head:.3} -> {tail:.3}",
             job.display()
         );
-        // log2 milestones over 4 epochs: epochs 1, 2 and the end.
-        let validation = csv_column(&job.join("eval.csv"), "value");
+        // log2 milestones over 4 epochs: epochs 1, 2 and the end, each with the
+        // validation loss and the cloze accuracies.
+        let rows = eval_rows(&job.join("eval.csv"));
+        let validation: Vec<f64> = rows.iter().filter(|r| r.0 == "val_loss").map(|r| r.2).collect();
         assert_eq!(validation.len(), 3, "{}", job.display());
-        assert!(
-            validation[2] < validation[0],
-            "{}: validation {validation:?}",
-            job.display()
-        );
+        assert!(validation[2] < validation[0], "{}: validation {validation:?}", job.display());
+        let cloze: Vec<&(String, String, f64, f64)> = rows.iter().filter(|r| r.0 == "cloze" && r.1 == "acc").collect();
+        assert_eq!(cloze.len(), 3, "{}", job.display());
+        assert!(cloze.iter().all(|r| (0.0..=1.0).contains(&r.2) && r.3 > 0.0), "{}: {cloze:?}", job.display());
         // Running a finished job again does nothing.
         let rerun = run_ok(Command::new(&trainer).args(["run", "--quiet"]).arg(job));
         assert!(String::from_utf8_lossy(&rerun.stderr).contains("already done"));
     }
 }
 
+/// (task, metric, value, stderr) of every eval.csv row.
+fn eval_rows(path: &std::path::Path) -> Vec<(String, String, f64, f64)> {
+    let text = std::fs::read_to_string(path).expect("eval.csv");
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            let number = |i: usize| fields[i].parse().unwrap_or(f64::NAN);
+            (fields[4].to_owned(), fields[5].to_owned(), number(6), number(7))
+        })
+        .collect()
+}
+
 #[test]
 fn trainer_help_teaches_the_commands() {
     let output = run_ok(Command::new(binary("trainer")).arg("--help"));
     let help = String::from_utf8_lossy(&output.stdout);
-    for needle in ["run", "init", "bench", "Examples:"] {
+    for needle in ["run", "eval", "init", "bench", "Examples:"] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
 }

@@ -147,3 +147,111 @@ pub fn table(results: &[BenchResult]) -> String {
     }
     out
 }
+
+/// Scoring throughput of one scorer on random questions.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScoringResult {
+    pub scorer: String,
+    pub draws: usize,
+    pub items: usize,
+    pub seconds: f64,
+    pub items_per_s: f64,
+}
+
+/// `trainer bench-eval`: items/s for AR and DLM scoring with the `preset` model on
+/// random 4-choice questions (48-token contexts, 12-token continuations).
+pub fn measure_scoring(
+    preset: &str,
+    items: usize,
+    draws: usize,
+    threads: usize,
+) -> Result<Vec<ScoringResult>, String> {
+    use crate::scoring::{Candidate, Question, Scorer, score};
+    tch::set_num_threads(threads as i32);
+    let shape = ModelShape::preset(preset).ok_or_else(|| format!("unknown preset `{preset}`"))?;
+    let vocab = 2048;
+    tch::manual_seed(0);
+    let variables = nn::VarStore::new(tch::Device::Cpu);
+    let model = Transformer::new(&variables.root(), &shape, padded_vocab(vocab));
+    let draw = |n: i64| {
+        Vec::<i64>::try_from(Tensor::randint(
+            vocab as i64,
+            [n],
+            (Kind::Int64, tch::Device::Cpu),
+        ))
+        .unwrap_or_default()
+    };
+    let questions: Vec<Question> = (0..items)
+        .map(|i| {
+            let context = draw(48);
+            let candidates = (0..4)
+                .map(|_| Candidate {
+                    context: context.clone(),
+                    continuation: draw(12),
+                    bytes: 48,
+                })
+                .collect();
+            Question {
+                candidates,
+                gold: i % 4,
+            }
+        })
+        .collect();
+    let mut results = Vec::new();
+    for (name, scorer) in [
+        ("ar", Scorer::Ar),
+        ("dlm_elbo", Scorer::DlmElbo { draws }),
+        ("dlm_chain_rule", Scorer::DlmChainRule),
+    ] {
+        let clock = Instant::now();
+        let _ = score(
+            &model,
+            &questions,
+            scorer,
+            Vocab { size: vocab as i64 },
+            128,
+            16_384,
+            0,
+            1e-3,
+        );
+        let seconds = clock.elapsed().as_secs_f64();
+        let draws = if matches!(scorer, Scorer::DlmElbo { .. }) {
+            draws
+        } else {
+            1
+        };
+        results.push(ScoringResult {
+            scorer: name.into(),
+            draws,
+            items,
+            seconds,
+            items_per_s: items as f64 / seconds,
+        });
+    }
+    Ok(results)
+}
+
+pub fn scoring_table(results: &[ScoringResult], threads: usize) -> String {
+    let ar = results
+        .iter()
+        .find(|r| r.scorer == "ar")
+        .map_or(f64::NAN, |r| r.seconds);
+    let mut out = format!(
+        "| scorer | draws | items | seconds | items/s | time / (draws x AR time) |\n|---|---|---|---|---|---|\n"
+    );
+    for result in results {
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.2} | {:.1} | {:.2} |\n",
+            result.scorer,
+            result.draws,
+            result.items,
+            result.seconds,
+            result.items_per_s,
+            result.seconds / (result.draws as f64 * ar)
+        ));
+    }
+    out.push_str(&format!(
+        "\n{threads} threads, 4 choices per item, 48-token contexts, 12-token continuations\n"
+    ));
+    out
+}

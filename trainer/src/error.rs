@@ -7,6 +7,8 @@ pub enum TrainerError {
     Config(#[from] jobspec::Error),
     #[error(transparent)]
     Corpus(#[from] corpus::CorpusError),
+    #[error(transparent)]
+    Benchmark(#[from] benchmarks::BenchmarkError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -3,8 +3,10 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod cloze;
 pub mod error;
 pub mod eval;
+pub mod evaluate;
 pub mod init;
 pub mod model;
 pub mod objectives;
@@ -12,6 +14,8 @@ pub mod optim;
 mod progress;
 pub mod runfolder;
 pub mod schedule;
+pub mod scoring;
+pub mod tasks;
 pub mod train;
 
 pub use error::{Result, TrainerError};

@@ -36,6 +36,22 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Score a saved checkpoint on tasks (default: the job's eval.tasks) without
+    /// touching training state; rows are printed and appended to eval_adhoc.csv.
+    Eval {
+        job_dir: PathBuf,
+        /// Checkpoint step (default: the newest).
+        #[arg(long)]
+        checkpoint: Option<u64>,
+        /// Tasks, comma separated: val_loss, cloze, cloze_easy, cloze_hard, hellaswag,
+        /// mmlu, arc_easy, arc_challenge, piqa, winogrande, sciq, boolq, copa,
+        /// openbookqa, lambada.
+        #[arg(long, value_delimiter = ',')]
+        tasks: Option<Vec<String>>,
+        /// LibTorch threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Expand a sweep file into job folders under RESULTS (default results/<name>).
     Init {
         sweep: PathBuf,
@@ -57,6 +73,18 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         steps: usize,
         /// LibTorch threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Measure scoring items/s for AR and DLM (K draws) and the cost of DLM scoring
+    /// relative to K AR passes.
+    BenchEval {
+        #[arg(long, default_value = "tiny")]
+        preset: String,
+        #[arg(long, default_value_t = 64)]
+        items: usize,
+        #[arg(long, default_value_t = 16)]
+        draws: usize,
         #[arg(long)]
         threads: Option<usize>,
     },
@@ -151,10 +179,52 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", trainer::bench::table(&results));
             Ok(ExitCode::SUCCESS)
         }
+        Command::BenchEval {
+            preset,
+            items,
+            draws,
+            threads,
+        } => {
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            let results = trainer::bench::measure_scoring(&preset, items, draws, threads)
+                .map_err(anyhow::Error::msg)?;
+            println!("{}", trainer::bench::scoring_table(&results, threads));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::BenchOne { case } => {
             let case: trainer::bench::BenchCase = serde_json::from_str(&case)?;
             let result = trainer::bench::measure(&case).map_err(anyhow::Error::msg)?;
             println!("{}", serde_json::to_string(&result)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval {
+            job_dir,
+            checkpoint,
+            tasks,
+            threads,
+        } => {
+            let options = trainer::evaluate::EvalOptions {
+                checkpoint,
+                tasks,
+                threads,
+                ..Default::default()
+            };
+            let (state, results) = trainer::evaluate::evaluate(&job_dir, &options)?;
+            println!(
+                "checkpoint step {} (epoch {:.2}, {} tokens)",
+                state.step, state.epoch, state.tokens
+            );
+            println!(
+                "{:<14} {:<16} {:>10} {:>10} {:>7}",
+                "task", "metric", "value", "stderr", "n"
+            );
+            for row in results {
+                println!(
+                    "{:<14} {:<16} {:>10.4} {:>10.4} {:>7}",
+                    row.task, row.metric, row.value, row.stderr, row.n
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Init { sweep, results } => {

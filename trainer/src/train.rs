@@ -3,13 +3,14 @@
 
 use crate::checkpoint::{self, CheckpointState};
 use crate::error::{Result, TrainerError, torch_error};
-use crate::eval::{self, EvalResult};
+use crate::eval::EvalResult;
 use crate::model::{Transformer, takes_weight_decay};
 use crate::objectives::{Vocab, training_loss};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::progress::Progress;
 use crate::runfolder::{self, CsvLog, State, Status, number};
 use crate::schedule::{learning_rate, milestone_steps};
+use crate::tasks::TaskSet;
 use jobspec::{JobConfig, padded_vocab};
 use std::path::Path;
 use std::sync::Arc;
@@ -112,36 +113,21 @@ fn train(
     let windows = corpus::Windows::new(tokens.len(), seq_len, config.seed);
     let windows_per_epoch = windows.windows_per_epoch();
     let total = config.total_steps(windows_per_epoch);
-    let val_stream = dataset.val_stream();
-    let val_windows = eval::validation_windows(
-        &val_stream,
-        seq_len,
-        config.eval.val_loss_tokens.get() as usize,
-    )
-    .ok_or_else(|| TrainerError::RunFolder {
-        path: job_path.clone(),
-        message: format!(
-            "data.val_tokens gives fewer than seq_len + 1 = {} held-out tokens",
-            seq_len + 1
-        ),
-    })?;
+    let tokenizer = corpus::load_tokenizer(&config.data, &cache_root, job_dir)?;
+    let task_set = TaskSet::prepare(
+        config,
+        &dataset,
+        &tokenizer,
+        &config.eval.tasks,
+        &benchmarks::benchmarks_root(),
+    )?;
     // 2. Model and optimizer, initialised from the job seed.
     let vocab = Vocab {
         size: dataset.vocab_size as i64,
     };
     let rows = padded_vocab(dataset.vocab_size);
-    tch::manual_seed(config.seed as i64);
-    let mut variables = VarStore::new(Device::Cpu);
-    let model = Transformer::new(&variables.root(), &shape, rows);
-    let mut named: Vec<(String, Tensor)> = variables.variables().into_iter().collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    let parameters = named
-        .into_iter()
-        .map(|(name, tensor)| {
-            let decay = takes_weight_decay(&name, config.train.decay_embeddings_and_norms);
-            (name, tensor, decay)
-        })
-        .collect();
+    let (mut variables, model) = build_model(config, &shape, rows);
+    let parameters = named_parameters(&variables, config.train.decay_embeddings_and_norms);
     let train = &config.train;
     let mut optimizer = AdamW::new(
         parameters,
@@ -266,20 +252,18 @@ fn train(
         // 4.4 Milestones: evaluate, then keep a checkpoint.
         let milestone = milestones.contains(&done);
         if milestone {
-            let result = eval::validation_loss(
-                &model,
-                &config.objective,
-                &val_windows,
-                vocab,
-                config.eval.batch_size,
-                config.eval.dlm_draws,
-                &config.dlm,
-            );
-            write_eval_row(&mut eval_log, done, epoch, seen, flops, &result)?;
-            progress.note(&format!(
-                "step {done} epoch {epoch:.2}: val_loss {:.4} ± {:.4}",
-                result.value, result.stderr
-            ));
+            let item_folder = job_dir.join("eval_items");
+            let item_scores = config
+                .eval
+                .item_scores
+                .then_some((item_folder.as_path(), done));
+            for result in task_set.evaluate(&model, config, vocab, item_scores)? {
+                write_eval_row(&mut eval_log, done, epoch, seen, flops, &result)?;
+                progress.note(&format!(
+                    "step {done} epoch {epoch:.2}: {} {} {:.4} ± {:.4}",
+                    result.task, result.metric, result.value, result.stderr
+                ));
+            }
         }
         let stopping =
             options.stop.load(Ordering::SeqCst) || options.max_steps.is_some_and(|max| done >= max);
@@ -314,7 +298,37 @@ fn train(
     Ok(Outcome::Done)
 }
 
-fn write_eval_row(
+/// The model, initialised from the job seed (so every objective starts from the same
+/// weights for a given seed and shape).
+pub fn build_model(
+    config: &JobConfig,
+    shape: &jobspec::ModelShape,
+    rows: usize,
+) -> (VarStore, Transformer) {
+    tch::manual_seed(config.seed as i64);
+    let variables = VarStore::new(Device::Cpu);
+    let model = Transformer::new(&variables.root(), shape, rows);
+    (variables, model)
+}
+
+/// Parameters by name (sorted, so the optimizer's order is stable) with their
+/// weight-decay flag.
+fn named_parameters(
+    variables: &VarStore,
+    decay_embeddings_and_norms: bool,
+) -> Vec<(String, Tensor, bool)> {
+    let mut named: Vec<(String, Tensor)> = variables.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+        .into_iter()
+        .map(|(name, tensor)| {
+            let decay = takes_weight_decay(&name, decay_embeddings_and_norms);
+            (name, tensor, decay)
+        })
+        .collect()
+}
+
+pub(crate) fn write_eval_row(
     log: &mut CsvLog,
     step: u64,
     epoch: f64,

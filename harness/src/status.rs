@@ -1,0 +1,132 @@
+//! `harness status`, `cancel` and `clean --failed`: reading and adjusting the job
+//! folders of a results folder.
+
+use crate::lock;
+use crate::process::{self, SIGTERM};
+use crate::target::{JobRow, plain};
+use jobspec::status::{State, read_status, write_status};
+use serde_json::{Map, Value, json};
+
+/// One job's row in the status table.
+#[derive(Debug)]
+pub struct JobState {
+    pub row: JobRow,
+    pub state: State,
+    pub step: u64,
+    pub total_steps: u64,
+    pub attempts: u32,
+    pub failures: u32,
+    pub error: Option<String>,
+    pub pid: Option<u32>,
+}
+
+pub fn collect(rows: Vec<JobRow>) -> anyhow::Result<Vec<JobState>> {
+    rows.into_iter()
+        .map(|row| {
+            let status = read_status(&row.folder)?;
+            let status = status.unwrap_or_else(jobspec::status::Status::pending);
+            Ok(JobState {
+                row,
+                state: status.state,
+                step: status.step,
+                total_steps: status.total_steps,
+                attempts: status.attempts,
+                failures: status.failures,
+                error: status.error,
+                pid: status.pid,
+            })
+        })
+        .collect()
+}
+
+pub fn table(axes: &[String], jobs: &[JobState]) -> String {
+    let mut header: Vec<String> = vec!["id".into()];
+    header.extend(axes.iter().cloned());
+    header.extend(["state", "step", "attempts", "error"].map(String::from));
+    let mut rows = vec![header];
+    for job in jobs {
+        let mut row = vec![job.row.id.clone()];
+        row.extend(job.row.values.iter().map(|(_, value)| plain(value)));
+        row.push(job.state.label().into());
+        row.push(format!("{}/{}", job.step, job.total_steps));
+        row.push(job.attempts.to_string());
+        let error = job.error.clone().unwrap_or_default();
+        row.push(error.chars().take(80).collect());
+        rows.push(row);
+    }
+    let mut out = crate::plan::align(&rows);
+    let count = |state: State| jobs.iter().filter(|job| job.state == state).count();
+    out.push_str(&format!(
+        "{} jobs: {} done, {} running, {} failed, {} cancelled, {} pending\n",
+        jobs.len(),
+        count(State::Done),
+        count(State::Running),
+        count(State::Failed),
+        count(State::Cancelled),
+        count(State::Pending)
+    ));
+    out
+}
+
+pub fn to_json(jobs: &[JobState], results: &std::path::Path, changed: bool) -> Value {
+    let rows: Vec<Value> = jobs
+        .iter()
+        .map(|job| {
+            let values: Map<String, Value> = job.row.values.iter().cloned().collect();
+            json!({
+                "id": job.row.id,
+                "values": values,
+                "state": job.state,
+                "step": job.step,
+                "total_steps": job.total_steps,
+                "attempts": job.attempts,
+                "failures": job.failures,
+                "error": job.error,
+                "pid": job.pid,
+            })
+        })
+        .collect();
+    json!({
+        "results": results.display().to_string(),
+        "sweep_changed": changed,
+        "jobs": rows,
+    })
+}
+
+/// SIGTERM the harness running `results` (it stops its workers gracefully); when none
+/// runs, SIGTERM trainers still recorded as running (left by a killed harness).
+/// Returns a line per process signalled.
+pub fn cancel(results: &std::path::Path, jobs: &[JobState]) -> anyhow::Result<Vec<String>> {
+    if let Some(pid) = lock::holder(results)? {
+        process::signal(pid, SIGTERM)?;
+        return Ok(vec![format!("sent SIGTERM to harness pid {pid}")]);
+    }
+    let mut lines = Vec::new();
+    for job in jobs.iter().filter(|job| job.state == State::Running) {
+        if let Some(pid) = job.pid.filter(|pid| process::alive(*pid, "trainer")) {
+            process::signal(pid, SIGTERM)?;
+            lines.push(format!(
+                "sent SIGTERM to trainer pid {pid} ({})",
+                job.row.id
+            ));
+        }
+    }
+    Ok(lines)
+}
+
+/// Reset failed jobs to pending (checkpoints kept, so they resume). Returns their ids.
+pub fn clean_failed(jobs: &[JobState]) -> anyhow::Result<Vec<String>> {
+    let mut reset = Vec::new();
+    for job in jobs.iter().filter(|job| job.state == State::Failed) {
+        let Some(mut status) = read_status(&job.row.folder)? else {
+            continue;
+        };
+        status.state = State::Pending;
+        status.failures = 0;
+        status.error = None;
+        status.pid = None;
+        write_status(&job.row.folder, &status)?;
+        reset.push(job.row.id.clone());
+    }
+    Ok(reset)
+}

@@ -1,0 +1,129 @@
+//! Writing a sweep's run folder: `<results>/sweep.yaml`, `plan.csv` and
+//! `jobs/<id>/{job.yaml,status.json}`. Shared by `trainer init` and `harness run`.
+
+use crate::config::{JobConfig, TokenizerSpec};
+use crate::error::{Result, io_error};
+use crate::status::{JOB_FILE, Status, read_status, write_atomic, write_status};
+use crate::sweep::{Sweep, job_id};
+use std::path::{Path, PathBuf};
+
+pub const SWEEP_COPY: &str = "sweep.yaml";
+pub const PLAN_FILE: &str = "plan.csv";
+pub const JOBS_DIR: &str = "jobs";
+
+/// Read a sweep the way its jobs will run: relative corpus and tokenizer paths made
+/// absolute (job folders live elsewhere), ids computed from those resolved configs.
+pub fn load_sweep(sweep_path: &Path) -> Result<Sweep> {
+    let mut sweep = Sweep::from_file(sweep_path)?;
+    let sweep_dir = sweep_path.parent().unwrap_or(Path::new("."));
+    for job in &mut sweep.jobs {
+        absolutize_paths(&mut job.config, sweep_dir);
+        job.id = job_id(&job.config);
+    }
+    Ok(sweep)
+}
+
+/// Create `<results>/sweep.yaml`, `plan.csv` and `jobs/<id>/{job.yaml,status.json}`;
+/// existing job folders (same id = same config) are left untouched. Returns the job
+/// folders in grid order.
+pub fn write_sweep(sweep_path: &Path, results: &Path) -> Result<Vec<PathBuf>> {
+    let sweep = load_sweep(sweep_path)?;
+    write_jobs(&sweep, sweep_path, results)
+}
+
+/// The writing half of [`write_sweep`], for a sweep already loaded with [`load_sweep`].
+pub fn write_jobs(sweep: &Sweep, sweep_path: &Path, results: &Path) -> Result<Vec<PathBuf>> {
+    let jobs_dir = results.join(JOBS_DIR);
+    std::fs::create_dir_all(&jobs_dir).map_err(io_error(&jobs_dir))?;
+    let text = std::fs::read(sweep_path).map_err(io_error(sweep_path))?;
+    write_atomic(&results.join(SWEEP_COPY), &text)?;
+    let mut folders = Vec::new();
+    for job in &sweep.jobs {
+        let folder = jobs_dir.join(&job.id);
+        std::fs::create_dir_all(&folder).map_err(io_error(&folder))?;
+        let job_file = folder.join(JOB_FILE);
+        if !job_file.exists() {
+            write_atomic(&job_file, job.config.to_yaml().as_bytes())?;
+        }
+        if read_status(&folder)?.is_none() {
+            write_status(&folder, &Status::pending())?;
+        }
+        folders.push(folder);
+    }
+    write_atomic(&results.join(PLAN_FILE), plan_csv(sweep).as_bytes())?;
+    Ok(folders)
+}
+
+/// plan.csv: the job id and every varying value (as JSON), one row per job.
+pub fn plan_csv(sweep: &Sweep) -> String {
+    let mut plan = format!("id,{}\n", sweep.axes.join(","));
+    for job in &sweep.jobs {
+        let values: Vec<String> = job
+            .values
+            .iter()
+            .map(|(_, value)| csv_field(&value.to_string()))
+            .collect();
+        plan.push_str(&format!("{},{}\n", job.id, values.join(",")));
+    }
+    plan
+}
+
+/// When `<results>/sweep.yaml` differs from the sweep file, rename it (and plan.csv)
+/// to `<name>.<unix time>` so the earlier definition stays beside its results.
+/// Returns the kept copy, if any.
+pub fn archive_changed_sweep(sweep_path: &Path, results: &Path) -> Result<Option<PathBuf>> {
+    if !sweep_changed(sweep_path, results)? {
+        return Ok(None);
+    }
+    let stamp = crate::status::now();
+    let kept = results.join(format!("{SWEEP_COPY}.{stamp}"));
+    let copy = results.join(SWEEP_COPY);
+    std::fs::rename(&copy, &kept).map_err(io_error(&copy))?;
+    let plan = results.join(PLAN_FILE);
+    if plan.exists() {
+        let kept_plan = results.join(format!("{PLAN_FILE}.{stamp}"));
+        std::fs::rename(&plan, &kept_plan).map_err(io_error(&plan))?;
+    }
+    Ok(Some(kept))
+}
+
+/// Whether `<results>/sweep.yaml` exists and differs from the sweep file.
+pub fn sweep_changed(sweep_path: &Path, results: &Path) -> Result<bool> {
+    let copy = results.join(SWEEP_COPY);
+    if !copy.exists() {
+        return Ok(false);
+    }
+    let old = std::fs::read(&copy).map_err(io_error(&copy))?;
+    let new = std::fs::read(sweep_path).map_err(io_error(sweep_path))?;
+    Ok(old != new)
+}
+
+/// Corpus and tokenizer paths in a sweep are relative to the sweep file; job folders
+/// live elsewhere, so they get absolute paths. Built-in corpus names stay as they are.
+pub fn absolutize_paths(config: &mut JobConfig, sweep_dir: &Path) {
+    let absolute = |text: &str| -> Option<String> {
+        let candidate = sweep_dir.join(text);
+        (Path::new(text).is_relative() && candidate.exists()).then(|| {
+            std::fs::canonicalize(&candidate)
+                .unwrap_or(candidate)
+                .display()
+                .to_string()
+        })
+    };
+    if let Some(path) = absolute(&config.data.corpus) {
+        config.data.corpus = path;
+    }
+    if let TokenizerSpec::File(file) = &config.data.tokenizer
+        && let Some(path) = absolute(file)
+    {
+        config.data.tokenizer = TokenizerSpec::File(path);
+    }
+}
+
+pub fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}

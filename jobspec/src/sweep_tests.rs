@@ -1,0 +1,241 @@
+use super::*;
+
+const BASE: &str = "\
+name: t
+base:
+  objective: ar
+  model: { preset: nano }
+  data: { corpus: c, tokenizer: bytes, seq_len: 16, unique_tokens: 1k, val_tokens: 1k }
+  train: { epochs: 1, batch_size: 2, lr: 1e-3 }
+";
+
+fn sweep(rest: &str) -> Result<Sweep> {
+    Sweep::from_yaml(&format!("{BASE}{rest}"), Path::new("t.yaml"))
+}
+
+/// Each job as `axis=value` pairs, for comparing expansions at a glance.
+fn expansion(rest: &str) -> Vec<String> {
+    let sweep = sweep(rest).unwrap_or_else(|error| panic!("{rest}: {error}"));
+    sweep
+        .jobs
+        .iter()
+        .map(|job| {
+            let values: Vec<String> = job
+                .values
+                .iter()
+                .map(|(key, value)| format!("{key}={value}"))
+                .collect();
+            values.join(" ")
+        })
+        .collect()
+}
+
+#[test]
+fn expansion_cases() {
+    let cases: [(&str, &[&str]); 6] = [
+        (
+            "grid:\n  objective: [ar, dlm]\n  seed: [0, 1]\n",
+            &[
+                "objective=\"ar\" seed=0",
+                "objective=\"ar\" seed=1",
+                "objective=\"dlm\" seed=0",
+                "objective=\"dlm\" seed=1",
+            ],
+        ),
+        (
+            "grid:\n  objective: [ar, dlm]\nzip:\n  data.unique_tokens: [2k, 4k]\n  train.epochs: [2, 1]\n",
+            &[
+                "objective=\"ar\" data.unique_tokens=\"2k\" train.epochs=2",
+                "objective=\"ar\" data.unique_tokens=\"4k\" train.epochs=1",
+                "objective=\"dlm\" data.unique_tokens=\"2k\" train.epochs=2",
+                "objective=\"dlm\" data.unique_tokens=\"4k\" train.epochs=1",
+            ],
+        ),
+        (
+            "grid:\n  objective: [ar, dlm]\ninclude:\n  - { objective: { ar_masked: 0.5 }, seed: 3 }\n",
+            &[
+                "objective=\"ar\" seed=0",
+                "objective=\"dlm\" seed=0",
+                "objective={\"ar_masked\":0.5} seed=3",
+            ],
+        ),
+        (
+            "grid:\n  objective: [ar, dlm]\n  data.unique_tokens: [1k, 2k]\nexclude:\n  - { objective: dlm, data.unique_tokens: 1000 }\n",
+            &[
+                "objective=\"ar\" data.unique_tokens=\"1k\"",
+                "objective=\"ar\" data.unique_tokens=\"2k\"",
+                "objective=\"dlm\" data.unique_tokens=\"2k\"",
+            ],
+        ),
+        ("", &[""]),
+        (
+            "grid:\n  seed: [0]\ninclude:\n  - { seed: 0 }\n",
+            &["seed=0"],
+        ),
+    ];
+    for (rest, expected) in cases {
+        assert_eq!(expansion(rest), expected, "{rest}");
+    }
+}
+
+#[test]
+fn suffixes_and_dotted_overrides_of_nested_fields() {
+    let sweep = sweep(
+        "grid:\n  data.unique_tokens: [2k, 1.5M]\n  model.d_model: [128]\n  dlm.eps: [0.01]\n",
+    )
+    .expect("expands");
+    let config = &sweep.jobs[1].config;
+    assert_eq!(config.data.unique_tokens.get(), 1_500_000);
+    assert_eq!(config.model.d_model, Some(128));
+    assert_eq!(
+        config.model.n_layer,
+        Some(2),
+        "the rest of the preset stays"
+    );
+    assert_eq!(config.data.seq_len, 16, "sibling fields stay");
+    assert_eq!(
+        config.dlm.eps, 0.01,
+        "a section base does not write is created"
+    );
+}
+
+#[test]
+fn ids_ignore_key_order_and_formatting() {
+    let a = Sweep::from_yaml(BASE, Path::new("a")).expect("a");
+    let reordered = "
+name: t
+base:
+  train: {lr: 0.001, batch_size: 2, epochs: 1.0}
+  data: {val_tokens: 1000, unique_tokens: 1000, seq_len: 16, tokenizer: bytes, corpus: c}
+  model: {preset: nano}
+  objective: ar
+";
+    let b = Sweep::from_yaml(reordered, Path::new("b")).expect("b");
+    assert_eq!(a.jobs[0].id, b.jobs[0].id);
+    let c = sweep("grid:\n  seed: [1]\n").expect("c");
+    assert_ne!(a.jobs[0].id, c.jobs[0].id);
+    let d = sweep("grid:\n  train.lr: [0.001]\n").expect("d");
+    assert_eq!(a.jobs[0].id, d.jobs[0].id, "a grid value equal to base's");
+}
+
+#[test]
+fn duplicate_jobs_are_dropped_and_counted() {
+    let sweep = sweep("grid:\n  seed: [0, 1]\ninclude:\n  - { seed: 1 }\n").expect("expands");
+    assert_eq!(sweep.jobs.len(), 2);
+    assert_eq!(sweep.duplicates, 1);
+}
+
+/// Bad sweeps and the exact message each gives: file, line, column, key, reason.
+#[test]
+fn errors_name_file_line_column_and_key() {
+    let cases = [
+        // 1. YAML syntax error.
+        (
+            "grid:\n  objective: [ar, dlm}\n",
+            "t.yaml:8:14: `grid.objective`: mismatched bracket '[' closed by '}'",
+        ),
+        // 2. Unknown top-level key.
+        (
+            "gird:\n  seed: [0]\n",
+            "t.yaml:7:1: `gird`: unknown field `gird`, expected one of name, base, grid, zip, include, exclude",
+        ),
+        // 3. Wrong type: a grid axis that is not a list.
+        (
+            "grid:\n  seed: 3\n",
+            "t.yaml:8:3: `grid.seed`: must be a list of values",
+        ),
+        // 4. Empty grid axis.
+        (
+            "grid:\n  seed: []\n",
+            "t.yaml:8:3: `grid.seed`: is empty: give at least one value",
+        ),
+        // 5. Zip of unequal lengths.
+        (
+            "zip:\n  data.unique_tokens: [2k, 4k]\n  train.epochs: [2]\n",
+            "t.yaml:9:3: `zip.train.epochs`: has 1 values but `data.unique_tokens` has 2: zipped lists must have equal lengths",
+        ),
+        // 6. Unknown objective, with the allowed names.
+        (
+            "grid:\n  objective: [ar, sgd]\n",
+            "t.yaml:8:3: `grid.objective`: unknown variant `sgd`, expected one of ar, dlm, ar_masked, ar_dropout (job objective=\"sgd\")",
+        ),
+        // 7. Negative budget.
+        (
+            "grid:\n  data.unique_tokens: [-5k]\n",
+            "t.yaml:8:3: `grid.data.unique_tokens`: `-5k` is not a token count: it must be zero or more (job data.unique_tokens=\"-5k\")",
+        ),
+        // 8. A name that escapes the results root: below, with the whole-file cases.
+        // 9. Unknown preset, with the presets.
+        (
+            "include:\n  - { model.preset: huge }\n",
+            "t.yaml:8:5: `include[0].model.preset`: unknown preset `huge`; choose one of nano, tiny, small, 125m, 350m, 1b, 1.7b (job model.preset=\"huge\")",
+        ),
+        // 10. seq_len beyond the model.
+        (
+            "grid:\n  data.seq_len: [4096]\n",
+            "t.yaml:8:3: `grid.data.seq_len`: 4096 is longer than the model takes (model.max_seq_len = 2048); shorten it or raise max_seq_len (job data.seq_len=4096)",
+        ),
+        // 11, 12. Unknown field and wrong type inside base: below.
+        // 13. Unknown schedule, with the allowed names.
+        (
+            "grid:\n  train.schedule: [linear]\n",
+            "t.yaml:8:3: `grid.train.schedule`: unknown variant `linear`, expected one of cosine, wsd, constant (job train.schedule=\"linear\")",
+        ),
+        // 14. Unknown tokenizer kind.
+        (
+            "grid:\n  data.tokenizer: [words]\n",
+            "t.yaml:8:3: `grid.data.tokenizer`: unknown variant `words`, expected one of gpt2, bytes, bpe, file (job data.tokenizer=\"words\")",
+        ),
+        // 15. An exclude key that is not an axis.
+        (
+            "grid:\n  seed: [0, 1]\nexclude:\n  - { objective: ar }\n",
+            "t.yaml:10:5: `exclude[0].objective`: is not a grid or zip key; exclude can only drop grid jobs",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (rest, expected) in cases.iter() {
+        let message = sweep(rest).expect_err(rest).to_string();
+        if &message != expected {
+            wrong.push(format!(
+                "{rest}\n  got:      {message}\n  expected: {expected}"
+            ));
+        }
+    }
+    let whole_file_cases = [
+        (
+            BASE.replace(", lr: 1e-3", ""),
+            "t.yaml:2:1: `base`: missing field `lr`",
+        ),
+        (
+            BASE.replace("name: t", "name: ../x"),
+            "t.yaml:1:1: `name`: `../x` must be 1-100 letters, digits, '-', '_' or '.', not starting with '.' (it names a folder under the results root)",
+        ),
+        (
+            BASE.replace("name: t", "name: /tmp/x"),
+            "t.yaml:1:1: `name`: `/tmp/x` must be 1-100 letters, digits, '-', '_' or '.', not starting with '.' (it names a folder under the results root)",
+        ),
+        (
+            BASE.replace("lr: 1e-3", "lr: 1e-3, bogus: 1"),
+            "t.yaml:6:48: `base.train.bogus`: unknown field `bogus`, expected one of epochs, batch_size, lr, min_lr_ratio, warmup, schedule, decay_fraction, weight_decay, decay_embeddings_and_norms, beta1, beta2, adam_eps, grad_clip, log_every, checkpoint_minutes",
+        ),
+        (
+            BASE.replace("batch_size: 2", "batch_size: two"),
+            "t.yaml:6:23: `base.train.batch_size`: invalid u64",
+        ),
+        (
+            BASE.replace("lr: 1e-3", "lr: -1"),
+            "t.yaml:6:38: `base.train.lr`: -1 must be positive",
+        ),
+    ];
+    for (text, expected) in whole_file_cases {
+        let message = Sweep::from_yaml(&text, Path::new("t.yaml"))
+            .expect_err(&text)
+            .to_string();
+        if message != expected {
+            wrong.push(format!(
+                "{text}\n  got:      {message}\n  expected: {expected}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

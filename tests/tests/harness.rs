@@ -1,0 +1,309 @@
+//! `harness run / status / cancel / clean` end to end with the real trainer, on small
+//! sweeps shaped like sweeps/smoke.yaml (nano model, the `sotu` corpus, byte tokens)
+//! and trimmed so each test takes seconds on a shared two-core machine.
+
+use e2e::{binary, csv_column, run_ok};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The tests train real models on a small machine: one at a time keeps them quick.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A smoke-like sweep: `grid` is appended under the base.
+fn write_sweep(folder: &Path, name: &str, grid: &str) -> PathBuf {
+    let text = format!(
+        "name: {name}
+base:
+  seed: 0
+  model: {{ preset: nano }}
+  data: {{ corpus: sotu, tokenizer: bytes, seq_len: 64, unique_tokens: 12k, val_tokens: 8k }}
+  train: {{ epochs: 4, batch_size: 16, lr: 3e-3, warmup: 5%, log_every: 2 }}
+  eval: {{ at: log2, tasks: [val_loss], val_loss_tokens: 4k, dlm_draws: 2 }}
+grid:
+{grid}"
+    );
+    let path = folder.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).expect("write sweep");
+    path
+}
+
+fn harness() -> Command {
+    let mut command = Command::new(binary("harness"));
+    // The harness starts the trainer next to itself; make sure it is built too.
+    binary("trainer");
+    command.stdin(Stdio::null());
+    command
+}
+
+fn status_json(results: &Path) -> Value {
+    let output = run_ok(harness().arg("status").arg(results).arg("--json"));
+    serde_json::from_slice(&output.stdout).expect("status --json is JSON")
+}
+
+fn jobs(status: &Value) -> Vec<Value> {
+    status["jobs"].as_array().cloned().unwrap_or_default()
+}
+
+fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn job_status(results: &Path, id: &str) -> Value {
+    let path = results.join("jobs").join(id).join("status.json");
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn plan_ids(results: &Path) -> Vec<String> {
+    let plan = std::fs::read_to_string(results.join("plan.csv")).unwrap_or_default();
+    plan.lines()
+        .skip(1)
+        .filter_map(|line| line.split(',').next().map(str::to_owned))
+        .collect()
+}
+
+/// Steps of a log: strictly increasing, every `log_every` (plus the last step).
+fn assert_contiguous(path: &Path, log_every: u64, total: u64) {
+    let steps: Vec<u64> = csv_column(path, "step").iter().map(|s| *s as u64).collect();
+    let mut expected: Vec<u64> = (1..=total / log_every).map(|k| k * log_every).collect();
+    if total % log_every != 0 {
+        expected.push(total);
+    }
+    assert_eq!(steps, expected, "{}", path.display());
+}
+
+#[test]
+fn kill_9_mid_run_then_resume_runs_every_job_once() {
+    let _serial = serial();
+    let folder = tempfile::tempdir().expect("temp dir");
+    let sweep = write_sweep(
+        folder.path(),
+        "kill",
+        "  objective: [ar, dlm, { ar_masked: 0.3 }]\n",
+    );
+    let results = folder.path().join("results");
+    let mut first = harness()
+        .arg("run")
+        .arg(&sweep)
+        .arg("--results")
+        .arg(&results)
+        .args(["--slots", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("harness starts");
+    wait_until("plan.csv", Duration::from_secs(20), || {
+        plan_ids(&results).len() == 3
+    });
+    let ids = plan_ids(&results);
+    let second_log = results.join("jobs").join(&ids[1]).join("train.csv");
+    wait_until("job 2 to log a row", Duration::from_secs(50), || {
+        job_status(&results, &ids[0])["state"] == "done"
+            && std::fs::read_to_string(&second_log).is_ok_and(|text| text.lines().count() >= 2)
+    });
+    // kill -9 the harness and its worker: nothing gets to clean up.
+    first.kill().expect("kill -9 harness");
+    let _ = first.wait();
+    let worker = job_status(&results, &ids[1])["pid"]
+        .as_u64()
+        .expect("worker pid");
+    run_ok(Command::new("kill").args(["-9", &worker.to_string()]));
+    assert_eq!(
+        job_status(&results, &ids[1])["state"],
+        "running",
+        "left stale"
+    );
+
+    run_ok(
+        harness()
+            .arg("run")
+            .arg(&sweep)
+            .arg("--results")
+            .arg(&results)
+            .args(["--slots", "1"]),
+    );
+    let status = status_json(&results);
+    let attempts: Vec<u64> = jobs(&status)
+        .iter()
+        .map(|job| {
+            assert_eq!(job["state"], "done", "{job}");
+            job["attempts"].as_u64().unwrap_or(0)
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2, 1], "the finished job was not run again");
+    for id in &ids {
+        let job = results.join("jobs").join(id);
+        let total = job_status(&results, id)["total_steps"]
+            .as_u64()
+            .unwrap_or(0);
+        assert_contiguous(&job.join("train.csv"), 2, total);
+        // log2 milestones over 4 epochs: one val_loss row at each of 3 steps.
+        let eval_steps = csv_column(&job.join("eval.csv"), "step");
+        assert_eq!(eval_steps.len(), 3, "{id}: {eval_steps:?}");
+        assert!(
+            eval_steps.windows(2).all(|pair| pair[0] < pair[1]),
+            "{eval_steps:?}"
+        );
+    }
+}
+
+#[test]
+fn a_failing_job_is_retried_then_marked_failed_while_others_finish() {
+    let _serial = serial();
+    let folder = tempfile::tempdir().expect("temp dir");
+    let grid =
+        "  objective: [ar]\n  data.corpus: [sotu, /nonexistent/corpus.txt]\n  train.epochs: [1]\n";
+    let sweep = write_sweep(folder.path(), "failing", grid);
+    let results = folder.path().join("results");
+    let output = harness()
+        .arg("run")
+        .arg(&sweep)
+        .arg("--results")
+        .arg(&results)
+        .args(["--slots", "1", "--max-retries", "1"])
+        .output()
+        .expect("harness runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a failed job fails the run:\n{stderr}"
+    );
+    assert!(stderr.contains("retrying"), "{stderr}");
+    let status = status_json(&results);
+    let jobs = jobs(&status);
+    assert_eq!(jobs[0]["state"], "done", "{status}");
+    assert_eq!(jobs[1]["state"], "failed", "{status}");
+    assert_eq!(jobs[1]["failures"], 2, "one run and one retry: {status}");
+    assert_eq!(jobs[1]["attempts"], 2, "{status}");
+    let error = jobs[1]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("nonexistent"), "{error}");
+
+    // A second run leaves the exhausted job alone; clean --failed makes it pending.
+    let again = harness()
+        .arg("run")
+        .arg(&sweep)
+        .arg("--results")
+        .arg(&results)
+        .args(["--max-retries", "1"])
+        .output()
+        .expect("harness runs");
+    assert!(!again.status.success());
+    assert_eq!(
+        status_json(&results)["jobs"][1]["attempts"],
+        2,
+        "not run again"
+    );
+    run_ok(harness().args(["clean", "--failed"]).arg(&results));
+    let cleaned = status_json(&results);
+    assert_eq!(cleaned["jobs"][1]["state"], "pending", "{cleaned}");
+    assert_eq!(cleaned["jobs"][1]["failures"], 0, "{cleaned}");
+
+    // Editing the sweep is reported, the old copy kept, finished jobs kept.
+    std::fs::write(
+        &sweep,
+        std::fs::read_to_string(&sweep)
+            .expect("read")
+            .replace(", /nonexistent/corpus.txt", ""),
+    )
+    .expect("edit sweep");
+    let status = run_ok(
+        harness()
+            .arg("status")
+            .arg(&sweep)
+            .arg("--results")
+            .arg(&results),
+    );
+    assert!(String::from_utf8_lossy(&status.stdout).contains("changed since"));
+    let edited = run_ok(
+        harness()
+            .arg("run")
+            .arg(&sweep)
+            .arg("--results")
+            .arg(&results),
+    );
+    assert!(String::from_utf8_lossy(&edited.stderr).contains("changed since"));
+    let kept = std::fs::read_dir(&results)
+        .expect("results")
+        .filter_map(Result::ok)
+        .any(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("sweep.yaml.")
+        });
+    assert!(kept, "the earlier sweep.yaml is kept");
+    assert_eq!(
+        status_json(&results)["jobs"][0]["attempts"],
+        1,
+        "done job kept"
+    );
+}
+
+#[test]
+fn a_second_run_of_one_results_folder_is_refused_and_cancel_stops_the_first() {
+    let _serial = serial();
+    let folder = tempfile::tempdir().expect("temp dir");
+    let sweep = write_sweep(
+        folder.path(),
+        "lock",
+        "  objective: [ar, dlm]\n  train.epochs: [8]\n",
+    );
+    let results = folder.path().join("results");
+    let mut first = harness()
+        .arg("run")
+        .arg(&sweep)
+        .arg("--results")
+        .arg(&results)
+        .args(["--slots", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("harness starts");
+    let lock = results.join(".lock");
+    wait_until("the lock", Duration::from_secs(20), || {
+        std::fs::read_to_string(&lock).is_ok_and(|text| text.trim() == first.id().to_string())
+    });
+    let second = harness()
+        .arg("run")
+        .arg(&sweep)
+        .arg("--results")
+        .arg(&results)
+        .output()
+        .expect("second harness runs");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success());
+    assert!(
+        stderr.contains(&format!("already being run by harness pid {}", first.id())),
+        "{stderr}"
+    );
+    // cancel: SIGTERM to the first harness, which stops its worker gracefully.
+    let ids = plan_ids(&results);
+    wait_until("a worker", Duration::from_secs(30), || {
+        job_status(&results, &ids[0])["pid"].is_u64()
+    });
+    run_ok(harness().arg("cancel").arg(&results));
+    let exit = first.wait().expect("first harness exits");
+    assert_eq!(exit.code(), Some(130), "interrupted");
+    let state = job_status(&results, &ids[0])["state"].clone();
+    assert!(state == "cancelled" || state == "done", "{state}");
+    assert_eq!(
+        job_status(&results, &ids[1])["state"],
+        "pending",
+        "not started"
+    );
+}

@@ -1,0 +1,257 @@
+//! The evaluation tasks of a job, prepared once (items tokenized, windows cut) and
+//! scored at every milestone: validation loss, the built-in cloze levels, and the
+//! multiple-choice benchmarks.
+
+use crate::cloze;
+use crate::error::{Result, io_error};
+use crate::eval::{self, EvalResult};
+use crate::model::Transformer;
+use crate::objectives::Vocab;
+use crate::scoring::{self, Candidate, Question, Scorer, Uniforms};
+use jobspec::{DlmScorer, JobConfig, Objective};
+use std::path::Path;
+use tch::Tensor;
+
+/// Seed of the cloze items and of the benchmark samples: fixed, so every job on a
+/// corpus is scored on the same items.
+const ITEM_SEED: u64 = 0x17E5;
+/// Seed of the DLM scoring draws (common to every evaluation of every job).
+const SCORING_SEED: u64 = 0x5C0E;
+
+#[derive(Debug)]
+enum Prepared {
+    ValidationLoss(Tensor),
+    Choice(Vec<Question>),
+}
+
+#[derive(Debug)]
+pub struct TaskSet {
+    tasks: Vec<(String, Prepared)>,
+}
+
+impl TaskSet {
+    /// Tokenize every task's items once. `tasks` defaults to the job's `eval.tasks`.
+    pub fn prepare(
+        config: &JobConfig,
+        dataset: &corpus::Dataset,
+        tokenizer: &corpus::Tokenizer,
+        tasks: &[String],
+        benchmarks_root: &Path,
+    ) -> Result<Self> {
+        let mut prepared = Vec::new();
+        for task in tasks {
+            let entry = if task == "val_loss" {
+                let windows = eval::validation_windows(
+                    &dataset.val_stream(),
+                    config.data.seq_len,
+                    config.eval.val_loss_tokens.get() as usize,
+                )
+                .ok_or_else(|| crate::TrainerError::RunFolder {
+                    path: "job.yaml".into(),
+                    message: "data.val_tokens is shorter than one window of seq_len + 1".into(),
+                })?;
+                Prepared::ValidationLoss(windows)
+            } else if let Some(level) = cloze::level(task) {
+                let questions = cloze_questions(dataset, tokenizer, level, config.eval.cloze_items);
+                if questions.is_empty() {
+                    return Err(crate::TrainerError::RunFolder {
+                        path: "job.yaml".into(),
+                        message: format!(
+                            "eval.tasks `{task}` needs at least two held-out documents of {} tokens or more; raise data.val_tokens",
+                            cloze::CONTEXT + cloze::CONTINUATION
+                        ),
+                    });
+                }
+                Prepared::Choice(questions)
+            } else {
+                let items = benchmarks::load_task(task, benchmarks_root)?;
+                let items = sample(items, config.eval.max_items);
+                Prepared::Choice(
+                    items
+                        .iter()
+                        .map(|item| tokenize_item(tokenizer, item))
+                        .collect(),
+                )
+            };
+            prepared.push((task.clone(), entry));
+        }
+        Ok(Self { tasks: prepared })
+    }
+
+    /// Score every task; `item_scores` (a folder) also receives per-item CSVs.
+    pub fn evaluate(
+        &self,
+        model: &Transformer,
+        config: &JobConfig,
+        vocab: Vocab,
+        item_scores: Option<(&Path, u64)>,
+    ) -> Result<Vec<EvalResult>> {
+        let mut results = Vec::new();
+        for (task, prepared) in &self.tasks {
+            match prepared {
+                Prepared::ValidationLoss(windows) => results.push(eval::validation_loss(
+                    model,
+                    &config.objective,
+                    windows,
+                    vocab,
+                    config.eval.batch_size,
+                    config.eval.dlm_draws,
+                    &config.dlm,
+                )),
+                Prepared::Choice(questions) => {
+                    let scorer = scorer_for(config);
+                    let scores = scoring::score(
+                        model,
+                        questions,
+                        scorer,
+                        vocab,
+                        config.data.seq_len,
+                        config.eval.batch_tokens,
+                        SCORING_SEED,
+                        config.dlm.eps,
+                    );
+                    if let Some((folder, step)) = item_scores {
+                        write_item_scores(folder, task, step, questions, &scores)?;
+                    }
+                    results.extend(metric_rows(
+                        task,
+                        scorer,
+                        &scoring::task_metrics(questions, &scores),
+                    ));
+                }
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// The scorer an objective's model is evaluated with: AR controls are plain AR.
+pub fn scorer_for(config: &JobConfig) -> Scorer {
+    match (config.objective, config.eval.dlm_scorer) {
+        (Objective::Dlm, DlmScorer::Elbo) => Scorer::DlmElbo {
+            draws: config.eval.score_draws,
+        },
+        (Objective::Dlm, DlmScorer::Llada) => Scorer::DlmLlada {
+            draws: config.eval.score_draws,
+        },
+        (Objective::Dlm, DlmScorer::ChainRule) => Scorer::DlmChainRule,
+        _ => Scorer::Ar,
+    }
+}
+
+fn metric_rows(task: &str, scorer: Scorer, metrics: &scoring::TaskMetrics) -> Vec<EvalResult> {
+    let row = |metric: &str, value: f64, stderr: f64| EvalResult {
+        task: task.to_owned(),
+        metric: metric.to_owned(),
+        value,
+        stderr,
+        n: metrics.n as u64,
+    };
+    let mut rows = vec![
+        row(
+            "acc",
+            metrics.acc,
+            scoring::binomial_stderr(metrics.acc, metrics.n),
+        ),
+        row(
+            "acc_norm",
+            metrics.acc_norm,
+            scoring::binomial_stderr(metrics.acc_norm, metrics.n),
+        ),
+    ];
+    if matches!(scorer, Scorer::DlmElbo { .. } | Scorer::DlmLlada { .. }) {
+        rows.push(row("score_mc_stderr", metrics.mc_stderr, f64::NAN));
+    }
+    rows
+}
+
+/// A seeded sample of `max` items (all when `max` is 0 or more than there are), in
+/// their original order.
+fn sample(items: Vec<benchmarks::Item>, max: usize) -> Vec<benchmarks::Item> {
+    if max == 0 || items.len() <= max {
+        return items;
+    }
+    let mut uniforms = Uniforms::new(ITEM_SEED, items.len() as u64);
+    let mut keyed: Vec<(f64, usize)> = (0..items.len()).map(|i| (uniforms.next(), i)).collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut chosen: Vec<usize> = keyed[..max].iter().map(|(_, i)| *i).collect();
+    chosen.sort_unstable();
+    let mut items: Vec<Option<benchmarks::Item>> = items.into_iter().map(Some).collect();
+    chosen.into_iter().filter_map(|i| items[i].take()).collect()
+}
+
+/// Tokenize as lm-evaluation-harness does: the continuation is the tail of
+/// encode(context + continuation) after encode(context), when that is a prefix.
+fn tokenize_item(tokenizer: &corpus::Tokenizer, item: &benchmarks::Item) -> Question {
+    let candidates = item
+        .choices
+        .iter()
+        .map(|choice| {
+            let context = tokenizer.encode(&choice.context);
+            let whole = tokenizer.encode(&format!("{}{}", choice.context, choice.continuation));
+            let continuation = if whole.starts_with(&context) && whole.len() > context.len() {
+                whole[context.len()..].to_vec()
+            } else {
+                tokenizer.encode(&choice.continuation)
+            };
+            Candidate {
+                context: context.into_iter().map(i64::from).collect(),
+                continuation: continuation.into_iter().map(i64::from).collect(),
+                bytes: choice.continuation.len(),
+            }
+        })
+        .collect();
+    Question {
+        candidates,
+        gold: item.gold,
+    }
+}
+
+fn cloze_questions(
+    dataset: &corpus::Dataset,
+    tokenizer: &corpus::Tokenizer,
+    level: cloze::ClozeLevel,
+    count: usize,
+) -> Vec<Question> {
+    let documents: Vec<Vec<u32>> = dataset
+        .val_documents
+        .iter()
+        .map(|d| d.iter().copied().filter(|&t| t != dataset.eos_id).collect())
+        .collect();
+    cloze::build(&documents, level, count, ITEM_SEED)
+        .into_iter()
+        .map(|(context, continuations, gold)| {
+            let context: Vec<i64> = context.into_iter().map(i64::from).collect();
+            let candidates = continuations
+                .into_iter()
+                .map(|continuation| Candidate {
+                    context: context.clone(),
+                    bytes: tokenizer.decode(&continuation).len(),
+                    continuation: continuation.into_iter().map(i64::from).collect(),
+                })
+                .collect();
+            Question { candidates, gold }
+        })
+        .collect()
+}
+
+fn write_item_scores(
+    folder: &Path,
+    task: &str,
+    step: u64,
+    questions: &[Question],
+    scores: &[Vec<scoring::CandidateScore>],
+) -> Result<()> {
+    std::fs::create_dir_all(folder).map_err(io_error(folder))?;
+    let mut text = String::from("item,choice,gold,score,stderr,bytes,greedy\n");
+    for (q, (question, candidates)) in questions.iter().zip(scores).enumerate() {
+        for (c, (candidate, score)) in question.candidates.iter().zip(candidates).enumerate() {
+            text.push_str(&format!(
+                "{q},{c},{},{},{},{},{}\n",
+                question.gold, score.score, score.stderr, candidate.bytes, score.greedy
+            ));
+        }
+    }
+    let path = folder.join(format!("{task}-step-{step:08}.csv"));
+    crate::runfolder::write_atomic(&path, text.as_bytes())
+}
