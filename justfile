@@ -20,20 +20,20 @@ build: setup
     cargo build --workspace
 
 # Run every test: unit, tensor, training and end-to-end (what CI runs).
-test: setup (corpus "demo")
+test: setup (corpus "demo") benchmarks
     cargo test --workspace
 
-# Train the smoke sweep (AR, DLM, AR-masked on a real corpus) with the trainer alone.
+# Train the smoke sweep (AR, DLM, AR-masked on a real corpus), two jobs at a time.
 smoke: setup (corpus "demo")
-    cargo build -p trainer
-    for job in $(target/debug/trainer init sweeps/smoke.yaml --results results/smoke); do target/debug/trainer run "$job"; done
-    @echo "results in results/smoke/jobs/*/ (train.csv, eval.csv, status.json)"
+    cargo build -p trainer -p harness
+    target/debug/harness run sweeps/smoke.yaml --slots 2
+    target/debug/harness status sweeps/smoke.yaml
 
 # The CPU demo: the demo sweep on a real corpus (figures and report come with `harness analyze`).
 demo: setup (corpus "demo")
-    cargo build -p trainer
-    for job in $(target/debug/trainer init sweeps/demo.yaml --results results/demo); do target/debug/trainer run "$job"; done
-    @echo "results in results/demo/jobs/*/ (train.csv, eval.csv)"
+    cargo build -p trainer -p harness
+    target/debug/harness run sweeps/demo.yaml --slots 2
+    target/debug/harness status sweeps/demo.yaml
 
 # Training throughput and peak memory for AR and DLM at two sizes on this CPU.
 bench-train: setup

@@ -17,8 +17,10 @@ pub fn load_sweep(sweep_path: &Path) -> Result<Sweep> {
     let mut sweep = Sweep::from_file(sweep_path)?;
     let sweep_dir = sweep_path.parent().unwrap_or(Path::new("."));
     for job in &mut sweep.jobs {
-        absolutize_paths(&mut job.config, sweep_dir);
-        job.id = job_id(&job.config);
+        // Hashing is most of planning's cost: only rehash configs that changed.
+        if absolutize_paths(&mut job.config, sweep_dir) {
+            job.id = job_id(&job.config);
+        }
     }
     Ok(sweep)
 }
@@ -100,7 +102,9 @@ pub fn sweep_changed(sweep_path: &Path, results: &Path) -> Result<bool> {
 
 /// Corpus and tokenizer paths in a sweep are relative to the sweep file; job folders
 /// live elsewhere, so they get absolute paths. Built-in corpus names stay as they are.
-pub fn absolutize_paths(config: &mut JobConfig, sweep_dir: &Path) {
+/// Returns whether anything changed.
+pub fn absolutize_paths(config: &mut JobConfig, sweep_dir: &Path) -> bool {
+    let mut changed = false;
     let absolute = |text: &str| -> Option<String> {
         let candidate = sweep_dir.join(text);
         (Path::new(text).is_relative() && candidate.exists()).then(|| {
@@ -112,12 +116,15 @@ pub fn absolutize_paths(config: &mut JobConfig, sweep_dir: &Path) {
     };
     if let Some(path) = absolute(&config.data.corpus) {
         config.data.corpus = path;
+        changed = true;
     }
     if let TokenizerSpec::File(file) = &config.data.tokenizer
         && let Some(path) = absolute(file)
     {
         config.data.tokenizer = TokenizerSpec::File(path);
+        changed = true;
     }
+    changed
 }
 
 pub fn csv_field(text: &str) -> String {

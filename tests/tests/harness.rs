@@ -44,6 +44,16 @@ fn harness() -> Command {
     command
 }
 
+/// A background harness, killed (SIGKILL) if a test fails before it ends.
+struct Background(std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn status_json(results: &Path) -> Value {
     let output = run_ok(harness().arg("status").arg(results).arg("--json"));
     serde_json::from_slice(&output.stdout).expect("status --json is JSON")
@@ -81,7 +91,7 @@ fn plan_ids(results: &Path) -> Vec<String> {
 fn assert_contiguous(path: &Path, log_every: u64, total: u64) {
     let steps: Vec<u64> = csv_column(path, "step").iter().map(|s| *s as u64).collect();
     let mut expected: Vec<u64> = (1..=total / log_every).map(|k| k * log_every).collect();
-    if total % log_every != 0 {
+    if !total.is_multiple_of(log_every) {
         expected.push(total);
     }
     assert_eq!(steps, expected, "{}", path.display());
@@ -97,28 +107,30 @@ fn kill_9_mid_run_then_resume_runs_every_job_once() {
         "  objective: [ar, dlm, { ar_masked: 0.3 }]\n",
     );
     let results = folder.path().join("results");
-    let mut first = harness()
-        .arg("run")
-        .arg(&sweep)
-        .arg("--results")
-        .arg(&results)
-        .args(["--slots", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("harness starts");
+    let mut first = Background(
+        harness()
+            .arg("run")
+            .arg(&sweep)
+            .arg("--results")
+            .arg(&results)
+            .args(["--slots", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("harness starts"),
+    );
     wait_until("plan.csv", Duration::from_secs(20), || {
         plan_ids(&results).len() == 3
     });
     let ids = plan_ids(&results);
     let second_log = results.join("jobs").join(&ids[1]).join("train.csv");
-    wait_until("job 2 to log a row", Duration::from_secs(50), || {
+    wait_until("job 2 to log a row", Duration::from_secs(120), || {
         job_status(&results, &ids[0])["state"] == "done"
             && std::fs::read_to_string(&second_log).is_ok_and(|text| text.lines().count() >= 2)
     });
     // kill -9 the harness and its worker: nothing gets to clean up.
-    first.kill().expect("kill -9 harness");
-    let _ = first.wait();
+    first.0.kill().expect("kill -9 harness");
+    let _ = first.0.wait();
     let worker = job_status(&results, &ids[1])["pid"]
         .as_u64()
         .expect("worker pid");
@@ -264,19 +276,21 @@ fn a_second_run_of_one_results_folder_is_refused_and_cancel_stops_the_first() {
         "  objective: [ar, dlm]\n  train.epochs: [8]\n",
     );
     let results = folder.path().join("results");
-    let mut first = harness()
-        .arg("run")
-        .arg(&sweep)
-        .arg("--results")
-        .arg(&results)
-        .args(["--slots", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("harness starts");
+    let mut first = Background(
+        harness()
+            .arg("run")
+            .arg(&sweep)
+            .arg("--results")
+            .arg(&results)
+            .args(["--slots", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("harness starts"),
+    );
     let lock = results.join(".lock");
     wait_until("the lock", Duration::from_secs(20), || {
-        std::fs::read_to_string(&lock).is_ok_and(|text| text.trim() == first.id().to_string())
+        std::fs::read_to_string(&lock).is_ok_and(|text| text.trim() == first.0.id().to_string())
     });
     let second = harness()
         .arg("run")
@@ -288,16 +302,22 @@ fn a_second_run_of_one_results_folder_is_refused_and_cancel_stops_the_first() {
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success());
     assert!(
-        stderr.contains(&format!("already being run by harness pid {}", first.id())),
+        stderr.contains(&format!(
+            "already being run by harness pid {}",
+            first.0.id()
+        )),
         "{stderr}"
     );
     // cancel: SIGTERM to the first harness, which stops its worker gracefully.
+    wait_until("plan.csv", Duration::from_secs(20), || {
+        plan_ids(&results).len() == 2
+    });
     let ids = plan_ids(&results);
     wait_until("a worker", Duration::from_secs(30), || {
         job_status(&results, &ids[0])["pid"].is_u64()
     });
     run_ok(harness().arg("cancel").arg(&results));
-    let exit = first.wait().expect("first harness exits");
+    let exit = first.0.wait().expect("first harness exits");
     assert_eq!(exit.code(), Some(130), "interrupted");
     let state = job_status(&results, &ids[0])["state"].clone();
     assert!(state == "cancelled" || state == "done", "{state}");

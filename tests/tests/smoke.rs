@@ -71,6 +71,19 @@ fn smoke_sweep_trains_every_objective_on_a_real_corpus() {
         let cloze: Vec<&(String, String, f64, f64)> = rows.iter().filter(|r| r.0 == "cloze" && r.1 == "acc").collect();
         assert_eq!(cloze.len(), 3, "{}", job.display());
         assert!(cloze.iter().all(|r| (0.0..=1.0).contains(&r.2) && r.3 > 0.0), "{}: {cloze:?}", job.display());
+        // Any checkpoint scores on the real benchmark files, leaving training state alone.
+        if job == std::path::Path::new(&jobs[0]) {
+            let before = std::fs::read_to_string(job.join("eval.csv")).expect("eval.csv");
+            let output = run_ok(
+                Command::new(&trainer).args(["eval", "--threads", "1", "--tasks", "hellaswag,arc_easy"]).arg(job),
+            );
+            let printed = String::from_utf8_lossy(&output.stdout);
+            assert!(printed.contains("hellaswag") && printed.contains("arc_easy"), "{printed}");
+            let adhoc = eval_rows(&job.join("eval_adhoc.csv"));
+            assert_eq!(adhoc.len(), 4, "acc and acc_norm per task: {adhoc:?}");
+            assert!(adhoc.iter().all(|r| (0.0..=1.0).contains(&r.2)), "{adhoc:?}");
+            assert_eq!(std::fs::read_to_string(job.join("eval.csv")).expect("eval.csv"), before);
+        }
         // Running a finished job again does nothing.
         let rerun = run_ok(Command::new(&trainer).args(["run", "--quiet"]).arg(job));
         assert!(String::from_utf8_lossy(&rerun.stderr).contains("already done"));

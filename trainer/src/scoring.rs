@@ -55,7 +55,8 @@ impl Scorer {
 
 /// A candidate's score: estimate, Monte Carlo standard error (0 when exact), and
 /// whether every continuation token is the model's argmax (AR: given the true prefix;
-/// DLM: with the whole continuation masked at once).
+/// DLM, computed for single-continuation questions only: with the whole continuation
+/// masked at once).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CandidateScore {
     pub score: f64,
@@ -223,8 +224,9 @@ pub fn plan_rows(
                     }
                 }
             }
-            if !scorer.causal() {
-                // Greedy check for the DLM: the whole continuation masked in one pass.
+            if !scorer.causal() && question.candidates.len() == 1 {
+                // Greedy check for single-continuation tasks (LAMBADA): the whole
+                // continuation masked in one pass.
                 let greedy = masked_row(
                     &context,
                     &continuation,
@@ -383,7 +385,7 @@ pub fn score(
         .collect();
     let mut greedy: Vec<Vec<bool>> = questions
         .iter()
-        .map(|q| vec![true; q.candidates.len()])
+        .map(|q| vec![scorer.causal() || q.candidates.len() == 1; q.candidates.len()])
         .collect();
     let mut exact: Vec<Vec<bool>> = questions
         .iter()
