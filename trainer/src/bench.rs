@@ -166,7 +166,7 @@ pub fn measure_scoring(
     draws: usize,
     threads: usize,
 ) -> Result<Vec<ScoringResult>, String> {
-    use crate::scoring::{Candidate, Question, Scorer, score};
+    use crate::scoring::{Candidate, Question, ScoreSettings, Scorer, score};
     tch::set_num_threads(threads as i32);
     let shape = ModelShape::preset(preset).ok_or_else(|| format!("unknown preset `{preset}`"))?;
     let vocab = 2048;
@@ -204,16 +204,14 @@ pub fn measure_scoring(
         ("dlm_chain_rule", Scorer::DlmChainRule),
     ] {
         let clock = Instant::now();
-        let _ = score(
-            &model,
-            &questions,
-            scorer,
-            Vocab { size: vocab as i64 },
-            128,
-            16_384,
-            0,
-            1e-3,
-        );
+        let settings = ScoreSettings {
+            vocab: Vocab { size: vocab as i64 },
+            max_len: 128,
+            batch_tokens: 16_384,
+            seed: 0,
+            eps: 1e-3,
+        };
+        let _ = score(&model, &questions, scorer, &settings);
         let seconds = clock.elapsed().as_secs_f64();
         let draws = if matches!(scorer, Scorer::DlmElbo { .. }) {
             draws
@@ -236,8 +234,8 @@ pub fn scoring_table(results: &[ScoringResult], threads: usize) -> String {
         .iter()
         .find(|r| r.scorer == "ar")
         .map_or(f64::NAN, |r| r.seconds);
-    let mut out = format!(
-        "| scorer | draws | items | seconds | items/s | time / (draws x AR time) |\n|---|---|---|---|---|---|\n"
+    let mut out = String::from(
+        "| scorer | draws | items | seconds | items/s | time / (draws x AR time) |\n|---|---|---|---|---|---|\n",
     );
     for result in results {
         out.push_str(&format!(

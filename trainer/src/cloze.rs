@@ -58,7 +58,7 @@ pub fn build(documents: &[Vec<u32>], level: ClozeLevel, count: usize, seed: u64)
         return Vec::new();
     }
     let mut uniforms = Uniforms::new(seed, 0xC102E);
-    let mut pick = |n: usize| ((uniforms.next() * n as f64) as usize).min(n - 1);
+    let mut pick = |n: usize| ((uniforms.next_uniform() * n as f64) as usize).min(n - 1);
     (0..count)
         .map(|_| {
             let home = pick(eligible.len());

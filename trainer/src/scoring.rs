@@ -95,7 +95,7 @@ impl Uniforms {
         Self(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03))
     }
 
-    pub fn next(&mut self) -> f64 {
+    pub fn next_uniform(&mut self) -> f64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -113,11 +113,14 @@ pub fn question_draws(
     positions: usize,
 ) -> Vec<(f64, Vec<f64>)> {
     let mut uniforms = Uniforms::new(seed, question as u64);
-    let offset = uniforms.next();
+    let offset = uniforms.next_uniform();
     (0..draws)
         .map(|k| {
             let time = (offset + k as f64 / draws as f64) % 1.0;
-            (time, (0..positions).map(|_| uniforms.next()).collect())
+            (
+                time,
+                (0..positions).map(|_| uniforms.next_uniform()).collect(),
+            )
         })
         .collect()
 }
@@ -361,17 +364,34 @@ pub fn execute(
     results
 }
 
+/// What scoring needs besides the model and the questions.
+#[derive(Clone, Copy, Debug)]
+pub struct ScoreSettings {
+    pub vocab: Vocab,
+    /// Longest sequence the model takes (contexts are cut from the left to fit).
+    pub max_len: usize,
+    /// Tokens per forward pass.
+    pub batch_tokens: usize,
+    /// Seed of the DLM draws (with the question index).
+    pub seed: u64,
+    /// p_mask = (1 - eps) t + eps, as in training.
+    pub eps: f64,
+}
+
 /// Score every candidate of every question.
 pub fn score(
     model: &Transformer,
     questions: &[Question],
     scorer: Scorer,
-    vocab: Vocab,
-    max_len: usize,
-    batch_tokens: usize,
-    seed: u64,
-    eps: f64,
+    settings: &ScoreSettings,
 ) -> Vec<Vec<CandidateScore>> {
+    let ScoreSettings {
+        vocab,
+        max_len,
+        batch_tokens,
+        seed,
+        eps,
+    } = *settings;
     let rows = plan_rows(questions, scorer, vocab.mask_id(), max_len, seed, eps);
     let outputs = execute(model, &rows, scorer.causal(), vocab, batch_tokens);
     let draws = match scorer {

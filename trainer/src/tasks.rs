@@ -100,16 +100,14 @@ impl TaskSet {
                 )),
                 Prepared::Choice(questions) => {
                     let scorer = scorer_for(config);
-                    let scores = scoring::score(
-                        model,
-                        questions,
-                        scorer,
+                    let settings = scoring::ScoreSettings {
                         vocab,
-                        config.data.seq_len,
-                        config.eval.batch_tokens,
-                        SCORING_SEED,
-                        config.dlm.eps,
-                    );
+                        max_len: config.data.seq_len,
+                        batch_tokens: config.eval.batch_tokens,
+                        seed: SCORING_SEED,
+                        eps: config.dlm.eps,
+                    };
+                    let scores = scoring::score(model, questions, scorer, &settings);
                     if let Some((folder, step)) = item_scores {
                         write_item_scores(folder, task, step, questions, &scores)?;
                     }
@@ -172,7 +170,9 @@ fn sample(items: Vec<benchmarks::Item>, max: usize) -> Vec<benchmarks::Item> {
         return items;
     }
     let mut uniforms = Uniforms::new(ITEM_SEED, items.len() as u64);
-    let mut keyed: Vec<(f64, usize)> = (0..items.len()).map(|i| (uniforms.next(), i)).collect();
+    let mut keyed: Vec<(f64, usize)> = (0..items.len())
+        .map(|i| (uniforms.next_uniform(), i))
+        .collect();
     keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut chosen: Vec<usize> = keyed[..max].iter().map(|(_, i)| *i).collect();
     chosen.sort_unstable();

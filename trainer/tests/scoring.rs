@@ -7,7 +7,9 @@ use tch::{Kind, Tensor, nn};
 use trainer::model::{ForwardOptions, Transformer};
 use trainer::objectives::{Vocab, training_loss};
 use trainer::optim::{AdamW, AdamWConfig};
-use trainer::scoring::{Candidate, Question, Scorer, plan_rows, score, task_metrics};
+use trainer::scoring::{
+    Candidate, Question, ScoreSettings, Scorer, plan_rows, score, task_metrics,
+};
 
 static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -54,6 +56,16 @@ fn log_prob(
     row.log_softmax(0, Kind::Double).double_value(&[target])
 }
 
+fn settings(vocab: i64, batch_tokens: usize, seed: u64) -> ScoreSettings {
+    ScoreSettings {
+        vocab: Vocab { size: vocab },
+        max_len: 64,
+        batch_tokens,
+        seed,
+        eps: 1e-3,
+    }
+}
+
 fn question(context: &[i64], continuations: &[&[i64]], gold: usize) -> Question {
     let candidates = continuations
         .iter()
@@ -76,11 +88,7 @@ fn ar_score_equals_token_by_token_log_probabilities() {
         &model,
         &[question(&context, &continuations, 0)],
         Scorer::Ar,
-        Vocab { size: 5 },
-        64,
-        256,
-        0,
-        1e-3,
+        &settings(5, 256, 0),
     );
     for (candidate, continuation) in continuations.iter().enumerate() {
         let mut prefix = context.to_vec();
@@ -105,7 +113,7 @@ fn exact_elbo(model: &Transformer, context: &[i64], continuation: &[i64], eps: f
     let length = continuation.len();
     let mask_id = 5;
     let mut by_subset = vec![0.0; 1 << length];
-    for subset in 1..(1usize << length) {
+    for (subset, slot) in by_subset.iter_mut().enumerate().skip(1) {
         let mut tokens = context.to_vec();
         tokens.extend(
             continuation
@@ -113,7 +121,7 @@ fn exact_elbo(model: &Transformer, context: &[i64], continuation: &[i64], eps: f
                 .enumerate()
                 .map(|(j, &t)| if subset >> j & 1 == 1 { mask_id } else { t }),
         );
-        by_subset[subset] = (0..length)
+        *slot = (0..length)
             .filter(|j| subset >> j & 1 == 1)
             .map(|j| log_prob(model, &tokens, context.len() + j, continuation[j], false, 5))
             .sum();
@@ -144,11 +152,7 @@ fn dlm_monte_carlo_elbo_agrees_with_exact_enumeration() {
         &model,
         &[q],
         Scorer::DlmElbo { draws },
-        Vocab { size: 5 },
-        64,
-        4096,
-        11,
-        1e-3,
+        &settings(5, 4096, 11),
     );
     let estimate = scores[0][0];
     eprintln!("exact {exact}, MC {} ± {}", estimate.score, estimate.stderr);
@@ -169,11 +173,7 @@ fn dlm_monte_carlo_elbo_agrees_with_exact_enumeration() {
         &model,
         &[q],
         Scorer::DlmLlada { draws },
-        Vocab { size: 5 },
-        64,
-        4096,
-        11,
-        1e-3,
+        &settings(5, 4096, 11),
     )[0][0];
     assert!(
         (llada.score - exact).abs() < 3.0 * llada.stderr + 0.05,
@@ -193,11 +193,7 @@ fn chain_rule_score_equals_its_definition() {
         &model,
         &[question(&context, &[&continuation], 0)],
         Scorer::DlmChainRule,
-        Vocab { size: 5 },
-        64,
-        256,
-        0,
-        1e-3,
+        &settings(5, 256, 0),
     );
     let mut expected = 0.0;
     for i in 0..continuation.len() {
@@ -234,11 +230,7 @@ fn single_token_answers_are_scored_exactly_in_one_pass() {
         &model,
         &[q],
         Scorer::DlmElbo { draws: 8 },
-        Vocab { size: 5 },
-        64,
-        256,
-        0,
-        1e-3,
+        &settings(5, 256, 0),
     );
     for (c, token) in [0i64, 4].iter().enumerate() {
         let expected = log_prob(&model, &[1, 2, 3, 5], 3, *token, false, 5);
@@ -340,16 +332,7 @@ fn trained_models_ace_a_toy_task_and_untrained_ones_score_chance() {
         (Objective::Dlm, Scorer::DlmElbo { draws: 32 }),
     ] {
         let (_variables, model) = train_repeat_model(objective);
-        let scores = score(
-            &model,
-            &questions,
-            scorer,
-            Vocab { size: 16 },
-            64,
-            4096,
-            0,
-            1e-3,
-        );
+        let scores = score(&model, &questions, scorer, &settings(16, 4096, 0));
         let metrics = task_metrics(&questions, &scores);
         assert_eq!(metrics.acc, 1.0, "{}: {metrics:?}", objective.label());
     }
@@ -370,16 +353,7 @@ fn trained_models_ace_a_toy_task_and_untrained_ones_score_chance() {
         .collect();
     let metrics = task_metrics(
         &random,
-        &score(
-            &model,
-            &random,
-            Scorer::Ar,
-            Vocab { size: 16 },
-            64,
-            4096,
-            0,
-            1e-3,
-        ),
+        &score(&model, &random, Scorer::Ar, &settings(16, 4096, 0)),
     );
     let sigma = (0.25f64 * 0.75 / 400.0).sqrt();
     assert!(
