@@ -29,6 +29,14 @@ smoke: setup (corpus "demo")
     target/debug/harness run sweeps/smoke.yaml --slots 2
     target/debug/harness status sweeps/smoke.yaml
 
+# Start a local single-node Slurm cluster (installs munge + Slurm if missing; idempotent) for `--backend slurm`.
+slurm-up:
+    scripts/slurm-local.sh up
+
+# Stop the local Slurm cluster: cancel its jobs, then stop its daemons by pid file.
+slurm-down:
+    scripts/slurm-local.sh down
+
 # The CPU demo: the demo sweep on a real corpus (figures and report come with `harness analyze`).
 demo: setup (corpus "demo")
     cargo build -p trainer -p harness

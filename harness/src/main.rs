@@ -13,6 +13,7 @@ mod pool;
 mod process;
 mod report;
 mod schedule;
+mod slurm;
 mod status;
 mod target;
 
@@ -23,7 +24,7 @@ use target::Target;
 #[command(
     version,
     about,
-    after_help = "Examples:\n  harness plan sweeps/demo.yaml --tokens-per-s 20000\n  harness run sweeps/smoke.yaml --slots 2\n  harness status results/smoke\n  harness clean --failed results/smoke"
+    after_help = "Examples:\n  harness plan sweeps/demo.yaml --tokens-per-s 20000\n  harness run sweeps/smoke.yaml --slots 2\n  harness run sweeps/smoke.yaml --backend slurm --max-running 2\n  harness status results/smoke\n  harness clean --failed results/smoke"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,12 +49,20 @@ enum Command {
     },
     /// Run every job of a sweep that is not done: resumes interrupted jobs, retries
     /// failed ones, skips finished ones. Ctrl-C stops gracefully (twice kills).
+    /// With `--backend slurm`: submit them as one job array and return.
     Run {
         /// A sweep file, or the results folder of one.
         sweep: PathBuf,
         /// Results folder (default results/<name>).
         #[arg(long)]
         results: Option<PathBuf>,
+        /// Where jobs run: a local pool of workers, or a Slurm job array.
+        #[arg(long, value_enum, default_value_t = Backend::Local)]
+        backend: Backend,
+        /// LibTorch threads per trainer (local default: cores / workers; Slurm
+        /// default: slurm.threads, else the task's CPUs).
+        #[arg(long)]
+        threads: Option<u32>,
         /// CPU workers; LibTorch threads are split between them.
         #[arg(long, default_value_t = 1, conflicts_with = "gpus")]
         slots: usize,
@@ -66,6 +75,8 @@ enum Command {
         /// The trainer binary (default: `trainer` next to this executable).
         #[arg(long)]
         trainer: Option<PathBuf>,
+        #[command(flatten)]
+        slurm: Box<slurm::SlurmFlags>,
     },
     /// A table of the jobs: values, state, step, attempts, error.
     Status {
@@ -77,7 +88,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Stop a running sweep gracefully (SIGTERM to its harness, or to orphaned trainers).
+    /// Stop a running sweep gracefully (SIGTERM to its harness, or to orphaned trainers;
+    /// scancel for the Slurm arrays of a sweep run with `--backend slurm`).
     Cancel {
         sweep: PathBuf,
         #[arg(long)]
@@ -97,6 +109,12 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         jobs: usize,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Local,
+    Slurm,
 }
 
 fn main() -> ExitCode {
@@ -120,12 +138,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run {
             sweep,
             results,
+            backend,
+            threads,
             slots,
             gpus,
             max_retries,
             trainer,
+            slurm,
         } => {
-            let options = pool_options(slots, gpus, max_retries, trainer)?;
+            let options = pool_options(slots, gpus, max_retries, trainer, threads)?;
+            if backend == Backend::Slurm {
+                let options = slurm::SubmitOptions {
+                    trainer: options.trainer,
+                    threads,
+                    flags: *slurm,
+                };
+                slurm::run(&sweep, results, &options)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             run_command(&sweep, results, &options)
         }
         Command::Status {
@@ -136,7 +166,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cancel { sweep, results } => {
             let target = Target::resolve(&sweep, results)?;
             let (_, rows) = target.jobs()?;
-            let lines = status::cancel(&target.results, &status::collect(rows)?)?;
+            let mut lines = slurm::cancel(&target.results)?;
+            lines.extend(status::cancel(&target.results, &status::collect(rows)?)?);
             if lines.is_empty() {
                 println!("nothing is running in {}", target.results.display());
             }
@@ -190,6 +221,7 @@ fn pool_options(
     gpus: Vec<String>,
     max_retries: u32,
     trainer: Option<PathBuf>,
+    threads: Option<u32>,
 ) -> anyhow::Result<pool::PoolOptions> {
     let slots: Vec<pool::Slot> = if gpus.is_empty() {
         if slots == 0 {
@@ -208,7 +240,11 @@ fn pool_options(
     };
     Ok(pool::PoolOptions {
         trainer,
-        threads: (cores / slots.len()).max(1),
+        threads: match threads {
+            Some(0) => bail!("--threads must be at least 1"),
+            Some(threads) => threads as usize,
+            None => (cores / slots.len()).max(1),
+        },
         slots,
         max_retries,
     })
@@ -221,6 +257,7 @@ fn run_command(
 ) -> anyhow::Result<ExitCode> {
     let target = Target::resolve(sweep_path, results)?;
     let (lock, stale) = lock::RunLock::acquire(&target.results)?;
+    slurm::refuse_if_queued(&target.results)?;
     if let Some(pid) = stale {
         eprintln!("note: replacing a stale lock left by pid {pid}, which is gone");
     }
@@ -262,7 +299,8 @@ fn status_command(sweep: &Path, results: Option<PathBuf>, json: bool) -> anyhow:
     let target = Target::resolve(sweep, results)?;
     let changed = target.sweep.is_some() && jobspec::store::sweep_changed(sweep, &target.results)?;
     let (axes, rows) = target.jobs()?;
-    let jobs = status::collect(rows)?;
+    let mut jobs = status::collect(rows)?;
+    slurm::annotate(&target.results, &mut jobs)?;
     if json {
         let value = status::to_json(&jobs, &target.results, changed);
         println!("{}", serde_json::to_string_pretty(&value)?);

@@ -18,6 +18,8 @@ pub struct JobState {
     pub failures: u32,
     pub error: Option<String>,
     pub pid: Option<u32>,
+    /// The job's newest Slurm task, for sweeps run with `--backend slurm`.
+    pub slurm: Option<crate::slurm::TaskRecord>,
 }
 
 pub fn collect(rows: Vec<JobRow>) -> anyhow::Result<Vec<JobState>> {
@@ -34,6 +36,7 @@ pub fn collect(rows: Vec<JobRow>) -> anyhow::Result<Vec<JobState>> {
                 failures: status.failures,
                 error: status.error,
                 pid: status.pid,
+                slurm: None,
             })
         })
         .collect()
@@ -42,11 +45,21 @@ pub fn collect(rows: Vec<JobRow>) -> anyhow::Result<Vec<JobState>> {
 pub fn table(axes: &[String], jobs: &[JobState]) -> String {
     let mut header: Vec<String> = vec!["id".into()];
     header.extend(axes.iter().cloned());
+    let slurm = jobs.iter().any(|job| job.slurm.is_some());
+    if slurm {
+        header.push("slurm".into());
+    }
     header.extend(["state", "step", "attempts", "error"].map(String::from));
     let mut rows = vec![header];
     for job in jobs {
         let mut row = vec![job.row.id.clone()];
         row.extend(job.row.values.iter().map(|(_, value)| plain(value)));
+        if slurm {
+            row.push(job.slurm.as_ref().map_or_else(
+                || "-".into(),
+                |task| format!("{} {}", task.name(), task.state),
+            ));
+        }
         row.push(job.state.label().into());
         row.push(format!("{}/{}", job.step, job.total_steps));
         row.push(job.attempts.to_string());
@@ -83,6 +96,7 @@ pub fn to_json(jobs: &[JobState], results: &std::path::Path, changed: bool) -> V
                 "failures": job.failures,
                 "error": job.error,
                 "pid": job.pid,
+                "slurm": job.slurm,
             })
         })
         .collect();

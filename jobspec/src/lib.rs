@@ -24,4 +24,4 @@ pub use config::{
 pub use count::TokenCount;
 pub use error::{Error, Result};
 pub use model::{ModelConfig, ModelShape, padded_vocab};
-pub use sweep::{Job, Sweep, job_id};
+pub use sweep::{Job, SlurmSection, Sweep, job_id};

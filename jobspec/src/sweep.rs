@@ -39,6 +39,38 @@ struct SweepFile {
     include: Vec<Map<String, Value>>,
     #[serde(default)]
     exclude: Vec<Map<String, Value>>,
+    #[serde(default)]
+    slurm: Option<SlurmSection>,
+}
+
+/// The optional `slurm:` section: how `harness run --backend slurm` submits the sweep
+/// (flags override each field). It is no part of any job's config, so it never
+/// changes a job id. Values are plain text here; the harness validates every one
+/// before it reaches an sbatch script.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSection {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    /// Time limit per task in a Slurm format (`30`, `4:00:00`, `1-12:00:00`).
+    pub time: Option<String>,
+    /// Generic resources per task, `name[:type]:count` (`gpu:1`, `gpu:a100:1`).
+    pub gres: Option<String>,
+    pub cpus_per_task: Option<u32>,
+    /// Memory per node, a number with an optional K/M/G/T suffix.
+    pub mem: Option<String>,
+    /// At most this many tasks run at once (`--array=0-N%max_running`).
+    pub max_running: Option<u32>,
+    /// Let Slurm requeue preempted or failed-node tasks (they resume from checkpoints).
+    pub requeue: Option<bool>,
+    /// LibTorch threads per trainer (default: the task's CPUs).
+    pub threads: Option<u32>,
+    /// Extra lines, each `#SBATCH --option[=value]`.
+    #[serde(default)]
+    pub extra: Vec<String>,
+    /// Shell lines run before the trainer (modules, environment), verbatim.
+    pub setup: Option<String>,
 }
 
 /// A parsed sweep: its name and the expanded jobs, in grid order then includes.
@@ -51,6 +83,7 @@ pub struct Sweep {
     pub axes: Vec<String>,
     /// Jobs dropped because an earlier job has the same resolved config.
     pub duplicates: usize,
+    pub slurm: Option<SlurmSection>,
 }
 
 /// One expanded job: its id, resolved config, and its value for every axis (the value
@@ -110,6 +143,7 @@ impl Sweep {
             jobs,
             axes,
             duplicates,
+            slurm: file.slurm,
         })
     }
 }

@@ -137,7 +137,7 @@ fn errors_name_file_line_column_and_key() {
         // 2. Unknown top-level key.
         (
             "gird:\n  seed: [0]\n",
-            "t.yaml:7:1: `gird`: unknown field `gird`, expected one of name, base, grid, zip, include, exclude",
+            "t.yaml:7:1: `gird`: unknown field `gird`, expected one of name, base, grid, zip, include, exclude, slurm",
         ),
         // 3. Wrong type: a grid axis that is not a list.
         (
@@ -238,4 +238,32 @@ fn errors_name_file_line_column_and_key() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_slurm_section_is_read_and_never_changes_job_ids() {
+    let grid = "grid:\n  seed: [0, 1]\n";
+    let plain = sweep(grid).unwrap_or_else(|error| panic!("{error}"));
+    let section = "slurm:\n  partition: gpu\n  time: 4:00:00\n  mem: 16G\n  gres: gpu:1\n  max_running: 2\n  requeue: true\n  extra: ['#SBATCH --constraint=a100']\n  setup: |\n    module load cuda\n";
+    let with_slurm = sweep(&format!("{grid}{section}")).unwrap_or_else(|error| panic!("{error}"));
+    let ids = |sweep: &Sweep| {
+        sweep
+            .jobs
+            .iter()
+            .map(|job| job.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&plain), ids(&with_slurm));
+    assert_eq!(plain.slurm, None);
+    let slurm = with_slurm.slurm.unwrap_or_default();
+    assert_eq!(slurm.partition.as_deref(), Some("gpu"));
+    assert_eq!(slurm.time.as_deref(), Some("4:00:00"));
+    assert_eq!(slurm.max_running, Some(2));
+    assert_eq!(slurm.extra, ["#SBATCH --constraint=a100"]);
+    assert_eq!(slurm.setup.as_deref(), Some("module load cuda\n"));
+    let typo = sweep("slurm:\n  partiton: gpu\n")
+        .map(|_| ())
+        .expect_err("a misspelt key")
+        .to_string();
+    assert!(typo.contains("partiton"), "{typo}");
 }

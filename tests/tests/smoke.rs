@@ -65,24 +65,52 @@ fn smoke_sweep_trains_every_objective_on_a_real_corpus() {
         // log2 milestones over 4 epochs: epochs 1, 2 and the end, each with the
         // validation loss and the cloze accuracies.
         let rows = eval_rows(&job.join("eval.csv"));
-        let validation: Vec<f64> = rows.iter().filter(|r| r.0 == "val_loss").map(|r| r.2).collect();
+        let validation: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.0 == "val_loss")
+            .map(|r| r.2)
+            .collect();
         assert_eq!(validation.len(), 3, "{}", job.display());
-        assert!(validation[2] < validation[0], "{}: validation {validation:?}", job.display());
-        let cloze: Vec<&(String, String, f64, f64)> = rows.iter().filter(|r| r.0 == "cloze" && r.1 == "acc").collect();
+        assert!(
+            validation[2] < validation[0],
+            "{}: validation {validation:?}",
+            job.display()
+        );
+        let cloze: Vec<&(String, String, f64, f64)> = rows
+            .iter()
+            .filter(|r| r.0 == "cloze" && r.1 == "acc")
+            .collect();
         assert_eq!(cloze.len(), 3, "{}", job.display());
-        assert!(cloze.iter().all(|r| (0.0..=1.0).contains(&r.2) && r.3 > 0.0), "{}: {cloze:?}", job.display());
+        assert!(
+            cloze
+                .iter()
+                .all(|r| (0.0..=1.0).contains(&r.2) && r.3 > 0.0),
+            "{}: {cloze:?}",
+            job.display()
+        );
         // Any checkpoint scores on the real benchmark files, leaving training state alone.
         if job == std::path::Path::new(&jobs[0]) {
             let before = std::fs::read_to_string(job.join("eval.csv")).expect("eval.csv");
             let output = run_ok(
-                Command::new(&trainer).args(["eval", "--threads", "1", "--tasks", "hellaswag,arc_easy"]).arg(job),
+                Command::new(&trainer)
+                    .args(["eval", "--threads", "1", "--tasks", "hellaswag,arc_easy"])
+                    .arg(job),
             );
             let printed = String::from_utf8_lossy(&output.stdout);
-            assert!(printed.contains("hellaswag") && printed.contains("arc_easy"), "{printed}");
+            assert!(
+                printed.contains("hellaswag") && printed.contains("arc_easy"),
+                "{printed}"
+            );
             let adhoc = eval_rows(&job.join("eval_adhoc.csv"));
             assert_eq!(adhoc.len(), 4, "acc and acc_norm per task: {adhoc:?}");
-            assert!(adhoc.iter().all(|r| (0.0..=1.0).contains(&r.2)), "{adhoc:?}");
-            assert_eq!(std::fs::read_to_string(job.join("eval.csv")).expect("eval.csv"), before);
+            assert!(
+                adhoc.iter().all(|r| (0.0..=1.0).contains(&r.2)),
+                "{adhoc:?}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(job.join("eval.csv")).expect("eval.csv"),
+                before
+            );
         }
         // Running a finished job again does nothing.
         let rerun = run_ok(Command::new(&trainer).args(["run", "--quiet"]).arg(job));
@@ -98,7 +126,12 @@ fn eval_rows(path: &std::path::Path) -> Vec<(String, String, f64, f64)> {
         .map(|line| {
             let fields: Vec<&str> = line.split(',').collect();
             let number = |i: usize| fields[i].parse().unwrap_or(f64::NAN);
-            (fields[4].to_owned(), fields[5].to_owned(), number(6), number(7))
+            (
+                fields[4].to_owned(),
+                fields[5].to_owned(),
+                number(6),
+                number(7),
+            )
         })
         .collect()
 }

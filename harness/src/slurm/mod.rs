@@ -1,0 +1,237 @@
+//! The Slurm backend (design.md, "Dispatch"): one job array per `harness run`, task i
+//! running `trainer run` on the i-th job folder submitted.
+//!
+//! Files, under `<results>/slurm/`: `array-<n>.sh` (the script, kept for the user to
+//! read or resubmit), `array-<n>.txt` (its job folders, task i = line i+1),
+//! `submissions.json` (each array's Slurm id and jobs) and `logs/` (what a task
+//! prints before it switches to its job's log.txt). Status reads the job folders
+//! together with squeue, and sacct where accounting works.
+
+mod client;
+mod parse;
+mod script;
+mod settings;
+mod track;
+
+use crate::lock::RunLock;
+use crate::status::JobState;
+use crate::target::{JobRow, Target};
+use anyhow::Context;
+use jobspec::status::{State, now, read_status};
+use std::path::{Path, PathBuf};
+
+pub use parse::TaskRecord;
+use settings::Settings;
+pub use settings::SlurmFlags;
+use track::{Submission, slurm_dir};
+
+/// What `harness run --backend slurm` needs besides the sweep.
+pub struct SubmitOptions {
+    pub trainer: PathBuf,
+    /// `--threads`: LibTorch threads per trainer.
+    pub threads: Option<u32>,
+    pub flags: SlurmFlags,
+}
+
+/// Write the job folders and submit every job that is neither done nor already in
+/// Slurm's queue as one array. Settings are validated before anything is written.
+pub fn run(
+    sweep_path: &Path,
+    results: Option<PathBuf>,
+    options: &SubmitOptions,
+) -> anyhow::Result<()> {
+    let target = Target::resolve(sweep_path, results)?;
+    let section = match &target.sweep {
+        Some(sweep) => sweep.slurm.clone(),
+        None => section_of_copy(&target.results)?,
+    };
+    let settings = Settings::resolve(section.as_ref(), &options.flags, options.threads)?;
+    let (lock, _) = RunLock::acquire(&target.results)?;
+    if let Some(sweep) = &target.sweep {
+        if let Some(kept) = jobspec::store::archive_changed_sweep(sweep_path, &target.results)? {
+            eprintln!(
+                "note: {} changed since its results were written; the earlier version is kept as {}",
+                sweep_path.display(),
+                kept.display()
+            );
+        }
+        jobspec::store::write_jobs(sweep, sweep_path, &target.results)?;
+    }
+    let (_, rows) = target.jobs()?;
+    let results = std::path::absolute(&target.results)
+        .with_context(|| format!("resolving {}", target.results.display()))?;
+    let name = match &target.sweep {
+        Some(sweep) => sweep.name.clone(),
+        None => folder_name(&results),
+    };
+    let line = submit(&results, &name, &rows, &settings, options)?;
+    drop(lock);
+    println!("{line}");
+    Ok(())
+}
+
+/// The `slurm:` section of `<results>/sweep.yaml`, for a run given a results folder.
+fn section_of_copy(results: &Path) -> anyhow::Result<Option<jobspec::SlurmSection>> {
+    let copy = results.join(jobspec::store::SWEEP_COPY);
+    let sweep = jobspec::store::load_sweep(&copy)
+        .with_context(|| format!("reading the slurm section of {}", copy.display()))?;
+    Ok(sweep.slurm)
+}
+
+fn folder_name(results: &Path) -> String {
+    let name = results
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    // The name goes into `#SBATCH --job-name=`: keep it to a safe set.
+    name.filter(|name| settings::is_name(name))
+        .unwrap_or_else(|| "sweep".into())
+}
+
+fn submit(
+    results: &Path,
+    name: &str,
+    rows: &[JobRow],
+    settings: &Settings,
+    options: &SubmitOptions,
+) -> anyhow::Result<String> {
+    let mut submissions = track::read_submissions(results)?;
+    let records = client::task_records(&track::array_ids(&submissions))?;
+    let by_job = track::job_records(&submissions, &records);
+    let mut chosen = Vec::new();
+    for row in rows {
+        let state = read_status(&row.folder)?.map_or(State::Pending, |status| status.state);
+        if track::needs_submission(state, by_job.get(&row.id)) {
+            chosen.push(row);
+        }
+    }
+    if chosen.is_empty() {
+        let active = rows
+            .iter()
+            .filter(|row| by_job.get(&row.id).is_some_and(TaskRecord::active));
+        return Ok(format!(
+            "nothing to submit: {} jobs queued or running in Slurm, the others done",
+            active.count()
+        ));
+    }
+    let number = submissions.len() + 1;
+    let dir = slurm_dir(results);
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let array_file = dir.join(format!("array-{number}.txt"));
+    let script_path = dir.join(format!("array-{number}.sh"));
+    let trainer = std::path::absolute(&options.trainer)
+        .with_context(|| format!("resolving {}", options.trainer.display()))?;
+    let input = script::ScriptInput {
+        sweep_name: name,
+        tasks: chosen.len(),
+        array_file: &array_file,
+        slurm_log_dir: &logs,
+        trainer: &trainer,
+    };
+    let text = script::render(settings, &input)?;
+    let mut folders = String::new();
+    for row in &chosen {
+        let folder = std::path::absolute(&row.folder)
+            .with_context(|| format!("resolving {}", row.folder.display()))?;
+        folders.push_str(&format!("{}\n", folder.display()));
+    }
+    write(&array_file, &folders)?;
+    write(&script_path, &text)?;
+    let slurm_job = client::sbatch(&script_path, results)?;
+    submissions.push(Submission {
+        slurm_job: slurm_job.clone(),
+        script: format!("array-{number}.sh"),
+        array_file: format!("array-{number}.txt"),
+        jobs: chosen.iter().map(|row| row.id.clone()).collect(),
+        submitted_at: now(),
+    });
+    track::write_submissions(results, &submissions)?;
+    Ok(format!(
+        "submitted {} of {} jobs as Slurm array {slurm_job} (script {})",
+        chosen.len(),
+        rows.len(),
+        script_path.display()
+    ))
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    jobspec::status::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Merge Slurm's view into the status rows of a sweep that was submitted to Slurm.
+/// Where squeue cannot be reached, says so and leaves the job folders' word.
+pub fn annotate(results: &Path, jobs: &mut [JobState]) -> anyhow::Result<()> {
+    let submissions = track::read_submissions(results)?;
+    if submissions.is_empty() {
+        return Ok(());
+    }
+    let records = match client::task_records(&track::array_ids(&submissions)) {
+        Ok(records) => records,
+        Err(error) => {
+            eprintln!("note: cannot read Slurm's queue ({error:#}); showing the job folders only");
+            return Ok(());
+        }
+    };
+    let by_job = track::job_records(&submissions, &records);
+    for job in jobs.iter_mut() {
+        let record = by_job.get(&job.row.id);
+        let (state, note) = track::merged_state(job.state, record);
+        job.error = match (note, job.error.take()) {
+            (Some(note), Some(error)) if state == job.state => Some(format!("{note}: {error}")),
+            (Some(note), _) => Some(note),
+            (None, error) => error,
+        };
+        job.state = state;
+        job.slurm = record.cloned();
+    }
+    Ok(())
+}
+
+/// Refuse a local run of a sweep whose jobs Slurm is still running or about to run:
+/// both would train the same job folders.
+pub fn refuse_if_queued(results: &Path) -> anyhow::Result<()> {
+    let submissions = track::read_submissions(results)?;
+    if submissions.is_empty() {
+        return Ok(());
+    }
+    let records = match client::task_records(&track::array_ids(&submissions)) {
+        Ok(records) => records,
+        // Results moved to a machine without Slurm: nothing there can be running them.
+        Err(error) => {
+            eprintln!("note: cannot read Slurm's queue ({error:#}); running locally");
+            return Ok(());
+        }
+    };
+    let active = records.values().filter(|record| record.active()).count();
+    if active > 0 {
+        anyhow::bail!(
+            "{active} jobs of {} are queued or running in Slurm: wait for them, or stop them with `harness cancel {}`",
+            results.display(),
+            results.display()
+        );
+    }
+    Ok(())
+}
+
+/// `harness cancel` for a sweep submitted to Slurm: scancel each of its arrays that
+/// still has queued or running tasks. Returns a line per array cancelled.
+pub fn cancel(results: &Path) -> anyhow::Result<Vec<String>> {
+    let submissions = track::read_submissions(results)?;
+    if submissions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let records = client::task_records(&track::array_ids(&submissions))?;
+    let mut lines = Vec::new();
+    for id in track::array_ids(&submissions) {
+        let active = records
+            .values()
+            .filter(|record| record.array == id && record.active())
+            .count();
+        if active > 0 {
+            client::scancel(std::slice::from_ref(&id))?;
+            lines.push(format!("scancel {id} ({active} tasks queued or running)"));
+        }
+    }
+    Ok(lines)
+}

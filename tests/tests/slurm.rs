@@ -1,0 +1,371 @@
+//! `harness run --backend slurm`, `status` and `cancel` against a real single-node
+//! Slurm cluster (`scripts/slurm-local.sh up`, idempotent, run by the first test),
+//! with the real trainer on sweeps trimmed to a second or two per job.
+//!
+//! The cluster needs root and Debian packages; set CROSSOVER_SKIP_SLURM=1 to skip
+//! these tests where that is impossible.
+
+use e2e::{binary, csv_column, run_ok, workspace_root};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// One test at a time: the cap and GPU tests read the whole cluster's queue.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// SLURM_CONF of the local cluster, started on first use; None when skipped.
+fn cluster() -> Option<&'static str> {
+    static CONF: OnceLock<Option<String>> = OnceLock::new();
+    CONF.get_or_init(|| {
+        if std::env::var_os("CROSSOVER_SKIP_SLURM").is_some() {
+            return None;
+        }
+        let script = workspace_root().join("scripts/slurm-local.sh");
+        let output = run_ok(Command::new(script).arg("up").stdin(Stdio::null()));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let env_file = stdout
+            .lines()
+            .last()
+            .expect("slurm-local.sh prints its env file");
+        let env = std::fs::read_to_string(env_file.trim()).expect("read the env file");
+        let conf = env
+            .lines()
+            .find_map(|line| line.strip_prefix("export SLURM_CONF="))
+            .expect("SLURM_CONF in the env file");
+        Some(conf.trim().to_owned())
+    })
+    .as_deref()
+}
+
+/// The cluster and the lock, or None (test skipped).
+fn setup() -> Option<(std::sync::MutexGuard<'static, ()>, &'static str)> {
+    let serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match cluster() {
+        Some(conf) => Some((serial, conf)),
+        None => {
+            eprintln!("CROSSOVER_SKIP_SLURM is set: skipped");
+            None
+        }
+    }
+}
+
+/// A smoke-like sweep (nano model, `sotu`, byte tokens): `rest` is appended.
+fn write_sweep(folder: &Path, name: &str, rest: &str) -> PathBuf {
+    let text = format!(
+        "name: {name}
+base:
+  seed: 0
+  objective: ar
+  model: {{ preset: nano }}
+  data: {{ corpus: sotu, tokenizer: bytes, seq_len: 64, unique_tokens: 12k, val_tokens: 8k }}
+  train: {{ epochs: 1, batch_size: 16, lr: 3e-3, warmup: 5%, log_every: 2 }}
+  eval: {{ at: log2, tasks: [val_loss], val_loss_tokens: 4k, dlm_draws: 2 }}
+{rest}"
+    );
+    let path = folder.join("sweep.yaml");
+    std::fs::write(&path, text).expect("write sweep");
+    path
+}
+
+fn harness(conf: &str, cwd: &Path) -> Command {
+    binary("trainer");
+    let mut command = Command::new(binary("harness"));
+    command
+        .env("SLURM_CONF", conf)
+        .current_dir(cwd)
+        .stdin(Stdio::null());
+    command
+}
+
+fn submit(conf: &str, cwd: &Path, sweep: &Path, results: &Path, flags: &[&str]) -> Output {
+    run_ok(
+        harness(conf, cwd)
+            .args(["run", "--backend", "slurm", "--threads", "1"])
+            .arg(sweep)
+            .arg("--results")
+            .arg(results)
+            .args(flags),
+    )
+}
+
+fn status(conf: &str, results: &Path) -> Vec<Value> {
+    let output = run_ok(
+        harness(conf, Path::new("/"))
+            .arg("status")
+            .arg(results)
+            .arg("--json"),
+    );
+    let value: Value = serde_json::from_slice(&output.stdout).expect("status --json is JSON");
+    value["jobs"].as_array().cloned().unwrap_or_default()
+}
+
+fn slurm_active(job: &Value) -> bool {
+    let state = job["slurm"]["state"].as_str().unwrap_or_default();
+    matches!(
+        state,
+        "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "REQUEUED"
+    )
+}
+
+/// Poll `harness status` until every job has a Slurm record and none is queued or running.
+fn wait_for_slurm(conf: &str, results: &Path) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let jobs = status(conf, results);
+        if jobs
+            .iter()
+            .all(|job| job["slurm"].is_object() && !slurm_active(job))
+        {
+            return jobs;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out: {jobs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn states(jobs: &[Value]) -> Vec<String> {
+    jobs.iter()
+        .map(|job| job["state"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn job_folder(results: &Path, job: &Value) -> PathBuf {
+    results
+        .join("jobs")
+        .join(job["id"].as_str().unwrap_or_default())
+}
+
+#[test]
+fn a_sweep_through_slurm_equals_a_local_run() {
+    let Some((_serial, conf)) = setup() else {
+        return;
+    };
+    let folder = tempfile::tempdir().expect("temp dir");
+    let sweep = write_sweep(folder.path(), "same", "grid:\n  objective: [ar, dlm]\n");
+    let local = folder.path().join("local");
+    let slurm = folder.path().join("slurm");
+    run_ok(
+        harness(conf, folder.path())
+            .arg("run")
+            .arg(&sweep)
+            .arg("--results")
+            .arg(&local)
+            .args(["--slots", "1", "--threads", "1"]),
+    );
+    let output = submit(conf, folder.path(), &sweep, &slurm, &[]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("submitted 2 of 2 jobs"));
+    let jobs = wait_for_slurm(conf, &slurm);
+    assert_eq!(states(&jobs), ["done", "done"], "{jobs:?}");
+    let local_jobs = status(conf, &local);
+    let ids = |jobs: &[Value]| jobs.iter().map(|job| job["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&jobs), ids(&local_jobs), "same job ids");
+    for job in &jobs {
+        let (a, b) = (job_folder(&slurm, job), job_folder(&local, job));
+        for (file, column) in [("train.csv", "loss"), ("eval.csv", "value")] {
+            let (through_slurm, here) = (
+                csv_column(&a.join(file), column),
+                csv_column(&b.join(file), column),
+            );
+            assert!(!here.is_empty());
+            assert_eq!(through_slurm, here, "{file} of {}", job["id"]);
+        }
+    }
+    let script = std::fs::read_to_string(slurm.join("slurm/array-1.sh")).expect("script kept");
+    assert!(script.contains("#SBATCH --array=0-1\n"), "{script}");
+    assert!(script.contains("--threads 1"), "{script}");
+}
+
+#[test]
+fn a_failing_task_reports_its_exit_code_and_a_cancelled_array_finishes_on_rerun() {
+    let Some((_serial, conf)) = setup() else {
+        return;
+    };
+    let folder = tempfile::tempdir().expect("temp dir");
+    let grid = "grid:\n  data.corpus: [sotu, /nonexistent/corpus.txt]\n";
+    let sweep = write_sweep(folder.path(), "failing", grid);
+    let results = folder.path().join("failing");
+    submit(conf, folder.path(), &sweep, &results, &[]);
+    let jobs = wait_for_slurm(conf, &results);
+    assert_eq!(states(&jobs), ["done", "failed"], "{jobs:?}");
+    assert_eq!(jobs[1]["slurm"]["state"], "FAILED");
+    assert_eq!(jobs[1]["slurm"]["exit_code"], 1);
+    let error = jobs[1]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("exit code 1") && error.contains("nonexistent"),
+        "{error}"
+    );
+
+    // One task at a time, long enough to be cancelled mid-run.
+    let rest = "grid:\n  objective: [ar, dlm, { ar_masked: 0.3 }]\n  train.epochs: [16]\nslurm:\n  max_running: 1\n";
+    let sweep = write_sweep(folder.path(), "cancel", rest);
+    let results = folder.path().join("cancel");
+    submit(conf, folder.path(), &sweep, &results, &[]);
+    let start = Instant::now();
+    while status(conf, &results)[0]["step"].as_u64().unwrap_or(0) < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the first task never ran"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let cancel = run_ok(harness(conf, folder.path()).arg("cancel").arg(&results));
+    assert!(String::from_utf8_lossy(&cancel.stdout).contains("scancel"));
+    let jobs = wait_for_slurm(conf, &results);
+    assert_eq!(states(&jobs), ["cancelled"; 3], "{jobs:?}");
+
+    let again = submit(conf, folder.path(), &sweep, &results, &[]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("submitted 3 of 3 jobs"));
+    let jobs = wait_for_slurm(conf, &results);
+    assert_eq!(states(&jobs), ["done"; 3], "{jobs:?}");
+    assert_eq!(
+        jobs[0]["attempts"], 2,
+        "the cancelled job resumed: {jobs:?}"
+    );
+    let nothing = submit(conf, folder.path(), &sweep, &results, &[]);
+    assert!(String::from_utf8_lossy(&nothing.stdout).contains("nothing to submit"));
+}
+
+#[test]
+fn an_array_larger_than_its_cap_respects_it() {
+    let Some((_serial, conf)) = setup() else {
+        return;
+    };
+    let folder = tempfile::tempdir().expect("temp dir");
+    let sweep = write_sweep(folder.path(), "capped", "grid:\n  seed: [0, 1, 2, 3, 4]\n");
+    let results = folder.path().join("capped");
+    let output = submit(
+        conf,
+        folder.path(),
+        &sweep,
+        &results,
+        &["--max-running", "2"],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let array = stdout
+        .split("Slurm array ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("array id")
+        .to_owned();
+    let mut most = 0;
+    let start = Instant::now();
+    loop {
+        let queue = run_ok(
+            Command::new("squeue")
+                .env("SLURM_CONF", conf)
+                .args(["-h", "-t", "all", "-j", &array, "-o", "%i|%T"]),
+        );
+        let text = String::from_utf8_lossy(&queue.stdout).into_owned();
+        let running = text
+            .lines()
+            .filter(|line| line.ends_with("|RUNNING"))
+            .count();
+        most = most.max(running);
+        let active = ["PENDING", "RUNNING", "COMPLETING", "CONFIGURING"];
+        if !text.is_empty() && !active.iter().any(|state| text.contains(state)) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(most, 2, "at most the cap, and the cap was reached");
+    assert_eq!(states(&status(conf, &results)), ["done"; 5]);
+}
+
+#[test]
+fn shell_metacharacters_never_run() {
+    let Some((_serial, conf)) = setup() else {
+        return;
+    };
+    let folder = tempfile::tempdir().expect("temp dir");
+    let marker = folder.path().join("pwned");
+    let marker_text = marker.display().to_string();
+    let grid = "grid:\n  objective: [ar]\n";
+    let refused = |sweep: &Path, flags: &[&str], expected: &str| {
+        let output = harness(conf, folder.path())
+            .args(["run", "--backend", "slurm"])
+            .arg(sweep)
+            .arg("--results")
+            .arg(folder.path().join("refused"))
+            .args(flags)
+            .output()
+            .expect("harness runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(expected),
+            "{stderr}"
+        );
+        assert!(
+            !folder.path().join("refused/slurm").exists(),
+            "nothing submitted"
+        );
+    };
+    // A name is a folder and a Slurm job name: refused.
+    let sweep = write_sweep(folder.path(), &format!("\"x$(touch {marker_text})\""), grid);
+    refused(&sweep, &[], "must be 1-100 letters");
+    // An extra option from the sweep file or a flag: refused before anything is written.
+    let extra = format!("{grid}slurm:\n  extra: ['#SBATCH --comment=$(touch {marker_text})']\n");
+    let sweep = write_sweep(folder.path(), "extra", &extra);
+    refused(&sweep, &[], "shell metacharacters are refused");
+    let sweep = write_sweep(folder.path(), "flags", grid);
+    refused(
+        &sweep,
+        &["--partition", "debug;touch pwned"],
+        "slurm.partition",
+    );
+    refused(
+        &sweep,
+        &["--sbatch-line", "#SBATCH --comment=`touch pwned`"],
+        "metacharacters",
+    );
+    // A results path full of them is quoted: the job runs, nothing else does.
+    let results = folder.path().join("r$(touch${IFS}pwned);touch${IFS}pwned");
+    submit(conf, folder.path(), &sweep, &results, &[]);
+    assert_eq!(states(&wait_for_slurm(conf, &results)), ["done"]);
+    let found = Command::new("find")
+        .arg(folder.path())
+        .args(["-name", "pwned*"])
+        .output()
+        .expect("find runs");
+    assert!(
+        found.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&found.stdout)
+    );
+}
+
+#[test]
+fn gres_gpu_tasks_receive_distinct_fake_gpus() {
+    let Some((_serial, conf)) = setup() else {
+        return;
+    };
+    let folder = tempfile::tempdir().expect("temp dir");
+    // The trainer ignores CUDA for now: the setup preamble records the device, and
+    // waits so both tasks hold their GPU at once.
+    let rest = "grid:\n  objective: [ar, dlm]\nslurm:\n  gres: gpu:1\n  setup: |\n    echo \"gpu=$CUDA_VISIBLE_DEVICES\"\n    sleep 2\n";
+    let sweep = write_sweep(folder.path(), "gpus", rest);
+    let results = folder.path().join("gpus");
+    submit(conf, folder.path(), &sweep, &results, &[]);
+    let jobs = wait_for_slurm(conf, &results);
+    assert_eq!(states(&jobs), ["done", "done"], "{jobs:?}");
+    let mut devices: Vec<String> = jobs
+        .iter()
+        .map(|job| {
+            let log = std::fs::read_to_string(job_folder(&results, job).join("log.txt"))
+                .expect("job log");
+            log.lines()
+                .find_map(|line| line.strip_prefix("gpu="))
+                .expect("the device line")
+                .to_owned()
+        })
+        .collect();
+    devices.sort();
+    assert_eq!(devices, ["0", "1"]);
+}
