@@ -27,7 +27,7 @@ test: setup (corpus "demo") benchmarks
 smoke: setup (corpus "demo")
     cargo build -p trainer -p harness
     target/debug/harness run sweeps/smoke.yaml --slots 2
-    target/debug/harness status sweeps/smoke.yaml
+    target/debug/harness analyze sweeps/smoke.yaml
 
 # Start a local single-node Slurm cluster (installs munge + Slurm if missing; idempotent) for `--backend slurm`.
 slurm-up:
@@ -41,7 +41,8 @@ slurm-down:
 demo: setup (corpus "demo")
     cargo build -p trainer -p harness
     target/debug/harness run sweeps/demo.yaml --slots 2
-    target/debug/harness status sweeps/demo.yaml
+    target/debug/harness analyze sweeps/demo.yaml
+    @echo "report: results/demo/analysis/report.html (and report.md, figures/, crossover.csv)"
 
 # Training throughput and peak memory for AR and DLM at two sizes on this CPU.
 bench-train: setup
@@ -61,6 +62,15 @@ benchmarks:
 eval job tasks="": setup
     cargo build -p trainer
     target/debug/trainer eval {{ job }} {{ if tasks != "" { "--tasks " + tasks } else { "" } }}
+
+# Tables, crossovers, figures and report of a sweep (file or results folder).
+analyze sweep *args:
+    cargo build -p harness
+    target/debug/harness analyze {{ sweep }} {{ args }}
+
+# Ingest and crossover timing on 1,000 synthetic runs x 100 evaluations x 5 tasks.
+bench-analyze *args:
+    cargo run --release -p analysis --bin bench-analyze -- {{ args }}
 
 # Format, lint.
 lint:

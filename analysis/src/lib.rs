@@ -1,1 +1,120 @@
-//! Analysis of results trees.
+//! Analysis of a results folder (design.md, "Analysis"): tidy tables (Polars), where
+//! the DLM overtakes AR and how sure we are (crossover detection with bootstrap
+//! intervals), the study's figures (plotters) and a report.
+//!
+//! `analyze` is the entry point; the crossover logic (`curve`, `crossover`,
+//! `uncertainty`) works on plain vectors and knows nothing of Polars or files.
+
+mod contents;
+pub mod crossover;
+pub mod crossovers;
+pub mod curve;
+mod error;
+pub mod figures;
+pub mod format;
+pub mod ingest;
+pub mod pairs;
+pub mod report;
+mod summary;
+pub mod synthetic;
+pub mod tables;
+pub mod uncertainty;
+
+pub use error::{AnalysisError, Result};
+pub use summary::Summary;
+
+use std::path::Path;
+
+/// How to analyse.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AnalyzeOptions {
+    /// Moving-average window over evaluation points (1 = none).
+    pub smooth: usize,
+    /// Bootstrap draws per crossover (0 = no intervals).
+    pub bootstrap: usize,
+    /// Seed of every bootstrap draw, so a report is reproducible.
+    pub seed: u64,
+    /// Draw the figures (the slowest part; tables and crossovers need none).
+    pub figures: bool,
+}
+
+impl Default for AnalyzeOptions {
+    fn default() -> Self {
+        Self {
+            smooth: 1,
+            bootstrap: 1000,
+            seed: 0,
+            figures: true,
+        }
+    }
+}
+
+/// Read every job under `results_dir`, and write tables, crossovers, figures and the
+/// report under `results_dir/analysis/`.
+pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> {
+    // 1. Read the jobs; unreadable files become warnings.
+    let (runs, warnings) = ingest::read_results(results_dir)?;
+    let groups = pairs::group_runs(&runs);
+    let out = results_dir.join("analysis");
+    std::fs::create_dir_all(&out).map_err(error::io_error(&out))?;
+    // 2. Tidy tables.
+    let mut tables = tables::build(&runs, &groups).map_err(error::table_error(&out))?;
+    tables::write(&mut tables, &out)?;
+    // 3. Crossovers.
+    let settings = uncertainty::Settings {
+        smooth: options.smooth.max(1),
+        draws: options.bootstrap,
+        seed: options.seed,
+    };
+    let rows = crossovers::compute(&runs, &groups, settings);
+    crossovers::write_csv(&rows, &out.join("crossover.csv"))?;
+    error::write_file(
+        &out.join("crossover.md"),
+        crossovers::markdown(&rows).as_bytes(),
+    )?;
+    // 4. Figures.
+    let rendered = if options.figures {
+        let context = figures::Context {
+            runs: &runs,
+            groups: &groups,
+            crossovers: &rows,
+            smooth: settings.smooth,
+        };
+        figures::render_all(&context, &out.join("figures"))?
+    } else {
+        Vec::new()
+    };
+    // 5. Report.
+    let blocks = contents::blocks(
+        &runs,
+        &rows,
+        &rendered,
+        &warnings,
+        &out,
+        settings.draws,
+        settings.smooth,
+    );
+    let title = format!(
+        "Crossover analysis: {}",
+        results_dir
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    );
+    error::write_file(
+        &out.join("report.md"),
+        report::markdown(&title, &blocks).as_bytes(),
+    )?;
+    error::write_file(
+        &out.join("report.html"),
+        report::html(&title, &blocks)?.as_bytes(),
+    )?;
+    Ok(Summary::new(
+        results_dir,
+        &runs,
+        groups.len(),
+        &rows,
+        rendered,
+        warnings,
+    ))
+}

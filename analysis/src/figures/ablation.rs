@@ -1,0 +1,194 @@
+//! AR-control ablation: the value at the last evaluation for AR, AR-masked(p),
+//! AR-dropout(p) and the DLM in each group that has a control, as bars with ±1
+//! standard error (of the mean over seeds when there are several). Answers whether
+//! input noise alone gives AR the DLM's data efficiency (reference/recipes.md).
+
+use super::{Context, Figure, Planned, font, grid, objective_color, panel_title, skipped, text};
+use crate::ingest::Run;
+use crate::pairs::{Group, headline_metrics, metrics};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+pub struct Ablation<'a> {
+    context: &'a Context<'a>,
+    groups: Vec<&'a Group>,
+    panels: Vec<(String, String)>,
+}
+
+fn is_control(objective: &str) -> bool {
+    objective.starts_with("ar_masked") || objective.starts_with("ar_dropout")
+}
+
+pub fn figure<'a>(context: &'a Context<'a>) -> Planned<Ablation<'a>> {
+    let groups: Vec<&Group> = context
+        .groups
+        .iter()
+        .filter(|g| g.objectives(context.runs).iter().any(|o| is_control(o)))
+        .collect();
+    if groups.is_empty() {
+        return skipped(
+            "ablation",
+            "no AR-control runs (ar_masked, ar_dropout) in the sweep",
+        );
+    }
+    let members: Vec<&Run> = groups
+        .iter()
+        .flat_map(|g| g.runs.iter().map(|&i| &context.runs[i]))
+        .collect();
+    let panels = headline_metrics(&metrics(&members));
+    Ok(Ablation {
+        context,
+        groups,
+        panels,
+    })
+}
+
+/// One bar: label, colour, mean over seeds of the last value, and its error.
+struct Bar {
+    label: String,
+    color: RGBColor,
+    value: f64,
+    error: f64,
+}
+
+/// Mean of each seed's last value, with the seed standard error (or the reported
+/// stderr for one seed).
+fn last_value(replicates: &[&Run], task: &str, metric: &str) -> Option<(f64, f64)> {
+    let last: Vec<(f64, f64)> = replicates
+        .iter()
+        .filter_map(|run| {
+            run.eval
+                .iter()
+                .filter(|e| e.task == task && e.metric == metric)
+                .max_by_key(|e| e.step)
+                .map(|e| (e.value, e.stderr))
+        })
+        .collect();
+    let n = last.len() as f64;
+    match last.as_slice() {
+        [] => None,
+        [(value, stderr)] => Some((*value, *stderr)),
+        many => {
+            let mean = many.iter().map(|v| v.0).sum::<f64>() / n;
+            let variance = many.iter().map(|v| (v.0 - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            Some((mean, (variance / n).sqrt()))
+        }
+    }
+}
+
+impl Figure for Ablation<'_> {
+    fn name(&self) -> String {
+        "ablation".into()
+    }
+
+    fn caption(&self) -> String {
+        "AR-control ablation: value at the last evaluation for AR, its noise controls and the DLM (error bars ±1 standard error).".into()
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let area = root
+            .titled("AR controls vs DLM: value at the end of training", font(34))
+            .map_err(text)?;
+        let panels = area.split_evenly(grid(self.panels.len()));
+        for ((task, metric), panel) in self.panels.iter().zip(&panels) {
+            self.draw_panel(panel, task, metric)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ablation<'_> {
+    fn bars(&self, task: &str, metric: &str) -> Vec<Bar> {
+        let several = self.groups.len() > 1;
+        let mut bars = Vec::new();
+        for group in &self.groups {
+            for objective in group.objectives(self.context.runs) {
+                let Some((value, error)) = last_value(
+                    &group.replicates(self.context.runs, &objective),
+                    task,
+                    metric,
+                ) else {
+                    continue;
+                };
+                let budget = crate::format::count(group.unique_tokens as f64);
+                let label = if several {
+                    format!("{objective} {} {budget}", group.preset)
+                } else {
+                    objective.clone()
+                };
+                bars.push(Bar {
+                    label,
+                    color: objective_color(&objective, 0.75),
+                    value,
+                    error: super::study::finite(error),
+                });
+            }
+        }
+        bars
+    }
+
+    fn draw_panel<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        task: &str,
+        metric: &str,
+    ) -> Result<(), String> {
+        let bars = self.bars(task, metric);
+        let top = bars.iter().map(|b| b.value + b.error).fold(0.0, f64::max) * 1.15;
+        if bars.is_empty() || top <= 0.0 {
+            return Ok(());
+        }
+        let mut chart = ChartBuilder::on(area)
+            .caption(panel_title(task, metric), font(28))
+            .margin(16)
+            .x_label_area_size(64)
+            .y_label_area_size(96)
+            // An i32 range includes its end, so n segments come from 0..n-1.
+            .build_cartesian_2d((0..bars.len() as i32 - 1).into_segmented(), 0.0..top)
+            .map_err(text)?;
+        let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc(metric)
+            .axis_desc_style(font(24))
+            .label_style(font(19))
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .draw()
+            .map_err(text)?;
+        let above = font(18).pos(Pos::new(HPos::Center, VPos::Bottom));
+        for (i, bar) in bars.iter().enumerate() {
+            let i = i as i32;
+            let corners = [
+                (SegmentValue::Exact(i), 0.0),
+                (SegmentValue::Exact(i + 1), bar.value),
+            ];
+            let mut rectangle = Rectangle::new(corners, bar.color.filled());
+            // Pixels of air between neighbouring bars.
+            rectangle.set_margin(0, 0, 14, 14);
+            chart.draw_series([rectangle]).map_err(text)?;
+            let center = SegmentValue::CenterOf(i);
+            // Error bar drawn by hand (plotters' ErrorBar needs another feature): a
+            // stem in data coordinates and caps 20 pixels wide.
+            let (low, high) = (bar.value - bar.error, bar.value + bar.error);
+            let stem = PathElement::new(
+                [(center.clone(), low), (center.clone(), high)],
+                BLACK.stroke_width(2),
+            );
+            chart.draw_series([stem]).map_err(text)?;
+            let caps = [low, high].map(|y| {
+                EmptyElement::at((center.clone(), y))
+                    + PathElement::new([(-10, 0), (10, 0)], BLACK.stroke_width(2))
+            });
+            chart.draw_series(caps).map_err(text)?;
+            let value = EmptyElement::at((center, bar.value + bar.error))
+                + Text::new(crate::format::value(bar.value), (0, -6), above.clone());
+            chart.draw_series([value]).map_err(text)?;
+        }
+        Ok(())
+    }
+}

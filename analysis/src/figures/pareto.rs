@@ -1,0 +1,141 @@
+//! Pareto frontier (PB-style, reference/recipes.md): the best validation loss any run
+//! of an objective reached with at most C training FLOPs, as a staircase over C, with
+//! every evaluation as a faint point.
+
+use super::{Context, Figure, Planned, font, objective_color, padded_range, skipped, text};
+use crate::pairs::objective_rank;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+pub struct Pareto {
+    /// Per objective: every (flops, validation loss) evaluation.
+    objectives: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+pub fn figure(context: &Context<'_>) -> Planned<Pareto> {
+    let mut labels: Vec<String> = context.runs.iter().map(|r| r.objective.clone()).collect();
+    labels.sort_by_key(|l| (objective_rank(l), l.clone()));
+    labels.dedup();
+    let objectives: Vec<(String, Vec<(f64, f64)>)> = labels
+        .into_iter()
+        .map(|label| {
+            let points = context
+                .runs
+                .iter()
+                .filter(|r| r.objective == label)
+                .flat_map(|r| r.eval.iter())
+                .filter(|e| {
+                    e.task == "val_loss"
+                        && e.metric == "loss"
+                        && e.flops > 0.0
+                        && e.value.is_finite()
+                })
+                .map(|e| (e.flops, e.value))
+                .collect();
+            (label, points)
+        })
+        .filter(|(_, points): &(String, Vec<(f64, f64)>)| !points.is_empty())
+        .collect();
+    if objectives.is_empty() {
+        return skipped("pareto", "no validation loss with FLOPs evaluated");
+    }
+    Ok(Pareto { objectives })
+}
+
+/// The frontier: running minimum of the loss over evaluations sorted by FLOPs, as the
+/// corners of a staircase (it only steps down where a new best appears).
+pub fn frontier(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut sorted = points.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut steps: Vec<(f64, f64)> = Vec::new();
+    for (flops, loss) in sorted {
+        match steps.last().copied() {
+            None => steps.push((flops, loss)),
+            Some((_, best)) if loss < best => {
+                steps.push((flops, best));
+                steps.push((flops, loss));
+            }
+            Some(_) => {}
+        }
+    }
+    if let (Some(&(_, best)), Some(&(last, _))) = (
+        steps.last(),
+        points.iter().max_by(|a, b| a.0.total_cmp(&b.0)),
+    ) {
+        steps.push((last, best));
+    }
+    steps
+}
+
+impl Figure for Pareto {
+    fn name(&self) -> String {
+        "pareto".into()
+    }
+
+    fn caption(&self) -> String {
+        "Pareto frontier: best validation loss reached with at most C training FLOPs, per objective, over every run of the sweep (points: all evaluations).".into()
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let all = || self.objectives.iter().flat_map(|(_, p)| p.iter());
+        let (Some((x0, x1)), Some((y0, y1))) = (
+            padded_range(all().map(|p| p.0), true),
+            padded_range(all().map(|p| p.1), false),
+        ) else {
+            return Ok(());
+        };
+        let mut chart = ChartBuilder::on(root)
+            .caption("Best validation loss at <= C FLOPs", font(34))
+            .margin(24)
+            .x_label_area_size(70)
+            .y_label_area_size(100)
+            .build_cartesian_2d((x0..x1).log_scale().base(super::log_base(x0, x1)), y0..y1)
+            .map_err(text)?;
+        chart
+            .configure_mesh()
+            .x_desc("training FLOPs (C)")
+            .y_desc("best validation loss")
+            .axis_desc_style(font(26))
+            .label_style(font(22))
+            .x_labels(8)
+            .x_label_formatter(&|x| format!("{x:.1e}"))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(text)?;
+        for (label, points) in &self.objectives {
+            let color = objective_color(label, 0.75);
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&p| Circle::new(p, 4, color.mix(0.3).filled())),
+                )
+                .map_err(text)?;
+            chart
+                .draw_series(LineSeries::new(frontier(points), color.stroke_width(4)))
+                .map_err(text)?
+                .label(label.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 24, y)], color.stroke_width(4))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font(font(22))
+            .draw()
+            .map_err(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn frontier_is_a_falling_staircase() {
+        let points = [(4.0, 2.5), (1.0, 3.0), (2.0, 3.2), (3.0, 2.0), (5.0, 2.2)];
+        let steps = super::frontier(&points);
+        assert_eq!(steps, vec![(1.0, 3.0), (3.0, 3.0), (3.0, 2.0), (5.0, 2.0)]);
+    }
+}

@@ -1,0 +1,287 @@
+//! The study's figure (arXiv 2511.03276, Fig. 1 style): each headline metric against
+//! total tokens seen, one panel per task plus validation loss; AR in blues, DLM in
+//! reds, one shade per unique-token budget; raw points, a smoothed line, a band of
+//! ±1 standard error (of the mean over seeds when there are several), and the
+//! DLM-vs-AR crossover marked. One figure per model size.
+
+use super::{
+    Context, Figure, Planned, font, grid, objective_color, padded_range, panel_title, series_label,
+    shade, skipped, text,
+};
+use crate::crossover::Outcome;
+use crate::curve::{Curve, interpolate};
+use crate::pairs::{Axis, Group, curve, headline_metrics, metrics};
+use crate::uncertainty::combined;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// One line on a panel: an objective in a group, with its seed replicates.
+pub struct Series {
+    pub label: String,
+    pub color: RGBColor,
+    pub objective: String,
+    pub group: usize,
+    pub raw: Vec<Curve>,
+    pub line: Curve,
+}
+
+pub struct Study<'a> {
+    context: &'a Context<'a>,
+    preset: String,
+    groups: Vec<&'a Group>,
+    panels: Vec<(String, String)>,
+}
+
+/// One figure per model size present.
+pub fn figures<'a>(context: &'a Context<'a>) -> Vec<Planned<Study<'a>>> {
+    let mut presets: Vec<(Option<u64>, String)> = context
+        .groups
+        .iter()
+        .map(|g| (g.params, g.preset.clone()))
+        .collect();
+    presets.dedup();
+    if presets.is_empty() {
+        return vec![skipped("study", "no runs with evaluations")];
+    }
+    presets
+        .into_iter()
+        .map(|(_, preset)| {
+            let groups: Vec<&Group> = context
+                .groups
+                .iter()
+                .filter(|g| g.preset == preset)
+                .collect();
+            let members: Vec<&crate::ingest::Run> = groups
+                .iter()
+                .flat_map(|g| g.runs.iter().map(|&i| &context.runs[i]))
+                .collect();
+            let panels = headline_metrics(&metrics(&members));
+            if panels.is_empty() {
+                return skipped(&format!("study_{preset}"), "no evaluations yet");
+            }
+            Ok(Study {
+                context,
+                preset,
+                groups,
+                panels,
+            })
+        })
+        .collect()
+}
+
+/// The series of one (task, metric) over a set of groups on one axis.
+pub fn series_of(
+    context: &Context<'_>,
+    groups: &[&Group],
+    task: &str,
+    metric: &str,
+    axis: Axis,
+) -> Vec<Series> {
+    let mut budgets: Vec<u64> = groups.iter().map(|g| g.unique_tokens).collect();
+    budgets.sort_unstable();
+    budgets.dedup();
+    let mut out = Vec::new();
+    for group in groups {
+        for objective in group.objectives(context.runs) {
+            let raw: Vec<Curve> = group
+                .replicates(context.runs, &objective)
+                .iter()
+                .map(|run| curve(run, task, metric, axis))
+                .filter(|c| !c.is_empty())
+                .collect();
+            if raw.is_empty() {
+                continue;
+            }
+            out.push(Series {
+                label: series_label(&objective, group.unique_tokens),
+                color: objective_color(&objective, shade(group.unique_tokens, &budgets)),
+                line: combined(&raw, context.smooth),
+                objective,
+                group: group.index,
+                raw,
+            });
+        }
+    }
+    out
+}
+
+impl Figure for Study<'_> {
+    fn name(&self) -> String {
+        format!("study_{}", self.preset)
+    }
+
+    fn caption(&self) -> String {
+        format!(
+            "Model {}: metric vs total tokens seen; AR blue, DLM red (darker = more unique tokens); points are raw evaluations, lines a {}-point moving average, bands ±1 standard error; circles mark where the DLM overtakes AR for good.",
+            self.preset, self.context.smooth
+        )
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let title = format!(
+            "AR vs diffusion, model {}: metric vs total tokens",
+            self.preset
+        );
+        let area = root.titled(&title, font(34)).map_err(text)?;
+        let panels = area.split_evenly(grid(self.panels.len()));
+        for (index, ((task, metric), panel)) in self.panels.iter().zip(&panels).enumerate() {
+            let series = series_of(self.context, &self.groups, task, metric, Axis::Tokens);
+            self.draw_panel(panel, task, metric, &series, index == 0)?;
+        }
+        Ok(())
+    }
+}
+
+impl Study<'_> {
+    fn draw_panel<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        task: &str,
+        metric: &str,
+        series: &[Series],
+        legend: bool,
+    ) -> Result<(), String> {
+        let xs = series
+            .iter()
+            .flat_map(|s| s.raw.iter().flatten().map(|p| p.x));
+        let ys = series.iter().flat_map(|s| {
+            let raw = s.raw.iter().flatten().map(|p| p.y);
+            let band = s
+                .line
+                .iter()
+                .flat_map(|p| [p.y - finite(p.stderr), p.y + finite(p.stderr)]);
+            raw.chain(band).collect::<Vec<_>>()
+        });
+        let (Some((x0, x1)), Some((y0, y1))) = (padded_range(xs, true), padded_range(ys, false))
+        else {
+            return Ok(());
+        };
+        let mut chart = ChartBuilder::on(area)
+            .caption(panel_title(task, metric), font(28))
+            .margin(16)
+            .x_label_area_size(64)
+            .y_label_area_size(96)
+            .build_cartesian_2d((x0..x1).log_scale().base(super::log_base(x0, x1)), y0..y1)
+            .map_err(text)?;
+        chart
+            .configure_mesh()
+            .x_desc("total tokens seen")
+            .y_desc(metric)
+            .axis_desc_style(font(24))
+            .label_style(font(20))
+            .x_labels(8)
+            .x_label_formatter(&|x| crate::format::count(*x))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(text)?;
+        for s in series {
+            draw_series(&mut chart, s)?;
+        }
+        self.mark_crossovers(&mut chart, task, metric, series, (y0, y1))?;
+        if legend {
+            chart
+                .configure_series_labels()
+                .position(if metric == "loss" {
+                    SeriesLabelPosition::UpperRight
+                } else {
+                    SeriesLabelPosition::LowerRight
+                })
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.4))
+                .label_font(font(18))
+                .draw()
+                .map_err(text)?;
+        }
+        Ok(())
+    }
+
+    /// A dashed vertical line and a ringed dot where each DLM overtakes AR for good.
+    fn mark_crossovers<DB: DrawingBackend, CT>(
+        &self,
+        chart: &mut ChartContext<'_, DB, CT>,
+        task: &str,
+        metric: &str,
+        series: &[Series],
+        (y0, y1): (f64, f64),
+    ) -> Result<(), String>
+    where
+        CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+    {
+        let mut labelled = false;
+        for row in self.context.crossovers.iter().filter(|r| {
+            r.baseline == "ar" && r.task == task && r.metric == metric && r.axis == Axis::Tokens
+        }) {
+            let (Outcome::Crossed { x }, Some(dlm)) = (
+                row.outcome(),
+                series
+                    .iter()
+                    .find(|s| s.group == row.group && s.objective == "dlm"),
+            ) else {
+                continue;
+            };
+            let Some(y) = interpolate(&dlm.line, x).map(|p| p.y) else {
+                continue;
+            };
+            let color = dlm.color;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(x, y0), (x, y1)],
+                    10,
+                    8,
+                    color.mix(0.7).stroke_width(2),
+                ))
+                .map_err(text)?;
+            let dot = chart
+                .draw_series([
+                    Circle::new((x, y), 10, BLACK.stroke_width(3)),
+                    Circle::new((x, y), 6, color.filled()),
+                ])
+                .map_err(text)?;
+            if !labelled {
+                dot.label("DLM overtakes AR")
+                    .legend(|(x, y)| Circle::new((x + 10, y), 7, BLACK.stroke_width(3)));
+                labelled = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Band, raw points and the smoothed line of one series.
+pub fn draw_series<DB: DrawingBackend, CT>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    s: &Series,
+) -> Result<(), String>
+where
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
+    let upper = s.line.iter().map(|p| (p.x, p.y + finite(p.stderr)));
+    let lower = s.line.iter().rev().map(|p| (p.x, p.y - finite(p.stderr)));
+    let band: Vec<(f64, f64)> = upper.chain(lower).collect();
+    if s.line.len() > 1 {
+        chart
+            .draw_series([Polygon::new(band, s.color.mix(0.18).filled())])
+            .map_err(text)?;
+    }
+    let points = s
+        .raw
+        .iter()
+        .flatten()
+        .map(|p| Circle::new((p.x, p.y), 5, s.color.mix(0.55).filled()));
+    chart.draw_series(points).map_err(text)?;
+    let color = s.color;
+    chart
+        .draw_series(LineSeries::new(
+            s.line.iter().map(|p| (p.x, p.y)),
+            color.stroke_width(3),
+        ))
+        .map_err(text)?
+        .label(&s.label)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], color.stroke_width(4)));
+    Ok(())
+}
+
+/// Unknown standard errors draw no band.
+pub fn finite(value: f64) -> f64 {
+    if value.is_finite() { value } else { 0.0 }
+}

@@ -1,0 +1,164 @@
+//! Synthetic results folders with known answers, for tests, the benchmark and demos:
+//! real `job.yaml` files (a serialized `JobConfig`), status.json, train.csv and
+//! eval.csv, exactly as the trainer writes them.
+
+use crate::error::{Result, io_error};
+use jobspec::status::{EVAL_HEADER, State, Status, TRAIN_HEADER, write_status};
+use jobspec::{JobConfig, Objective, TokenCount, job_id};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// One evaluation row to write: at `epoch`, `task`/`metric` = `value` ± `stderr`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalPoint {
+    pub epoch: f64,
+    pub task: String,
+    pub metric: String,
+    pub value: f64,
+    pub stderr: f64,
+}
+
+/// A job to write.
+#[derive(Clone, Debug)]
+pub struct SyntheticJob {
+    pub objective: Objective,
+    pub seed: u64,
+    pub preset: String,
+    pub unique_tokens: u64,
+    pub epochs: f64,
+    pub state: State,
+    pub error: Option<String>,
+    pub evals: Vec<EvalPoint>,
+}
+
+impl SyntheticJob {
+    pub fn new(objective: Objective, seed: u64, preset: &str, unique_tokens: u64) -> Self {
+        Self {
+            objective,
+            seed,
+            preset: preset.into(),
+            unique_tokens,
+            epochs: 16.0,
+            state: State::Done,
+            error: None,
+            evals: Vec::new(),
+        }
+    }
+
+    /// Add one metric's values at the given epochs.
+    pub fn metric(
+        mut self,
+        task: &str,
+        metric: &str,
+        epochs: &[f64],
+        values: &[f64],
+        stderr: f64,
+    ) -> Self {
+        for (&epoch, &value) in epochs.iter().zip(values) {
+            let point = EvalPoint {
+                epoch,
+                task: task.into(),
+                metric: metric.into(),
+                value,
+                stderr,
+            };
+            self.evals.push(point);
+        }
+        self
+    }
+
+    pub fn state(mut self, state: State, error: Option<&str>) -> Self {
+        self.state = state;
+        self.error = error.map(str::to_string);
+        self
+    }
+
+    /// The job's resolved config (a small byte-level model on the demo corpus).
+    pub fn config(&self) -> Result<JobConfig> {
+        let yaml = format!(
+            "objective: ar\nseed: {}\nmodel: {{preset: {}}}\ndata: {{corpus: demo, tokenizer: bytes, seq_len: 64, unique_tokens: {}, val_tokens: 20000}}\ntrain: {{epochs: {}, batch_size: 16, lr: 0.003, log_every: 2}}\neval: {{tasks: [val_loss, hellaswag]}}\n",
+            self.seed, self.preset, self.unique_tokens, self.epochs
+        );
+        let path = Path::new("synthetic.yaml");
+        let invalid = |error: jobspec::Error| crate::AnalysisError::Write {
+            path: path.to_owned(),
+            message: error.to_string(),
+        };
+        let mut config = JobConfig::from_yaml(&yaml, path).map_err(invalid)?;
+        config.objective = self.objective;
+        config.data.unique_tokens = TokenCount(self.unique_tokens);
+        config.resolved(path).map_err(invalid)
+    }
+}
+
+/// Write one job folder under `<results>/jobs/<id>/` and return it.
+pub fn write_job(results: &Path, job: &SyntheticJob) -> Result<PathBuf> {
+    let config = job.config()?;
+    let folder = results.join("jobs").join(job_id(&config));
+    std::fs::create_dir_all(&folder).map_err(io_error(&folder))?;
+    let write = |name: &str, text: &str| -> Result<()> {
+        let path = folder.join(name);
+        std::fs::write(&path, text).map_err(io_error(&path))
+    };
+    write("job.yaml", &config.to_yaml())?;
+    let tokens_per_epoch = job.unique_tokens as f64;
+    let flops_per_token =
+        config.planned_flops().unwrap_or(0.0) / config.planned_tokens().max(1) as f64;
+    let steps_per_epoch = config.windows_per_epoch() as f64 / config.train.batch_size as f64;
+    let position = |epoch: f64| {
+        let tokens = (epoch * tokens_per_epoch).round();
+        (
+            (epoch * steps_per_epoch).round() as u64,
+            tokens,
+            tokens * flops_per_token,
+        )
+    };
+    let mut eval = EVAL_HEADER.join(",") + "\n";
+    for point in &job.evals {
+        let (step, tokens, flops) = position(point.epoch);
+        let _ = writeln!(
+            eval,
+            "{step},{},{tokens},{flops},{},{},{},{},500",
+            point.epoch, point.task, point.metric, point.value, point.stderr
+        );
+    }
+    write("eval.csv", &eval)?;
+    let last_epoch = job.evals.iter().map(|p| p.epoch).fold(0.0, f64::max);
+    let mut train = TRAIN_HEADER.join(",") + "\n";
+    for i in 1..=20 {
+        let epoch = last_epoch * f64::from(i) / 20.0;
+        let (step, tokens, flops) = position(epoch);
+        let _ = writeln!(
+            train,
+            "{step},{epoch},{tokens},{flops},{},0.003,1.0,10000,{}",
+            4.0 - epoch.ln_1p(),
+            f64::from(i)
+        );
+    }
+    write("train.csv", &train)?;
+    let total_steps = position(job.epochs).0;
+    let status = Status {
+        state: job.state,
+        attempts: 1,
+        error: job.error.clone(),
+        step: if job.state == State::Done {
+            total_steps
+        } else {
+            position(last_epoch).0
+        },
+        total_steps,
+        ..Status::pending()
+    };
+    write_status(&folder, &status).map_err(|error| crate::AnalysisError::Write {
+        path: folder.clone(),
+        message: error.to_string(),
+    })?;
+    Ok(folder)
+}
+
+/// Log2 milestones 1, 2, 4, ... up to `epochs`.
+pub fn log2_epochs(epochs: f64) -> Vec<f64> {
+    std::iter::successors(Some(1.0), |e| Some(e * 2.0))
+        .take_while(|&e| e <= epochs)
+        .collect()
+}

@@ -1,0 +1,273 @@
+//! The tidy tables (one row per run; per (run, train step); per (run, eval step, task,
+//! metric)) as Polars frames, plus a per-(run, task, metric) table of final values,
+//! written as Parquet and CSV under `<results>/analysis/`.
+
+use crate::error::{Result, io_error, table_error};
+use crate::ingest::Run;
+use crate::pairs::Group;
+use polars::prelude::*;
+use std::path::Path;
+
+/// The tables written, by name.
+#[derive(Debug)]
+pub struct Tables {
+    pub runs: DataFrame,
+    pub train: DataFrame,
+    pub eval: DataFrame,
+    pub last: DataFrame,
+}
+
+/// Build every table from the runs and their comparison groups.
+pub fn build(runs: &[Run], groups: &[Group]) -> PolarsResult<Tables> {
+    let mut group_of = vec![(0usize, String::new()); runs.len()];
+    for group in groups {
+        for &i in &group.runs {
+            group_of[i] = (group.index, group.label.clone());
+        }
+    }
+    let runs_table = runs_frame(runs, &group_of)?;
+    let train = train_frame(runs)?;
+    let eval = eval_frame(runs)?;
+    let last = last_values(&eval)?;
+    Ok(Tables {
+        runs: runs_table,
+        train,
+        eval,
+        last,
+    })
+}
+
+fn text<'a>(name: &str, values: impl Iterator<Item = &'a str>) -> Column {
+    Column::new(name.into(), values.collect::<Vec<&str>>())
+}
+
+fn runs_frame(runs: &[Run], group_of: &[(usize, String)]) -> PolarsResult<DataFrame> {
+    let c = |run: &Run| run.config.clone();
+    let columns = vec![
+        text("id", runs.iter().map(|r| r.id.as_str())),
+        text("objective", runs.iter().map(|r| r.objective.as_str())),
+        text("state", runs.iter().map(|r| r.state.as_str())),
+        Column::new(
+            "seed".into(),
+            runs.iter().map(|r| r.config.seed).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "group".into(),
+            group_of.iter().map(|g| g.0 as u64).collect::<Vec<u64>>(),
+        ),
+        text("group_label", group_of.iter().map(|g| g.1.as_str())),
+        text("corpus", runs.iter().map(|r| r.config.data.corpus.as_str())),
+        Column::new(
+            "unique_tokens".into(),
+            runs.iter()
+                .map(|r| r.config.data.unique_tokens.get())
+                .collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "epochs".into(),
+            runs.iter()
+                .map(|r| r.config.train.epochs)
+                .collect::<Vec<f64>>(),
+        ),
+        Column::new(
+            "preset".into(),
+            runs.iter()
+                .map(|r| c(r).model.preset)
+                .collect::<Vec<Option<String>>>(),
+        ),
+        Column::new(
+            "d_model".into(),
+            runs.iter()
+                .map(|r| r.config.model.d_model.map(|v| v as u64))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "n_layer".into(),
+            runs.iter()
+                .map(|r| r.config.model.n_layer.map(|v| v as u64))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "params".into(),
+            runs.iter().map(|r| r.params).collect::<Vec<Option<u64>>>(),
+        ),
+        Column::new(
+            "seq_len".into(),
+            runs.iter()
+                .map(|r| r.config.data.seq_len as u64)
+                .collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "batch_size".into(),
+            runs.iter()
+                .map(|r| r.config.train.batch_size as u64)
+                .collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "lr".into(),
+            runs.iter().map(|r| r.config.train.lr).collect::<Vec<f64>>(),
+        ),
+        Column::new(
+            "planned_tokens".into(),
+            runs.iter()
+                .map(|r| r.config.planned_tokens())
+                .collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "planned_flops".into(),
+            runs.iter()
+                .map(|r| r.config.planned_flops())
+                .collect::<Vec<Option<f64>>>(),
+        ),
+        Column::new(
+            "step".into(),
+            runs.iter().map(|r| r.step).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "total_steps".into(),
+            runs.iter().map(|r| r.total_steps).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "attempts".into(),
+            runs.iter()
+                .map(|r| u64::from(r.attempts))
+                .collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "error".into(),
+            runs.iter()
+                .map(|r| r.error.clone())
+                .collect::<Vec<Option<String>>>(),
+        ),
+        Column::new(
+            "train_rows".into(),
+            runs.iter()
+                .map(|r| r.train.len() as u64)
+                .collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "eval_rows".into(),
+            runs.iter()
+                .map(|r| r.eval.len() as u64)
+                .collect::<Vec<u64>>(),
+        ),
+    ];
+    DataFrame::new(runs.len(), columns)
+}
+
+/// Run identity columns repeated once per log row, so each table stands alone.
+fn identity(runs: &[Run], rows_of: impl Fn(&Run) -> usize) -> Vec<Column> {
+    let repeat = |f: &dyn Fn(&Run) -> String| -> Vec<String> {
+        runs.iter()
+            .flat_map(|r| std::iter::repeat_n(f(r), rows_of(r)))
+            .collect()
+    };
+    vec![
+        Column::new("id".into(), repeat(&|r| r.id.clone())),
+        Column::new("objective".into(), repeat(&|r| r.objective.clone())),
+        Column::new("state".into(), repeat(&|r| r.state.clone())),
+        Column::new(
+            "seed".into(),
+            runs.iter()
+                .flat_map(|r| std::iter::repeat_n(r.config.seed, rows_of(r)))
+                .collect::<Vec<u64>>(),
+        ),
+    ]
+}
+
+fn train_frame(runs: &[Run]) -> PolarsResult<DataFrame> {
+    let height = runs.iter().map(|r| r.train.len()).sum();
+    let rows = || runs.iter().flat_map(|r| r.train.iter());
+    let float = |name: &str, f: &dyn Fn(&crate::ingest::TrainRow) -> f64| {
+        Column::new(name.into(), rows().map(f).collect::<Vec<f64>>())
+    };
+    let mut columns = identity(runs, |r| r.train.len());
+    columns.extend([
+        Column::new("step".into(), rows().map(|t| t.step).collect::<Vec<u64>>()),
+        float("epoch", &|t| t.epoch),
+        float("tokens", &|t| t.tokens),
+        float("flops", &|t| t.flops),
+        float("loss", &|t| t.loss),
+        float("lr", &|t| t.lr),
+        float("grad_norm", &|t| t.grad_norm),
+        float("tokens_per_s", &|t| t.tokens_per_s),
+        float("elapsed_s", &|t| t.elapsed_s),
+    ]);
+    DataFrame::new(height, columns)
+}
+
+fn eval_frame(runs: &[Run]) -> PolarsResult<DataFrame> {
+    let height = runs.iter().map(|r| r.eval.len()).sum();
+    let rows = || runs.iter().flat_map(|r| r.eval.iter());
+    let float = |name: &str, f: &dyn Fn(&crate::ingest::EvalRow) -> f64| {
+        Column::new(name.into(), rows().map(f).collect::<Vec<f64>>())
+    };
+    let mut columns = identity(runs, |r| r.eval.len());
+    columns.extend([
+        Column::new("step".into(), rows().map(|e| e.step).collect::<Vec<u64>>()),
+        float("epoch", &|e| e.epoch),
+        float("tokens", &|e| e.tokens),
+        float("flops", &|e| e.flops),
+        text("task", rows().map(|e| e.task.as_str())),
+        text("metric", rows().map(|e| e.metric.as_str())),
+        float("value", &|e| e.value),
+        float("stderr", &|e| e.stderr),
+        Column::new(
+            "n".into(),
+            rows().map(|e| e.n).collect::<Vec<Option<u64>>>(),
+        ),
+    ]);
+    DataFrame::new(height, columns)
+}
+
+/// Per (run, task, metric): the value at the last evaluation, where it was taken, and
+/// how many evaluations there were.
+fn last_values(eval: &DataFrame) -> PolarsResult<DataFrame> {
+    eval.clone()
+        .lazy()
+        .sort(
+            ["id", "task", "metric", "step"],
+            SortMultipleOptions::default(),
+        )
+        .group_by_stable([
+            col("id"),
+            col("objective"),
+            col("state"),
+            col("task"),
+            col("metric"),
+        ])
+        .agg([
+            col("value").last().alias("last_value"),
+            col("stderr").last().alias("last_stderr"),
+            col("step").last().alias("last_step"),
+            col("tokens").last().alias("last_tokens"),
+            col("epoch").last().alias("last_epoch"),
+            col("value").count().alias("evaluations"),
+        ])
+        .collect()
+}
+
+/// Write each table as `<name>.parquet` and `<name>.csv` into `folder`.
+pub fn write(tables: &mut Tables, folder: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut written = Vec::new();
+    for (name, frame) in [
+        ("runs", &mut tables.runs),
+        ("train", &mut tables.train),
+        ("eval", &mut tables.eval),
+        ("last", &mut tables.last),
+    ] {
+        let parquet = folder.join(format!("{name}.parquet"));
+        let file = std::fs::File::create(&parquet).map_err(io_error(&parquet))?;
+        ParquetWriter::new(file)
+            .finish(frame)
+            .map_err(table_error(&parquet))?;
+        let csv = folder.join(format!("{name}.csv"));
+        let file = std::fs::File::create(&csv).map_err(io_error(&csv))?;
+        CsvWriter::new(file)
+            .include_header(true)
+            .finish(frame)
+            .map_err(table_error(&csv))?;
+        written.extend([parquet, csv]);
+    }
+    Ok(written)
+}
