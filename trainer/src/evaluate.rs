@@ -7,7 +7,7 @@ use crate::eval::EvalResult;
 use crate::objectives::Vocab;
 use crate::runfolder::{self, CsvLog};
 use crate::tasks::TaskSet;
-use crate::train::{build_model, write_eval_row};
+use crate::train::{build_model, prepare_job, write_eval_row};
 use jobspec::{JobConfig, KNOWN_TASKS, padded_vocab};
 use std::path::{Path, PathBuf};
 
@@ -61,20 +61,7 @@ pub fn evaluate(
         });
     }
     let (state, folder) = pick_checkpoint(job_dir, options.checkpoint)?;
-    let shape = config
-        .model
-        .resolve()
-        .map_err(|message| jobspec::Error::Invalid {
-            path: job_path.clone(),
-            field: "model".into(),
-            message,
-        })?;
-    let cache_root = options
-        .cache_root
-        .clone()
-        .unwrap_or_else(corpus::cache_root);
-    let dataset = corpus::prepare(&config.data, &cache_root, job_dir)?;
-    let tokenizer = corpus::load_tokenizer(&config.data, &cache_root, job_dir)?;
+    let (shape, dataset, tokenizer) = prepare_job(job_dir, &config, options.cache_root.clone())?;
     let benchmarks_root = options
         .benchmarks_root
         .clone()

@@ -92,28 +92,14 @@ fn train(
     if let Some(threads) = options.threads {
         tch::set_num_threads(threads as i32);
     }
-    let job_path = job_dir.join(runfolder::JOB_FILE);
-    let shape = config
-        .model
-        .resolve()
-        .map_err(|message| jobspec::Error::Invalid {
-            path: job_path.clone(),
-            field: "model".into(),
-            message,
-        })?;
     // 1. Data: tokenized once per (corpus, tokenizer), budgets are prefixes.
-    let cache_root = options
-        .cache_root
-        .clone()
-        .unwrap_or_else(corpus::cache_root);
-    let dataset = corpus::prepare(&config.data, &cache_root, job_dir)?;
+    let (shape, dataset, tokenizer) = prepare_job(job_dir, config, options.cache_root.clone())?;
     let tokens = dataset.budget(config.data.unique_tokens.get())?;
     let seq_len = config.data.seq_len;
     let batch_size = config.train.batch_size;
     let windows = corpus::Windows::new(tokens.len(), seq_len, config.seed);
     let windows_per_epoch = windows.windows_per_epoch();
     let total = config.total_steps(windows_per_epoch);
-    let tokenizer = corpus::load_tokenizer(&config.data, &cache_root, job_dir)?;
     let task_set = TaskSet::prepare(
         config,
         &dataset,
@@ -296,6 +282,26 @@ fn train(
     status.step = total;
     progress.finish(&format!("done: {total} steps in {:.1}s", elapsed()));
     Ok(Outcome::Done)
+}
+
+/// The resolved model shape, the prepared data and the tokenizer of a job.
+pub fn prepare_job(
+    job_dir: &Path,
+    config: &JobConfig,
+    cache_root: Option<std::path::PathBuf>,
+) -> Result<(jobspec::ModelShape, corpus::Dataset, corpus::Tokenizer)> {
+    let shape = config
+        .model
+        .resolve()
+        .map_err(|message| jobspec::Error::Invalid {
+            path: job_dir.join(runfolder::JOB_FILE),
+            field: "model".into(),
+            message,
+        })?;
+    let cache_root = cache_root.unwrap_or_else(corpus::cache_root);
+    let dataset = corpus::prepare(&config.data, &cache_root, job_dir)?;
+    let tokenizer = corpus::load_tokenizer(&config.data, &cache_root, job_dir)?;
+    Ok((shape, dataset, tokenizer))
 }
 
 /// The model, initialised from the job seed (so every objective starts from the same
