@@ -21,7 +21,6 @@ build: setup
 
 # Run every test: unit, tensor, training and end-to-end (what CI runs).
 test: setup (corpus "demo") benchmarks
-    cargo build --workspace --bins
     cargo test --workspace
 
 # Train the smoke sweep (AR, DLM, AR-masked on a real corpus), two jobs at a time.
