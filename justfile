@@ -44,10 +44,31 @@ demo: setup (corpus "demo")
     target/debug/harness analyze sweeps/demo.yaml
     @echo "report: results/demo/analysis/report.html (and report.md, figures/, crossover.csv)"
 
-# Training throughput and peak memory for AR and DLM at two sizes on this CPU.
-bench-train: setup
+# Speed against PyTorch on this machine: the harness-vs-PyTorch loss check, training
+# tokens/s, MFU and peak memory for AR and DLM beside PyTorch eager (ratios), and
+# scoring items/s. Installs PyTorch 2.11 into a venv once (about 4.7 GB).
+bench *args: setup
     cargo build --release -p trainer
-    target/release/trainer bench
+    python=$(scripts/setup-torch.sh) && target/release/trainer bench-check --reference "$python" && target/release/trainer bench --reference "$python" {{ args }}
+    target/release/trainer bench-eval
+
+# Training tokens/s and peak memory of the harness alone (no PyTorch needed).
+bench-train *args: setup
+    cargo build --release -p trainer
+    target/release/trainer bench {{ args }}
+
+# PyTorch 2.11 in a venv under ~/.cache/crossover for bench/reference.py (once, about 4.7 GB).
+setup-torch:
+    scripts/setup-torch.sh
+
+# Prepare a GPU node for `device: cuda`: find PyTorch 2.11 with CUDA (or install it) and link its libraries.
+setup-cuda:
+    scripts/setup-cuda.sh
+
+# Pack the stripped trainer, the PyTorch reference and a runner into target/gpu-check; runs it when a GPU is here.
+gpu-check: setup
+    scripts/gpu-check-pack.sh
+    if nvidia-smi -L >/dev/null 2>&1; then target/gpu-check/run.sh; else echo "no GPU here: copy target/gpu-check to a GPU node and run run.sh there"; fi
 
 # Scoring items/s for AR and DLM (K draws) on CPU, and DLM cost relative to K AR passes.
 bench-eval: setup

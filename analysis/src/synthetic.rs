@@ -130,7 +130,7 @@ pub fn write_job(results: &Path, job: &SyntheticJob) -> Result<PathBuf> {
         let (step, tokens, flops) = position(epoch);
         let _ = writeln!(
             train,
-            "{step},{epoch},{tokens},{flops},{},0.003,1.0,10000,{}",
+            "{step},{epoch},{tokens},{flops},{},0.003,1.0,10000,{},",
             4.0 - epoch.ln_1p(),
             f64::from(i)
         );

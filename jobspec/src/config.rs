@@ -211,6 +211,99 @@ pub struct TrainConfig {
     /// Also checkpoint every this many minutes of training (0 disables).
     #[serde(default = "default_checkpoint_minutes")]
     pub checkpoint_minutes: f64,
+    /// Where to train: `auto` (CUDA when LibTorch's CUDA library and a GPU are found,
+    /// else CPU), `cpu`, `cuda` or `cuda:N`. Left out of job.yaml (and the job id)
+    /// when `auto`.
+    #[serde(default, skip_serializing_if = "DeviceSpec::is_auto")]
+    pub device: DeviceSpec,
+    /// Arithmetic: `auto` (bf16 mixed precision on CUDA, fp32 on CPU), `fp32` or
+    /// `bf16` (fp32 weights and optimizer, bf16 matmuls and attention, fp32 norms,
+    /// softmax and loss). Left out of job.yaml (and the job id) when `auto`.
+    #[serde(default, skip_serializing_if = "Precision::is_auto")]
+    pub precision: Precision,
+}
+
+/// Where a job runs. Written `auto`, `cpu`, `cuda` or `cuda:N`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceSpec {
+    #[default]
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl DeviceSpec {
+    pub fn is_auto(&self) -> bool {
+        *self == Self::Auto
+    }
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text.trim() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" | "gpu" => Ok(Self::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|index| index.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| {
+                    format!("`{other}` is not a device: write auto, cpu, cuda or cuda:N")
+                }),
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(index) => write!(f, "cuda:{index}"),
+        }
+    }
+}
+
+impl Serialize for DeviceSpec {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Arithmetic of the forward and backward passes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// bf16 on CUDA, fp32 on CPU.
+    #[default]
+    Auto,
+    Fp32,
+    Bf16,
+}
+
+impl Precision {
+    pub fn is_auto(&self) -> bool {
+        *self == Self::Auto
+    }
+
+    /// What `auto` means on a device: bf16 on CUDA, fp32 on CPU.
+    pub fn resolve(self, cuda: bool) -> Self {
+        match self {
+            Self::Auto if cuda => Self::Bf16,
+            Self::Auto => Self::Fp32,
+            other => other,
+        }
+    }
 }
 
 fn default_min_lr_ratio() -> f64 {

@@ -18,8 +18,8 @@ mod sweep;
 mod yamlpos;
 
 pub use config::{
-    DataConfig, DlmConfig, DlmScorer, DlmWeighting, EvalConfig, JobConfig, KNOWN_TASKS, Milestones,
-    Objective, Schedule, TokenizerSpec, TrainConfig, Warmup,
+    DataConfig, DeviceSpec, DlmConfig, DlmScorer, DlmWeighting, EvalConfig, JobConfig, KNOWN_TASKS,
+    Milestones, Objective, Precision, Schedule, TokenizerSpec, TrainConfig, Warmup,
 };
 pub use count::TokenCount;
 pub use error::{Error, Result};

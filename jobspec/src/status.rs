@@ -92,6 +92,7 @@ pub const TRAIN_HEADER: &[&str] = &[
     "grad_norm",
     "tokens_per_s",
     "elapsed_s",
+    "mfu",
 ];
 pub const EVAL_HEADER: &[&str] = &[
     "step", "epoch", "tokens", "flops", "task", "metric", "value", "stderr", "n",

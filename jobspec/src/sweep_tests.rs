@@ -1,4 +1,5 @@
 use super::*;
+use crate::{DeviceSpec, Precision};
 
 const BASE: &str = "\
 name: t
@@ -216,7 +217,7 @@ fn errors_name_file_line_column_and_key() {
         ),
         (
             BASE.replace("lr: 1e-3", "lr: 1e-3, bogus: 1"),
-            "t.yaml:6:48: `base.train.bogus`: unknown field `bogus`, expected one of epochs, batch_size, lr, min_lr_ratio, warmup, schedule, decay_fraction, weight_decay, decay_embeddings_and_norms, beta1, beta2, adam_eps, grad_clip, log_every, checkpoint_minutes",
+            "t.yaml:6:48: `base.train.bogus`: unknown field `bogus`, expected one of epochs, batch_size, lr, min_lr_ratio, warmup, schedule, decay_fraction, weight_decay, decay_embeddings_and_norms, beta1, beta2, adam_eps, grad_clip, log_every, checkpoint_minutes, device, precision",
         ),
         (
             BASE.replace("batch_size: 2", "batch_size: two"),
@@ -266,4 +267,57 @@ fn the_slurm_section_is_read_and_never_changes_job_ids() {
         .expect_err("a misspelt key")
         .to_string();
     assert!(typo.contains("partiton"), "{typo}");
+}
+
+#[test]
+fn device_spellings() {
+    let cases = [
+        ("auto", Ok(DeviceSpec::Auto)),
+        ("cpu", Ok(DeviceSpec::Cpu)),
+        ("cuda", Ok(DeviceSpec::Cuda(0))),
+        ("cuda:3", Ok(DeviceSpec::Cuda(3))),
+        (
+            "tpu",
+            Err("`tpu` is not a device: write auto, cpu, cuda or cuda:N".to_owned()),
+        ),
+        (
+            "cuda:x",
+            Err("`cuda:x` is not a device: write auto, cpu, cuda or cuda:N".to_owned()),
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(text.parse::<DeviceSpec>(), expected, "{text}");
+    }
+    assert_eq!(DeviceSpec::Cuda(2).to_string(), "cuda:2");
+    assert_eq!(Precision::Auto.resolve(true), Precision::Bf16);
+    assert_eq!(Precision::Auto.resolve(false), Precision::Fp32);
+    assert_eq!(Precision::Fp32.resolve(true), Precision::Fp32);
+}
+
+#[test]
+fn device_and_precision_left_at_auto_keep_the_job_id() {
+    let plain = sweep("").expect("sweep");
+    let auto = Sweep::from_yaml(
+        &BASE.replace("lr: 1e-3 }", "lr: 1e-3, device: auto, precision: auto }"),
+        Path::new("t.yaml"),
+    )
+    .expect("sweep");
+    let cuda = Sweep::from_yaml(
+        &BASE.replace("lr: 1e-3 }", "lr: 1e-3, device: cuda, precision: bf16 }"),
+        Path::new("t.yaml"),
+    )
+    .expect("sweep");
+    assert_eq!(plain.jobs[0].id, auto.jobs[0].id);
+    assert_ne!(plain.jobs[0].id, cuda.jobs[0].id);
+    assert_eq!(cuda.jobs[0].config.train.device, DeviceSpec::Cuda(0));
+    assert_eq!(cuda.jobs[0].config.train.precision, Precision::Bf16);
+    let error = Sweep::from_yaml(
+        &BASE.replace("lr: 1e-3 }", "lr: 1e-3, device: tpu }"),
+        Path::new("t.yaml"),
+    )
+    .expect_err("bad device");
+    assert!(
+        error.to_string().contains("t.yaml:") && error.to_string().contains("not a device"),
+        "{error}"
+    );
 }

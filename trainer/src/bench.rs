@@ -1,14 +1,18 @@
-//! `trainer bench`: training throughput and peak memory for AR and DLM at two model
-//! sizes on this machine. Each configuration runs in its own process so its peak
-//! resident memory (VmHWM) is its own.
+//! `trainer bench`: training throughput, MFU and peak memory for AR and DLM, beside
+//! the same model and batch in PyTorch (`bench/reference.py`, eager and optionally
+//! `torch.compile`). Each configuration runs in its own process so its peak memory is
+//! its own. `trainer bench-check`: the harness and the PyTorch reference compute the
+//! same losses and gradient norms from the same weights and batch.
 
+use crate::device;
 use crate::model::{Transformer, takes_weight_decay};
-use crate::objectives::{Vocab, training_loss};
+use crate::objectives::{Vocab, ar_loss, dlm_draw, dlm_loss_on, training_loss};
 use crate::optim::{AdamW, AdamWConfig};
-use jobspec::{DlmConfig, ModelShape, Objective, padded_vocab};
+use jobspec::{DeviceSpec, DlmConfig, ModelShape, Objective, Precision, padded_vocab};
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::{Kind, Tensor, nn};
+use tch::{Device, Kind, Tensor};
 
 /// One benchmark configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -21,40 +25,113 @@ pub struct BenchCase {
     pub steps: usize,
     pub warmup_steps: usize,
     pub threads: usize,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// `fp32` or `bf16` (`auto` resolves on the device).
+    pub precision: Precision,
+    /// Peak TFLOP/s for MFU (default: the GPU's data sheet; none on CPU).
+    pub peak_tflops: Option<f64>,
+}
+
+/// One measurement of the harness or of the PyTorch reference.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Measurement {
+    pub tokens_per_s: f64,
+    pub step_ms: f64,
+    /// Peak resident memory (CPU) or the process's GPU memory per nvidia-smi (CUDA).
+    pub peak_mem_mib: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BenchResult {
     pub case: BenchCase,
     pub params: u64,
-    pub tokens_per_s: f64,
-    pub step_ms: f64,
-    pub peak_rss_mib: f64,
+    pub flops_per_token: f64,
+    pub precision: Precision,
+    pub harness: Measurement,
+    pub mfu: Option<f64>,
+    /// PyTorch eager and torch.compile on the same case, when asked for.
+    pub eager: Option<Measurement>,
+    pub compiled: Option<Measurement>,
 }
 
-/// Train `case` on random tokens and measure it (run in a child process).
-pub fn measure(case: &BenchCase) -> Result<BenchResult, String> {
-    tch::set_num_threads(case.threads as i32);
-    let objective = match case.objective.as_str() {
-        "ar" => Objective::Ar,
-        "dlm" => Objective::Dlm,
-        other => return Err(format!("unknown objective `{other}` (ar or dlm)")),
-    };
-    let shape = ModelShape::preset(&case.preset)
-        .ok_or_else(|| format!("unknown preset `{}`", case.preset))?;
-    let rows = padded_vocab(case.vocab);
+/// What the PyTorch reference needs to rebuild a case: the resolved shape and sizes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReferenceCase {
+    pub shape: ModelShape,
+    pub vocab: usize,
+    pub vocab_rows: usize,
+    pub objective: String,
+    pub batch_size: usize,
+    pub seq_len: usize,
+    pub steps: usize,
+    pub warmup_steps: usize,
+    pub threads: usize,
+    pub device: String,
+    pub precision: Precision,
+    pub compile: bool,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub grad_clip: f64,
+    pub dlm_eps: f64,
+}
+
+impl ReferenceCase {
+    pub fn new(case: &BenchCase, precision: Precision, compile: bool) -> Result<Self, String> {
+        let shape = ModelShape::preset(&case.preset)
+            .ok_or_else(|| format!("unknown preset `{}`", case.preset))?;
+        let device = match case.device.parse::<DeviceSpec>()? {
+            DeviceSpec::Cuda(index) => format!("cuda:{index}"),
+            _ => "cpu".into(),
+        };
+        Ok(Self {
+            shape,
+            vocab: case.vocab,
+            vocab_rows: padded_vocab(case.vocab),
+            objective: case.objective.clone(),
+            batch_size: case.batch_size,
+            seq_len: case.seq_len,
+            steps: case.steps,
+            warmup_steps: case.warmup_steps,
+            threads: case.threads,
+            device,
+            precision,
+            compile,
+            lr: 1e-3,
+            weight_decay: 0.1,
+            grad_clip: 1.0,
+            dlm_eps: DlmConfig::default().eps,
+        })
+    }
+}
+
+fn parse_objective(name: &str) -> Result<Objective, String> {
+    match name {
+        "ar" => Ok(Objective::Ar),
+        "dlm" => Ok(Objective::Dlm),
+        other => Err(format!("unknown objective `{other}` (ar or dlm)")),
+    }
+}
+
+/// A model with AdamW on `device` (torch.optim.AdamW's defaults of the study).
+fn model_and_optimizer(
+    shape: &ModelShape,
+    rows: usize,
+    device: Device,
+    precision: Precision,
+) -> (tch::nn::VarStore, Transformer, AdamW) {
     tch::manual_seed(0);
-    let variables = nn::VarStore::new(tch::Device::Cpu);
-    let model = Transformer::new(&variables.root(), &shape, rows);
+    let (variables, model) = Transformer::build(shape, rows, device, device::compute_kind(precision));
     let mut named: Vec<(String, Tensor)> = variables.variables().into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let parameters = named
         .into_iter()
-        .map(|(name, tensor)| (takes_weight_decay(&name, false), name, tensor));
-    let parameters = parameters
-        .map(|(decay, name, tensor)| (name, tensor, decay))
+        .map(|(name, tensor)| {
+            let decay = takes_weight_decay(&name, false);
+            (name, tensor, decay)
+        })
         .collect();
-    let mut optimizer = AdamW::new(
+    let optimizer = AdamW::new(
         parameters,
         AdamWConfig {
             beta1: 0.9,
@@ -63,6 +140,26 @@ pub fn measure(case: &BenchCase) -> Result<BenchResult, String> {
             weight_decay: 0.1,
         },
     );
+    (variables, model, optimizer)
+}
+
+/// Wait for the device to finish its queued work.
+fn synchronize(device: Device) {
+    if let Device::Cuda(index) = device {
+        tch::Cuda::synchronize(index as i64);
+    }
+}
+
+/// Train `case` on random tokens and measure it (run in a child process).
+pub fn measure(case: &BenchCase) -> Result<BenchResult, String> {
+    tch::set_num_threads(case.threads as i32);
+    let objective = parse_objective(&case.objective)?;
+    let shape = ModelShape::preset(&case.preset)
+        .ok_or_else(|| format!("unknown preset `{}`", case.preset))?;
+    let device = device::select(case.device.parse()?)?;
+    let precision = case.precision.resolve(device.is_cuda());
+    let rows = padded_vocab(case.vocab);
+    let (_variables, model, mut optimizer) = model_and_optimizer(&shape, rows, device, precision);
     let vocab = Vocab {
         size: case.vocab as i64,
     };
@@ -70,31 +167,69 @@ pub fn measure(case: &BenchCase) -> Result<BenchResult, String> {
     let windows = Tensor::randint(
         case.vocab as i64,
         [case.batch_size as i64, case.seq_len as i64 + 1],
-        (Kind::Int64, tch::Device::Cpu),
+        (Kind::Int64, device),
     );
     let mut step = || {
         let loss = training_loss(&model, &objective, &windows, vocab, &dlm);
         optimizer.zero_grad();
         loss.backward();
-        optimizer.clip_gradients(1.0);
+        let _norm = optimizer.clip_gradients(1.0);
         optimizer.step(1e-3);
     };
     for _ in 0..case.warmup_steps {
         step();
     }
+    synchronize(device);
     let clock = Instant::now();
     for _ in 0..case.steps {
         step();
     }
+    synchronize(device);
     let seconds = clock.elapsed().as_secs_f64();
     let tokens = (case.steps * case.batch_size * case.seq_len) as f64;
+    let tokens_per_s = tokens / seconds;
+    let flops_per_token = shape.train_flops_per_token(rows, case.seq_len);
+    let mfu = device::peak_flops(device, precision, case.peak_tflops)
+        .map(|peak| tokens_per_s * flops_per_token / peak);
     Ok(BenchResult {
         params: shape.total_params(rows),
-        tokens_per_s: tokens / seconds,
-        step_ms: 1e3 * seconds / case.steps as f64,
-        peak_rss_mib: peak_rss_mib(),
+        flops_per_token,
+        precision,
+        harness: Measurement {
+            tokens_per_s,
+            step_ms: 1e3 * seconds / case.steps as f64,
+            peak_mem_mib: peak_memory_mib(device),
+        },
+        mfu,
+        eager: None,
+        compiled: None,
         case: case.clone(),
     })
+}
+
+/// Peak memory of this process: VmHWM on the CPU, the GPU memory nvidia-smi reports
+/// for this process on CUDA (what LibTorch's caching allocator holds, plus the
+/// context). NaN when unknown.
+pub fn peak_memory_mib(device: Device) -> f64 {
+    if device.is_cuda() {
+        return gpu_memory_mib(std::process::id()).unwrap_or(f64::NAN);
+    }
+    peak_rss_mib()
+}
+
+fn gpu_memory_mib(pid: u32) -> Option<f64> {
+    let output = std::process::Command::new("nvidia-smi")
+        .args([
+            "--query-compute-apps=pid,used_memory",
+            "--format=csv,noheader,nounits",
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_once(','))
+        .find(|(owner, _)| owner.trim() == pid.to_string())
+        .and_then(|(_, mib)| mib.trim().parse().ok())
 }
 
 /// Peak resident set size of this process (VmHWM), in MiB; NaN where /proc is absent.
@@ -115,37 +250,219 @@ pub fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
-/// The table `trainer bench` prints.
+/// Where the PyTorch reference script is: `$CROSSOVER_REFERENCE`, `bench/reference.py`
+/// under the working folder, or `reference.py` beside this executable (gpu-check).
+pub fn reference_script() -> Option<PathBuf> {
+    let explicit = std::env::var_os("CROSSOVER_REFERENCE").map(PathBuf::from);
+    let local = PathBuf::from("bench/reference.py");
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("reference.py")));
+    [explicit, Some(local), beside]
+        .into_iter()
+        .flatten()
+        .find(|path| path.is_file())
+}
+
+/// Run the reference script: `python reference.py COMMAND ARG`, parsing its JSON.
+pub fn run_reference<T: for<'de> Deserialize<'de>>(
+    python: &Path,
+    command: &str,
+    argument: &str,
+) -> Result<T, String> {
+    let script = reference_script().ok_or(
+        "bench/reference.py not found: run from the repository root or set CROSSOVER_REFERENCE",
+    )?;
+    let output = std::process::Command::new(python)
+        .arg(&script)
+        .arg(command)
+        .arg(argument)
+        .output()
+        .map_err(|error| {
+            format!(
+                "cannot start {} ({error}); `just setup-torch` makes a PyTorch 2.11 virtual environment",
+                python.display()
+            )
+        })?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} {} {command} failed:\n{}",
+            python.display(),
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|error| {
+        format!(
+            "{} printed no result ({error}): {}",
+            script.display(),
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn ratio(harness: f64, reference: Option<&Measurement>) -> String {
+    reference.map_or_else(
+        || "-".into(),
+        |reference| format!("{:.2}", harness / reference.tokens_per_s),
+    )
+}
+
+fn tokens(reference: Option<&Measurement>) -> String {
+    reference.map_or_else(|| "-".into(), |reference| format!("{:.0}", reference.tokens_per_s))
+}
+
+/// The table `trainer bench` prints: the harness, then PyTorch and the ratios
+/// harness / PyTorch (above 1: the harness is faster).
 pub fn table(results: &[BenchResult]) -> String {
     let mut out = String::from(
-        "| preset | params | objective | batch x seq | threads | tokens/s | ms/step | peak RSS MiB | DLM/AR |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| preset | params | objective | device | precision | batch x seq | tokens/s | MFU | peak MiB | PyTorch eager tokens/s | harness/eager | torch.compile tokens/s | harness/compile |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for result in results {
         let case = &result.case;
-        let ar = results
-            .iter()
-            .find(|other| other.case.preset == case.preset && other.case.objective == "ar");
-        let ratio = match ar {
-            Some(ar) if case.objective == "dlm" => {
-                format!("{:.2}", result.tokens_per_s / ar.tokens_per_s)
-            }
-            _ => "-".into(),
+        let device = if case.device.starts_with("cuda") {
+            case.device.clone()
+        } else {
+            format!("cpu x{}", case.threads)
         };
         out.push_str(&format!(
-            "| {} | {:.2}M | {} | {} x {} | {} | {:.0} | {:.1} | {:.0} | {} |\n",
+            "| {} | {:.1}M | {} | {} | {:?} | {} x {} | {:.0} | {} | {:.0} | {} | {} | {} | {} |\n",
             case.preset,
             result.params as f64 / 1e6,
             case.objective,
+            device,
+            result.precision,
             case.batch_size,
             case.seq_len,
-            case.threads,
-            result.tokens_per_s,
-            result.step_ms,
-            result.peak_rss_mib,
-            ratio
+            result.harness.tokens_per_s,
+            result
+                .mfu
+                .map_or_else(|| "-".into(), |mfu| format!("{:.1}%", 100.0 * mfu)),
+            result.harness.peak_mem_mib,
+            tokens(result.eager.as_ref()),
+            ratio(result.harness.tokens_per_s, result.eager.as_ref()),
+            tokens(result.compiled.as_ref()),
+            ratio(result.harness.tokens_per_s, result.compiled.as_ref()),
         ));
     }
     out
+}
+
+/// Result of `trainer bench-check` for one objective: per step, the loss and the
+/// gradient norm of the harness and of PyTorch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckTrace {
+    pub losses: Vec<f64>,
+    pub grad_norms: Vec<f64>,
+}
+
+/// Write everything the reference needs to recompute `steps` training steps of
+/// `objective` from the same weights and batch, and return the harness's own trace.
+/// Files in `folder`: weights.safetensors, batch.safetensors (windows; for the DLM the
+/// clean rows, mask and p_mask), case.json.
+pub fn write_check(
+    folder: &Path,
+    objective: &str,
+    preset: &str,
+    device: Device,
+    steps: usize,
+) -> Result<CheckTrace, String> {
+    let shape = ModelShape::preset(preset).ok_or_else(|| format!("unknown preset `{preset}`"))?;
+    let vocab_size = 250;
+    let rows = padded_vocab(vocab_size);
+    let (batch_size, seq_len) = (4, 32);
+    let (variables, model, mut optimizer) =
+        model_and_optimizer(&shape, rows, device, Precision::Fp32);
+    let vocab = Vocab {
+        size: vocab_size as i64,
+    };
+    let windows = Tensor::randint(
+        vocab_size as i64,
+        [batch_size, seq_len + 1],
+        (Kind::Int64, device),
+    );
+    let dlm = DlmConfig::default();
+    let draw = dlm_draw(&windows, &dlm);
+    variables
+        .save(folder.join("weights.safetensors"))
+        .map_err(|error| error.to_string())?;
+    let cpu = |t: &Tensor| t.to_device(Device::Cpu).contiguous();
+    Tensor::write_safetensors(
+        &[
+            ("windows", cpu(&windows)),
+            ("clean", cpu(&draw.clean)),
+            ("mask", cpu(&draw.mask).to_kind(Kind::Uint8)),
+            ("p_mask", cpu(&draw.p_mask)),
+        ],
+        folder.join("batch.safetensors"),
+    )
+    .map_err(|error| error.to_string())?;
+    let case = ReferenceCase {
+        shape,
+        vocab: vocab_size,
+        vocab_rows: rows,
+        objective: objective.into(),
+        batch_size: batch_size as usize,
+        seq_len: seq_len as usize,
+        steps,
+        warmup_steps: 0,
+        threads: tch::get_num_threads() as usize,
+        device: match device {
+            Device::Cuda(index) => format!("cuda:{index}"),
+            _ => "cpu".into(),
+        },
+        precision: Precision::Fp32,
+        compile: false,
+        lr: 1e-3,
+        weight_decay: 0.1,
+        grad_clip: 1.0,
+        dlm_eps: dlm.eps,
+    };
+    let json = serde_json::to_string_pretty(&case).map_err(|error| error.to_string())?;
+    std::fs::write(folder.join("case.json"), json).map_err(|error| error.to_string())?;
+    let mut trace = CheckTrace {
+        losses: Vec::new(),
+        grad_norms: Vec::new(),
+    };
+    for _ in 0..steps {
+        let loss = match objective {
+            "ar" => ar_loss(&model, &windows, vocab, 0.0, 0.0, true),
+            "dlm" => dlm_loss_on(&model, &draw, vocab, &dlm),
+            other => return Err(format!("unknown objective `{other}` (ar or dlm)")),
+        };
+        optimizer.zero_grad();
+        loss.backward();
+        let norm = optimizer.clip_gradients(1.0);
+        optimizer.step(1e-3);
+        trace.losses.push(loss.double_value(&[]));
+        trace.grad_norms.push(norm.double_value(&[]));
+    }
+    Ok(trace)
+}
+
+/// Largest relative difference between two traces (NaN-safe: a NaN is infinite).
+pub fn trace_difference(ours: &CheckTrace, theirs: &CheckTrace) -> f64 {
+    let pairs = ours
+        .losses
+        .iter()
+        .zip(&theirs.losses)
+        .chain(ours.grad_norms.iter().zip(&theirs.grad_norms));
+    let mut worst: f64 = if ours.losses.len() == theirs.losses.len()
+        && ours.grad_norms.len() == theirs.grad_norms.len()
+    {
+        0.0
+    } else {
+        f64::INFINITY
+    };
+    for (a, b) in pairs {
+        let difference = (a - b).abs() / a.abs().max(b.abs()).max(1e-12);
+        worst = worst.max(if difference.is_nan() {
+            f64::INFINITY
+        } else {
+            difference
+        });
+    }
+    worst
 }
 
 /// Scoring throughput of one scorer on random questions.
@@ -171,8 +488,7 @@ pub fn measure_scoring(
     let shape = ModelShape::preset(preset).ok_or_else(|| format!("unknown preset `{preset}`"))?;
     let vocab = 2048;
     tch::manual_seed(0);
-    let variables = nn::VarStore::new(tch::Device::Cpu);
-    let model = Transformer::new(&variables.root(), &shape, padded_vocab(vocab));
+    let (_variables, model) = Transformer::build(&shape, padded_vocab(vocab), Device::Cpu, Kind::Float);
     let draw = |n: i64| {
         Vec::<i64>::try_from(Tensor::randint(
             vocab as i64,
@@ -252,4 +568,44 @@ pub fn scoring_table(results: &[ScoringResult], threads: usize) -> String {
         "\n{threads} threads, 4 choices per item, 48-token contexts, 12-token continuations\n"
     ));
     out
+}
+
+/// Batch shape and vocabulary `trainer bench` uses when not told.
+#[derive(Clone, Copy, Debug)]
+pub struct Defaults {
+    pub batch_size: usize,
+    pub seq_len: usize,
+    pub vocab: usize,
+}
+
+impl Defaults {
+    pub fn for_device(cuda: bool) -> Self {
+        if cuda {
+            Self {
+                batch_size: 16,
+                seq_len: 1024,
+                vocab: 50_257,
+            }
+        } else {
+            Self {
+                batch_size: 8,
+                seq_len: 128,
+                vocab: 2048,
+            }
+        }
+    }
+}
+
+/// (warmup, timed) steps when not told: 10 and 50 on CUDA; on CPU about 150 GFLOP of
+/// timed work, between 3 and 30 steps, after 1 warmup step (3 when steps are cheap).
+pub fn auto_steps(case: &BenchCase, cuda: bool) -> Result<(usize, usize), String> {
+    if cuda {
+        return Ok((10, 50));
+    }
+    let shape = ModelShape::preset(&case.preset)
+        .ok_or_else(|| format!("unknown preset `{}`", case.preset))?;
+    let per_step = shape.train_flops_per_token(padded_vocab(case.vocab), case.seq_len)
+        * (case.batch_size * case.seq_len) as f64;
+    let steps = (150e9 / per_step).ceil().clamp(3.0, 30.0) as usize;
+    Ok((if steps > 5 { 3 } else { 1 }, steps))
 }

@@ -27,6 +27,8 @@ pub enum TrainerError {
         "loss is {loss} at step {step}: training diverged (try a lower train.lr or more warmup)"
     )]
     NonFinite { step: u64, loss: f64 },
+    #[error("{0}")]
+    Device(String),
 }
 
 pub type Result<T, E = TrainerError> = std::result::Result<T, E>;

@@ -56,6 +56,7 @@ pub fn validation_loss(
     dlm: &DlmConfig,
 ) -> EvalResult {
     let _guard = tch::no_grad_guard();
+    let windows = &windows.to_device(model.device());
     let (value, stderr, n) = match objective {
         Objective::Dlm => dlm_elbo(model, windows, vocab, batch_size, draws, dlm),
         _ => ar_nll(model, windows, vocab, batch_size),
@@ -126,7 +127,7 @@ fn dlm_elbo(
         let p_mask = mask_probability(&times, dlm.eps); // (N,)
         let mask = Tensor::rand([count, length], (Kind::Float, clean.device()))
             .lt_tensor(&p_mask.unsqueeze(1));
-        let mut total = 0.0;
+        let mut total = Tensor::zeros([], (Kind::Double, clean.device()));
         let mut start = 0;
         while start < count {
             let size = (batch_size as i64).min(count - start);
@@ -143,10 +144,10 @@ fn dlm_elbo(
             // The bound itself always uses 1/p_mask, whatever weighting training used.
             let weights = row_weights(&rows(&mask), &rows(&p_mask), DlmWeighting::InverseT);
             let loss = dlm_loss_from_logits(&logits, &rows(&clean), &rows(&mask), &weights, vocab);
-            total += loss.double_value(&[]) * size as f64;
+            total += loss.to_kind(Kind::Double) * size as f64;
             start += size;
         }
-        draw_means.push(total / count as f64);
+        draw_means.push(total.double_value(&[]) / count as f64);
     }
     let mean = draw_means.iter().sum::<f64>() / draws as f64;
     let stderr = if draws > 1 {

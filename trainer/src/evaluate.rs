@@ -26,6 +26,8 @@ pub struct EvalOptions {
     pub dlm_scorer: Option<jobspec::DlmScorer>,
     /// Override the job's `eval.score_draws`.
     pub score_draws: Option<usize>,
+    /// Device instead of job.yaml's `train.device`.
+    pub device: Option<jobspec::DeviceSpec>,
 }
 
 /// Evaluate one checkpoint; returns its state and the result rows.
@@ -60,6 +62,9 @@ pub fn evaluate(
             ),
         });
     }
+    let device = crate::device::select(options.device.unwrap_or(config.train.device))
+        .map_err(TrainerError::Device)?;
+    let precision = config.train.precision.resolve(device.is_cuda());
     let (state, folder) = pick_checkpoint(job_dir, options.checkpoint)?;
     let (shape, dataset, tokenizer) = prepare_job(job_dir, &config, options.cache_root.clone())?;
     let benchmarks_root = options
@@ -68,7 +73,7 @@ pub fn evaluate(
         .unwrap_or_else(benchmarks::benchmarks_root);
     let task_set = TaskSet::prepare(&config, &dataset, &tokenizer, &tasks, &benchmarks_root)?;
     let rows = padded_vocab(dataset.vocab_size);
-    let (mut variables, model) = build_model(&config, &shape, rows);
+    let (mut variables, model) = build_model(&config, &shape, rows, device, precision);
     let weights = folder.join(checkpoint::MODEL_FILE);
     variables
         .load(&weights)

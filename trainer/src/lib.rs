@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod cloze;
+pub mod device;
 pub mod error;
 pub mod eval;
 pub mod evaluate;

@@ -35,6 +35,13 @@ enum Command {
         /// Print only errors.
         #[arg(long)]
         quiet: bool,
+        /// Device instead of job.yaml's train.device: auto, cpu, cuda or cuda:N.
+        #[arg(long)]
+        device: Option<jobspec::DeviceSpec>,
+        /// Peak TFLOP/s of the device for the MFU column (default: the GPU's data
+        /// sheet, or $CROSSOVER_PEAK_TFLOPS; none on CPU).
+        #[arg(long)]
+        peak_tflops: Option<f64>,
     },
     /// Score a saved checkpoint on tasks (default: the job's eval.tasks) without
     /// touching training state; rows are printed and appended to eval_adhoc.csv.
@@ -57,6 +64,9 @@ enum Command {
         /// Monte Carlo draws per item for DLM scores instead of the job's.
         #[arg(long)]
         score_draws: Option<usize>,
+        /// Device instead of job.yaml's train.device: auto, cpu, cuda or cuda:N.
+        #[arg(long)]
+        device: Option<jobspec::DeviceSpec>,
     },
     /// Expand a sweep file into job folders under RESULTS (default results/<name>).
     Init {
@@ -64,21 +74,66 @@ enum Command {
         #[arg(long)]
         results: Option<PathBuf>,
     },
-    /// Measure training tokens/s and peak memory for AR and DLM at two model sizes.
+    /// Measure training tokens/s, MFU and peak memory for AR and DLM, optionally beside
+    /// the same model in PyTorch (bench/reference.py), and print the ratios.
+    #[command(after_help = "Examples:\n  trainer bench --reference ~/.cache/crossover/torch-venv/bin/python\n  trainer bench --device cuda --presets 125m,350m --reference /opt/torch/.venv/bin/python --compile")]
     Bench {
-        /// Presets to measure.
-        #[arg(long, value_delimiter = ',', default_value = "tiny,small")]
-        presets: Vec<String>,
-        #[arg(long, default_value_t = 16)]
-        batch_size: usize,
-        #[arg(long, default_value_t = 128)]
-        seq_len: usize,
-        /// Vocabulary of the random tokens (2048 = a small trained BPE).
-        #[arg(long, default_value_t = 2048)]
-        vocab: usize,
-        #[arg(long, default_value_t = 20)]
-        steps: usize,
+        /// Presets to measure [default: tiny,small,125m on CPU; tiny,125m,350m on CUDA].
+        #[arg(long, value_delimiter = ',')]
+        presets: Option<Vec<String>>,
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: jobspec::DeviceSpec,
+        /// fp32, bf16 or auto (bf16 on CUDA, fp32 on CPU).
+        #[arg(long, default_value = "auto", value_parser = parse_precision)]
+        precision: jobspec::Precision,
+        /// Sequences per step [default: 8 on CPU, 16 on CUDA].
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Tokens per sequence [default: 128 on CPU, 1024 on CUDA].
+        #[arg(long)]
+        seq_len: Option<usize>,
+        /// Vocabulary of the random tokens [default: 2048 on CPU, 50257 on CUDA].
+        #[arg(long)]
+        vocab: Option<usize>,
+        /// Timed steps [default: about 150 GFLOP of work on CPU (3 to 30 steps), 50 on CUDA].
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Untimed steps first [default: 1 to 3 on CPU, 10 on CUDA].
+        #[arg(long)]
+        warmup: Option<usize>,
         /// LibTorch threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Python with PyTorch 2.11: also run bench/reference.py on every case.
+        #[arg(long)]
+        reference: Option<PathBuf>,
+        /// With --reference, also measure the reference under torch.compile.
+        #[arg(long)]
+        compile: bool,
+        /// Peak TFLOP/s of the device for MFU (default: the GPU's data sheet).
+        #[arg(long)]
+        peak_tflops: Option<f64>,
+        /// Also write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Check the harness against PyTorch: the same weights and batch (exported as
+    /// safetensors) must give the same losses and gradient norms over a few AdamW steps,
+    /// for AR and DLM.
+    BenchCheck {
+        /// Python with PyTorch 2.11 (e.g. ~/.cache/crossover/torch-venv/bin/python).
+        #[arg(long)]
+        reference: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: jobspec::DeviceSpec,
+        #[arg(long, default_value = "tiny")]
+        preset: String,
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// Largest relative difference allowed [default: 1e-4 on CPU, 2e-3 on CUDA].
+        #[arg(long)]
+        tolerance: Option<f64>,
         #[arg(long)]
         threads: Option<usize>,
     },
@@ -99,6 +154,15 @@ enum Command {
     BenchOne { case: String },
 }
 
+fn parse_precision(text: &str) -> Result<jobspec::Precision, String> {
+    match text {
+        "auto" => Ok(jobspec::Precision::Auto),
+        "fp32" => Ok(jobspec::Precision::Fp32),
+        "bf16" => Ok(jobspec::Precision::Bf16),
+        other => Err(format!("`{other}`: choose auto, fp32 or bf16")),
+    }
+}
+
 fn parse_scorer(text: &str) -> Result<jobspec::DlmScorer, String> {
     match text {
         "elbo" => Ok(jobspec::DlmScorer::Elbo),
@@ -108,8 +172,17 @@ fn parse_scorer(text: &str) -> Result<jobspec::DlmScorer, String> {
     }
 }
 
+#[allow(unsafe_code)]
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // TF32 matmuls for fp32 work on CUDA (LibTorch reads this once, at its first
+    // cuBLAS call). The bench check leaves it off to compare against strict fp32.
+    let tf32 = "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE";
+    if !matches!(cli.command, Command::BenchCheck { .. }) && std::env::var_os(tf32).is_none() {
+        // SAFETY: nothing else runs yet: no thread has been started by this process.
+        unsafe { std::env::set_var(tf32, "1") };
+    }
+    match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -125,6 +198,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_steps,
             threads,
             quiet,
+            device,
+            peak_tflops,
         } => {
             let stop = Arc::new(AtomicBool::new(false));
             let flag = stop.clone();
@@ -143,6 +218,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 stop,
                 quiet,
                 cache_root: None,
+                device,
+                peak_tflops,
             };
             match trainer::run(&job_dir, &options)? {
                 Outcome::Done => {}
@@ -153,28 +230,52 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench {
             presets,
+            device,
+            precision,
             batch_size,
             seq_len,
             vocab,
             steps,
+            warmup,
             threads,
+            reference,
+            compile,
+            peak_tflops,
+            json,
         } => {
+            let cuda = !matches!(device, jobspec::DeviceSpec::Cpu);
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            let presets = presets.unwrap_or_else(|| {
+                let list: &[&str] = if cuda {
+                    &["tiny", "125m", "350m"]
+                } else {
+                    &["tiny", "small", "125m"]
+                };
+                list.iter().map(|name| (*name).to_owned()).collect()
+            });
+            let defaults = trainer::bench::Defaults::for_device(cuda);
             let mut results = Vec::new();
             for preset in &presets {
                 for objective in ["ar", "dlm"] {
-                    let case = trainer::bench::BenchCase {
+                    let mut case = trainer::bench::BenchCase {
                         preset: preset.clone(),
                         objective: objective.into(),
-                        batch_size,
-                        seq_len,
-                        vocab,
-                        steps,
-                        warmup_steps: 3,
+                        batch_size: batch_size.unwrap_or(defaults.batch_size),
+                        seq_len: seq_len.unwrap_or(defaults.seq_len),
+                        vocab: vocab.unwrap_or(defaults.vocab),
+                        steps: 0,
+                        warmup_steps: 0,
                         threads,
+                        device: device.to_string(),
+                        precision,
+                        peak_tflops,
                     };
-                    eprintln!("measuring {preset} {objective} ...");
+                    let (auto_warmup, auto_steps) = trainer::bench::auto_steps(&case, cuda)
+                        .map_err(anyhow::Error::msg)?;
+                    case.steps = steps.unwrap_or(auto_steps);
+                    case.warmup_steps = warmup.unwrap_or(auto_warmup);
+                    eprintln!("measuring {preset} {objective} ({} steps) ...", case.steps);
                     let output = std::process::Command::new(std::env::current_exe()?)
                         .arg("bench-one")
                         .arg(serde_json::to_string(&case)?)
@@ -185,13 +286,93 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "{}",
                         String::from_utf8_lossy(&output.stderr)
                     );
-                    results.push(
+                    let mut result: trainer::bench::BenchResult =
                         serde_json::from_slice(&output.stdout)
-                            .context("reading a benchmark result")?,
-                    );
+                            .context("reading a benchmark result")?;
+                    if let Some(python) = &reference {
+                        for compiled in [false, true] {
+                            if compiled && !compile {
+                                continue;
+                            }
+                            eprintln!(
+                                "  PyTorch {} ...",
+                                if compiled { "torch.compile" } else { "eager" }
+                            );
+                            let reference_case = trainer::bench::ReferenceCase::new(
+                                &case,
+                                result.precision,
+                                compiled,
+                            )
+                            .map_err(anyhow::Error::msg)?;
+                            let measured = trainer::bench::run_reference(
+                                python,
+                                "bench",
+                                &serde_json::to_string(&reference_case)?,
+                            )
+                            .map_err(anyhow::Error::msg)?;
+                            if compiled {
+                                result.compiled = Some(measured);
+                            } else {
+                                result.eager = Some(measured);
+                            }
+                        }
+                    }
+                    results.push(result);
                 }
             }
             println!("{}", trainer::bench::table(&results));
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&results)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchCheck {
+            reference,
+            device,
+            preset,
+            steps,
+            tolerance,
+            threads,
+        } => {
+            if let Some(threads) = threads {
+                tch::set_num_threads(threads as i32);
+            }
+            let device = trainer::device::select(device).map_err(anyhow::Error::msg)?;
+            let tolerance = tolerance.unwrap_or(if device.is_cuda() { 2e-3 } else { 1e-4 });
+            let mut worst: f64 = 0.0;
+            println!("| objective | step | harness loss | PyTorch loss | harness grad norm | PyTorch grad norm |");
+            println!("|---|---|---|---|---|---|");
+            for objective in ["ar", "dlm"] {
+                let folder = tempfile::tempdir().context("making a temporary folder")?;
+                let ours = trainer::bench::write_check(folder.path(), objective, &preset, device, steps)
+                    .map_err(anyhow::Error::msg)?;
+                let theirs: trainer::bench::CheckTrace = trainer::bench::run_reference(
+                    &reference,
+                    "check",
+                    &folder.path().to_string_lossy(),
+                )
+                .map_err(anyhow::Error::msg)?;
+                for step in 0..ours.losses.len() {
+                    let cell = |values: &[f64]| {
+                        values.get(step).map_or_else(|| "-".into(), |v| format!("{v:.7}"))
+                    };
+                    println!(
+                        "| {objective} | {} | {} | {} | {} | {} |",
+                        step + 1,
+                        cell(&ours.losses),
+                        cell(&theirs.losses),
+                        cell(&ours.grad_norms),
+                        cell(&theirs.grad_norms)
+                    );
+                }
+                worst = worst.max(trainer::bench::trace_difference(&ours, &theirs));
+            }
+            println!("\nlargest relative difference {worst:.2e} (tolerance {tolerance:.0e})");
+            anyhow::ensure!(
+                worst <= tolerance,
+                "the harness and the PyTorch reference disagree: largest relative difference {worst:.2e} > {tolerance:.0e}"
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchEval {
@@ -220,6 +401,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             threads,
             dlm_scorer,
             score_draws,
+            device,
         } => {
             let options = trainer::evaluate::EvalOptions {
                 checkpoint,
@@ -227,6 +409,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 threads,
                 dlm_scorer,
                 score_draws,
+                device,
                 ..Default::default()
             };
             let (state, results) = trainer::evaluate::evaluate(&job_dir, &options)?;

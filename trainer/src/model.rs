@@ -59,14 +59,16 @@ impl Rope {
         }
     }
 
-    /// x: (B, nh, T, hs) -> same shape, rotated by position.
+    /// x: (B, nh, T, hs) -> same shape and kind, rotated by position (in fp32, as
+    /// autocast would: the tables stay fp32).
     fn apply(&self, x: &Tensor) -> Tensor {
         let (_, _, t, hs) = x.size4().unwrap_or_default();
-        let cos = self.cos.narrow(0, 0, t).to_kind(x.kind()); // (T, hs/2)
-        let sin = self.sin.narrow(0, 0, t).to_kind(x.kind());
-        let x1 = x.narrow(-1, 0, hs / 2);
-        let x2 = x.narrow(-1, hs / 2, hs / 2);
-        Tensor::cat(&[&x1 * &cos - &x2 * &sin, &x2 * &cos + &x1 * &sin], -1)
+        let cos = self.cos.narrow(0, 0, t); // (T, hs/2)
+        let sin = self.sin.narrow(0, 0, t);
+        let wide = x.to_kind(Kind::Float);
+        let x1 = wide.narrow(-1, 0, hs / 2);
+        let x2 = wide.narrow(-1, hs / 2, hs / 2);
+        Tensor::cat(&[&x1 * &cos - &x2 * &sin, &x2 * &cos + &x1 * &sin], -1).to_kind(x.kind())
     }
 }
 
@@ -79,6 +81,17 @@ pub struct ForwardOptions {
     pub dropout: f64,
     /// Training mode: dropout is only applied when true.
     pub train: bool,
+}
+
+/// `x W^T` with x and W cast to `compute` (bf16 mixed precision keeps fp32 weights
+/// and multiplies in bf16, as autocast does); plain fp32 otherwise.
+fn project(x: &Tensor, layer: &nn::Linear, compute: Kind) -> Tensor {
+    if compute == Kind::Float && x.kind() == Kind::Float {
+        x.apply(layer)
+    } else {
+        x.to_kind(compute)
+            .linear::<Tensor>(&layer.ws.to_kind(compute), None)
+    }
 }
 
 #[derive(Debug)]
@@ -118,16 +131,16 @@ impl Attention {
         }
     }
 
-    fn forward(&self, x: &Tensor, rope: &Rope, options: ForwardOptions) -> Tensor {
+    fn forward(&self, x: &Tensor, rope: &Rope, options: ForwardOptions, compute: Kind) -> Tensor {
         let (b, t, c) = x.size3().unwrap_or_default();
         let hs = c / self.n_head;
-        let qkv = x.apply(&self.qkv); // (B, T, 3C)
+        let qkv = project(x, &self.qkv, compute); // (B, T, 3C)
         let parts = qkv.split(c, -1);
         let heads = |part: &Tensor| part.view([b, t, self.n_head, hs]).transpose(1, 2); // (B, nh, T, hs)
         let (mut q, mut k, v) = (heads(&parts[0]), heads(&parts[1]), heads(&parts[2]));
         if let (Some(q_norm), Some(k_norm)) = (&self.q_norm, &self.k_norm) {
-            q = q_norm.forward(&q);
-            k = k_norm.forward(&k);
+            q = q_norm.forward(&q.to_kind(Kind::Float)).to_kind(compute);
+            k = k_norm.forward(&k.to_kind(Kind::Float)).to_kind(compute);
         }
         let (q, k) = (rope.apply(&q), rope.apply(&k));
         let attention_dropout = if options.train { options.dropout } else { 0.0 };
@@ -142,7 +155,7 @@ impl Attention {
             false,
         ); // (B, nh, T, hs)
         let y = y.transpose(1, 2).contiguous().view([b, t, c]); // (B, T, C)
-        y.apply(&self.proj).dropout(options.dropout, options.train)
+        project(&y, &self.proj, compute).dropout(options.dropout, options.train)
     }
 }
 
@@ -171,13 +184,11 @@ impl Mlp {
         }
     }
 
-    fn forward(&self, x: &Tensor, options: ForwardOptions) -> Tensor {
-        let gate_up = x.apply(&self.gate_up); // (B, T, 2 d_ff)
+    fn forward(&self, x: &Tensor, options: ForwardOptions, compute: Kind) -> Tensor {
+        let gate_up = project(x, &self.gate_up, compute); // (B, T, 2 d_ff)
         let gate = gate_up.narrow(-1, 0, self.d_ff);
         let up = gate_up.narrow(-1, self.d_ff, self.d_ff);
-        (gate.silu() * up)
-            .apply(&self.down)
-            .dropout(options.dropout, options.train)
+        project(&(gate.silu() * up), &self.down, compute).dropout(options.dropout, options.train)
     }
 }
 
@@ -200,11 +211,12 @@ impl Block {
         }
     }
 
-    fn forward(&self, x: &Tensor, rope: &Rope, options: ForwardOptions) -> Tensor {
+    /// The residual stream `x` stays fp32; branch outputs in `compute` are added to it.
+    fn forward(&self, x: &Tensor, rope: &Rope, options: ForwardOptions, compute: Kind) -> Tensor {
         let x = x + self
             .attention
-            .forward(&self.attention_norm.forward(x), rope, options);
-        &x + self.mlp.forward(&self.mlp_norm.forward(&x), options)
+            .forward(&self.attention_norm.forward(x), rope, options, compute);
+        &x + self.mlp.forward(&self.mlp_norm.forward(&x), options, compute)
     }
 }
 
@@ -219,6 +231,9 @@ pub struct Transformer {
     rope: Rope,
     pub shape: ModelShape,
     pub vocab_rows: i64,
+    /// Element type of matmuls and attention: `Kind::Float`, or `Kind::BFloat16` for
+    /// bf16 mixed precision (weights, norms, softmax and losses stay fp32).
+    pub compute: Kind,
 }
 
 impl Transformer {
@@ -258,23 +273,56 @@ impl Transformer {
             ),
             shape: shape.clone(),
             vocab_rows,
+            compute: Kind::Float,
         }
     }
 
+    /// The device the weights live on.
+    pub fn device(&self) -> tch::Device {
+        self.final_norm.weight.device()
+    }
+
+    /// A model and its variables, initialised on the CPU from LibTorch's CPU generator
+    /// (so a seed gives the same weights whatever the device), then moved to `device`.
+    pub fn build(
+        shape: &ModelShape,
+        vocab_rows: usize,
+        device: tch::Device,
+        compute: Kind,
+    ) -> (nn::VarStore, Self) {
+        let mut variables = nn::VarStore::new(tch::Device::Cpu);
+        let mut model = Self::new(&variables.root(), shape, vocab_rows);
+        if device != tch::Device::Cpu {
+            variables.set_device(device);
+            model.rope = Rope::new(
+                shape.head_dim() as i64,
+                shape.max_seq_len as i64,
+                shape.rope_base,
+                device,
+            );
+        }
+        model.compute = compute;
+        (variables, model)
+    }
+
     /// # Shapes
-    /// tokens: (B, T) int64 -> logits (B, T, vocab_rows) float.
+    /// tokens: (B, T) int64 -> logits (B, T, vocab_rows), fp32 or `compute`.
     pub fn forward(&self, tokens: &Tensor, options: ForwardOptions) -> Tensor {
+        let compute = self.compute;
         let mut x = self
             .embedding
             .forward(tokens)
             .dropout(options.dropout, options.train); // (B, T, C)
         for block in &self.blocks {
-            x = block.forward(&x, &self.rope, options);
+            x = block.forward(&x, &self.rope, options, compute);
         }
         let x = self.final_norm.forward(&x);
         match &self.head {
-            Some(head) => x.apply(head),
-            None => x.matmul(&self.embedding.ws.transpose(0, 1)), // tied: (B, T, C) x (C, V)
+            Some(head) => project(&x, head, compute),
+            // Tied: (B, T, C) x (C, V).
+            None => x
+                .to_kind(compute)
+                .matmul(&self.embedding.ws.to_kind(compute).transpose(0, 1)),
         }
     }
 }

@@ -126,17 +126,35 @@ pub fn mask_probability(times: &Tensor, eps: f64) -> Tensor {
     times * (1.0 - eps) + eps
 }
 
+/// One corruption of a DLM batch: the clean rows x0, which positions are masked, and
+/// each row's masking probability.
+#[derive(Debug)]
+pub struct DlmDraw {
+    /// (B, L) clean tokens.
+    pub clean: Tensor,
+    /// (B, L) bool, true where the input is the mask id.
+    pub mask: Tensor,
+    /// (B,) p_mask of each row.
+    pub p_mask: Tensor,
+}
+
 /// Masked-diffusion loss for one batch of windows: the first L tokens of each window
 /// are the clean sequence x0 (the same windows AR sees, unshifted).
 pub fn dlm_loss(model: &Transformer, windows: &Tensor, vocab: Vocab, config: &DlmConfig) -> Tensor {
+    dlm_loss_on(model, &dlm_draw(windows, config), vocab, config)
+}
+
+/// Draw times and masks for a batch (LibTorch's generators, reseeded per step).
+pub fn dlm_draw(windows: &Tensor, config: &DlmConfig) -> DlmDraw {
     let (b, window) = windows.size2().unwrap_or_default();
     let mut length = window - 1;
     // MegaDLMs/SMDM: now and then train on a short prefix so short inputs are seen.
+    // Decided on the CPU generator, so a GPU step never waits for it.
+    let cpu = (Kind::Float, tch::Device::Cpu);
     if config.truncate_prob > 0.0
-        && Tensor::rand([1], (Kind::Float, windows.device())).double_value(&[0])
-            < config.truncate_prob
+        && Tensor::rand([1], cpu).double_value(&[0]) < config.truncate_prob
     {
-        length = Tensor::randint_low(2, length + 1, [1], (Kind::Int64, windows.device()))
+        length = Tensor::randint_low(2, length + 1, [1], (Kind::Int64, tch::Device::Cpu))
             .int64_value(&[0]);
     }
     let clean = windows.narrow(1, 0, length); // (B, L)
@@ -147,7 +165,16 @@ pub fn dlm_loss(model: &Transformer, windows: &Tensor, vocab: Vocab, config: &Dl
     if config.weighting == DlmWeighting::MaskFraction {
         mask = ensure_one_masked(&mask);
     }
-    let noisy = clean.masked_fill(&mask, vocab.mask_id());
+    DlmDraw {
+        clean,
+        mask,
+        p_mask,
+    }
+}
+
+/// The DLM loss of a given draw.
+pub fn dlm_loss_on(model: &Transformer, draw: &DlmDraw, vocab: Vocab, config: &DlmConfig) -> Tensor {
+    let noisy = draw.clean.masked_fill(&draw.mask, vocab.mask_id());
     let logits = model.forward(
         &noisy,
         ForwardOptions {
@@ -156,8 +183,8 @@ pub fn dlm_loss(model: &Transformer, windows: &Tensor, vocab: Vocab, config: &Dl
             train: true,
         },
     );
-    let weights = row_weights(&mask, &p_mask, config.weighting);
-    dlm_loss_from_logits(&logits, &clean, &mask, &weights, vocab)
+    let weights = row_weights(&draw.mask, &draw.p_mask, config.weighting);
+    dlm_loss_from_logits(&logits, &draw.clean, &draw.mask, &weights, vocab)
 }
 
 /// Loss weight of each row: 1 / p_mask (unbiased ELBO) or L / masked count (MegaDLMs).

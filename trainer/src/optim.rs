@@ -67,22 +67,23 @@ impl AdamW {
         Tensor::stack(&norms, 0).sum(Kind::Float).sqrt()
     }
 
-    /// Scale gradients so their global norm is at most `max_norm`; returns the norm
-    /// before clipping (as torch.nn.utils.clip_grad_norm_ does).
-    pub fn clip_gradients(&mut self, max_norm: f64) -> f64 {
+    /// Scale gradients so their global norm is at most `max_norm` (0 disables) and
+    /// return the norm before clipping, as torch.nn.utils.clip_grad_norm_ does: the
+    /// factor min(1, max_norm / (norm + 1e-6)) stays on the device, so nothing waits
+    /// for it.
+    pub fn clip_gradients(&mut self, max_norm: f64) -> Tensor {
         let norm = self.gradient_norm();
-        let value = norm.double_value(&[]);
-        if max_norm > 0.0 && value > max_norm {
-            let scale = max_norm / (value + 1e-6);
+        if max_norm > 0.0 {
             let _guard = tch::no_grad_guard();
+            let scale = ((&norm + 1e-6).reciprocal() * max_norm).clamp_max(1.0);
             for slot in &self.slots {
                 let mut gradient = slot.variable.grad();
                 if gradient.defined() {
-                    let _ = gradient.g_mul_scalar_(scale);
+                    let _ = gradient.g_mul_(&scale.to_kind(gradient.kind()));
                 }
             }
         }
-        value
+        norm
     }
 
     pub fn step(&mut self, lr: f64) {

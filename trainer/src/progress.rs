@@ -39,8 +39,9 @@ impl Progress {
         }
     }
 
-    pub fn row(&self, done: u64, epoch: f64, loss: f64, tokens_per_s: f64) {
-        let message = format!("epoch {epoch:.2} loss {loss:.4} {:.0} tok/s", tokens_per_s);
+    pub fn row(&self, done: u64, epoch: f64, loss: f64, tokens_per_s: f64, mfu: Option<f64>) {
+        let mfu = mfu.map_or_else(String::new, |mfu| format!(" MFU {:.1}%", 100.0 * mfu));
+        let message = format!("epoch {epoch:.2} loss {loss:.4} {tokens_per_s:.0} tok/s{mfu}");
         match &self.bar {
             Some(bar) => bar.set_message(message),
             None if !self.quiet => eprintln!("step {done}/{} {message}", self.total),

@@ -60,18 +60,28 @@ impl CsvLog {
 }
 
 /// Keep the header and the rows whose step is at most `last_step` (dropping any torn
-/// last line), so a resumed job neither duplicates nor loses rows.
-pub fn truncate_log(path: &Path, last_step: u64) -> Result<()> {
+/// last line), so a resumed job neither duplicates nor loses rows. A log written by an
+/// older trainer whose header is a prefix of `header` gets the new columns, empty in
+/// its old rows.
+pub fn truncate_log(path: &Path, last_step: u64, header: &[&str]) -> Result<()> {
     if !path.exists() {
         return Ok(());
     }
     let file = File::open(path).map_err(io_error(path))?;
     let mut kept = String::new();
     let mut columns = 0;
+    let mut padding = String::new();
     for (index, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(io_error(path))?;
         if index == 0 {
             columns = line.split(',').count();
+            let old: Vec<&str> = line.split(',').collect();
+            if old.len() < header.len() && header.starts_with(&old) {
+                padding = ",".repeat(header.len() - old.len());
+                kept.push_str(&header.join(","));
+                kept.push('\n');
+                continue;
+            }
         }
         let step = line
             .split(',')
@@ -84,6 +94,9 @@ pub fn truncate_log(path: &Path, last_step: u64) -> Result<()> {
         };
         if keep {
             kept.push_str(&line);
+            if step.is_some() {
+                kept.push_str(&padding);
+            }
             kept.push('\n');
         }
     }
@@ -93,4 +106,32 @@ pub fn truncate_log(path: &Path, last_step: u64) -> Result<()> {
 /// Format a float for the logs: enough digits to compare runs bitwise.
 pub fn number(value: f64) -> String {
     format!("{value}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_finished_rows_and_upgrades_old_headers() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("train.csv");
+        let cases = [
+            // (file, last step, header, expected)
+            ("step,a\n1,x\n2,y\n3,z\n", 2, &["step", "a"][..], "step,a\n1,x\n2,y\n"),
+            ("step,a\n1,x\n2,y\n3", 9, &["step", "a"][..], "step,a\n1,x\n2,y\n"),
+            (
+                "step,a\n1,x\n2,y\n",
+                9,
+                &["step", "a", "mfu"][..],
+                "step,a,mfu\n1,x,\n2,y,\n",
+            ),
+            ("step,b\n1,x\n", 9, &["step", "a", "mfu"][..], "step,b\n1,x\n"),
+        ];
+        for (file, last, header, expected) in cases {
+            std::fs::write(&path, file).expect("write");
+            truncate_log(&path, last, header).expect("truncate");
+            assert_eq!(std::fs::read_to_string(&path).expect("read"), expected, "{file:?}");
+        }
+    }
 }

@@ -329,7 +329,10 @@ pub fn execute(
                 .iter()
                 .flat_map(|&i| rows[i].tokens.iter().copied())
                 .collect();
-            let input = Tensor::from_slice(&flat).view([chunk.len() as i64, length as i64]);
+            let device = model.device();
+            let input = Tensor::from_slice(&flat)
+                .view([chunk.len() as i64, length as i64])
+                .to_device(device);
             let logits = model.forward(
                 &input,
                 ForwardOptions {
@@ -338,24 +341,43 @@ pub fn execute(
                     train: false,
                 },
             );
+            // Only the cells read leave the device: the target's log-probability and
+            // whether it is the argmax.
+            let (cells, targets): (Vec<i64>, Vec<i64>) = chunk
+                .iter()
+                .enumerate()
+                .flat_map(|(b, &row_index)| {
+                    rows[row_index]
+                        .reads
+                        .iter()
+                        .map(move |read| ((b * length + read.position) as i64, read.target))
+                })
+                .unzip();
+            let cells = Tensor::from_slice(&cells).to_device(device);
+            let targets = Tensor::from_slice(&targets).to_device(device);
             let log_probs = logits
+                .view([-1, model.vocab_rows])
+                .index_select(0, &cells)
                 .narrow(-1, 0, vocab.size)
                 .to_kind(Kind::Float)
-                .log_softmax(-1, Kind::Float);
-            let best = log_probs.argmax(-1, false); // (b, T)
-            let log_probs = Vec::<f32>::try_from(log_probs.flatten(0, -1)).unwrap_or_default();
-            let best = Vec::<i64>::try_from(best.flatten(0, -1)).unwrap_or_default();
-            let width = vocab.size as usize;
-            for (b, &row_index) in chunk.iter().enumerate() {
+                .log_softmax(-1, Kind::Float); // (reads, V)
+            let picked = log_probs
+                .gather(1, &targets.unsqueeze(1), false)
+                .squeeze_dim(1);
+            let best = log_probs.argmax(-1, false).eq_tensor(&targets);
+            let picked = Vec::<f32>::try_from(picked.to_device(tch::Device::Cpu)).unwrap_or_default();
+            let best = Vec::<i64>::try_from(best.to_kind(Kind::Int64).to_device(tch::Device::Cpu))
+                .unwrap_or_default();
+            let mut next = picked.iter().zip(&best);
+            for &row_index in chunk {
                 results[row_index] = rows[row_index]
                     .reads
                     .iter()
-                    .map(|read| {
-                        let cell = b * length + read.position;
-                        (
-                            f64::from(log_probs[cell * width + read.target as usize]),
-                            best[cell] == read.target,
-                        )
+                    .map(|_| {
+                        next.next()
+                            .map_or((f64::NAN, false), |(&log_prob, &is_best)| {
+                                (f64::from(log_prob), is_best == 1)
+                            })
                     })
                     .collect();
             }

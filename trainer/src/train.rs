@@ -11,7 +11,8 @@ use crate::progress::Progress;
 use crate::runfolder::{self, CsvLog, State, Status, number};
 use crate::schedule::{learning_rate, milestone_steps};
 use crate::tasks::TaskSet;
-use jobspec::{JobConfig, padded_vocab};
+use crate::device;
+use jobspec::{JobConfig, Precision, padded_vocab};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +32,11 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Where tokenized corpora are cached (default: `corpus::cache_root()`).
     pub cache_root: Option<std::path::PathBuf>,
+    /// Device instead of job.yaml's `train.device` (not part of the job's identity).
+    pub device: Option<jobspec::DeviceSpec>,
+    /// Peak TFLOP/s of the device for MFU (default: `$CROSSOVER_PEAK_TFLOPS`, else the
+    /// GPU's data sheet; none on CPU).
+    pub peak_tflops: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +98,10 @@ fn train(
     if let Some(threads) = options.threads {
         tch::set_num_threads(threads as i32);
     }
+    // 0. Device and arithmetic.
+    let device = device::select(options.device.unwrap_or(config.train.device))
+        .map_err(TrainerError::Device)?;
+    let precision = config.train.precision.resolve(device.is_cuda());
     // 1. Data: tokenized once per (corpus, tokenizer), budgets are prefixes.
     let (shape, dataset, tokenizer) = prepare_job(job_dir, config, options.cache_root.clone())?;
     let tokens = dataset.budget(config.data.unique_tokens.get())?;
@@ -112,7 +122,7 @@ fn train(
         size: dataset.vocab_size as i64,
     };
     let rows = padded_vocab(dataset.vocab_size);
-    let (mut variables, model) = build_model(config, &shape, rows);
+    let (mut variables, model) = build_model(config, &shape, rows, device, precision);
     let parameters = named_parameters(&variables, config.train.decay_embeddings_and_norms);
     let train = &config.train;
     let mut optimizer = AdamW::new(
@@ -125,6 +135,7 @@ fn train(
         },
     );
     let flops_per_token = shape.train_flops_per_token(rows, seq_len);
+    let peak_flops = device::peak_flops(device, precision, options.peak_tflops);
     let milestones = milestone_steps(
         &config.eval.at,
         total,
@@ -157,14 +168,14 @@ fn train(
         start = state.step;
         elapsed_before = state.elapsed_s;
     }
-    runfolder::truncate_log(&job_dir.join(runfolder::TRAIN_LOG), start)?;
-    runfolder::truncate_log(&job_dir.join(runfolder::EVAL_LOG), start)?;
+    runfolder::truncate_log(&job_dir.join(runfolder::TRAIN_LOG), start, runfolder::TRAIN_HEADER)?;
+    runfolder::truncate_log(&job_dir.join(runfolder::EVAL_LOG), start, runfolder::EVAL_HEADER)?;
     let mut train_log = CsvLog::open(&job_dir.join(runfolder::TRAIN_LOG), runfolder::TRAIN_HEADER)?;
     let mut eval_log = CsvLog::open(&job_dir.join(runfolder::EVAL_LOG), runfolder::EVAL_HEADER)?;
     let params = shape.total_params(rows);
     let progress = Progress::new(total, start, options.quiet);
     progress.note(&format!(
-        "{} {}: {:.2}M params, {:.3e} FLOPs/token, {} unique tokens, {} windows/epoch, {} steps, {} threads{}",
+        "{} {}: {:.2}M params, {:.3e} FLOPs/token, {} unique tokens, {} windows/epoch, {} steps, {} {:?}{}",
         config.objective.label(),
         job_dir.display(),
         params as f64 / 1e6,
@@ -172,7 +183,8 @@ fn train(
         tokens.len(),
         windows_per_epoch,
         total,
-        tch::get_num_threads(),
+        device::describe(device),
+        precision,
         if start > 0 { format!(", resuming after step {start}") } else { String::new() },
     ));
     status.total_steps = total;
@@ -193,34 +205,41 @@ fn train(
     for step in start..total {
         // 4.1 Every draw of this step comes from (seed, step).
         tch::manual_seed(step_seed(config.seed, step));
-        let batch: Vec<i64> = windows
-            .batch(tokens, step, batch_size)
-            .into_iter()
-            .map(i64::from)
-            .collect();
-        let batch = Tensor::from_slice(&batch).view([batch_size as i64, seq_len as i64 + 1]);
-        // 4.2 Forward, backward, clip, update.
+        let batch = to_device(
+            &windows.batch(tokens, step, batch_size),
+            [batch_size as i64, seq_len as i64 + 1],
+            device,
+        );
+        // 4.2 Forward, backward, clip, update: no host synchronisation in here.
         let loss = training_loss(&model, &config.objective, &batch, vocab, &config.dlm);
         optimizer.zero_grad();
         loss.backward();
-        let loss_value = loss.double_value(&[]);
-        if !loss_value.is_finite() {
-            return Err(TrainerError::NonFinite {
-                step: step + 1,
-                loss: loss_value,
-            });
-        }
         let grad_norm = optimizer.clip_gradients(train.grad_clip);
         let lr = learning_rate(train, step, total);
         optimizer.step(lr);
         let done = step + 1;
         let (epoch, seen, flops) = position(done);
-        // 4.3 Log.
-        if done % train.log_every == 0 || done == total {
+        let milestone = milestones.contains(&done);
+        // 4.3 Log (the one place a step waits for the device), and catch divergence
+        // before a milestone evaluates or checkpoints it.
+        let logging = done % train.log_every == 0 || done == total;
+        if logging || milestone {
+            let loss_value = loss.double_value(&[]);
+            if !loss_value.is_finite() {
+                return Err(TrainerError::NonFinite {
+                    step: done,
+                    loss: loss_value,
+                });
+            }
+        }
+        if logging {
+            let loss_value = loss.double_value(&[]);
+            let grad_norm = grad_norm.double_value(&[]);
             let now = clock.elapsed().as_secs_f64();
             let tokens_per_s =
                 ((done - last_row.0) * tokens_per_step) as f64 / (now - last_row.1).max(1e-9);
             last_row = (done, now);
+            let mfu = peak_flops.map(|peak| tokens_per_s * flops_per_token / peak);
             train_log.append(&[
                 done.to_string(),
                 number(epoch),
@@ -231,12 +250,12 @@ fn train(
                 number(grad_norm),
                 format!("{tokens_per_s:.1}"),
                 format!("{:.3}", elapsed()),
+                mfu.map_or_else(String::new, |mfu| format!("{mfu:.4}")),
             ])?;
-            progress.row(done, epoch, loss_value, tokens_per_s);
+            progress.row(done, epoch, loss_value, tokens_per_s, mfu);
         }
         progress.tick(done);
         // 4.4 Milestones: evaluate, then keep a checkpoint.
-        let milestone = milestones.contains(&done);
         if milestone {
             let item_folder = job_dir.join("eval_items");
             let item_scores = config
@@ -305,16 +324,29 @@ pub fn prepare_job(
 }
 
 /// The model, initialised from the job seed (so every objective starts from the same
-/// weights for a given seed and shape).
+/// weights for a given seed and shape, on every device).
 pub fn build_model(
     config: &JobConfig,
     shape: &jobspec::ModelShape,
     rows: usize,
+    device: Device,
+    precision: Precision,
 ) -> (VarStore, Transformer) {
     tch::manual_seed(config.seed as i64);
-    let variables = VarStore::new(Device::Cpu);
-    let model = Transformer::new(&variables.root(), shape, rows);
-    (variables, model)
+    Transformer::build(shape, rows, device, device::compute_kind(precision))
+}
+
+/// A (rows, cols) int64 batch of token ids on `device`: staged in pinned host memory
+/// and copied without blocking when the device is a GPU.
+pub fn to_device(ids: &[u32], shape: [i64; 2], device: Device) -> Tensor {
+    let ids: Vec<i64> = ids.iter().map(|&id| i64::from(id)).collect();
+    let host = Tensor::from_slice(&ids).view(shape);
+    if device.is_cuda() {
+        host.pin_memory(device)
+            .to_device_(device, tch::Kind::Int64, true, false)
+    } else {
+        host
+    }
 }
 
 /// Parameters by name (sorted, so the optimizer's order is stable) with their

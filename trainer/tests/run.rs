@@ -265,3 +265,50 @@ fn changing_the_tokenizer_under_a_checkpoint_is_refused() {
         "{message}"
     );
 }
+
+/// Asking for CUDA where LibTorch's CUDA library is missing fails the job with the
+/// documented message (README, "Running on GPUs"); `auto` falls back to the CPU.
+#[test]
+fn cuda_request_without_cuda_names_what_to_install() {
+    let fixture = Fixture::new();
+    let empty = fixture.root.join("no-torch-lib");
+    std::fs::create_dir_all(&empty).expect("folder");
+    let trainer = |job: &Path, extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+            .arg("run")
+            .arg(job)
+            .args(["--threads", "1", "--quiet"])
+            .args(extra)
+            .env("CROSSOVER_TORCH_LIB", &empty)
+            .env("CROSSOVER_CACHE", fixture.root.join("cache"))
+            .output()
+            .expect("trainer runs")
+    };
+    let expected = format!(
+        "CUDA was asked for but LibTorch's CUDA library (libtorch_cuda.so) is not installed here (looked in {}): on a GPU node run `just setup-cuda`",
+        empty.display()
+    );
+    // From the command line, and from job.yaml.
+    let flag = fixture.job("flag", "ar", "");
+    let output = trainer(&flag, &["--device", "cuda"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains(&expected), "{stderr}");
+    let yaml = fixture.job("yaml", "dlm", "");
+    let text = std::fs::read_to_string(yaml.join("job.yaml")).expect("job.yaml");
+    let text = text.replace("checkpoint_minutes: 0 }", "checkpoint_minutes: 0, device: cuda }");
+    std::fs::write(yaml.join("job.yaml"), text).expect("job.yaml");
+    let output = trainer(&yaml, &[]);
+    assert!(!output.status.success());
+    let status = runfolder::read_status(&yaml).expect("status").expect("written");
+    assert_eq!(status.state, State::Failed);
+    assert!(
+        status.error.as_deref().is_some_and(|error| error.contains(&expected)),
+        "{:?}",
+        status.error
+    );
+    // `auto` trains on the CPU (stopped after 2 steps: exit code 3, resumable).
+    let auto = fixture.job("auto", "ar", "");
+    let output = trainer(&auto, &["--device", "auto", "--max-steps", "2"]);
+    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+}

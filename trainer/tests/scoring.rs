@@ -303,7 +303,7 @@ fn train_repeat_model(objective: Objective) -> (nn::VarStore, Transformer) {
         );
         optimizer.zero_grad();
         loss.backward();
-        optimizer.clip_gradients(1.0);
+        let _ = optimizer.clip_gradients(1.0);
         optimizer.step(3e-3);
     }
     (variables, model)

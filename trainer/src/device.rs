@@ -1,0 +1,256 @@
+//! Where a job runs, and how fast that device can go.
+//!
+//! One trainer binary serves CPU and CUDA. It is built against LibTorch's CPU
+//! libraries; when CUDA is asked for, LibTorch's CUDA library (`libtorch_cuda.so`) is
+//! loaded at run time with `RTLD_GLOBAL`, and its static initialisers register the
+//! CUDA backend before the first CUDA call (reference/libtorch.md, "GPU"). A machine
+//! without that library gets an error saying what to install instead of a loader
+//! crash at start.
+//!
+//! Where the library is looked for, in order:
+//! 1. `$CROSSOVER_TORCH_LIB` (a folder holding `libtorch_cuda.so`; only there when set);
+//! 2. the folder `just setup-cuda` recorded: `<cache>/torch-cuda-lib`;
+//! 3. `/opt/torch/.venv/lib/python3.12/site-packages/torch/lib` (PyTorch on the GPU
+//!    nodes this project is tested on).
+
+use jobspec::{DeviceSpec, Precision};
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use tch::{Device, Kind};
+
+/// Environment variable naming the folder that holds `libtorch_cuda.so`.
+pub const TORCH_LIB_ENV: &str = "CROSSOVER_TORCH_LIB";
+/// Environment variable overriding the device's peak FLOP/s (in TFLOP/s) for MFU.
+pub const PEAK_TFLOPS_ENV: &str = "CROSSOVER_PEAK_TFLOPS";
+/// PyTorch's own lib folder on the project's GPU nodes.
+pub const SYSTEM_TORCH_LIB: &str = "/opt/torch/.venv/lib/python3.12/site-packages/torch/lib";
+const CUDA_LIBRARY: &str = "libtorch_cuda.so";
+
+/// What to do on a machine without CUDA, in every CUDA error.
+pub const CUDA_HELP: &str = "on a GPU node run `just setup-cuda` (it finds PyTorch 2.11 with CUDA under /opt/torch/.venv or installs torch==2.11.0 into ~/.cache/crossover/torch-cuda), or set CROSSOVER_TORCH_LIB to the torch/lib folder of a PyTorch 2.11 CUDA install; on a CPU-only machine use `device: cpu`";
+
+/// The folder `just setup-cuda` links to the torch/lib folder it prepared.
+pub fn recorded_folder() -> PathBuf {
+    corpus::cache_root().join("torch-cuda-lib")
+}
+
+/// Folders searched for `libtorch_cuda.so`, in order: only `explicit` when given,
+/// else the recorded folder, then the system one.
+pub fn search_folders(explicit: Option<PathBuf>, recorded: PathBuf) -> Vec<PathBuf> {
+    match explicit {
+        Some(folder) => vec![folder],
+        None => vec![recorded, PathBuf::from(SYSTEM_TORCH_LIB)],
+    }
+}
+
+/// The device a job asks for, resolved on this machine. `auto` is CUDA device 0 when
+/// LibTorch's CUDA library loads and sees a GPU, else the CPU.
+pub fn select(spec: DeviceSpec) -> Result<Device, String> {
+    match spec {
+        DeviceSpec::Cpu => Ok(Device::Cpu),
+        DeviceSpec::Auto => Ok(cuda_device(0).unwrap_or(Device::Cpu)),
+        DeviceSpec::Cuda(index) => cuda_device(index),
+    }
+}
+
+fn cuda_device(index: usize) -> Result<Device, String> {
+    let library = load_cuda()?;
+    let count = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
+    if count == 0 {
+        return Err(format!(
+            "CUDA was asked for and {} loaded, but LibTorch sees no CUDA device (CUDA_VISIBLE_DEVICES={}): check `nvidia-smi` and the driver, or use `device: cpu`",
+            library.display(),
+            std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_else(|_| "unset".into())
+        ));
+    }
+    if index >= count {
+        return Err(format!(
+            "cuda:{index} was asked for but only {count} CUDA device(s) are visible (cuda:0..cuda:{})",
+            count - 1
+        ));
+    }
+    Ok(Device::Cuda(index))
+}
+
+/// Load `libtorch_cuda.so` once per process; the path it came from, or why not.
+pub fn load_cuda() -> Result<&'static Path, String> {
+    static LOADED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let loaded = LOADED.get_or_init(|| {
+        let explicit = std::env::var_os(TORCH_LIB_ENV)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from);
+        let folders = search_folders(explicit, recorded_folder());
+        let Some(library) = folders
+            .iter()
+            .map(|folder| folder.join(CUDA_LIBRARY))
+            .find(|path| path.is_file())
+        else {
+            let looked: Vec<String> = folders
+                .iter()
+                .map(|folder| folder.display().to_string())
+                .collect();
+            return Err(format!(
+                "CUDA was asked for but LibTorch's CUDA library ({CUDA_LIBRARY}) is not installed here (looked in {}): {CUDA_HELP}",
+                looked.join(", ")
+            ));
+        };
+        open_global(&library).map_err(|message| {
+            format!(
+                "CUDA was asked for but {} does not load ({message}); it must come from PyTorch 2.11 with its CUDA libraries: {CUDA_HELP}",
+                library.display()
+            )
+        })?;
+        Ok(library)
+    });
+    loaded.as_deref().map_err(Clone::clone)
+}
+
+/// dlopen(path, RTLD_NOW | RTLD_GLOBAL), keeping the library for the whole process.
+#[allow(unsafe_code)]
+fn open_global(path: &Path) -> Result<(), String> {
+    let name = CString::new(path.as_os_str().as_bytes()).map_err(|error| error.to_string())?;
+    // SAFETY: `name` is a valid NUL-terminated path. The handle is never closed: the
+    // library's registrations must live as long as the process.
+    let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+    if !handle.is_null() {
+        return Ok(());
+    }
+    // SAFETY: dlerror returns null or a NUL-terminated string owned by the loader,
+    // copied out at once.
+    let message = unsafe {
+        let text = libc::dlerror();
+        if text.is_null() {
+            "unknown loader error".to_owned()
+        } else {
+            CStr::from_ptr(text).to_string_lossy().into_owned()
+        }
+    };
+    Err(message)
+}
+
+/// The element type of matmuls and attention for a precision.
+pub fn compute_kind(precision: Precision) -> Kind {
+    match precision {
+        Precision::Bf16 => Kind::BFloat16,
+        Precision::Auto | Precision::Fp32 => Kind::Float,
+    }
+}
+
+/// Dense peak TFLOP/s of a GPU by its `nvidia-smi` name: bf16 tensor cores for bf16,
+/// TF32 for fp32 (vendor data sheets, without sparsity). None when unknown.
+pub fn peak_tflops_for(name: &str, precision: Precision) -> Option<f64> {
+    let name = name.to_ascii_uppercase();
+    // Most specific first: "H100 PCIE" before "H100".
+    let table: [(&str, f64); 12] = [
+        ("GH200", 989.4),
+        ("H200", 989.4),
+        ("H100 PCIE", 756.5),
+        ("H100 NVL", 835.5),
+        ("H100", 989.4),
+        ("B200", 2250.0),
+        ("A100", 312.0),
+        ("L40S", 362.05),
+        ("A10G", 70.0),
+        ("L4", 121.0),
+        ("RTX 4090", 165.2),
+        ("RTX 3090", 71.0),
+    ];
+    let bf16 = table
+        .iter()
+        .find(|(key, _)| name.contains(key))
+        .map(|&(_, tflops)| tflops)?;
+    Some(match precision {
+        Precision::Bf16 | Precision::Auto => bf16,
+        Precision::Fp32 => bf16 / 2.0,
+    })
+}
+
+/// The name `nvidia-smi` gives the GPU behind LibTorch's `cuda:index`, honouring a
+/// numeric CUDA_VISIBLE_DEVICES.
+pub fn gpu_name(index: usize) -> Option<String> {
+    let physical = match std::env::var("CUDA_VISIBLE_DEVICES") {
+        Ok(list) if !list.trim().is_empty() => list.split(',').nth(index)?.trim().parse().ok()?,
+        _ => index,
+    };
+    let output = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name", "--format=csv,noheader", "-i"])
+        .arg(physical.to_string())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .filter(|name| !name.is_empty())
+}
+
+/// Peak FLOP/s used for MFU: `explicit` (TFLOP/s) or `$CROSSOVER_PEAK_TFLOPS` if set,
+/// else the GPU's data-sheet figure; None on a CPU unless given.
+pub fn peak_flops(device: Device, precision: Precision, explicit: Option<f64>) -> Option<f64> {
+    let from_env = || {
+        std::env::var(PEAK_TFLOPS_ENV)
+            .ok()
+            .and_then(|text| text.trim().parse::<f64>().ok())
+    };
+    let tflops = explicit.or_else(from_env).or_else(|| match device {
+        Device::Cuda(index) => gpu_name(index).and_then(|name| peak_tflops_for(&name, precision)),
+        _ => None,
+    })?;
+    (tflops > 0.0).then_some(tflops * 1e12)
+}
+
+/// A short description for logs: `cpu (2 threads)`, `cuda:0 NVIDIA H100 80GB HBM3`.
+pub fn describe(device: Device) -> String {
+    match device {
+        Device::Cuda(index) => format!(
+            "cuda:{index} {}",
+            gpu_name(index).unwrap_or_else(|| "(unknown GPU)".into())
+        ),
+        _ => format!("cpu ({} threads)", tch::get_num_threads()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_folder_is_the_only_one_searched() {
+        let recorded = PathBuf::from("/cache/torch-cuda-lib");
+        assert_eq!(
+            search_folders(Some(PathBuf::from("/x")), recorded.clone()),
+            vec![PathBuf::from("/x")]
+        );
+        assert_eq!(
+            search_folders(None, recorded.clone()),
+            vec![recorded, PathBuf::from(SYSTEM_TORCH_LIB)]
+        );
+    }
+
+    #[test]
+    fn peak_table() {
+        let cases = [
+            ("NVIDIA H100 80GB HBM3", Precision::Bf16, Some(989.4)),
+            ("NVIDIA H100 PCIe", Precision::Bf16, Some(756.5)),
+            ("NVIDIA H200", Precision::Bf16, Some(989.4)),
+            ("NVIDIA H100 80GB HBM3", Precision::Fp32, Some(494.7)),
+            ("NVIDIA A100-SXM4-80GB", Precision::Bf16, Some(312.0)),
+            ("NVIDIA L4", Precision::Bf16, Some(121.0)),
+            ("Tesla T4", Precision::Bf16, None),
+        ];
+        for (name, precision, expected) in cases {
+            assert_eq!(peak_tflops_for(name, precision), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn cpu_peak_only_when_given() {
+        assert_eq!(
+            peak_flops(Device::Cpu, Precision::Fp32, Some(1.5)),
+            Some(1.5e12)
+        );
+        assert_eq!(peak_flops(Device::Cpu, Precision::Fp32, Some(0.0)), None);
+    }
+}
