@@ -25,6 +25,14 @@ pub struct TrainRow {
     pub grad_norm: f64,
     pub tokens_per_s: f64,
     pub elapsed_s: f64,
+    /// Model FLOPs utilisation; NaN when the trainer knew no peak (CPU) or the log
+    /// predates the column.
+    #[serde(default = "nan", deserialize_with = "lenient_f64")]
+    pub mfu: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// One eval.csv row (stderr may be NaN; n may be empty).

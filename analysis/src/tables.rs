@@ -192,6 +192,7 @@ fn train_frame(runs: &[Run]) -> PolarsResult<DataFrame> {
         float("grad_norm", &|t| t.grad_norm),
         float("tokens_per_s", &|t| t.tokens_per_s),
         float("elapsed_s", &|t| t.elapsed_s),
+        float("mfu", &|t| t.mfu),
     ]);
     DataFrame::new(height, columns)
 }

@@ -121,7 +121,8 @@ fn model_and_optimizer(
     precision: Precision,
 ) -> (tch::nn::VarStore, Transformer, AdamW) {
     tch::manual_seed(0);
-    let (variables, model) = Transformer::build(shape, rows, device, device::compute_kind(precision));
+    let (variables, model) =
+        Transformer::build(shape, rows, device, device::compute_kind(precision));
     let mut named: Vec<(String, Tensor)> = variables.variables().into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let parameters = named
@@ -309,7 +310,10 @@ fn ratio(harness: f64, reference: Option<&Measurement>) -> String {
 }
 
 fn tokens(reference: Option<&Measurement>) -> String {
-    reference.map_or_else(|| "-".into(), |reference| format!("{:.0}", reference.tokens_per_s))
+    reference.map_or_else(
+        || "-".into(),
+        |reference| format!("{:.0}", reference.tokens_per_s),
+    )
 }
 
 /// The table `trainer bench` prints: the harness, then PyTorch and the ratios
@@ -488,7 +492,8 @@ pub fn measure_scoring(
     let shape = ModelShape::preset(preset).ok_or_else(|| format!("unknown preset `{preset}`"))?;
     let vocab = 2048;
     tch::manual_seed(0);
-    let (_variables, model) = Transformer::build(&shape, padded_vocab(vocab), Device::Cpu, Kind::Float);
+    let (_variables, model) =
+        Transformer::build(&shape, padded_vocab(vocab), Device::Cpu, Kind::Float);
     let draw = |n: i64| {
         Vec::<i64>::try_from(Tensor::randint(
             vocab as i64,
@@ -608,4 +613,52 @@ pub fn auto_steps(case: &BenchCase, cuda: bool) -> Result<(usize, usize), String
         * (case.batch_size * case.seq_len) as f64;
     let steps = (150e9 / per_step).ceil().clamp(3.0, 30.0) as usize;
     Ok((if steps > 5 { 3 } else { 1 }, steps))
+}
+
+/// The measurement with the median tokens/s (the lower middle one for an even count).
+pub fn median(mut measurements: Vec<Measurement>) -> Option<Measurement> {
+    measurements.sort_by(|a, b| a.tokens_per_s.total_cmp(&b.tokens_per_s));
+    let middle = measurements.len().checked_sub(1)? / 2;
+    Some(measurements.swap_remove(middle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(tokens_per_s: f64) -> Measurement {
+        Measurement {
+            tokens_per_s,
+            step_ms: 0.0,
+            peak_mem_mib: 0.0,
+        }
+    }
+
+    #[test]
+    fn median_of_measurements() {
+        let cases: [(&[f64], Option<f64>); 4] = [
+            (&[], None),
+            (&[5.0], Some(5.0)),
+            (&[9.0, 1.0, 5.0], Some(5.0)),
+            (&[4.0, 1.0, 3.0, 2.0], Some(2.0)),
+        ];
+        for (rates, expected) in cases {
+            let measured = median(rates.iter().copied().map(at).collect());
+            assert_eq!(measured.map(|m| m.tokens_per_s), expected, "{rates:?}");
+        }
+    }
+
+    #[test]
+    fn traces_compare_relative_and_refuse_nan_or_missing_steps() {
+        let trace = |losses: &[f64]| CheckTrace {
+            losses: losses.to_vec(),
+            grad_norms: vec![1.0; losses.len()],
+        };
+        let exact = trace_difference(&trace(&[2.0, 1.0]), &trace(&[2.0, 1.0]));
+        assert_eq!(exact, 0.0);
+        let close = trace_difference(&trace(&[2.0, 1.0]), &trace(&[2.0, 1.001]));
+        assert!((close - 1e-3 / 1.001).abs() < 1e-12, "{close}");
+        assert!(trace_difference(&trace(&[2.0]), &trace(&[f64::NAN])).is_infinite());
+        assert!(trace_difference(&trace(&[2.0, 1.0]), &trace(&[2.0])).is_infinite());
+    }
 }

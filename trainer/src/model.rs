@@ -216,7 +216,9 @@ impl Block {
         let x = x + self
             .attention
             .forward(&self.attention_norm.forward(x), rope, options, compute);
-        &x + self.mlp.forward(&self.mlp_norm.forward(&x), options, compute)
+        &x + self
+            .mlp
+            .forward(&self.mlp_norm.forward(&x), options, compute)
     }
 }
 

@@ -173,7 +173,12 @@ pub fn dlm_draw(windows: &Tensor, config: &DlmConfig) -> DlmDraw {
 }
 
 /// The DLM loss of a given draw.
-pub fn dlm_loss_on(model: &Transformer, draw: &DlmDraw, vocab: Vocab, config: &DlmConfig) -> Tensor {
+pub fn dlm_loss_on(
+    model: &Transformer,
+    draw: &DlmDraw,
+    vocab: Vocab,
+    config: &DlmConfig,
+) -> Tensor {
     let noisy = draw.clean.masked_fill(&draw.mask, vocab.mask_id());
     let logits = model.forward(
         &noisy,

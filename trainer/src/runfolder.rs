@@ -118,20 +118,39 @@ mod tests {
         let path = folder.path().join("train.csv");
         let cases = [
             // (file, last step, header, expected)
-            ("step,a\n1,x\n2,y\n3,z\n", 2, &["step", "a"][..], "step,a\n1,x\n2,y\n"),
-            ("step,a\n1,x\n2,y\n3", 9, &["step", "a"][..], "step,a\n1,x\n2,y\n"),
+            (
+                "step,a\n1,x\n2,y\n3,z\n",
+                2,
+                &["step", "a"][..],
+                "step,a\n1,x\n2,y\n",
+            ),
+            (
+                "step,a\n1,x\n2,y\n3",
+                9,
+                &["step", "a"][..],
+                "step,a\n1,x\n2,y\n",
+            ),
             (
                 "step,a\n1,x\n2,y\n",
                 9,
                 &["step", "a", "mfu"][..],
                 "step,a,mfu\n1,x,\n2,y,\n",
             ),
-            ("step,b\n1,x\n", 9, &["step", "a", "mfu"][..], "step,b\n1,x\n"),
+            (
+                "step,b\n1,x\n",
+                9,
+                &["step", "a", "mfu"][..],
+                "step,b\n1,x\n",
+            ),
         ];
         for (file, last, header, expected) in cases {
             std::fs::write(&path, file).expect("write");
             truncate_log(&path, last, header).expect("truncate");
-            assert_eq!(std::fs::read_to_string(&path).expect("read"), expected, "{file:?}");
+            assert_eq!(
+                std::fs::read_to_string(&path).expect("read"),
+                expected,
+                "{file:?}"
+            );
         }
     }
 }

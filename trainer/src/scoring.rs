@@ -365,7 +365,8 @@ pub fn execute(
                 .gather(1, &targets.unsqueeze(1), false)
                 .squeeze_dim(1);
             let best = log_probs.argmax(-1, false).eq_tensor(&targets);
-            let picked = Vec::<f32>::try_from(picked.to_device(tch::Device::Cpu)).unwrap_or_default();
+            let picked =
+                Vec::<f32>::try_from(picked.to_device(tch::Device::Cpu)).unwrap_or_default();
             let best = Vec::<i64>::try_from(best.to_kind(Kind::Int64).to_device(tch::Device::Cpu))
                 .unwrap_or_default();
             let mut next = picked.iter().zip(&best);

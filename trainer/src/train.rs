@@ -2,6 +2,7 @@
 //! log, evaluate and checkpoint at milestones, resume from the last checkpoint.
 
 use crate::checkpoint::{self, CheckpointState};
+use crate::device;
 use crate::error::{Result, TrainerError, torch_error};
 use crate::eval::EvalResult;
 use crate::model::{Transformer, takes_weight_decay};
@@ -11,7 +12,6 @@ use crate::progress::Progress;
 use crate::runfolder::{self, CsvLog, State, Status, number};
 use crate::schedule::{learning_rate, milestone_steps};
 use crate::tasks::TaskSet;
-use crate::device;
 use jobspec::{JobConfig, Precision, padded_vocab};
 use std::path::Path;
 use std::sync::Arc;
@@ -168,8 +168,16 @@ fn train(
         start = state.step;
         elapsed_before = state.elapsed_s;
     }
-    runfolder::truncate_log(&job_dir.join(runfolder::TRAIN_LOG), start, runfolder::TRAIN_HEADER)?;
-    runfolder::truncate_log(&job_dir.join(runfolder::EVAL_LOG), start, runfolder::EVAL_HEADER)?;
+    runfolder::truncate_log(
+        &job_dir.join(runfolder::TRAIN_LOG),
+        start,
+        runfolder::TRAIN_HEADER,
+    )?;
+    runfolder::truncate_log(
+        &job_dir.join(runfolder::EVAL_LOG),
+        start,
+        runfolder::EVAL_HEADER,
+    )?;
     let mut train_log = CsvLog::open(&job_dir.join(runfolder::TRAIN_LOG), runfolder::TRAIN_HEADER)?;
     let mut eval_log = CsvLog::open(&job_dir.join(runfolder::EVAL_LOG), runfolder::EVAL_HEADER)?;
     let params = shape.total_params(rows);

@@ -228,14 +228,25 @@ fn bf16_mixed_precision_tracks_fp32() {
                 let gradient = variable.grad();
                 assert!(gradient.defined(), "{name} got no gradient");
                 let norm = gradient.norm().double_value(&[]);
-                assert!(norm.is_finite() && norm > 0.0, "{name}: gradient norm {norm}");
+                assert!(
+                    norm.is_finite() && norm > 0.0,
+                    "{name}: gradient norm {norm}"
+                );
             }
             losses.push(loss.double_value(&[]));
         }
         let (fp32, bf16) = (losses[0], losses[1]);
         let relative = (fp32 - bf16).abs() / fp32;
         eprintln!("{}: fp32 {fp32:.6} bf16 {bf16:.6}", objective.label());
-        assert!(relative < 0.01, "{}: bf16 {bf16} vs fp32 {fp32}", objective.label());
-        assert!(relative > 0.0, "{}: bf16 did not change the arithmetic", objective.label());
+        assert!(
+            relative < 0.01,
+            "{}: bf16 {bf16} vs fp32 {fp32}",
+            objective.label()
+        );
+        assert!(
+            relative > 0.0,
+            "{}: bf16 did not change the arithmetic",
+            objective.label()
+        );
     }
 }

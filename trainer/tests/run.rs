@@ -296,19 +296,32 @@ fn cuda_request_without_cuda_names_what_to_install() {
     assert!(stderr.contains(&expected), "{stderr}");
     let yaml = fixture.job("yaml", "dlm", "");
     let text = std::fs::read_to_string(yaml.join("job.yaml")).expect("job.yaml");
-    let text = text.replace("checkpoint_minutes: 0 }", "checkpoint_minutes: 0, device: cuda }");
+    let text = text.replace(
+        "checkpoint_minutes: 0 }",
+        "checkpoint_minutes: 0, device: cuda }",
+    );
     std::fs::write(yaml.join("job.yaml"), text).expect("job.yaml");
     let output = trainer(&yaml, &[]);
     assert!(!output.status.success());
-    let status = runfolder::read_status(&yaml).expect("status").expect("written");
+    let status = runfolder::read_status(&yaml)
+        .expect("status")
+        .expect("written");
     assert_eq!(status.state, State::Failed);
     assert!(
-        status.error.as_deref().is_some_and(|error| error.contains(&expected)),
+        status
+            .error
+            .as_deref()
+            .is_some_and(|error| error.contains(&expected)),
         "{:?}",
         status.error
     );
     // `auto` trains on the CPU (stopped after 2 steps: exit code 3, resumable).
     let auto = fixture.job("auto", "ar", "");
     let output = trainer(&auto, &["--device", "auto", "--max-steps", "2"]);
-    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
