@@ -321,12 +321,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             if with_compile && !compile {
                                 continue;
                             }
-                            let reference_case = trainer::bench::ReferenceCase::new(
-                                &case,
-                                precision,
-                                with_compile,
-                            )
-                            .map_err(anyhow::Error::msg)?;
+                            let reference_case =
+                                trainer::bench::ReferenceCase::new(&case, precision, with_compile)
+                                    .map_err(anyhow::Error::msg)?;
                             let measured: trainer::bench::Measurement =
                                 trainer::bench::run_reference(
                                     python,
@@ -344,9 +341,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let Some(mut result) = first else { continue };
                     let first_rate = result.harness.tokens_per_s;
                     if let Some(median) = trainer::bench::median(harness) {
-                        result.mfu = result
-                            .mfu
-                            .map(|mfu| mfu * median.tokens_per_s / first_rate);
+                        result.mfu = result.mfu.map(|mfu| mfu * median.tokens_per_s / first_rate);
                         result.harness = median;
                     }
                     result.eager = trainer::bench::median(eager);

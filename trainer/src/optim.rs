@@ -106,13 +106,20 @@ impl AdamW {
                 let _ = slot.variable.g_mul_scalar_(1.0 - lr * weight_decay);
             }
             let _ = slot.first_moment.lerp_(&gradient, 1.0 - beta1);
+            // v = b2 v + (1 - b2) g^2, as one multiply and one addcmul.
             let _ = slot.second_moment.g_mul_scalar_(beta2);
             let _ = slot
                 .second_moment
-                .g_add_(&(gradient.square() * (1.0 - beta2)));
-            let denominator = (slot.second_moment.sqrt() / bias2.sqrt()) + eps;
-            let update = &slot.first_moment / denominator * (lr / bias1);
-            let _ = slot.variable.g_sub_(&update);
+                .addcmul_(&(&gradient * (1.0 - beta2)), &gradient);
+            // p += m / d with d = -(sqrt(v) / sqrt(bias2) + eps) * bias1 / lr: the step
+            // size folded into the denominator so the update is one addcdiv.
+            // (A zero learning rate leaves the weights alone.)
+            if lr != 0.0 {
+                let mut denominator = slot.second_moment.sqrt();
+                let _ = denominator.g_mul_scalar_(-bias1 / (lr * bias2.sqrt()));
+                let _ = denominator.g_add_scalar_(-eps * bias1 / lr);
+                let _ = slot.variable.addcdiv_(&slot.first_moment, &denominator);
+            }
         }
     }
 
