@@ -221,6 +221,12 @@ pub struct TrainConfig {
     /// softmax and loss). Left out of job.yaml (and the job id) when `auto`.
     #[serde(default, skip_serializing_if = "Precision::is_auto")]
     pub precision: Precision,
+    /// Rows per forward/backward pass (gradient accumulation): the batch of
+    /// `batch_size` rows is processed in pieces of this many and the optimizer steps
+    /// once, with the whole batch's mean gradient. Unset: the whole batch at once.
+    /// For the DLM, times are stratified within each piece.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub micro_batch_size: Option<usize>,
 }
 
 /// Where a job runs. Written `auto`, `cpu`, `cuda` or `cuda:N`.
@@ -617,6 +623,16 @@ impl JobConfig {
             train.batch_size > 0,
             "train.batch_size",
             "must be positive".into(),
+        )?;
+        check(
+            train
+                .micro_batch_size
+                .is_none_or(|micro| micro > 0 && micro <= train.batch_size),
+            "train.micro_batch_size",
+            format!(
+                "must be between 1 and train.batch_size ({}); leave it out to process the whole batch at once",
+                train.batch_size
+            ),
         )?;
         check(
             train.lr > 0.0 && train.lr.is_finite(),

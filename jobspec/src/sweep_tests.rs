@@ -217,7 +217,7 @@ fn errors_name_file_line_column_and_key() {
         ),
         (
             BASE.replace("lr: 1e-3", "lr: 1e-3, bogus: 1"),
-            "t.yaml:6:48: `base.train.bogus`: unknown field `bogus`, expected one of epochs, batch_size, lr, min_lr_ratio, warmup, schedule, decay_fraction, weight_decay, decay_embeddings_and_norms, beta1, beta2, adam_eps, grad_clip, log_every, checkpoint_minutes, device, precision",
+            "t.yaml:6:48: `base.train.bogus`: unknown field `bogus`, expected one of epochs, batch_size, lr, min_lr_ratio, warmup, schedule, decay_fraction, weight_decay, decay_embeddings_and_norms, beta1, beta2, adam_eps, grad_clip, log_every, checkpoint_minutes, device, precision, micro_batch_size",
         ),
         (
             BASE.replace("batch_size: 2", "batch_size: two"),
@@ -226,6 +226,10 @@ fn errors_name_file_line_column_and_key() {
         (
             BASE.replace("lr: 1e-3", "lr: -1"),
             "t.yaml:6:38: `base.train.lr`: -1 must be positive",
+        ),
+        (
+            BASE.replace("lr: 1e-3", "lr: 1e-3, micro_batch_size: 3"),
+            "t.yaml:6:48: `base.train.micro_batch_size`: must be between 1 and train.batch_size (2); leave it out to process the whole batch at once",
         ),
     ];
     for (text, expected) in whole_file_cases {

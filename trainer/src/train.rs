@@ -219,9 +219,8 @@ fn train(
             device,
         );
         // 4.2 Forward, backward, clip, update: no host synchronisation in here.
-        let loss = training_loss(&model, &config.objective, &batch, vocab, &config.dlm);
         optimizer.zero_grad();
-        loss.backward();
+        let loss = forward_backward(&model, config, &batch, vocab);
         let grad_norm = optimizer.clip_gradients(train.grad_clip);
         let lr = learning_rate(train, step, total);
         optimizer.step(lr);
@@ -309,6 +308,40 @@ fn train(
     status.step = total;
     progress.finish(&format!("done: {total} steps in {:.1}s", elapsed()));
     Ok(Outcome::Done)
+}
+
+/// The batch's loss, with its gradient accumulated into the weights: in one pass, or
+/// in `train.micro_batch_size` pieces each weighted by its share of the rows (so the
+/// gradient is the whole batch's mean). Returns the loss without waiting for it.
+pub fn forward_backward(
+    model: &Transformer,
+    config: &JobConfig,
+    batch: &Tensor,
+    vocab: Vocab,
+) -> Tensor {
+    let rows = batch.size()[0];
+    let micro = config
+        .train
+        .micro_batch_size
+        .map_or(rows, |micro| micro as i64)
+        .clamp(1, rows.max(1));
+    if micro >= rows {
+        let loss = training_loss(model, &config.objective, batch, vocab, &config.dlm);
+        loss.backward();
+        return loss;
+    }
+    let mut total = Tensor::zeros([], (tch::Kind::Float, batch.device()));
+    let mut start = 0;
+    while start < rows {
+        let size = micro.min(rows - start);
+        let piece = batch.narrow(0, start, size);
+        let loss = training_loss(model, &config.objective, &piece, vocab, &config.dlm)
+            * (size as f64 / rows as f64);
+        loss.backward();
+        total += loss.detach();
+        start += size;
+    }
+    total
 }
 
 /// The resolved model shape, the prepared data and the tokenizer of a job.

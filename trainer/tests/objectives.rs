@@ -250,3 +250,43 @@ fn bf16_mixed_precision_tracks_fp32() {
         );
     }
 }
+
+/// Gradient accumulation (`train.micro_batch_size`) gives the whole batch's loss and
+/// gradient, including a last piece smaller than the others.
+#[test]
+fn micro_batches_add_up_to_the_whole_batch() {
+    let _serial = serial();
+    tch::set_num_threads(1);
+    let yaml = "objective: ar\nmodel: { preset: nano }\n\
+                data: { corpus: c, tokenizer: bytes, seq_len: 16, unique_tokens: 1k, val_tokens: 1k }\n\
+                train: { epochs: 1, batch_size: 6, lr: 1e-3 }\n";
+    let mut config: jobspec::JobConfig = serde_saphyr::from_str(yaml).expect("config");
+    let shape = ModelShape::preset("nano").expect("nano preset");
+    tch::manual_seed(5);
+    let windows = Tensor::randint(200, [6, 17], (Kind::Int64, tch::Device::Cpu));
+    let vocab = Vocab { size: 200 };
+    let mut run = |micro: Option<usize>| {
+        config.train.micro_batch_size = micro;
+        tch::manual_seed(0);
+        let (variables, model) = Transformer::build(&shape, 256, tch::Device::Cpu, Kind::Float);
+        let loss = trainer::train::forward_backward(&model, &config, &windows, vocab);
+        let mut named: Vec<(String, Tensor)> = variables.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let flat: Vec<Tensor> = named.iter().map(|(_, v)| v.grad().flatten(0, -1)).collect();
+        (loss.double_value(&[]), Tensor::cat(&flat, 0))
+    };
+    let (whole_loss, whole) = run(None);
+    let scale = whole.abs().max().double_value(&[]);
+    for micro in [1, 4] {
+        let (loss, gradient) = run(Some(micro));
+        assert!(
+            (loss - whole_loss).abs() < 1e-5,
+            "micro {micro}: loss {loss} vs {whole_loss}"
+        );
+        let difference = (&gradient - &whole).abs().max().double_value(&[]);
+        assert!(
+            difference < 1e-5 * scale,
+            "micro {micro}: gradients differ by {difference}"
+        );
+    }
+}
