@@ -131,15 +131,19 @@ enum Command {
         /// Python with PyTorch 2.11 (e.g. ~/.cache/crossover/torch-venv/bin/python).
         #[arg(long)]
         reference: PathBuf,
+        /// cpu, cuda or cuda:N (both sides run there).
         #[arg(long, default_value = "cpu")]
         device: jobspec::DeviceSpec,
+        /// Model preset of the check (vocabulary 250, 4 x 32 tokens).
         #[arg(long, default_value = "tiny")]
         preset: String,
+        /// AdamW steps compared (lr 1e-3, weight decay 0.1, clipping at 1).
         #[arg(long, default_value_t = 3)]
         steps: usize,
         /// Largest relative difference allowed [default: 1e-5 on CPU, 2e-3 on CUDA].
         #[arg(long)]
         tolerance: Option<f64>,
+        /// LibTorch threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
     },
