@@ -5,7 +5,7 @@
 //! same losses and gradient norms from the same weights and batch.
 
 use crate::device;
-use crate::model::{Transformer, takes_weight_decay};
+use crate::model::Transformer;
 use crate::objectives::{Vocab, ar_loss, dlm_draw, dlm_loss_on, training_loss};
 use crate::optim::{AdamW, AdamWConfig};
 use jobspec::{DeviceSpec, DlmConfig, ModelShape, Objective, Precision, padded_vocab};
@@ -97,9 +97,9 @@ impl ReferenceCase {
             device,
             precision,
             compile,
-            lr: 1e-3,
-            weight_decay: 0.1,
-            grad_clip: 1.0,
+            lr: LR,
+            weight_decay: WEIGHT_DECAY,
+            grad_clip: GRAD_CLIP,
             dlm_eps: DlmConfig::default().eps,
         })
     }
@@ -113,6 +113,12 @@ fn parse_objective(name: &str) -> Result<Objective, String> {
     }
 }
 
+/// Learning rate, weight decay and clipping of every benchmark and check step (the
+/// reference is given the same through `ReferenceCase`).
+const LR: f64 = 1e-3;
+const WEIGHT_DECAY: f64 = 0.1;
+const GRAD_CLIP: f64 = 1.0;
+
 /// A model with AdamW on `device` (torch.optim.AdamW's defaults of the study).
 fn model_and_optimizer(
     shape: &ModelShape,
@@ -123,22 +129,13 @@ fn model_and_optimizer(
     tch::manual_seed(0);
     let (variables, model) =
         Transformer::build(shape, rows, device, device::compute_kind(precision));
-    let mut named: Vec<(String, Tensor)> = variables.variables().into_iter().collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    let parameters = named
-        .into_iter()
-        .map(|(name, tensor)| {
-            let decay = takes_weight_decay(&name, false);
-            (name, tensor, decay)
-        })
-        .collect();
     let optimizer = AdamW::new(
-        parameters,
+        crate::train::named_parameters(&variables, false),
         AdamWConfig {
             beta1: 0.9,
             beta2: 0.95,
             eps: 1e-8,
-            weight_decay: 0.1,
+            weight_decay: WEIGHT_DECAY,
         },
     );
     (variables, model, optimizer)
@@ -174,8 +171,8 @@ pub fn measure(case: &BenchCase) -> Result<BenchResult, String> {
         let loss = training_loss(&model, &objective, &windows, vocab, &dlm);
         optimizer.zero_grad();
         loss.backward();
-        let _norm = optimizer.clip_gradients(1.0);
-        optimizer.step(1e-3);
+        let _norm = optimizer.clip_gradients(GRAD_CLIP);
+        optimizer.step(LR);
     };
     for _ in 0..case.warmup_steps {
         step();
@@ -417,9 +414,9 @@ pub fn write_check(
         },
         precision: Precision::Fp32,
         compile: false,
-        lr: 1e-3,
-        weight_decay: 0.1,
-        grad_clip: 1.0,
+        lr: LR,
+        weight_decay: WEIGHT_DECAY,
+        grad_clip: GRAD_CLIP,
         dlm_eps: dlm.eps,
     };
     let json = serde_json::to_string_pretty(&case).map_err(|error| error.to_string())?;
@@ -436,8 +433,8 @@ pub fn write_check(
         };
         optimizer.zero_grad();
         loss.backward();
-        let norm = optimizer.clip_gradients(1.0);
-        optimizer.step(1e-3);
+        let norm = optimizer.clip_gradients(GRAD_CLIP);
+        optimizer.step(LR);
         trace.losses.push(loss.double_value(&[]));
         trace.grad_norms.push(norm.double_value(&[]));
     }

@@ -230,17 +230,14 @@ fn train(
         // 4.3 Log (the one place a step waits for the device), and catch divergence
         // before a milestone evaluates or checkpoints it.
         let logging = done % train.log_every == 0 || done == total;
-        if logging || milestone {
-            let loss_value = loss.double_value(&[]);
-            if !loss_value.is_finite() {
-                return Err(TrainerError::NonFinite {
-                    step: done,
-                    loss: loss_value,
-                });
-            }
+        let loss_value = (logging || milestone).then(|| loss.double_value(&[]));
+        if let Some(loss_value) = loss_value.filter(|value| !value.is_finite()) {
+            return Err(TrainerError::NonFinite {
+                step: done,
+                loss: loss_value,
+            });
         }
-        if logging {
-            let loss_value = loss.double_value(&[]);
+        if let (true, Some(loss_value)) = (logging, loss_value) {
             let grad_norm = grad_norm.double_value(&[]);
             let now = clock.elapsed().as_secs_f64();
             let tokens_per_s =
@@ -392,7 +389,7 @@ pub fn to_device(ids: &[u32], shape: [i64; 2], device: Device) -> Tensor {
 
 /// Parameters by name (sorted, so the optimizer's order is stable) with their
 /// weight-decay flag.
-fn named_parameters(
+pub(crate) fn named_parameters(
     variables: &VarStore,
     decay_embeddings_and_norms: bool,
 ) -> Vec<(String, Tensor, bool)> {
