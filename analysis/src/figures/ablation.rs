@@ -3,7 +3,9 @@
 //! standard error (of the mean over seeds when there are several). Answers whether
 //! input noise alone gives AR the DLM's data efficiency (reference/recipes.md).
 
-use super::{Context, Figure, Planned, font, grid, objective_color, panel_title, skipped, text};
+use super::{
+    Context, Figure, Planned, font, objective_color, panel_title, skipped, text, titled_panels,
+};
 use crate::ingest::Run;
 use crate::pairs::{Group, headline_metrics, metrics};
 use plotters::coord::Shift;
@@ -87,14 +89,12 @@ impl Figure for Ablation<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        let area = root
-            .titled("AR controls vs DLM: value at the end of training", font(34))
-            .map_err(text)?;
-        let panels = area.split_evenly(grid(self.panels.len()));
-        for ((task, metric), panel) in self.panels.iter().zip(&panels) {
-            self.draw_panel(panel, task, metric)?;
-        }
-        Ok(())
+        titled_panels(
+            root,
+            "AR controls vs DLM: value at the end of training",
+            &self.panels,
+            |panel, task, metric, _| self.draw_panel(panel, task, metric),
+        )
     }
 }
 

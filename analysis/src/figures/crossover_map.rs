@@ -3,7 +3,7 @@
 //! where it is not reached, green where the DLM leads from the first evaluation. One
 //! panel per headline metric.
 
-use super::{Context, Figure, Planned, font, grid, panel_title, skipped, text};
+use super::{Context, Figure, Planned, font, panel_title, skipped, text, titled_panels};
 use crate::crossover::Outcome;
 use crate::crossovers::CrossoverRow;
 use crate::pairs::Axis;
@@ -114,14 +114,12 @@ impl Figure for CrossoverMap<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        let area = root
-            .titled("Crossover map: epochs until the DLM overtakes AR", font(34))
-            .map_err(text)?;
-        let panels = area.split_evenly(grid(self.panels.len()));
-        for ((task, metric), panel) in self.panels.iter().zip(&panels) {
-            self.draw_panel(panel, task, metric)?;
-        }
-        Ok(())
+        titled_panels(
+            root,
+            "Crossover map: epochs until the DLM overtakes AR",
+            &self.panels,
+            |panel, task, metric, _| self.draw_panel(panel, task, metric),
+        )
     }
 }
 

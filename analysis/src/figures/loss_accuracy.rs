@@ -4,8 +4,8 @@
 //! evaluations in training order; its last checkpoint is drawn larger.
 
 use super::{
-    Context, Figure, Planned, font, grid, objective_color, padded_range, panel_title, series_label,
-    shade, skipped, text,
+    Context, Figure, Planned, font, objective_color, padded_range, panel_title, series_label,
+    shade, skipped, text, titled_panels,
 };
 use crate::ingest::Run;
 use crate::pairs::{headline_metrics, metrics};
@@ -61,14 +61,12 @@ impl Figure for LossAccuracy<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        let area = root
-            .titled("Validation loss vs accuracy (same checkpoints)", font(34))
-            .map_err(text)?;
-        let panels = area.split_evenly(grid(self.panels.len()));
-        for (index, ((task, metric), panel)) in self.panels.iter().zip(&panels).enumerate() {
-            self.draw_panel(panel, task, metric, index == 0)?;
-        }
-        Ok(())
+        titled_panels(
+            root,
+            "Validation loss vs accuracy (same checkpoints)",
+            &self.panels,
+            |panel, task, metric, index| self.draw_panel(panel, task, metric, index == 0),
+        )
     }
 }
 

@@ -194,6 +194,22 @@ pub fn padded_range(values: impl Iterator<Item = f64>, log: bool) -> Option<(f64
     Some((lo - pad, hi + pad))
 }
 
+/// Title the figure, split it into an even grid with one panel per (task, metric), and
+/// draw each with `draw(panel, task, metric, index)`.
+pub fn titled_panels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    panels: &[(String, String)],
+    mut draw: impl FnMut(&DrawingArea<DB, Shift>, &str, &str, usize) -> Result<(), String>,
+) -> Result<(), String> {
+    let area = root.titled(title, font(34)).map_err(text)?;
+    let areas = area.split_evenly(grid(panels.len()));
+    for (index, ((task, metric), panel)) in panels.iter().zip(&areas).enumerate() {
+        draw(panel, task, metric, index)?;
+    }
+    Ok(())
+}
+
 /// Rows x columns for n panels: at most 3 per row.
 pub fn grid(n: usize) -> (usize, usize) {
     let columns = n.clamp(1, 3);

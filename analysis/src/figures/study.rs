@@ -5,8 +5,8 @@
 //! DLM-vs-AR crossover marked. One figure per model size.
 
 use super::{
-    Context, Figure, Planned, font, grid, objective_color, padded_range, panel_title, series_label,
-    shade, skipped, text,
+    Context, Figure, Planned, font, objective_color, padded_range, panel_title, series_label,
+    shade, skipped, text, titled_panels,
 };
 use crate::crossover::Outcome;
 use crate::curve::{Curve, interpolate};
@@ -122,13 +122,10 @@ impl Figure for Study<'_> {
             "AR vs diffusion, model {}: metric vs total tokens",
             self.preset
         );
-        let area = root.titled(&title, font(34)).map_err(text)?;
-        let panels = area.split_evenly(grid(self.panels.len()));
-        for (index, ((task, metric), panel)) in self.panels.iter().zip(&panels).enumerate() {
+        titled_panels(root, &title, &self.panels, |panel, task, metric, index| {
             let series = series_of(self.context, &self.groups, task, metric, Axis::Tokens);
-            self.draw_panel(panel, task, metric, &series, index == 0)?;
-        }
-        Ok(())
+            self.draw_panel(panel, task, metric, &series, index == 0)
+        })
     }
 }
 
