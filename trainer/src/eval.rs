@@ -82,13 +82,14 @@ fn ar_nll(
         .iter()
         .map(|batch| {
             let (inputs, targets) = shift(batch);
-            let logits = model.forward(
+            let logits = model.logits(
                 &inputs,
                 ForwardOptions {
                     causal: true,
                     dropout: 0.0,
                     train: false,
                 },
+                vocab.size,
             );
             token_cross_entropy(&logits, &targets, vocab).mean_dim(1, false, Kind::Float) // (b,)
         })
@@ -133,13 +134,14 @@ fn dlm_elbo(
             let size = (batch_size as i64).min(count - start);
             let rows = |t: &Tensor| t.narrow(0, start, size);
             let noisy = rows(&clean).masked_fill(&rows(&mask), vocab.mask_id());
-            let logits = model.forward(
+            let logits = model.logits(
                 &noisy,
                 ForwardOptions {
                     causal: false,
                     dropout: 0.0,
                     train: false,
                 },
+                vocab.size,
             );
             // The bound itself always uses 1/p_mask, whatever weighting training used.
             let weights = row_weights(&rows(&mask), &rows(&p_mask), DlmWeighting::InverseT);

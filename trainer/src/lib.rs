@@ -8,6 +8,7 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod evaluate;
+pub mod fused;
 pub mod init;
 pub mod model;
 pub mod objectives;

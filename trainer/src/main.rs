@@ -300,6 +300,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let mut harness = Vec::new();
                     let mut eager = Vec::new();
                     let mut compiled = Vec::new();
+                    let (mut eager_ratios, mut compiled_ratios) = (Vec::new(), Vec::new());
                     let mut first = None;
                     for _ in 0..repeat {
                         let output = std::process::Command::new(std::env::current_exe()?)
@@ -318,6 +319,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             serde_json::from_slice(&output.stdout)
                                 .context("reading a benchmark result")?;
                         harness.push(result.harness.clone());
+                        let harness_rate = result.harness.tokens_per_s;
                         let precision = result.precision;
                         first.get_or_insert(result);
                         let Some(python) = &reference else { continue };
@@ -335,9 +337,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                     &serde_json::to_string(&reference_case)?,
                                 )
                                 .map_err(anyhow::Error::msg)?;
+                            let pair = harness_rate / measured.tokens_per_s;
                             if with_compile {
+                                compiled_ratios.push(pair);
                                 compiled.push(measured);
                             } else {
+                                eager_ratios.push(pair);
                                 eager.push(measured);
                             }
                         }
@@ -350,6 +355,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     result.eager = trainer::bench::median(eager);
                     result.compiled = trainer::bench::median(compiled);
+                    result.eager_ratios = eager_ratios;
+                    result.compiled_ratios = compiled_ratios;
                     results.push(result);
                 }
             }

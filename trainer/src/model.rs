@@ -310,6 +310,17 @@ impl Transformer {
     /// # Shapes
     /// tokens: (B, T) int64 -> logits (B, T, vocab_rows), fp32 or `compute`.
     pub fn forward(&self, tokens: &Tensor, options: ForwardOptions) -> Tensor {
+        self.logits(tokens, options, self.vocab_rows)
+    }
+
+    /// Logits for the first `outputs` rows of the output table only, usually the
+    /// tokenizer's ids (the mask id and the padding rows are never predicted): the head
+    /// multiplies by that slice of the table, so no wider tensor is made and then cut
+    /// (which would cost a copy forward and a zero-filled scatter backward).
+    ///
+    /// # Shapes
+    /// tokens: (B, T) int64 -> logits (B, T, outputs), fp32 or `compute`.
+    pub fn logits(&self, tokens: &Tensor, options: ForwardOptions, outputs: i64) -> Tensor {
         let compute = self.compute;
         let mut x = self
             .embedding
@@ -319,13 +330,15 @@ impl Transformer {
             x = block.forward(&x, &self.rope, options, compute);
         }
         let x = self.final_norm.forward(&x);
-        match &self.head {
-            Some(head) => project(&x, head, compute),
-            // Tied: (B, T, C) x (C, V).
-            None => x
-                .to_kind(compute)
-                .matmul(&self.embedding.ws.to_kind(compute).transpose(0, 1)),
-        }
+        // Untied head or, tied, the embedding table: (V_rows, C), of which the first
+        // `outputs` rows are used.
+        let table = self
+            .head
+            .as_ref()
+            .map_or(&self.embedding.ws, |head| &head.ws);
+        let table = table.narrow(0, 0, outputs.clamp(1, self.vocab_rows));
+        x.to_kind(compute)
+            .linear::<Tensor>(&table.to_kind(compute), None) // (B, T, outputs)
     }
 }
 

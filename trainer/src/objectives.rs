@@ -59,13 +59,14 @@ pub fn ar_loss(
     train: bool,
 ) -> Tensor {
     let (inputs, targets) = ar_batch(windows, mask_p, vocab.mask_id());
-    let logits = model.forward(
+    let logits = model.logits(
         &inputs,
         ForwardOptions {
             causal: true,
             dropout,
             train,
         },
+        vocab.size,
     );
     token_cross_entropy(&logits, &targets, vocab).mean(Kind::Float)
 }
@@ -180,13 +181,14 @@ pub fn dlm_loss_on(
     config: &DlmConfig,
 ) -> Tensor {
     let noisy = draw.clean.masked_fill(&draw.mask, vocab.mask_id());
-    let logits = model.forward(
+    let logits = model.logits(
         &noisy,
         ForwardOptions {
             causal: false,
             dropout: 0.0,
             train: true,
         },
+        vocab.size,
     );
     let weights = row_weights(&draw.mask, &draw.p_mask, config.weighting);
     dlm_loss_from_logits(&logits, &draw.clean, &draw.mask, &weights, vocab)

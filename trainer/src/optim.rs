@@ -1,12 +1,15 @@
-//! AdamW (Loshchilov & Hutter 2019) with decoupled weight decay, written over plain
-//! tensors so its state (moments and step count) can be checkpointed and restored
-//! exactly. Update, per parameter with gradient g:
+//! AdamW (Loshchilov & Hutter 2019) with decoupled weight decay, over plain tensors so
+//! its state (moments and step count) can be checkpointed and restored exactly.
+//! Update, per parameter with gradient g:
 //!   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
 //!   p = p (1 - lr wd) - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
-//! which is torch.optim.AdamW's default (non-amsgrad) path.
+//! which is torch.optim.AdamW's (non-amsgrad). The step runs LibTorch's fused kernel
+//! (`torch.optim.AdamW(fused=True)`, see `fused.rs`): one pass over each parameter,
+//! its gradient and moments, on CPU and CUDA, with gradient clipping folded in.
 
+use crate::fused::{self, AdamWStep};
 use std::path::Path;
-use tch::{Kind, Tensor};
+use tch::{Kind, TchError, Tensor};
 
 #[derive(Debug)]
 struct Slot {
@@ -14,6 +17,8 @@ struct Slot {
     variable: Tensor,
     first_moment: Tensor,
     second_moment: Tensor,
+    /// float32 step counter on the variable's device (the fused kernel reads it).
+    step: Tensor,
     decay: bool,
 }
 
@@ -30,6 +35,8 @@ pub struct AdamW {
     slots: Vec<Slot>,
     config: AdamWConfig,
     pub steps_taken: i64,
+    /// Set by `clip_gradients`: the next step divides the gradients by it.
+    pending_scale: Option<Tensor>,
 }
 
 impl AdamW {
@@ -40,6 +47,7 @@ impl AdamW {
             .map(|(name, variable, decay)| Slot {
                 first_moment: variable.zeros_like(),
                 second_moment: variable.zeros_like(),
+                step: Tensor::zeros([], (Kind::Float, variable.device())),
                 name,
                 variable,
                 decay,
@@ -49,45 +57,36 @@ impl AdamW {
             slots,
             config,
             steps_taken: 0,
+            pending_scale: None,
         }
+    }
+
+    fn variables(&self) -> Vec<&Tensor> {
+        self.slots.iter().map(|slot| &slot.variable).collect()
     }
 
     /// Global L2 norm of all gradients, as a scalar tensor (no host sync).
-    pub fn gradient_norm(&self) -> Tensor {
-        let norms: Vec<Tensor> = self
-            .slots
-            .iter()
-            .map(|slot| slot.variable.grad())
-            .filter(Tensor::defined)
-            .map(|gradient| gradient.to_kind(Kind::Float).square().sum(Kind::Float))
-            .collect();
-        if norms.is_empty() {
-            return Tensor::from(0.0f32);
-        }
-        Tensor::stack(&norms, 0).sum(Kind::Float).sqrt()
+    pub fn gradient_norm(&self) -> Result<Tensor, TchError> {
+        fused::gradient_norm(&self.variables())
     }
 
-    /// Scale gradients so their global norm is at most `max_norm` (0 disables) and
-    /// return the norm before clipping, as torch.nn.utils.clip_grad_norm_ does: the
-    /// factor min(1, max_norm / (norm + 1e-6)) stays on the device, so nothing waits
-    /// for it.
-    pub fn clip_gradients(&mut self, max_norm: f64) -> Tensor {
-        let norm = self.gradient_norm();
-        if max_norm > 0.0 {
+    /// Clip gradients to a global norm of at most `max_norm` (0 disables) and return the
+    /// norm before clipping, as torch.nn.utils.clip_grad_norm_ does. The factor
+    /// min(1, max_norm / (norm + 1e-6)) stays on the device and is applied by the next
+    /// `step` (its fused kernel divides the gradients by 1 / factor), so nothing waits
+    /// for it and the gradients are not read an extra time.
+    pub fn clip_gradients(&mut self, max_norm: f64) -> Result<Tensor, TchError> {
+        let norm = self.gradient_norm()?;
+        self.pending_scale = (max_norm > 0.0).then(|| {
             let _guard = tch::no_grad_guard();
-            let scale = ((&norm + 1e-6).reciprocal() * max_norm).clamp_max(1.0);
-            for slot in &self.slots {
-                let mut gradient = slot.variable.grad();
-                if gradient.defined() {
-                    let _ = gradient.g_mul_(&scale.to_kind(gradient.kind()));
-                }
-            }
-        }
-        norm
+            ((&norm + 1e-6) / max_norm).clamp_min(1.0)
+        });
+        Ok(norm)
     }
 
-    pub fn step(&mut self, lr: f64) {
-        let _guard = tch::no_grad_guard();
+    /// One update with learning rate `lr` (parameters without a gradient are left as
+    /// they are). Weight decay applies to the slots created with `decay`.
+    pub fn step(&mut self, lr: f64) -> Result<(), TchError> {
         self.steps_taken += 1;
         let AdamWConfig {
             beta1,
@@ -95,38 +94,42 @@ impl AdamW {
             eps,
             weight_decay,
         } = self.config;
-        let bias1 = 1.0 - beta1.powi(self.steps_taken as i32);
-        let bias2 = 1.0 - beta2.powi(self.steps_taken as i32);
-        for slot in &mut self.slots {
-            let gradient = slot.variable.grad();
-            if !gradient.defined() {
+        let scale = self.pending_scale.take();
+        for decay in [true, false] {
+            let group: Vec<&Slot> = self
+                .slots
+                .iter()
+                .filter(|slot| slot.decay == decay)
+                .collect();
+            if group.is_empty() {
                 continue;
             }
-            if slot.decay && weight_decay > 0.0 {
-                let _ = slot.variable.g_mul_scalar_(1.0 - lr * weight_decay);
-            }
-            let _ = slot.first_moment.lerp_(&gradient, 1.0 - beta1);
-            // v = b2 v + (1 - b2) g^2, as one multiply and one addcmul.
-            let _ = slot.second_moment.g_mul_scalar_(beta2);
-            let _ = slot
-                .second_moment
-                .addcmul_(&(&gradient * (1.0 - beta2)), &gradient);
-            // p += m / d with d = -(sqrt(v) / sqrt(bias2) + eps) * bias1 / lr: the step
-            // size folded into the denominator so the update is one addcdiv.
-            // (A zero learning rate leaves the weights alone.)
-            if lr != 0.0 {
-                let mut denominator = slot.second_moment.sqrt();
-                let _ = denominator.g_mul_scalar_(-bias1 / (lr * bias2.sqrt()));
-                let _ = denominator.g_add_scalar_(-eps * bias1 / lr);
-                let _ = slot.variable.addcdiv_(&slot.first_moment, &denominator);
-            }
+            let pick = |field: fn(&Slot) -> &Tensor| {
+                group.iter().map(|slot| field(slot)).collect::<Vec<_>>()
+            };
+            fused::fused_adamw(
+                &pick(|slot| &slot.variable),
+                &pick(|slot| &slot.first_moment),
+                &pick(|slot| &slot.second_moment),
+                &pick(|slot| &slot.step),
+                AdamWStep {
+                    lr,
+                    beta1,
+                    beta2,
+                    weight_decay: if decay { weight_decay } else { 0.0 },
+                    eps,
+                },
+                scale.as_ref(),
+            )?;
         }
+        Ok(())
     }
 
-    pub fn zero_grad(&mut self) {
-        for slot in &mut self.slots {
-            slot.variable.zero_grad();
-        }
+    /// Forget the gradients (torch's zero_grad(set_to_none=True)): the next backward
+    /// writes them afresh instead of adding to zeros.
+    pub fn zero_grad(&mut self) -> Result<(), TchError> {
+        self.pending_scale = None;
+        fused::clear_gradients(&self.variables())
     }
 
     pub fn save(&self, path: &Path) -> Result<(), tch::TchError> {
@@ -160,6 +163,7 @@ impl AdamW {
                 }
                 target.copy_(source);
             }
+            let _ = slot.step.fill_(steps_taken as f64);
         }
         self.steps_taken = steps_taken;
         Ok(())

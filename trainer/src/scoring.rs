@@ -333,13 +333,14 @@ pub fn execute(
             let input = Tensor::from_slice(&flat)
                 .view([chunk.len() as i64, length as i64])
                 .to_device(device);
-            let logits = model.forward(
+            let logits = model.logits(
                 &input,
                 ForwardOptions {
                     causal,
                     dropout: 0.0,
                     train: false,
                 },
+                vocab.size,
             );
             // Only the cells read leave the device: the target's log-probability and
             // whether it is the argmax.
@@ -356,7 +357,7 @@ pub fn execute(
             let cells = Tensor::from_slice(&cells).to_device(device);
             let targets = Tensor::from_slice(&targets).to_device(device);
             let log_probs = logits
-                .view([-1, model.vocab_rows])
+                .view([-1, vocab.size])
                 .index_select(0, &cells)
                 .narrow(-1, 0, vocab.size)
                 .to_kind(Kind::Float)

@@ -219,11 +219,17 @@ fn train(
             device,
         );
         // 4.2 Forward, backward, clip, update: no host synchronisation in here.
-        optimizer.zero_grad();
+        optimizer
+            .zero_grad()
+            .map_err(torch_error("clearing gradients"))?;
         let loss = forward_backward(&model, config, &batch, vocab);
-        let grad_norm = optimizer.clip_gradients(train.grad_clip);
+        let grad_norm = optimizer
+            .clip_gradients(train.grad_clip)
+            .map_err(torch_error("gradient norm"))?;
         let lr = learning_rate(train, step, total);
-        optimizer.step(lr);
+        optimizer
+            .step(lr)
+            .map_err(torch_error(format!("AdamW step {}", step + 1)))?;
         let done = step + 1;
         let (epoch, seen, flops) = position(done);
         let milestone = milestones.contains(&done);

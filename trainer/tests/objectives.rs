@@ -171,10 +171,10 @@ fn overfit(objective: Objective, steps: usize) -> (f64, f64) {
     for step in 0..steps {
         tch::manual_seed(100 + step as i64);
         let loss = training_loss(&model, &objective, &windows, vocab, &dlm);
-        optimizer.zero_grad();
+        optimizer.zero_grad().expect("zero_grad");
         loss.backward();
-        let _ = optimizer.clip_gradients(1.0);
-        optimizer.step(3e-3);
+        let _ = optimizer.clip_gradients(1.0).expect("clip");
+        optimizer.step(3e-3).expect("AdamW step");
         losses.push(loss.double_value(&[]));
     }
     let tail = &losses[steps - 50..];
@@ -288,5 +288,61 @@ fn micro_batches_add_up_to_the_whole_batch() {
             difference < 1e-5 * scale,
             "micro {micro}: gradients differ by {difference}"
         );
+    }
+}
+
+/// `logits(.., vocab)` multiplies by the first `vocab` rows of the output table only:
+/// the same values and the same gradients as the full head's logits cut to `vocab`,
+/// tied or untied.
+#[test]
+fn vocabulary_logits_equal_the_full_head_cut_to_the_vocabulary() {
+    let _serial = serial();
+    tch::set_num_threads(1);
+    let options = ForwardOptions {
+        causal: true,
+        dropout: 0.0,
+        train: true,
+    };
+    for tied in [true, false] {
+        let mut shape = ModelShape::preset("nano").expect("nano preset");
+        shape.tied_embeddings = tied;
+        tch::manual_seed(3);
+        let (variables, model) = Transformer::build(&shape, 64, tch::Device::Cpu, Kind::Float);
+        let tokens = Tensor::randint(41, [2, 9], (Kind::Int64, tch::Device::Cpu));
+        let weights = Tensor::randn([2, 9, 40], (Kind::Float, tch::Device::Cpu));
+        let mut gradients = Vec::new();
+        let mut outputs = Vec::new();
+        for cut in [false, true] {
+            let logits = if cut {
+                model.logits(&tokens, options, 40)
+            } else {
+                model.forward(&tokens, options).narrow(-1, 0, 40)
+            };
+            assert_eq!(logits.size(), vec![2, 9, 40]);
+            for (_, mut variable) in variables.variables() {
+                variable.zero_grad();
+            }
+            (&logits * &weights).sum(Kind::Float).backward();
+            let mut named: Vec<(String, Tensor)> = variables
+                .variables()
+                .into_iter()
+                .map(|(name, variable)| (name, variable.grad().copy()))
+                .collect();
+            named.sort_by(|a, b| a.0.cmp(&b.0));
+            gradients.push(named);
+            outputs.push(logits.detach());
+        }
+        let difference = (&outputs[0] - &outputs[1]).abs().max().double_value(&[]);
+        assert!(
+            difference < 1e-6,
+            "tied {tied}: logits differ by {difference}"
+        );
+        for ((name, full), (_, cut)) in gradients[0].iter().zip(&gradients[1]) {
+            let difference = (full - cut).abs().max().double_value(&[]);
+            assert!(
+                difference < 1e-6,
+                "tied {tied}: gradient of {name} differs by {difference}"
+            );
+        }
     }
 }

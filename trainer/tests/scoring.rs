@@ -301,10 +301,10 @@ fn train_repeat_model(objective: Objective) -> (nn::VarStore, Transformer) {
             Vocab { size: 16 },
             &DlmConfig::default(),
         );
-        optimizer.zero_grad();
+        optimizer.zero_grad().expect("zero_grad");
         loss.backward();
-        let _ = optimizer.clip_gradients(1.0);
-        optimizer.step(3e-3);
+        let _ = optimizer.clip_gradients(1.0).expect("clip");
+        optimizer.step(3e-3).expect("AdamW step");
     }
     (variables, model)
 }

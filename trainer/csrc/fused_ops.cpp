@@ -1,0 +1,117 @@
+// Multi-tensor optimizer operations that LibTorch has but tch 0.24 does not expose:
+// torch.optim.AdamW(fused=True)'s kernel, the foreach gradient norm of
+// clip_grad_norm_, and zero_grad(set_to_none=True). Called from trainer/src/fused.rs.
+//
+// Every function takes arrays of tch tensor handles (each a heap `at::Tensor*`, as
+// tch's C wrapper allocates them), returns nullptr on success or a malloc'ed error
+// message (freed by crossover_free_error), and never lets a C++ exception cross
+// into Rust.
+
+#include <ATen/core/Tensor.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/ops/_foreach_add.h>
+#include <ATen/ops/_foreach_norm.h>
+#include <ATen/ops/_fused_adamw.h>
+#include <ATen/ops/linalg_vector_norm.h>
+#include <ATen/ops/stack.h>
+#include <ATen/ops/zeros.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <vector>
+
+namespace {
+
+at::Tensor& handle(void* const* tensors, size_t i) {
+  return *static_cast<at::Tensor*>(tensors[i]);
+}
+
+char* error_text(const char* what) {
+  return strdup(what == nullptr ? "unknown LibTorch error" : what);
+}
+
+template <typename F>
+char* guarded(F&& body) {
+  try {
+    body();
+    return nullptr;
+  } catch (const std::exception& error) {
+    return error_text(error.what());
+  } catch (...) {
+    return error_text(nullptr);
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+void crossover_free_error(char* error) { free(error); }
+
+// Forget every parameter's gradient, so the next backward writes a fresh one instead
+// of adding to zeros.
+char* crossover_clear_grads(void* const* params, size_t count) {
+  return guarded([&] {
+    for (size_t i = 0; i < count; ++i) {
+      handle(params, i).mutable_grad().reset();
+    }
+  });
+}
+
+// Global L2 norm of the parameters' gradients (parameters without one are skipped),
+// as a new scalar tensor on their device: the norm of the per-tensor norms.
+char* crossover_grad_norm(void* const* params, size_t count, void** out) {
+  return guarded([&] {
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> grads;
+    grads.reserve(count);
+    for (size_t i = 0; i < count; ++i) {
+      const at::Tensor& grad = handle(params, i).grad();
+      if (grad.defined()) {
+        grads.push_back(grad);
+      }
+    }
+    at::Tensor norm = grads.empty()
+                          ? at::zeros({}, at::kFloat)
+                          : at::linalg_vector_norm(at::stack(at::_foreach_norm(grads, 2)), 2);
+    *out = new at::Tensor(std::move(norm));
+  });
+}
+
+// One AdamW step over parameters with their moments and float32 step counters
+// (torch.optim.AdamW(fused=True)): the counters are advanced first, gradients are
+// divided by `grad_scale` when given (gradient clipping), parameters without a
+// gradient are left alone.
+char* crossover_fused_adamw(void* const* params, void* const* exp_avgs, void* const* exp_avg_sqs,
+                            void* const* steps, size_t count, double lr, double beta1,
+                            double beta2, double weight_decay, double eps, void* grad_scale) {
+  return guarded([&] {
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> p, g, m, v, t;
+    for (size_t i = 0; i < count; ++i) {
+      const at::Tensor& grad = handle(params, i).grad();
+      if (!grad.defined()) {
+        continue;
+      }
+      p.push_back(handle(params, i));
+      g.push_back(grad);
+      m.push_back(handle(exp_avgs, i));
+      v.push_back(handle(exp_avg_sqs, i));
+      t.push_back(handle(steps, i));
+    }
+    if (p.empty()) {
+      return;
+    }
+    std::optional<at::Tensor> scale;
+    if (grad_scale != nullptr) {
+      scale = *static_cast<at::Tensor*>(grad_scale);
+    }
+    at::_foreach_add_(t, 1);
+    at::_fused_adamw_(p, g, m, v, {}, t, lr, beta1, beta2, weight_decay, eps,
+                      /*amsgrad=*/false, /*maximize=*/false, scale, std::nullopt);
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,147 @@
+//! LibTorch's multi-tensor optimizer kernels, which tch 0.24 does not expose, through
+//! the small C++ shim in csrc/fused_ops.cpp (compiled by build.rs):
+//! - `fused_adamw`: torch.optim.AdamW(fused=True)'s `_fused_adamw_` (one pass over
+//!   parameter, gradient and moments; CPU and CUDA kernels);
+//! - `gradient_norm`: clip_grad_norm_'s `_foreach_norm` then the norm of the norms;
+//! - `clear_gradients`: zero_grad(set_to_none=True), so backward writes gradients
+//!   instead of adding them to zeros.
+//!
+//! Each takes tch tensors (heap `at::Tensor` handles) and turns a C++ exception into a
+//! `TchError`.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, c_char, c_void};
+use tch::{TchError, Tensor};
+
+unsafe extern "C" {
+    fn crossover_free_error(error: *mut c_char);
+    fn crossover_clear_grads(params: *const *mut c_void, count: usize) -> *mut c_char;
+    fn crossover_grad_norm(
+        params: *const *mut c_void,
+        count: usize,
+        out: *mut *mut c_void,
+    ) -> *mut c_char;
+    #[allow(clippy::too_many_arguments)]
+    fn crossover_fused_adamw(
+        params: *const *mut c_void,
+        exp_avgs: *const *mut c_void,
+        exp_avg_sqs: *const *mut c_void,
+        steps: *const *mut c_void,
+        count: usize,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+        grad_scale: *mut c_void,
+    ) -> *mut c_char;
+}
+
+fn handles(tensors: &[&Tensor]) -> Vec<*mut c_void> {
+    tensors
+        .iter()
+        .map(|tensor| tensor.as_ptr() as *mut c_void)
+        .collect()
+}
+
+/// Ok for a null error, else the message (and the shim's copy freed).
+fn checked(error: *mut c_char, what: &str) -> Result<(), TchError> {
+    if error.is_null() {
+        return Ok(());
+    }
+    // SAFETY: a non-null result is a NUL-terminated string malloc'ed by the shim,
+    // copied here and then freed exactly once.
+    let message = unsafe { CStr::from_ptr(error) }
+        .to_string_lossy()
+        .into_owned();
+    unsafe { crossover_free_error(error) };
+    Err(TchError::Torch(format!("{what}: {message}")))
+}
+
+/// Drop the gradients of `parameters` (the next backward allocates fresh ones).
+pub fn clear_gradients(parameters: &[&Tensor]) -> Result<(), TchError> {
+    let params = handles(parameters);
+    // SAFETY: `params` holds live tensor handles for the duration of the call.
+    checked(
+        unsafe { crossover_clear_grads(params.as_ptr(), params.len()) },
+        "clearing gradients",
+    )
+}
+
+/// Global L2 norm of the defined gradients of `parameters`, a float scalar on their
+/// device (0 when none has a gradient). Nothing waits for it.
+pub fn gradient_norm(parameters: &[&Tensor]) -> Result<Tensor, TchError> {
+    let params = handles(parameters);
+    let mut out: *mut c_void = std::ptr::null_mut();
+    // SAFETY: `params` holds live tensor handles; on success `out` is a new heap
+    // tensor whose ownership passes to the returned `Tensor`.
+    checked(
+        unsafe { crossover_grad_norm(params.as_ptr(), params.len(), &mut out) },
+        "gradient norm",
+    )?;
+    if out.is_null() {
+        return Err(TchError::Torch("gradient norm: no result".into()));
+    }
+    // SAFETY: `out` is an `at::Tensor*` allocated with `new`, as tch's own are.
+    Ok(unsafe { Tensor::from_ptr(out.cast()) })
+}
+
+/// AdamW hyper-parameters of one fused call.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamWStep {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub weight_decay: f64,
+    pub eps: f64,
+}
+
+/// One AdamW step (decoupled weight decay) over `parameters` and their moments and
+/// float32 step counters (all four slices in the same order). Counters are advanced
+/// first; gradients are divided by `grad_scale` when given; parameters without a
+/// gradient are skipped.
+pub fn fused_adamw(
+    parameters: &[&Tensor],
+    exp_avgs: &[&Tensor],
+    exp_avg_sqs: &[&Tensor],
+    steps: &[&Tensor],
+    hyper: AdamWStep,
+    grad_scale: Option<&Tensor>,
+) -> Result<(), TchError> {
+    let count = parameters.len();
+    if exp_avgs.len() != count || exp_avg_sqs.len() != count || steps.len() != count {
+        return Err(TchError::Torch(format!(
+            "fused AdamW: {count} parameters but {} first moments, {} second moments, {} step counters",
+            exp_avgs.len(),
+            exp_avg_sqs.len(),
+            steps.len()
+        )));
+    }
+    let (params, m, v, t) = (
+        handles(parameters),
+        handles(exp_avgs),
+        handles(exp_avg_sqs),
+        handles(steps),
+    );
+    let scale = grad_scale.map_or(std::ptr::null_mut(), |scale| scale.as_ptr() as *mut c_void);
+    // SAFETY: four arrays of `count` live tensor handles and an optional live handle;
+    // the shim only reads the arrays during the call.
+    checked(
+        unsafe {
+            crossover_fused_adamw(
+                params.as_ptr(),
+                m.as_ptr(),
+                v.as_ptr(),
+                t.as_ptr(),
+                count,
+                hyper.lr,
+                hyper.beta1,
+                hyper.beta2,
+                hyper.weight_decay,
+                hyper.eps,
+                scale,
+            )
+        },
+        "fused AdamW step",
+    )
+}
