@@ -98,10 +98,11 @@ enum Command {
         /// Vocabulary of the random tokens [default: 2048 on CPU, 50257 on CUDA].
         #[arg(long)]
         vocab: Option<usize>,
-        /// Timed steps [default: about 150 GFLOP of work on CPU (3 to 30 steps), 50 on CUDA].
+        /// Timed steps [default: about 400 GFLOP of work on CPU (8 to 60 steps), 50 on CUDA].
+        /// On the CPU a run counts as its 20th-percentile step; on CUDA, the mean.
         #[arg(long)]
         steps: Option<usize>,
-        /// Untimed steps first [default: 1 to 3 on CPU, 10 on CUDA].
+        /// Untimed steps first [default: 1 or 3 on CPU, 10 on CUDA].
         #[arg(long)]
         warmup: Option<usize>,
         /// LibTorch threads (default: all cores).
@@ -119,8 +120,10 @@ enum Command {
         /// Also write the results as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Measure each case this many times, alternating harness and PyTorch, and
-        /// keep the median (shared machines are noisy) [default: 3 on CPU, 1 on CUDA].
+        /// Measure each case this many times, harness and PyTorch back to back (who goes
+        /// first alternates), and keep the medians; the ratio is the median of the
+        /// pairs' ratios, shown with their range (shared machines are noisy)
+        /// [default: 5 on CPU, 1 on CUDA].
         #[arg(long)]
         repeat: Option<usize>,
     },
@@ -292,7 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         trainer::bench::auto_steps(&case, cuda).map_err(anyhow::Error::msg)?;
                     case.steps = steps.unwrap_or(auto_steps);
                     case.warmup_steps = warmup.unwrap_or(auto_warmup);
-                    let repeat = repeat.unwrap_or(if cuda { 1 } else { 3 }).max(1);
+                    let repeat = repeat.unwrap_or(if cuda { 1 } else { 5 }).max(1);
                     eprintln!(
                         "measuring {preset} {objective} ({} steps, {repeat} time(s)) ...",
                         case.steps
@@ -301,43 +304,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let mut eager = Vec::new();
                     let mut compiled = Vec::new();
                     let (mut eager_ratios, mut compiled_ratios) = (Vec::new(), Vec::new());
-                    let mut first = None;
-                    for _ in 0..repeat {
-                        let output = std::process::Command::new(std::env::current_exe()?)
-                            .arg("bench-one")
-                            .arg(serde_json::to_string(&case)?)
-                            .output()
-                            .context("starting a benchmark process")?;
-                        anyhow::ensure!(
-                            output.status.success(),
-                            "{}",
-                            String::from_utf8_lossy(&output.stderr)
-                                .trim()
-                                .trim_start_matches("error: ")
-                        );
-                        let result: trainer::bench::BenchResult =
-                            serde_json::from_slice(&output.stdout)
-                                .context("reading a benchmark result")?;
-                        harness.push(result.harness.clone());
-                        let harness_rate = result.harness.tokens_per_s;
-                        let precision = result.precision;
-                        first.get_or_insert(result);
-                        let Some(python) = &reference else { continue };
-                        for with_compile in [false, true] {
-                            if with_compile && !compile {
-                                continue;
-                            }
-                            let reference_case =
-                                trainer::bench::ReferenceCase::new(&case, precision, with_compile)
-                                    .map_err(anyhow::Error::msg)?;
-                            let measured: trainer::bench::Measurement =
-                                trainer::bench::run_reference(
-                                    python,
-                                    "bench",
-                                    &serde_json::to_string(&reference_case)?,
-                                )
-                                .map_err(anyhow::Error::msg)?;
-                            let pair = harness_rate / measured.tokens_per_s;
+                    let mut first: Option<trainer::bench::BenchResult> = None;
+                    for round in 0..repeat {
+                        // Who goes first alternates, so a slow or fast spell of the
+                        // machine does not favour one side of a pair.
+                        let reference_first = round % 2 == 1;
+                        let mut references = Vec::new();
+                        if let (true, Some(python), Some(done)) =
+                            (reference_first, &reference, &first)
+                        {
+                            references = reference_runs(python, &case, done.precision, compile)?;
+                        }
+                        let result = harness_run(&case)?;
+                        if let (false, Some(python)) = (reference_first, &reference) {
+                            references = reference_runs(python, &case, result.precision, compile)?;
+                        }
+                        for (with_compile, measured) in references {
+                            let pair = result.harness.tokens_per_s / measured.tokens_per_s;
                             if with_compile {
                                 compiled_ratios.push(pair);
                                 compiled.push(measured);
@@ -346,6 +329,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 eager.push(measured);
                             }
                         }
+                        harness.push(result.harness.clone());
+                        first.get_or_insert(result);
                     }
                     let Some(mut result) = first else { continue };
                     let first_rate = result.harness.tokens_per_s;
@@ -483,4 +468,47 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// One harness measurement of `case`, in a fresh process (`trainer bench-one`).
+fn harness_run(case: &trainer::bench::BenchCase) -> anyhow::Result<trainer::bench::BenchResult> {
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .arg("bench-one")
+        .arg(serde_json::to_string(case)?)
+        .output()
+        .context("starting a benchmark process")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+            .trim()
+            .trim_start_matches("error: ")
+    );
+    serde_json::from_slice(&output.stdout).context("reading a benchmark result")
+}
+
+/// The PyTorch reference on `case`: eager, then torch.compile when asked; each with
+/// whether it was compiled.
+fn reference_runs(
+    python: &std::path::Path,
+    case: &trainer::bench::BenchCase,
+    precision: jobspec::Precision,
+    compile: bool,
+) -> anyhow::Result<Vec<(bool, trainer::bench::Measurement)>> {
+    let mut runs = Vec::new();
+    for with_compile in [false, true] {
+        if with_compile && !compile {
+            continue;
+        }
+        let reference_case = trainer::bench::ReferenceCase::new(case, precision, with_compile)
+            .map_err(anyhow::Error::msg)?;
+        let measured = trainer::bench::run_reference(
+            python,
+            "bench",
+            &serde_json::to_string(&reference_case)?,
+        )
+        .map_err(anyhow::Error::msg)?;
+        runs.push((with_compile, measured));
+    }
+    Ok(runs)
 }

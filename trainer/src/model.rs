@@ -65,10 +65,11 @@ impl Rope {
         let (_, _, t, hs) = x.size4().unwrap_or_default();
         let cos = self.cos.narrow(0, 0, t); // (T, hs/2)
         let sin = self.sin.narrow(0, 0, t);
-        let wide = x.to_kind(Kind::Float);
-        let x1 = wide.narrow(-1, 0, hs / 2);
-        let x2 = wide.narrow(-1, hs / 2, hs / 2);
-        Tensor::cat(&[&x1 * &cos - &x2 * &sin, &x2 * &cos + &x1 * &sin], -1).to_kind(x.kind())
+        // split (backward: one concatenation) rather than narrows (backward: zero-fill
+        // and copy per use).
+        let halves = x.to_kind(Kind::Float).split(hs / 2, -1);
+        let (x1, x2) = (&halves[0], &halves[1]);
+        Tensor::cat(&[x1 * &cos - x2 * &sin, x2 * &cos + x1 * &sin], -1).to_kind(x.kind())
     }
 }
 
@@ -185,10 +186,11 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor, options: ForwardOptions, compute: Kind) -> Tensor {
-        let gate_up = project(x, &self.gate_up, compute); // (B, T, 2 d_ff)
-        let gate = gate_up.narrow(-1, 0, self.d_ff);
-        let up = gate_up.narrow(-1, self.d_ff, self.d_ff);
-        project(&(gate.silu() * up), &self.down, compute).dropout(options.dropout, options.train)
+        // split, not two narrows: its backward is one concatenation, where each narrow's
+        // would zero-fill a (B, T, 2 d_ff) gradient and the two would then be added.
+        let gate_up = project(x, &self.gate_up, compute).split(self.d_ff, -1); // 2 x (B, T, d_ff)
+        let hidden = gate_up[0].silu() * &gate_up[1];
+        project(&hidden, &self.down, compute).dropout(options.dropout, options.train)
     }
 }
 

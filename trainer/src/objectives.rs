@@ -99,13 +99,17 @@ pub fn mask_inputs(tokens: &Tensor, p: f64, mask_id: i64) -> (Tensor, Tensor) {
 /// Per-token cross-entropy over the tokenizer's ids.
 ///
 /// # Shapes
-/// logits (B, T, V_rows), targets (B, T) -> (B, T).
+/// logits (B, T, V_rows >= vocab), targets (B, T) -> (B, T).
 pub fn token_cross_entropy(logits: &Tensor, targets: &Tensor, vocab: Vocab) -> Tensor {
-    let (b, t, _) = logits.size3().unwrap_or_default();
-    let logits = logits
-        .narrow(-1, 0, vocab.size)
-        .reshape([b * t, vocab.size])
-        .to_kind(Kind::Float);
+    let (b, t, width) = logits.size3().unwrap_or_default();
+    // Logits of exactly the vocabulary (`Transformer::logits`) are used as they are: even
+    // a full-width narrow would cost a zero-filled copy of their gradient.
+    let logits = if width > vocab.size {
+        logits.narrow(-1, 0, vocab.size)
+    } else {
+        logits.shallow_clone()
+    };
+    let logits = logits.reshape([b * t, vocab.size]).to_kind(Kind::Float);
     logits
         .cross_entropy_loss::<Tensor>(&targets.reshape([b * t]), None, Reduction::None, -100, 0.0)
         .view([b, t])
