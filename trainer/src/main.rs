@@ -305,19 +305,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let mut compiled = Vec::new();
                     let (mut eager_ratios, mut compiled_ratios) = (Vec::new(), Vec::new());
                     let mut first: Option<trainer::bench::BenchResult> = None;
+                    // As the harness resolves it (`auto`: bf16 on CUDA, fp32 on CPU).
+                    let precision = case.precision.resolve(cuda);
+                    let references_of = |python: &std::path::Path| {
+                        reference_runs(python, &case, precision, compile)
+                    };
                     for round in 0..repeat {
                         // Who goes first alternates, so a slow or fast spell of the
                         // machine does not favour one side of a pair.
                         let reference_first = round % 2 == 1;
-                        let mut references = Vec::new();
-                        if let (true, Some(python), Some(done)) =
-                            (reference_first, &reference, &first)
-                        {
-                            references = reference_runs(python, &case, done.precision, compile)?;
-                        }
+                        let mut references = match (&reference, reference_first) {
+                            (Some(python), true) => references_of(python)?,
+                            _ => Vec::new(),
+                        };
                         let result = harness_run(&case)?;
-                        if let (false, Some(python)) = (reference_first, &reference) {
-                            references = reference_runs(python, &case, result.precision, compile)?;
+                        if let (Some(python), false) = (&reference, reference_first) {
+                            references = references_of(python)?;
                         }
                         for (with_compile, measured) in references {
                             let pair = result.harness.tokens_per_s / measured.tokens_per_s;

@@ -359,7 +359,6 @@ pub fn execute(
             let log_probs = logits
                 .view([-1, vocab.size])
                 .index_select(0, &cells)
-                .narrow(-1, 0, vocab.size)
                 .to_kind(Kind::Float)
                 .log_softmax(-1, Kind::Float); // (reads, V)
             let picked = log_probs
