@@ -7,6 +7,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
+# (CROSSOVER_CACHE moves the cache elsewhere.)
 # Prepare LibTorch 2.11 (CPU) in ~/.cache/crossover; instant once cached.
 setup:
     scripts/setup-libtorch.sh
@@ -19,9 +20,21 @@ corpus name="demo":
 build: setup
     cargo build --workspace
 
+# setup-test first installs the test-only system packages (as root) or names them.
 # Run every test: unit, tensor, training and end-to-end (what CI runs).
-test: setup (corpus "demo") benchmarks
+test: setup-test setup (corpus "demo") benchmarks
     cargo test --workspace
+
+# chromium checks the report in a real browser; munge + Slurm run a real local cluster.
+# CROSSOVER_SKIP_SLURM=1 skips the Slurm tests and their packages.
+# Install the system packages the tests need (as root; otherwise says what to install).
+setup-test:
+    scripts/setup-test.sh
+
+# pip's and npm's caches are off too; `--pip 21.3.1` or `--pip latest` tries another pip.
+# Repeat every download a fresh machine makes (LibTorch, corpus, benchmarks) into an empty cache.
+check-fresh *args:
+    scripts/check-fresh-setup.sh {{ args }}
 
 # Train the smoke sweep (AR, DLM, AR-masked on a real corpus), two jobs at a time.
 smoke: setup (corpus "demo")
@@ -44,9 +57,10 @@ demo: setup (corpus "demo")
     target/debug/harness analyze sweeps/demo.yaml
     @echo "report: results/demo/analysis/report.html (and report.md, figures/, crossover.csv)"
 
-# Speed against PyTorch on this machine: the harness-vs-PyTorch loss check, training
-# tokens/s, MFU and peak memory for AR and DLM beside PyTorch eager (ratios), and
-# scoring items/s. Installs PyTorch 2.11 into a venv once (about 4.7 GB).
+# The loss check against PyTorch, training tokens/s, MFU and peak memory for AR and DLM
+# beside PyTorch eager (ratios), and scoring items/s. Installs PyTorch 2.11 into a venv
+# once (about 4.7 GB).
+# Speed against PyTorch on this machine (tables and ratios).
 bench *args: setup
     cargo build --release -p trainer
     python=$(scripts/setup-torch.sh) && target/release/trainer bench-check --reference "$python" && target/release/trainer bench --reference "$python" {{ args }}

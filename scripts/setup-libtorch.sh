@@ -22,7 +22,9 @@ CUPTI_SHA256=4eb01c08e859bf924d222250d2e8f8b8ff6d3db4721288cf35d14252a4d933c8
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${CROSSOVER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/crossover}
 target="$cache/libtorch-$TORCH_VERSION-cpu"
-link="$repo/.libtorch"
+# CROSSOVER_LIBTORCH_LINK moves the link (scripts/check-fresh-setup.sh uses it so a
+# check against an empty cache leaves the work tree's .libtorch alone).
+link=${CROSSOVER_LIBTORCH_LINK:-$repo/.libtorch}
 
 if [ -f "$target/.complete" ]; then
   ln -sfn "$target" "$link"
@@ -31,26 +33,14 @@ fi
 
 need() { command -v "$1" >/dev/null || { echo "setup-libtorch: '$1' is required ($2)" >&2; exit 1; }; }
 need python3 "install Python 3 with pip"
-need unzip "apt-get install unzip"
 need gcc "apt-get install gcc"
 
 downloads="$cache/downloads"
 mkdir -p "$downloads"
 
-# fetch WHEEL SHA256 REQUIREMENT: download once, verify the checksum every time.
-fetch() {
-  local wheel=$1 sha=$2 requirement=$3
-  if [ ! -f "$downloads/$wheel" ]; then
-    echo "setup-libtorch: downloading $requirement (once; cached in $downloads)" >&2
-    python3 -m pip download --quiet --no-deps "$requirement" \
-      --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 \
-      -d "$downloads" >&2
-  fi
-  echo "$sha  $downloads/$wheel" | sha256sum --check --quiet - || {
-    echo "setup-libtorch: checksum mismatch for $downloads/$wheel; delete it and re-run" >&2
-    exit 1
-  }
-}
+# shellcheck source=lib/fetch-wheel.sh
+. "$repo/scripts/lib/fetch-wheel.sh"
+fetch() { fetch_wheel "$1" "$2" "$3" "$downloads" setup-libtorch; }
 fetch "$TORCH_WHEEL" "$TORCH_SHA256" "torch==$TORCH_VERSION"
 fetch "$CUDART_WHEEL" "$CUDART_SHA256" "nvidia-cuda-runtime==13.0.96"
 fetch "$CUPTI_WHEEL" "$CUPTI_SHA256" "nvidia-cuda-cupti==13.0.85"
@@ -58,14 +48,33 @@ fetch "$CUPTI_WHEEL" "$CUPTI_SHA256" "nvidia-cuda-cupti==13.0.85"
 staging=$(mktemp -d "$cache/.libtorch-staging.XXXXXX")
 trap 'rm -rf "$staging"' EXIT
 echo "setup-libtorch: unpacking headers and CPU libraries" >&2
-unzip -q "$downloads/$TORCH_WHEEL" 'torch/include/*' \
-  'torch/lib/libtorch_cpu.so' 'torch/lib/libc10.so' 'torch/lib/libgomp.so.1' \
-  'torch/lib/libshm.so' 'torch/lib/libtorch_global_deps.so' -d "$staging/wheel"
-mkdir -p "$staging/out"
-mv "$staging/wheel/torch/include" "$staging/out/include"
-mv "$staging/wheel/torch/lib" "$staging/out/lib"
-unzip -q -j "$downloads/$CUDART_WHEEL" 'nvidia/cu13/lib/libcudart.so.13' -d "$staging/out/lib"
-unzip -q -j "$downloads/$CUPTI_WHEEL" 'nvidia/cu13/lib/libcupti.so.13' -d "$staging/out/lib"
+# Python's zipfile rather than unzip: Python is a prerequisite anyway, unzip is not.
+python3 - "$staging/out" "$downloads/$TORCH_WHEEL" "$downloads/$CUDART_WHEEL" "$downloads/$CUPTI_WHEEL" <<'PYTHON'
+import os, shutil, sys, zipfile
+out, torch_wheel, cudart_wheel, cupti_wheel = sys.argv[1:]
+libraries = {"libtorch_cpu.so", "libc10.so", "libgomp.so.1", "libshm.so", "libtorch_global_deps.so"}
+
+def copy(archive, member, destination):
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    with archive.open(member) as source, open(destination, "wb") as target:
+        shutil.copyfileobj(source, target, 1 << 20)
+    os.chmod(destination, 0o755 if destination.endswith((".so", ".so.1", ".so.13")) else 0o644)
+
+with zipfile.ZipFile(torch_wheel) as wheel:
+    for member in wheel.namelist():
+        if member.endswith("/"):
+            continue
+        if member.startswith("torch/include/"):
+            copy(wheel, member, os.path.join(out, "include", member[len("torch/include/"):]))
+        elif member.startswith("torch/lib/") and member[len("torch/lib/"):] in libraries:
+            copy(wheel, member, os.path.join(out, "lib", member[len("torch/lib/"):]))
+for path, library in ((cudart_wheel, "libcudart.so.13"), (cupti_wheel, "libcupti.so.13")):
+    with zipfile.ZipFile(path) as wheel:
+        copy(wheel, "nvidia/cu13/lib/" + library, os.path.join(out, "lib", library))
+missing = [name for name in libraries if not os.path.isfile(os.path.join(out, "lib", name))]
+if missing:
+    sys.exit(f"setup-libtorch: the torch wheel lacks {missing}")
+PYTHON
 
 # The wheel's libtorch.so needs libtorch_cuda.so; torch-sys links -ltorch, so give it
 # a tiny libtorch.so that only pulls in the CPU libraries.

@@ -7,6 +7,7 @@
 #                                 wait for a probe job; idempotent (a running cluster
 #                                 returns at once). Prints the env file to source last.
 #   scripts/slurm-local.sh down   cancel every job, then stop the daemons by pid file.
+#   scripts/slurm-local.sh install  only install munge + Slurm (scripts/setup-test.sh).
 #
 # Needs root (Debian packages, daemons running as root). Without accounting: squeue and
 # scontrol keep finished jobs for MinJobAge=3600 s, which is what the harness reads.
@@ -227,5 +228,6 @@ down() {
 case ${1:-} in
   up) up ;;
   down) down ;;
-  *) die "usage: $0 up|down" ;;
+  install) install_packages ;;
+  *) die "usage: $0 up|down|install" ;;
 esac
