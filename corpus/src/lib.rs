@@ -7,9 +7,12 @@
 //!   1. read      corpus files, sorted by path -> documents + content hash   (read.rs)
 //!   2. cache     <cache_root>/tokens/<key>/{tokens.bin, meta.json}          (cache.rs)
 //!      miss:     load/train the tokenizer, tokenize documents in parallel  (tokenizer.rs)
-//!   3. split     seeded shuffle of documents -> held-out set >= val_tokens (split.rs)
+//!   3. split     seeded shuffle of documents -> held-out set >= val_tokens, the rest
+//!                in a second seeded order (data.order: shuffled)           (split.rs)
 //! dataset.budget(unique_tokens) -> prefix of train (budgets nest)
-//! Windows::new(budget.len(), seq_len, seed).batch(budget, step, B)          (windows.rs)
+//! dataset.budget_documents(unique_tokens) -> its document lengths
+//! Windows::reshuffled(lengths, seq_len, seed).batch(budget, step, B)        (windows.rs)
+//! validation_starts(val_documents, seq_len, tokens, mode)                   (validation.rs)
 //! ```
 //!
 //! Pure Rust, no LibTorch. Every random choice comes from an explicit seed through the
@@ -21,11 +24,13 @@ mod read;
 mod rng;
 mod split;
 mod tokenizer;
+mod validation;
 mod windows;
 
 pub use error::CorpusError;
 pub use read::{BUILTIN_CORPORA, Corpus};
 pub use tokenizer::{END_OF_TEXT, Tokenizer};
+pub use validation::validation_starts;
 pub use windows::Windows;
 
 use jobspec::DataConfig;
@@ -59,8 +64,11 @@ pub struct Dataset {
     pub vocab_size: usize,
     /// End-of-document id, ending every document.
     pub eos_id: u32,
-    /// Training stream: the non-held-out documents in corpus order, each followed by eos.
+    /// Training stream: the non-held-out documents in budget order (`data.order`), each
+    /// followed by eos.
     pub train: Vec<u32>,
+    /// Length of each document of `train`, in order (they add up to `train.len()`).
+    pub train_lengths: Vec<usize>,
     /// Held-out documents (each ending in eos), in the order the split drew them.
     pub val_documents: Vec<Vec<u32>>,
     /// The held-out documents as text, in the same order.
@@ -93,6 +101,21 @@ impl Dataset {
         Ok(&self.train[..unique_tokens as usize])
     }
 
+    /// Lengths of the documents that make up `budget(unique_tokens)`, the last one cut
+    /// where the budget ends (call `budget` first for the error on a too-large budget).
+    pub fn budget_documents(&self, unique_tokens: u64) -> Vec<usize> {
+        let mut left = unique_tokens.min(self.train.len() as u64) as usize;
+        let mut lengths = Vec::new();
+        for &length in &self.train_lengths {
+            if left == 0 {
+                break;
+            }
+            lengths.push(length.min(left));
+            left -= length.min(left);
+        }
+        lengths
+    }
+
     /// The held-out documents concatenated (each still ends in eos).
     pub fn val_stream(&self) -> Vec<u32> {
         self.val_documents.concat()
@@ -108,14 +131,14 @@ pub fn prepare(
 ) -> Result<Dataset, CorpusError> {
     // 1. Read the documents and hash their files.
     let corpus = read_corpus(config, cache_root, base_dir)?;
-    let tokenizer_id = tokenizer::tokenizer_id(&config.tokenizer, &corpus.hash, base_dir)?;
+    let tokenizer_id = tokenizer::tokenizer_id_for(config, &corpus.hash, base_dir)?;
 
     // 2. Tokens from the cache, or tokenize every document once (in parallel).
     let cache_dir = cache::entry_dir(cache_root, &corpus.hash, &tokenizer_id);
     let (meta, documents, cache_hit) = match cache::load(&cache_dir, &corpus.hash, &tokenizer_id) {
         Some((meta, documents)) => (meta, documents, true),
         None => {
-            let tokenizer = Tokenizer::load(&config.tokenizer, &corpus, cache_root, base_dir)?;
+            let tokenizer = Tokenizer::load_for(config, &corpus, cache_root, base_dir)?;
             let documents = tokenize(&tokenizer, &corpus.documents);
             let fields = cache::Meta {
                 format: String::new(),
@@ -132,9 +155,20 @@ pub fn prepare(
         }
     };
 
-    // 3. Hold out whole documents; train on the rest in corpus order.
+    // 3. Hold out whole documents; train on the rest in a seeded (or corpus) order.
     let lengths: Vec<usize> = documents.iter().map(Vec::len).collect();
-    let split = split::split(&lengths, config.val_tokens.get(), config.split_seed)?;
+    let shuffle_train = config.order == jobspec::DocumentOrder::Shuffled;
+    let split = split::split(
+        &lengths,
+        config.val_tokens.get(),
+        config.split_seed,
+        shuffle_train,
+    )?;
+    let train_lengths = split
+        .train
+        .iter()
+        .map(|&document| lengths[document])
+        .collect();
     let train = split
         .train
         .iter()
@@ -154,6 +188,7 @@ pub fn prepare(
         vocab_size: meta.vocab_size,
         eos_id: meta.eos_id,
         train,
+        train_lengths,
         val_documents,
         val_texts,
         cache_hit,
@@ -192,5 +227,5 @@ pub fn load_tokenizer(
     base_dir: &Path,
 ) -> Result<Tokenizer, CorpusError> {
     let corpus = read_corpus(config, cache_root, base_dir)?;
-    Tokenizer::load(&config.tokenizer, &corpus, cache_root, base_dir)
+    Tokenizer::load_for(config, &corpus, cache_root, base_dir)
 }

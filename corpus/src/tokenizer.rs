@@ -4,7 +4,7 @@
 use crate::cache::write_atomic;
 use crate::error::{CorpusError, io_error};
 use crate::read::Corpus;
-use jobspec::TokenizerSpec;
+use jobspec::{DataConfig, TokenizerSpec};
 use std::fs;
 use std::path::{Path, PathBuf};
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
@@ -203,6 +203,102 @@ pub fn tokenizer_id(
             format!("file-{}", &blake3::hash(&bytes).to_hex()[..16])
         }
     })
+}
+
+/// The tokenizer id of a job's `data` section: as [`tokenizer_id`], except that a
+/// trained BPE also depends on the held-out split (`val_tokens`, `split_seed`), since
+/// it is trained on the training documents only.
+pub fn tokenizer_id_for(
+    config: &DataConfig,
+    corpus_hash: &str,
+    base_dir: &Path,
+) -> Result<String, CorpusError> {
+    Ok(match config.tokenizer {
+        TokenizerSpec::Bpe(size) => {
+            let key = format!(
+                "{corpus_hash}/val_tokens={}/split_seed={}",
+                config.val_tokens.get(),
+                config.split_seed
+            );
+            format!("bpe{size}-{}", &blake3::hash(key.as_bytes()).to_hex()[..16])
+        }
+        _ => tokenizer_id(&config.tokenizer, corpus_hash, base_dir)?,
+    })
+}
+
+impl Tokenizer {
+    /// The tokenizer of a job's `data` section. A trained BPE is trained on the
+    /// training documents only, so that no held-out text shapes the vocabulary, and
+    /// cached under `cache_root/tokenizers/<id>`.
+    ///
+    /// The held-out documents are counted in tokens of the tokenizer being trained, so
+    /// the training set is found by a fixed point: start by excluding the documents
+    /// the split would hold out if every byte were a token (a subset of the real
+    /// held-out set, since a byte-level BPE token is at least one byte), train, split
+    /// with the new tokenizer's lengths, and if that split holds out a document the
+    /// BPE saw, exclude it too and train again (one or two rounds in practice).
+    pub fn load_for(
+        config: &DataConfig,
+        corpus: &Corpus,
+        cache_root: &Path,
+        base_dir: &Path,
+    ) -> Result<Self, CorpusError> {
+        let TokenizerSpec::Bpe(size) = config.tokenizer else {
+            return Self::load(&config.tokenizer, corpus, cache_root, base_dir);
+        };
+        let id = tokenizer_id_for(config, &corpus.hash, base_dir)?;
+        let path = cache_root
+            .join("tokenizers")
+            .join(&id)
+            .join("tokenizer.json");
+        if path.exists() {
+            return Self::from_file(&path, id);
+        }
+        let held_out = |lengths: &[usize]| -> Result<Vec<bool>, CorpusError> {
+            let split =
+                crate::split::split(lengths, config.val_tokens.get(), config.split_seed, false)?;
+            let mut held = vec![false; lengths.len()];
+            for document in split.val {
+                held[document] = true;
+            }
+            Ok(held)
+        };
+        let bytes: Vec<usize> = corpus.documents.iter().map(|text| text.len() + 1).collect();
+        let mut excluded = held_out(&bytes)?;
+        let candidate = path.with_file_name("candidate.json");
+        for _round in 0..4 {
+            let training: Vec<String> = corpus
+                .documents
+                .iter()
+                .zip(&excluded)
+                .filter(|(_, held)| !**held)
+                .map(|(text, _)| text.clone())
+                .collect();
+            train_bpe(size, &training, &candidate, &id)?;
+            let trained = Self::from_file(&candidate, id.clone())?;
+            let lengths: Vec<usize> = {
+                use rayon::prelude::*;
+                corpus
+                    .documents
+                    .par_iter()
+                    .map(|text| trained.encode(text).len() + 1)
+                    .collect()
+            };
+            let held = held_out(&lengths)?;
+            let seen_held_out = held.iter().zip(&excluded).any(|(&held, &out)| held && !out);
+            if !seen_held_out {
+                fs::rename(&candidate, &path).map_err(io_error(&path))?;
+                return Self::from_file(&path, id);
+            }
+            for (out, held) in excluded.iter_mut().zip(held) {
+                *out |= held;
+            }
+        }
+        Err(CorpusError::Tokenizer {
+            tokenizer: id,
+            message: "the held-out split kept moving while training the BPE on the training documents (4 rounds); try another data.split_seed".into(),
+        })
+    }
 }
 
 /// Train a GPT-2-style byte-level BPE of `size` ids in total (256 byte symbols,

@@ -1,7 +1,7 @@
 //! `prepare` end to end on small corpora written into temp folders.
 
 use corpus::{CorpusError, Dataset, load_tokenizer, prepare};
-use jobspec::{DataConfig, TokenCount, TokenizerSpec};
+use jobspec::{DataConfig, DocumentOrder, TokenCount, TokenizerSpec, WindowMode};
 use std::fs;
 use std::path::Path;
 
@@ -14,6 +14,8 @@ fn config(corpus: &str, tokenizer: TokenizerSpec, val_tokens: u64) -> DataConfig
         unique_tokens: TokenCount(1000),
         val_tokens: TokenCount(val_tokens),
         split_seed: 3,
+        order: DocumentOrder::Shuffled,
+        windows: WindowMode::Reshuffle,
     }
 }
 
@@ -125,34 +127,57 @@ fn validation_never_overlaps_training() {
                 "held-out document in training"
             );
         }
-        // Training keeps corpus order: doc00, doc01, ... minus the held-out ones.
-        let texts: Vec<String> = train_documents
-            .iter()
-            .map(|document| {
-                String::from_utf8(
-                    document[..document.len() - 1]
-                        .iter()
-                        .map(|&b| b as u8)
-                        .collect(),
-                )
-                .expect("utf8")
-            })
-            .collect();
-        let numbers: Vec<usize> = texts
-            .iter()
-            .map(|text| {
-                text.rsplit("doc")
-                    .next()
-                    .expect("doc")
-                    .parse()
-                    .expect("number")
-            })
-            .collect();
+        // Training documents come in a seeded order (data.order: shuffled), the same
+        // for every job on the corpus; `order: corpus` keeps doc00, doc01, ...
+        let numbers = train_numbers(&train_documents);
+        assert!(
+            !numbers.windows(2).all(|pair| pair[0] < pair[1]),
+            "{numbers:?}"
+        );
+        let again = prepare(&config, &cache, folder.path()).expect("prepare");
+        assert_eq!(again.train, dataset.train);
+        let ordered = prepare(
+            &DataConfig {
+                order: DocumentOrder::Corpus,
+                ..config.clone()
+            },
+            &cache,
+            folder.path(),
+        )
+        .expect("prepare");
+        let numbers = train_numbers(&documents_of(&ordered.train, ordered.eos_id));
         assert!(
             numbers.windows(2).all(|pair| pair[0] < pair[1]),
             "{numbers:?}"
         );
     }
+}
+
+/// The doc number of each `docNN` document of a bytes-tokenized stream.
+fn train_numbers(train_documents: &[Vec<u32>]) -> Vec<usize> {
+    let texts: Vec<String> = train_documents
+        .iter()
+        .map(|document| {
+            String::from_utf8(
+                document[..document.len() - 1]
+                    .iter()
+                    .map(|&b| b as u8)
+                    .collect(),
+            )
+            .expect("utf8")
+        })
+        .collect();
+    let numbers: Vec<usize> = texts
+        .iter()
+        .map(|text| {
+            text.rsplit("doc")
+                .next()
+                .expect("doc")
+                .parse()
+                .expect("number")
+        })
+        .collect();
+    numbers
 }
 
 #[test]
@@ -254,4 +279,119 @@ fn impossible_validation_and_missing_corpora_are_errors() {
     )
     .expect_err("an error");
     assert!(error.to_string().contains("just corpus moby"), "{error}");
+}
+
+/// Two corpora in one folder whose texts share no word: `a/` (words "alpha...") sorted
+/// before `b/` (words "beta..."), 40 documents each.
+fn write_two_halves(folder: &Path) {
+    for (half, word) in [("a", "alpha"), ("b", "beta")] {
+        let texts = folder.join("halves").join(half);
+        fs::create_dir_all(&texts).expect("mkdir");
+        for d in 0..40 {
+            let words: Vec<String> = (0..(8 + d % 5)).map(|w| format!("{word}{w}")).collect();
+            fs::write(texts.join(format!("{d:02}.txt")), words.join(" ")).expect("write");
+        }
+    }
+}
+
+#[test]
+fn shuffled_budgets_sample_both_halves_and_still_nest() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    write_two_halves(folder.path());
+    let cache = folder.path().join("cache");
+    let shuffled = prepare(
+        &config("halves", TokenizerSpec::Bytes, 300),
+        &cache,
+        folder.path(),
+    )
+    .expect("prepare");
+    let text = |tokens: &[u32]| {
+        String::from_utf8_lossy(&tokens.iter().map(|&t| t as u8).collect::<Vec<_>>()).into_owned()
+    };
+    // The smallest useful budget: about four documents.
+    let small = text(shuffled.budget(300).expect("small"));
+    assert!(
+        small.contains("alpha") && small.contains("beta"),
+        "a 300-token budget drew from one half only: {small}"
+    );
+    let large = shuffled.budget(1200).expect("large");
+    assert_eq!(shuffled.budget(300).expect("small"), &large[..300]);
+    assert_eq!(
+        shuffled.budget_documents(1200).iter().sum::<usize>(),
+        1200,
+        "budget documents add up to the budget"
+    );
+    assert_eq!(
+        shuffled.train_lengths.iter().sum::<usize>(),
+        shuffled.train.len()
+    );
+
+    // `order: corpus` keeps the old file order: the small budget is all "alpha".
+    let ordered = prepare(
+        &DataConfig {
+            order: DocumentOrder::Corpus,
+            ..config("halves", TokenizerSpec::Bytes, 300)
+        },
+        &cache,
+        folder.path(),
+    )
+    .expect("prepare");
+    let small = text(ordered.budget(300).expect("small"));
+    assert!(
+        small.contains("alpha") && !small.contains("beta"),
+        "{small}"
+    );
+    // The held-out documents do not depend on the order.
+    assert_eq!(ordered.val_documents, shuffled.val_documents);
+}
+
+#[test]
+fn a_trained_bpe_never_sees_held_out_documents() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    write_texts(folder.path());
+    let config = config("texts", TokenizerSpec::Bpe(300), 200);
+    let dataset = prepare(&config, &folder.path().join("cache"), folder.path()).expect("prepare");
+    let tokenizer =
+        load_tokenizer(&config, &folder.path().join("cache"), folder.path()).expect("tokenizer");
+    // The same BPE trained by hand on exactly the training documents.
+    let corpus =
+        corpus::read_corpus(&config, &folder.path().join("cache"), folder.path()).expect("corpus");
+    let held_out: Vec<&String> = dataset.val_texts.iter().collect();
+    let training = corpus::Corpus {
+        documents: corpus
+            .documents
+            .iter()
+            .filter(|text| !held_out.contains(text))
+            .cloned()
+            .collect(),
+        ..corpus.clone()
+    };
+    assert_eq!(
+        training.documents.len() + held_out.len(),
+        corpus.documents.len()
+    );
+    let by_hand = corpus::Tokenizer::load(
+        &TokenizerSpec::Bpe(300),
+        &training,
+        &folder.path().join("other-cache"),
+        folder.path(),
+    )
+    .expect("by hand");
+    for text in corpus.documents.iter() {
+        assert_eq!(tokenizer.encode(text), by_hand.encode(text), "{text}");
+    }
+    // And not the BPE of the whole corpus, which saw the held-out documents.
+    let everything = corpus::Tokenizer::load(
+        &TokenizerSpec::Bpe(300),
+        &corpus,
+        &folder.path().join("third-cache"),
+        folder.path(),
+    )
+    .expect("whole corpus");
+    assert!(
+        held_out
+            .iter()
+            .any(|text| everything.encode(text) != tokenizer.encode(text)),
+        "the split made no difference to the BPE: the test cannot tell"
+    );
 }

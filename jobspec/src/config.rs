@@ -97,9 +97,39 @@ pub struct DataConfig {
     pub unique_tokens: TokenCount,
     /// Held-out tokens (whole documents) that no budget touches.
     pub val_tokens: TokenCount,
-    /// Seed choosing the held-out documents; shared by every job on a corpus.
+    /// Seed choosing the held-out documents and the order of the training documents;
+    /// shared by every job on a corpus.
     #[serde(default)]
     pub split_seed: u64,
+    /// Order of the training documents that budgets are prefixes of: `shuffled` (a
+    /// seeded order from `split_seed`, so every budget is a fair sample of the corpus)
+    /// or `corpus` (file order, the old behaviour, kept to measure its effect).
+    #[serde(default)]
+    pub order: DocumentOrder,
+    /// How an epoch cuts its windows: `reshuffle` (each epoch re-orders the budget's
+    /// documents and cuts windows from that concatenation, as Megatron does, so a
+    /// repeated document lands at a new offset with new neighbours) or `fixed` (the
+    /// same windows every epoch, only visited in a new order).
+    #[serde(default)]
+    pub windows: WindowMode,
+}
+
+/// Order of the training documents (see [`DataConfig::order`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentOrder {
+    #[default]
+    Shuffled,
+    Corpus,
+}
+
+/// How training windows are cut each epoch (see [`DataConfig::windows`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowMode {
+    #[default]
+    Reshuffle,
+    Fixed,
 }
 
 fn default_text_field() -> String {
@@ -193,9 +223,11 @@ pub struct TrainConfig {
     pub decay_fraction: f64,
     #[serde(default = "default_weight_decay")]
     pub weight_decay: f64,
-    /// Apply weight decay to embeddings and norm gains too (off, as is usual).
+    /// Which weights decay: `matrices` (the block's linear weights only, as is usual
+    /// in small-model codes), `megatron` (every 2-D weight, the embedding and head
+    /// included, norm gains excluded: what Megatron and so MegaDLMs do) or `all`.
     #[serde(default)]
-    pub decay_embeddings_and_norms: bool,
+    pub decay: DecayScope,
     #[serde(default = "default_beta1")]
     pub beta1: f64,
     #[serde(default = "default_beta2")]
@@ -227,6 +259,30 @@ pub struct TrainConfig {
     /// For the DLM, times are stratified within each piece.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub micro_batch_size: Option<usize>,
+}
+
+/// Which parameters take weight decay (see [`TrainConfig::decay`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecayScope {
+    #[default]
+    Matrices,
+    Megatron,
+    All,
+}
+
+impl DecayScope {
+    /// Whether the parameter `name` (`embedding...`, `...norm...`, block weights)
+    /// decays under this scope.
+    pub fn decays(self, name: &str) -> bool {
+        let norm = name.contains("norm");
+        let embedding = name.starts_with("embedding");
+        match self {
+            Self::Matrices => !norm && !embedding,
+            Self::Megatron => !norm,
+            Self::All => true,
+        }
+    }
 }
 
 /// Where a job runs. Written `auto`, `cpu`, `cuda` or `cuda:N`.
@@ -367,9 +423,15 @@ pub struct DlmConfig {
     /// Stratified times across the batch, t_i = (u + i / B) mod 1 (MDLM).
     #[serde(default = "default_true")]
     pub stratified: bool,
-    /// Probability that a training row is cut to a random length in [2, L] (MegaDLMs).
-    #[serde(default)]
+    /// Probability that a training batch is cut to a random length in [2, L - 1], so the
+    /// DLM also learns short sequences it is scored on (MegaDLMs'
+    /// `--difflm-varilen-prob 0.01`; SMDM and LLaDA train 1% the same way).
+    #[serde(default = "default_truncate_prob")]
     pub truncate_prob: f64,
+}
+
+fn default_truncate_prob() -> f64 {
+    0.01
 }
 
 fn default_eps() -> f64 {
@@ -388,7 +450,7 @@ impl Default for DlmConfig {
             eps: default_eps(),
             weighting: default_weighting(),
             stratified: true,
-            truncate_prob: 0.0,
+            truncate_prob: default_truncate_prob(),
         }
     }
 }
@@ -450,9 +512,37 @@ pub struct EvalConfig {
     /// Tokens per scoring forward pass (items x choices x draws are packed into these).
     #[serde(default = "default_batch_tokens")]
     pub batch_tokens: usize,
-    /// Also write per-item scores under `eval_items/` (for debugging).
+    /// Also write per-candidate scores under `eval_items/` (for debugging).
     #[serde(default)]
     pub item_scores: bool,
+    /// Which held-out windows the validation loss reads: `spread` (seeded windows
+    /// spread over every held-out document, the same for every job) or `first` (the
+    /// first `val_loss_tokens` of the held-out stream, the old behaviour).
+    #[serde(default)]
+    pub val_windows: ValWindows,
+    /// How the DLM is scored on rows shorter than `data.seq_len`: `none` (the row as
+    /// it is) or `mask` (padded to `seq_len` with mask tokens, SMDM's option; the
+    /// scored positions are unchanged). AR scoring ignores it.
+    #[serde(default)]
+    pub dlm_pad: DlmPad,
+}
+
+/// See [`EvalConfig::val_windows`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValWindows {
+    #[default]
+    Spread,
+    First,
+}
+
+/// See [`EvalConfig::dlm_pad`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DlmPad {
+    #[default]
+    None,
+    Mask,
 }
 
 fn default_milestones() -> Milestones {
@@ -500,6 +590,8 @@ impl Default for EvalConfig {
             cloze_items: default_cloze_items(),
             batch_tokens: default_batch_tokens(),
             item_scores: false,
+            val_windows: ValWindows::default(),
+            dlm_pad: DlmPad::default(),
         }
     }
 }
@@ -547,7 +639,10 @@ impl JobConfig {
         serde_saphyr::to_string(self).unwrap_or_else(|error| format!("# unserializable: {error}\n"))
     }
 
-    /// The same job with the model shape written out.
+    /// The same job with the model shape written out, and the settings only a DLM
+    /// reads (`dlm.*`, `eval.dlm_draws`, `eval.dlm_scorer`, `eval.score_draws`,
+    /// `eval.dlm_pad`) reset to their defaults for the other objectives, so that an AR
+    /// job is the same job (one id, one run) whatever DLM settings a sweep varies.
     pub fn resolved(&self, path: &Path) -> crate::Result<Self> {
         let mut resolved = self.clone();
         resolved.model = self
@@ -555,6 +650,14 @@ impl JobConfig {
             .resolved()
             .map_err(|message| invalid(path, "model", message))?;
         resolved.validate(path)?;
+        if resolved.objective != Objective::Dlm {
+            let defaults = EvalConfig::default();
+            resolved.dlm = DlmConfig::default();
+            resolved.eval.dlm_draws = defaults.dlm_draws;
+            resolved.eval.dlm_scorer = defaults.dlm_scorer;
+            resolved.eval.score_draws = defaults.score_draws;
+            resolved.eval.dlm_pad = defaults.dlm_pad;
+        }
         Ok(resolved)
     }
 

@@ -18,8 +18,9 @@ mod sweep;
 mod yamlpos;
 
 pub use config::{
-    DataConfig, DeviceSpec, DlmConfig, DlmScorer, DlmWeighting, EvalConfig, JobConfig, KNOWN_TASKS,
-    Milestones, Objective, Precision, Schedule, TokenizerSpec, TrainConfig, Warmup,
+    DataConfig, DecayScope, DeviceSpec, DlmConfig, DlmPad, DlmScorer, DlmWeighting, DocumentOrder,
+    EvalConfig, JobConfig, KNOWN_TASKS, Milestones, Objective, Precision, Schedule, TokenizerSpec,
+    TrainConfig, ValWindows, Warmup, WindowMode,
 };
 pub use count::TokenCount;
 pub use error::{Error, Result};

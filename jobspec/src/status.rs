@@ -98,6 +98,15 @@ pub const EVAL_HEADER: &[&str] = &[
     "step", "epoch", "tokens", "flops", "task", "metric", "value", "stderr", "n",
 ];
 
+/// Per-item values behind eval.csv (validation windows, questions): the same `item`
+/// index names the same window or question in every job on a corpus, and a metric's
+/// value in eval.csv is the mean of its items. The analysis resamples items from it
+/// (paired bootstrap).
+pub const EVAL_ITEMS_LOG: &str = "eval_items.csv";
+pub const EVAL_ITEMS_HEADER: &[&str] = &[
+    "step", "epoch", "tokens", "flops", "task", "metric", "item", "value",
+];
+
 /// Replace `path` with `bytes` atomically: a temporary file in the same folder, then rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let folder = path.parent().unwrap_or(Path::new("."));

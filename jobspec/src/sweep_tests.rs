@@ -82,7 +82,7 @@ fn expansion_cases() {
 #[test]
 fn suffixes_and_dotted_overrides_of_nested_fields() {
     let sweep = sweep(
-        "grid:\n  data.unique_tokens: [2k, 1.5M]\n  model.d_model: [128]\n  dlm.eps: [0.01]\n",
+        "grid:\n  objective: [dlm]\n  data.unique_tokens: [2k, 1.5M]\n  model.d_model: [128]\n  dlm.eps: [0.01]\n",
     )
     .expect("expands");
     let config = &sweep.jobs[1].config;
@@ -217,7 +217,7 @@ fn errors_name_file_line_column_and_key() {
         ),
         (
             BASE.replace("lr: 1e-3", "lr: 1e-3, bogus: 1"),
-            "t.yaml:6:48: `base.train.bogus`: unknown field `bogus`, expected one of epochs, batch_size, lr, min_lr_ratio, warmup, schedule, decay_fraction, weight_decay, decay_embeddings_and_norms, beta1, beta2, adam_eps, grad_clip, log_every, checkpoint_minutes, device, precision, micro_batch_size",
+            "t.yaml:6:48: `base.train.bogus`: unknown field `bogus`, expected one of epochs, batch_size, lr, min_lr_ratio, warmup, schedule, decay_fraction, weight_decay, decay, beta1, beta2, adam_eps, grad_clip, log_every, checkpoint_minutes, device, precision, micro_batch_size",
         ),
         (
             BASE.replace("batch_size: 2", "batch_size: two"),
@@ -324,4 +324,55 @@ fn device_and_precision_left_at_auto_keep_the_job_id() {
         error.to_string().contains("t.yaml:") && error.to_string().contains("not a device"),
         "{error}"
     );
+}
+
+#[test]
+fn dlm_only_settings_do_not_split_ar_jobs() {
+    let sweep = sweep(
+        "grid:\n  objective: [ar, dlm]\n  dlm.truncate_prob: [0, 0.01]\n  eval.dlm_pad: [none, mask]\n",
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    let ar: Vec<_> = sweep
+        .jobs
+        .iter()
+        .filter(|job| job.config.objective == crate::Objective::Ar)
+        .collect();
+    let dlm = sweep.jobs.len() - ar.len();
+    assert_eq!((ar.len(), dlm), (1, 4), "one AR job, four DLM variants");
+    assert_eq!(ar[0].config.dlm, crate::DlmConfig::default());
+}
+
+#[test]
+fn faithful_defaults() {
+    let sweep = sweep("").unwrap_or_else(|error| panic!("{error}"));
+    let config = &sweep.jobs[0].config;
+    assert_eq!(config.data.order, crate::DocumentOrder::Shuffled);
+    assert_eq!(config.data.windows, crate::WindowMode::Reshuffle);
+    assert_eq!(config.dlm.truncate_prob, 0.01);
+    assert_eq!(config.eval.val_windows, crate::ValWindows::Spread);
+    assert_eq!(config.train.decay, crate::DecayScope::Matrices);
+}
+
+#[test]
+fn decay_scopes() {
+    use crate::DecayScope::{All, Matrices, Megatron};
+    // (parameter name, matrices, megatron, all)
+    let cases = [
+        ("embedding.ws", false, true, true),
+        ("head.ws", true, true, true),
+        ("blocks.0.attention.q.ws", true, true, true),
+        ("blocks.0.attention_norm.weight", false, false, true),
+        ("final_norm.weight", false, false, true),
+    ];
+    for (name, matrices, megatron, all) in cases {
+        assert_eq!(
+            (
+                Matrices.decays(name),
+                Megatron.decays(name),
+                All.decays(name)
+            ),
+            (matrices, megatron, all),
+            "{name}"
+        );
+    }
 }

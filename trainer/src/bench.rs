@@ -138,7 +138,7 @@ fn model_and_optimizer(
     let (variables, model) =
         Transformer::build(shape, rows, device, device::compute_kind(precision));
     let optimizer = AdamW::new(
-        crate::train::named_parameters(&variables, false),
+        crate::train::named_parameters(&variables, jobspec::DecayScope::Matrices),
         AdamWConfig {
             beta1: 0.9,
             beta2: 0.95,
@@ -169,7 +169,11 @@ pub fn measure(case: &BenchCase) -> Result<BenchResult, String> {
     let vocab = Vocab {
         size: case.vocab as i64,
     };
-    let dlm = DlmConfig::default();
+    // Full-length rows, as the PyTorch reference trains (no 1% truncation).
+    let dlm = DlmConfig {
+        truncate_prob: 0.0,
+        ..DlmConfig::default()
+    };
     let windows = Tensor::randint(
         case.vocab as i64,
         [case.batch_size as i64, case.seq_len as i64 + 1],
@@ -420,7 +424,10 @@ pub fn write_check(
         [batch_size, seq_len + 1],
         (Kind::Int64, device),
     );
-    let dlm = DlmConfig::default();
+    let dlm = DlmConfig {
+        truncate_prob: 0.0,
+        ..DlmConfig::default()
+    };
     let draw = dlm_draw(&windows, &dlm);
     variables
         .save(folder.join("weights.safetensors"))
@@ -568,6 +575,7 @@ pub fn measure_scoring(
             batch_tokens: 16_384,
             seed: 0,
             eps: 1e-3,
+            pad_to_max_len: false,
         };
         let _ = score(&model, &questions, scorer, &settings);
         let seconds = clock.elapsed().as_secs_f64();

@@ -7,9 +7,7 @@
 //!   Carlo standard error is the spread of the K per-draw means over sqrt(K).
 
 use crate::model::{ForwardOptions, Transformer};
-use crate::objectives::{
-    Vocab, dlm_loss_from_logits, mask_probability, row_weights, shift, token_cross_entropy,
-};
+use crate::objectives::{Vocab, mask_probability, row_weights, shift, token_cross_entropy};
 use jobspec::{DlmConfig, DlmWeighting, Objective};
 use tch::{Kind, Tensor};
 
@@ -21,29 +19,34 @@ pub struct EvalResult {
     pub value: f64,
     pub stderr: f64,
     pub n: u64,
+    /// Per-item values whose mean is `value` (validation windows, questions), for the
+    /// analysis' paired bootstrap (eval_items.csv); empty when the metric has none.
+    pub items: Vec<f64>,
 }
 
 /// Fixed seed of the validation draws: the same at every evaluation of a run.
 const VALIDATION_SEED: i64 = 0x005e_ed0f_da7a;
 
-/// Non-overlapping windows of seq_len + 1 tokens from the first `max_tokens` held-out
-/// tokens, as a (N, seq_len + 1) int64 tensor.
-pub fn validation_windows(stream: &[u32], seq_len: usize, max_tokens: usize) -> Option<Tensor> {
-    let usable = stream.len().min(max_tokens + 1);
-    let count = usable.saturating_sub(1) / seq_len;
-    if count == 0 {
+/// Windows of seq_len + 1 tokens of the held-out stream starting at `starts`
+/// (`corpus::validation_starts`), as a (N, seq_len + 1) int64 tensor.
+pub fn validation_windows(stream: &[u32], seq_len: usize, starts: &[usize]) -> Option<Tensor> {
+    let starts: Vec<usize> = starts
+        .iter()
+        .copied()
+        .filter(|&start| start + seq_len < stream.len())
+        .collect();
+    if starts.is_empty() {
         return None;
     }
-    let mut ids = Vec::with_capacity(count * (seq_len + 1));
-    for index in 0..count {
-        let start = index * seq_len;
+    let mut ids = Vec::with_capacity(starts.len() * (seq_len + 1));
+    for &start in &starts {
         ids.extend(
             stream[start..=start + seq_len]
                 .iter()
                 .map(|&id| i64::from(id)),
         );
     }
-    Some(Tensor::from_slice(&ids).view([count as i64, seq_len as i64 + 1]))
+    Some(Tensor::from_slice(&ids).view([starts.len() as i64, seq_len as i64 + 1]))
 }
 
 pub fn validation_loss(
@@ -57,7 +60,7 @@ pub fn validation_loss(
 ) -> EvalResult {
     let _guard = tch::no_grad_guard();
     let windows = &windows.to_device(model.device());
-    let (value, stderr, n) = match objective {
+    let (value, stderr, items) = match objective {
         Objective::Dlm => dlm_elbo(model, windows, vocab, batch_size, draws, dlm),
         _ => ar_nll(model, windows, vocab, batch_size),
     };
@@ -66,17 +69,18 @@ pub fn validation_loss(
         metric: "loss".into(),
         value,
         stderr,
-        n,
+        n: items.len() as u64,
+        items,
     }
 }
 
-/// Mean NLL per predicted token; stderr over windows.
+/// Mean NLL per predicted token; stderr over windows; each window's mean NLL.
 fn ar_nll(
     model: &Transformer,
     windows: &Tensor,
     vocab: Vocab,
     batch_size: usize,
-) -> (f64, f64, u64) {
+) -> (f64, f64, Vec<f64>) {
     let per_window: Vec<Tensor> = windows
         .split(batch_size as i64, 0)
         .iter()
@@ -104,11 +108,17 @@ fn ar_nll(
     (
         per_window.mean(Kind::Float).double_value(&[]),
         stderr,
-        n as u64,
+        to_f64s(&per_window),
     )
 }
 
-/// ELBO per token over K stratified draws; stderr from the spread of the draws.
+fn to_f64s(values: &Tensor) -> Vec<f64> {
+    Vec::<f64>::try_from(values.to_kind(Kind::Double).to_device(tch::Device::Cpu))
+        .unwrap_or_default()
+}
+
+/// ELBO per token over K stratified draws; stderr from the spread of the draws; each
+/// window's ELBO per token averaged over the draws.
 fn dlm_elbo(
     model: &Transformer,
     windows: &Tensor,
@@ -116,19 +126,20 @@ fn dlm_elbo(
     batch_size: usize,
     draws: usize,
     dlm: &DlmConfig,
-) -> (f64, f64, u64) {
+) -> (f64, f64, Vec<f64>) {
     let clean = windows.narrow(1, 0, windows.size()[1] - 1); // (N, L)
     let (count, length) = clean.size2().unwrap_or_default();
     tch::manual_seed(VALIDATION_SEED);
     let offsets = Tensor::rand([count], (Kind::Float, clean.device())); // u per sequence
     let mut draw_means = Vec::with_capacity(draws);
+    let mut per_window = Tensor::zeros([count], (Kind::Double, clean.device()));
     for draw in 0..draws {
         tch::manual_seed(VALIDATION_SEED + 1 + draw as i64);
         let times = (&offsets + draw as f64 / draws as f64).remainder(1.0);
         let p_mask = mask_probability(&times, dlm.eps); // (N,)
         let mask = Tensor::rand([count, length], (Kind::Float, clean.device()))
             .lt_tensor(&p_mask.unsqueeze(1));
-        let mut total = Tensor::zeros([], (Kind::Double, clean.device()));
+        let mut rows_of_draw = Vec::new();
         let mut start = 0;
         while start < count {
             let size = (batch_size as i64).min(count - start);
@@ -145,12 +156,20 @@ fn dlm_elbo(
             );
             // The bound itself always uses 1/p_mask, whatever weighting training used.
             let weights = row_weights(&rows(&mask), &rows(&p_mask), DlmWeighting::InverseT);
-            let loss = dlm_loss_from_logits(&logits, &rows(&clean), &rows(&mask), &weights, vocab);
-            total += loss.to_kind(Kind::Double) * size as f64;
+            rows_of_draw.push(dlm_row_losses(
+                &logits,
+                &rows(&clean),
+                &rows(&mask),
+                &weights,
+                vocab,
+            ));
             start += size;
         }
-        draw_means.push(total.double_value(&[]) / count as f64);
+        let draw_rows = Tensor::cat(&rows_of_draw, 0).to_kind(Kind::Double); // (N,)
+        draw_means.push(draw_rows.mean(Kind::Double).double_value(&[]));
+        per_window += draw_rows;
     }
+    let per_window = per_window / draws as f64;
     let mean = draw_means.iter().sum::<f64>() / draws as f64;
     let stderr = if draws > 1 {
         let variance =
@@ -159,5 +178,23 @@ fn dlm_elbo(
     } else {
         f64::NAN
     };
-    (mean, stderr, count as u64)
+    (mean, stderr, to_f64s(&per_window))
+}
+
+/// Each row's loss as `dlm_loss_from_logits` computes the batch's: the sum over masked
+/// positions of CE x weight, divided by L (their mean is the batch loss).
+fn dlm_row_losses(
+    logits: &Tensor,
+    clean: &Tensor,
+    mask: &Tensor,
+    weights: &Tensor,
+    vocab: Vocab,
+) -> Tensor {
+    let length = clean.size()[1];
+    let cross_entropy = token_cross_entropy(logits, clean, vocab); // (B, L)
+    (cross_entropy * mask.to_kind(Kind::Float) * weights.unsqueeze(1)).sum_dim_intlist(
+        1,
+        false,
+        Kind::Float,
+    ) / length as f64
 }

@@ -343,9 +343,3 @@ impl Transformer {
             .linear::<Tensor>(&table.to_kind(compute), None) // (B, T, outputs)
     }
 }
-
-/// Whether a parameter takes weight decay: matrices of the blocks and an untied head
-/// do; norm gains and the embedding table do not, unless the job asks for it.
-pub fn takes_weight_decay(name: &str, decay_embeddings_and_norms: bool) -> bool {
-    decay_embeddings_and_norms || !(name.contains("norm") || name.starts_with("embedding"))
-}

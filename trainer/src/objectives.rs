@@ -159,8 +159,11 @@ pub fn dlm_draw(windows: &Tensor, config: &DlmConfig) -> DlmDraw {
     if config.truncate_prob > 0.0
         && Tensor::rand([1], cpu).double_value(&[0]) < config.truncate_prob
     {
-        length = Tensor::randint_low(2, length + 1, [1], (Kind::Int64, tch::Device::Cpu))
-            .int64_value(&[0]);
+        // Strictly shorter: a length in [2, L - 1].
+        if length > 2 {
+            length = Tensor::randint_low(2, length, [1], (Kind::Int64, tch::Device::Cpu))
+                .int64_value(&[0]);
+        }
     }
     let clean = windows.narrow(1, 0, length); // (B, L)
     let times = diffusion_times(b, config.stratified, windows.device());

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 // status.json and the file names are shared with the harness (jobspec::status); the
 // functions below wrap its IO in the trainer's error type so call sites stay as they were.
 pub use jobspec::status::{
-    CHECKPOINTS, EVAL_HEADER, EVAL_LOG, JOB_FILE, STATUS_FILE, State, Status, TRAIN_HEADER,
-    TRAIN_LOG, now,
+    CHECKPOINTS, EVAL_HEADER, EVAL_ITEMS_HEADER, EVAL_ITEMS_LOG, EVAL_LOG, JOB_FILE, STATUS_FILE,
+    State, Status, TRAIN_HEADER, TRAIN_LOG, now,
 };
 
 /// Replace `path` with `bytes` atomically: a temporary file in the same folder, then rename.

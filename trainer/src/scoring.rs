@@ -14,6 +14,9 @@
 //!   position i; deterministic, |c| passes.
 //! - DLM, single-token continuations (MMLU letters): one pass with the token masked
 //!   gives log p(x) exactly (the ELBO's expectation), so no draws are needed.
+//! - DLM, single-continuation tasks (LAMBADA): greedy iterative decoding, one most
+//!   confident masked token per pass (SMDM), correct when it decodes the continuation.
+//! - `eval.dlm_pad: mask` pads DLM rows to seq_len with mask tokens (SMDM's option).
 //!
 //! All forward passes are gathered into rows, grouped by exact length (no padding, so
 //! bidirectional attention sees nothing extra) and run in batches of up to
@@ -227,18 +230,6 @@ pub fn plan_rows(
                     }
                 }
             }
-            if !scorer.causal() && question.candidates.len() == 1 {
-                // Greedy check for single-continuation tasks (LAMBADA): the whole
-                // continuation masked in one pass.
-                let greedy = masked_row(
-                    &context,
-                    &continuation,
-                    mask_id,
-                    |_| true,
-                    |p, t| read(p, t, 0.0, 0, true),
-                );
-                rows.push(greedy);
-            }
         }
     }
     rows
@@ -306,6 +297,16 @@ fn masked_row(
         }
     }
     Row { tokens, reads }
+}
+
+/// Pad every row to `max_len` tokens with `mask_id` at the end (SMDM's option for the
+/// DLM, which trains on full-length rows): the reads keep their positions.
+pub fn pad_rows(rows: &mut [Row], mask_id: i64, max_len: usize) {
+    for row in rows {
+        if row.tokens.len() < max_len {
+            row.tokens.resize(max_len, mask_id);
+        }
+    }
 }
 
 /// Run `rows` through the model and return, per read, (log-probability, is argmax).
@@ -387,6 +388,84 @@ pub fn execute(
     results
 }
 
+/// Greedy iterative decoding with a bidirectional model: each (context,
+/// continuation) starts with the continuation fully masked; every pass unmasks the one
+/// masked position the model is most confident about, with its argmax token, until
+/// none is left (ties go to the earliest position). Returns, per pair, the decoded
+/// continuation (as long as the given one, whose tokens are not looked at). `pad` pads
+/// rows with mask tokens to that length (`eval.dlm_pad: mask`).
+pub fn greedy_decode(
+    model: &Transformer,
+    pairs: &[(Vec<i64>, Vec<i64>)],
+    vocab: Vocab,
+    batch_tokens: usize,
+    pad: Option<usize>,
+) -> Vec<Vec<i64>> {
+    let _guard = tch::no_grad_guard();
+    let mask_id = vocab.mask_id();
+    // Group by (context length, continuation length): one tensor program per group.
+    let mut groups: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
+    for (index, (context, continuation)) in pairs.iter().enumerate() {
+        groups
+            .entry((context.len(), continuation.len()))
+            .or_default()
+            .push(index);
+    }
+    let mut decoded = vec![Vec::new(); pairs.len()];
+    let device = model.device();
+    for ((context_len, length), indices) in groups {
+        if length == 0 {
+            continue;
+        }
+        let width = pad.map_or(context_len + length, |pad| pad.max(context_len + length));
+        let per_batch = (batch_tokens / width.max(1)).max(1);
+        for chunk in indices.chunks(per_batch) {
+            let mut flat = Vec::with_capacity(chunk.len() * width);
+            for &index in chunk {
+                flat.extend_from_slice(&pairs[index].0);
+                flat.extend(std::iter::repeat_n(mask_id, width - context_len));
+            }
+            let rows = chunk.len() as i64;
+            let mut tokens = Tensor::from_slice(&flat)
+                .view([rows, width as i64])
+                .to_device(device);
+            let mut open = Tensor::ones([rows, length as i64], (Kind::Bool, device));
+            for _ in 0..length {
+                let logits = model.logits(
+                    &tokens,
+                    ForwardOptions {
+                        causal: false,
+                        dropout: 0.0,
+                        train: false,
+                    },
+                    vocab.size,
+                );
+                let span = logits
+                    .narrow(1, context_len as i64, length as i64)
+                    .narrow(-1, 0, vocab.size)
+                    .to_kind(Kind::Float)
+                    .log_softmax(-1, Kind::Float); // (B, c, V)
+                let (confidence, best) = span.max_dim(-1, false); // (B, c)
+                let confidence = confidence.masked_fill(&open.logical_not(), f64::NEG_INFINITY);
+                let position = confidence.argmax(1, true); // (B, 1)
+                let token = best.gather(1, &position, false); // (B, 1)
+                let _ = tokens.scatter_(1, &(&position + context_len as i64), &token);
+                open = open.scatter_value(1, &position, 0);
+            }
+            let result = tokens
+                .narrow(1, context_len as i64, length as i64)
+                .to_device(tch::Device::Cpu)
+                .contiguous()
+                .view([-1]);
+            let result = Vec::<i64>::try_from(result).unwrap_or_default();
+            for (&index, row) in chunk.iter().zip(result.chunks(length)) {
+                decoded[index] = row.to_vec();
+            }
+        }
+    }
+    decoded
+}
+
 /// What scoring needs besides the model and the questions.
 #[derive(Clone, Copy, Debug)]
 pub struct ScoreSettings {
@@ -399,6 +478,8 @@ pub struct ScoreSettings {
     pub seed: u64,
     /// p_mask = (1 - eps) t + eps, as in training.
     pub eps: f64,
+    /// DLM rows padded to `max_len` with mask tokens (`eval.dlm_pad: mask`).
+    pub pad_to_max_len: bool,
 }
 
 /// Score every candidate of every question.
@@ -414,8 +495,12 @@ pub fn score(
         batch_tokens,
         seed,
         eps,
+        pad_to_max_len,
     } = *settings;
-    let rows = plan_rows(questions, scorer, vocab.mask_id(), max_len, seed, eps);
+    let mut rows = plan_rows(questions, scorer, vocab.mask_id(), max_len, seed, eps);
+    if pad_to_max_len && !scorer.causal() {
+        pad_rows(&mut rows, vocab.mask_id(), max_len);
+    }
     let outputs = execute(model, &rows, scorer.causal(), vocab, batch_tokens);
     let draws = match scorer {
         Scorer::DlmElbo { draws } | Scorer::DlmLlada { draws } => draws,
@@ -443,6 +528,22 @@ pub fn score(
             if !read.greedy_only {
                 sums[q][c][read.draw] += read.weight * log_prob;
             }
+        }
+    }
+    if !scorer.causal() {
+        // Single-continuation tasks (LAMBADA): the DLM decodes greedily, one most
+        // confident token per pass, as SMDM does (what the AR check amounts to).
+        let single: Vec<usize> = (0..questions.len())
+            .filter(|&q| questions[q].candidates.len() == 1)
+            .collect();
+        let pieces: Vec<(Vec<i64>, Vec<i64>)> = single
+            .iter()
+            .map(|&q| fit(&questions[q].candidates[0], max_len))
+            .collect();
+        let pad = pad_to_max_len.then_some(max_len);
+        let decoded = greedy_decode(model, &pieces, vocab, batch_tokens, pad);
+        for ((&q, tokens), (_, continuation)) in single.iter().zip(decoded).zip(&pieces) {
+            greedy[q][0] = &tokens == continuation;
         }
     }
     for (q, question) in questions.iter().enumerate() {
@@ -490,6 +591,9 @@ pub struct TaskMetrics {
     pub n: usize,
     pub acc: f64,
     pub acc_norm: f64,
+    /// Per question: whether `acc` and `acc_norm` count it correct.
+    pub correct: Vec<bool>,
+    pub correct_norm: Vec<bool>,
     /// Mean Monte Carlo standard error of the candidates' scores (0 when exact).
     pub mc_stderr: f64,
 }
@@ -503,21 +607,20 @@ pub fn task_metrics(questions: &[Question], scores: &[Vec<CandidateScore>]) -> T
             })
             .0
     };
-    let (mut correct, mut correct_norm, mut stderr_sum, mut stderr_count) =
-        (0usize, 0usize, 0.0, 0usize);
+    let (mut correct, mut correct_norm) = (Vec::new(), Vec::new());
+    let (mut stderr_sum, mut stderr_count) = (0.0, 0usize);
     for (question, candidates) in questions.iter().zip(scores) {
         if candidates.len() == 1 {
             // Single continuation (LAMBADA): correct when it is the greedy prediction.
-            correct += usize::from(candidates[0].greedy);
-            correct_norm += usize::from(candidates[0].greedy);
+            correct.push(candidates[0].greedy);
+            correct_norm.push(candidates[0].greedy);
         } else {
-            correct +=
-                usize::from(argmax(&mut candidates.iter().map(|s| s.score)) == question.gold);
+            correct.push(argmax(&mut candidates.iter().map(|s| s.score)) == question.gold);
             let normalised = candidates
                 .iter()
                 .zip(&question.candidates)
                 .map(|(s, c)| s.score / c.bytes.max(1) as f64);
-            correct_norm += usize::from(argmax(&mut normalised.into_iter()) == question.gold);
+            correct_norm.push(argmax(&mut normalised.into_iter()) == question.gold);
         }
         for score in candidates.iter().filter(|s| s.stderr.is_finite()) {
             stderr_sum += score.stderr;
@@ -527,8 +630,10 @@ pub fn task_metrics(questions: &[Question], scores: &[Vec<CandidateScore>]) -> T
     let n = questions.len().max(1) as f64;
     TaskMetrics {
         n: questions.len(),
-        acc: correct as f64 / n,
-        acc_norm: correct_norm as f64 / n,
+        acc: correct.iter().filter(|&&c| c).count() as f64 / n,
+        acc_norm: correct_norm.iter().filter(|&&c| c).count() as f64 / n,
+        correct,
+        correct_norm,
         mc_stderr: if stderr_count > 0 {
             stderr_sum / stderr_count as f64
         } else {

@@ -17,6 +17,8 @@ use tch::Tensor;
 const ITEM_SEED: u64 = 0x17E5;
 /// Seed of the DLM scoring draws (common to every evaluation of every job).
 const SCORING_SEED: u64 = 0x5C0E;
+/// Seed of the validation windows (with data.split_seed): the same for every job.
+const VALIDATION_WINDOW_SEED: u64 = 0x7A11;
 
 #[derive(Debug)]
 enum Prepared {
@@ -41,15 +43,20 @@ impl TaskSet {
         let mut prepared = Vec::new();
         for task in tasks {
             let entry = if task == "val_loss" {
-                let windows = eval::validation_windows(
-                    &dataset.val_stream(),
+                let lengths: Vec<usize> = dataset.val_documents.iter().map(Vec::len).collect();
+                let starts = corpus::validation_starts(
+                    &lengths,
                     config.data.seq_len,
                     config.eval.val_loss_tokens.get() as usize,
-                )
-                .ok_or_else(|| crate::TrainerError::RunFolder {
-                    path: "job.yaml".into(),
-                    message: "data.val_tokens is shorter than one window of seq_len + 1".into(),
-                })?;
+                    config.eval.val_windows,
+                    config.data.split_seed ^ VALIDATION_WINDOW_SEED,
+                );
+                let windows =
+                    eval::validation_windows(&dataset.val_stream(), config.data.seq_len, &starts)
+                        .ok_or_else(|| crate::TrainerError::RunFolder {
+                        path: "job.yaml".into(),
+                        message: "data.val_tokens is shorter than one window of seq_len + 1".into(),
+                    })?;
                 Prepared::ValidationLoss(windows)
             } else if let Some(level) = cloze::level(task) {
                 let questions = cloze_questions(dataset, tokenizer, level, config.eval.cloze_items);
@@ -106,6 +113,7 @@ impl TaskSet {
                         batch_tokens: config.eval.batch_tokens,
                         seed: SCORING_SEED,
                         eps: config.dlm.eps,
+                        pad_to_max_len: config.eval.dlm_pad == jobspec::DlmPad::Mask,
                     };
                     let scores = scoring::score(model, questions, scorer, &settings);
                     if let Some((folder, step)) = item_scores {
@@ -138,27 +146,33 @@ pub fn scorer_for(config: &JobConfig) -> Scorer {
 }
 
 fn metric_rows(task: &str, scorer: Scorer, metrics: &scoring::TaskMetrics) -> Vec<EvalResult> {
-    let row = |metric: &str, value: f64, stderr: f64| EvalResult {
+    let row = |metric: &str, value: f64, stderr: f64, items: &[bool]| EvalResult {
         task: task.to_owned(),
         metric: metric.to_owned(),
         value,
         stderr,
         n: metrics.n as u64,
+        items: items
+            .iter()
+            .map(|&correct| f64::from(u8::from(correct)))
+            .collect(),
     };
     let mut rows = vec![
         row(
             "acc",
             metrics.acc,
             scoring::binomial_stderr(metrics.acc, metrics.n),
+            &metrics.correct,
         ),
         row(
             "acc_norm",
             metrics.acc_norm,
             scoring::binomial_stderr(metrics.acc_norm, metrics.n),
+            &metrics.correct_norm,
         ),
     ];
     if matches!(scorer, Scorer::DlmElbo { .. } | Scorer::DlmLlada { .. }) {
-        rows.push(row("score_mc_stderr", metrics.mc_stderr, f64::NAN));
+        rows.push(row("score_mc_stderr", metrics.mc_stderr, f64::NAN, &[]));
     }
     rows
 }

@@ -5,7 +5,7 @@ use crate::checkpoint::{self, CheckpointState};
 use crate::device;
 use crate::error::{Result, TrainerError, torch_error};
 use crate::eval::EvalResult;
-use crate::model::{Transformer, takes_weight_decay};
+use crate::model::Transformer;
 use crate::objectives::{Vocab, training_loss};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::progress::Progress;
@@ -107,7 +107,14 @@ fn train(
     let tokens = dataset.budget(config.data.unique_tokens.get())?;
     let seq_len = config.data.seq_len;
     let batch_size = config.train.batch_size;
-    let windows = corpus::Windows::new(tokens.len(), seq_len, config.seed);
+    let windows = match config.data.windows {
+        jobspec::WindowMode::Reshuffle => corpus::Windows::reshuffled(
+            &dataset.budget_documents(config.data.unique_tokens.get()),
+            seq_len,
+            config.seed,
+        )?,
+        jobspec::WindowMode::Fixed => corpus::Windows::try_new(tokens.len(), seq_len, config.seed)?,
+    };
     let windows_per_epoch = windows.windows_per_epoch();
     let total = config.total_steps(windows_per_epoch);
     let task_set = TaskSet::prepare(
@@ -123,7 +130,7 @@ fn train(
     };
     let rows = padded_vocab(dataset.vocab_size);
     let (mut variables, model) = build_model(config, &shape, rows, device, precision);
-    let parameters = named_parameters(&variables, config.train.decay_embeddings_and_norms);
+    let parameters = named_parameters(&variables, config.train.decay);
     let train = &config.train;
     let mut optimizer = AdamW::new(
         parameters,
@@ -178,8 +185,17 @@ fn train(
         start,
         runfolder::EVAL_HEADER,
     )?;
+    runfolder::truncate_log(
+        &job_dir.join(runfolder::EVAL_ITEMS_LOG),
+        start,
+        runfolder::EVAL_ITEMS_HEADER,
+    )?;
     let mut train_log = CsvLog::open(&job_dir.join(runfolder::TRAIN_LOG), runfolder::TRAIN_HEADER)?;
     let mut eval_log = CsvLog::open(&job_dir.join(runfolder::EVAL_LOG), runfolder::EVAL_HEADER)?;
+    let mut items_log = CsvLog::open(
+        &job_dir.join(runfolder::EVAL_ITEMS_LOG),
+        runfolder::EVAL_ITEMS_HEADER,
+    )?;
     let params = shape.total_params(rows);
     let progress = Progress::new(total, start, options.quiet);
     progress.note(&format!(
@@ -274,6 +290,7 @@ fn train(
                 .then_some((item_folder.as_path(), done));
             for result in task_set.evaluate(&model, config, vocab, item_scores)? {
                 write_eval_row(&mut eval_log, done, epoch, seen, flops, &result)?;
+                write_item_rows(&mut items_log, done, epoch, seen, flops, &result)?;
                 progress.note(&format!(
                     "step {done} epoch {epoch:.2}: {} {} {:.4} ± {:.4}",
                     result.task, result.metric, result.value, result.stderr
@@ -397,17 +414,43 @@ pub fn to_device(ids: &[u32], shape: [i64; 2], device: Device) -> Tensor {
 /// weight-decay flag.
 pub(crate) fn named_parameters(
     variables: &VarStore,
-    decay_embeddings_and_norms: bool,
+    decay: jobspec::DecayScope,
 ) -> Vec<(String, Tensor, bool)> {
     let mut named: Vec<(String, Tensor)> = variables.variables().into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     named
         .into_iter()
         .map(|(name, tensor)| {
-            let decay = takes_weight_decay(&name, decay_embeddings_and_norms);
-            (name, tensor, decay)
+            let decays = decay.decays(&name);
+            (name, tensor, decays)
         })
         .collect()
+}
+
+/// The per-item values of one eval.csv row (none for metrics without items).
+pub(crate) fn write_item_rows(
+    log: &mut CsvLog,
+    step: u64,
+    epoch: f64,
+    tokens: u64,
+    flops: f64,
+    result: &EvalResult,
+) -> Result<()> {
+    let prefix = [
+        step.to_string(),
+        number(epoch),
+        tokens.to_string(),
+        number(flops),
+        result.task.clone(),
+        result.metric.clone(),
+    ];
+    for (item, value) in result.items.iter().enumerate() {
+        let mut fields = prefix.to_vec();
+        fields.push(item.to_string());
+        fields.push(number(*value));
+        log.append(&fields)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn write_eval_row(

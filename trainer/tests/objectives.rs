@@ -5,7 +5,7 @@ use jobspec::{DlmConfig, DlmWeighting, ModelShape, Objective};
 use tch::{Kind, Tensor, nn};
 use trainer::model::{ForwardOptions, Transformer};
 use trainer::objectives::{
-    Vocab, ar_batch, dlm_loss_from_logits, mask_inputs, row_weights, training_loss,
+    Vocab, ar_batch, dlm_draw, dlm_loss_from_logits, mask_inputs, row_weights, training_loss,
 };
 use trainer::optim::{AdamW, AdamWConfig};
 
@@ -166,7 +166,11 @@ fn overfit(objective: Objective, steps: usize) -> (f64, f64) {
     tch::manual_seed(1);
     // One sequence, repeated: even fully masked, the DLM can then recall every token.
     let windows = Tensor::randint(32, [1, 17], (Kind::Int64, tch::Device::Cpu)).repeat([4, 1]);
-    let dlm = DlmConfig::default();
+    // Full-length rows: this test is about fitting the batch, not about truncation.
+    let dlm = DlmConfig {
+        truncate_prob: 0.0,
+        ..DlmConfig::default()
+    };
     let mut losses = Vec::new();
     for step in 0..steps {
         tch::manual_seed(100 + step as i64);
@@ -345,4 +349,54 @@ fn vocabulary_logits_equal_the_full_head_cut_to_the_vocabulary() {
             );
         }
     }
+}
+
+#[test]
+fn truncation_shortens_dlm_rows_at_its_rate() {
+    let _serial = serial();
+    assert_eq!(
+        DlmConfig::default().truncate_prob,
+        0.01,
+        "the references' 1%"
+    );
+    let windows = Tensor::arange(4 * 33, (Kind::Int64, tch::Device::Cpu)).view([4, 33]);
+    let lengths = |truncate_prob: f64| -> Vec<i64> {
+        let config = DlmConfig {
+            truncate_prob,
+            ..DlmConfig::default()
+        };
+        (0..200)
+            .map(|step| {
+                tch::manual_seed(step);
+                let draw = dlm_draw(&windows, &config);
+                let length = draw.clean.size()[1];
+                assert_eq!(draw.mask.size(), [4, length]);
+                // A cut keeps the start of every row.
+                assert_eq!(
+                    draw.clean,
+                    windows.narrow(1, 0, length),
+                    "rows are prefixes of the windows"
+                );
+                length
+            })
+            .collect()
+    };
+    let always = lengths(1.0);
+    assert!(
+        always.iter().all(|&length| (2..32).contains(&length)),
+        "{always:?}"
+    );
+    assert!(
+        always
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 10
+    );
+    assert!(lengths(0.0).iter().all(|&length| length == 32));
+    let sometimes = lengths(0.05).iter().filter(|&&length| length < 32).count();
+    assert!(
+        (1..=30).contains(&sometimes),
+        "{sometimes} of 200 cut at 5%"
+    );
 }

@@ -134,7 +134,8 @@ fn resumed_job_logs_exactly_what_an_uninterrupted_one_does() {
             .expect("present");
         assert_eq!(status.state, State::Cancelled);
         trainer::run(&resumed, &fixture.options(None)).expect("resumed run");
-        for log in ["train.csv", "eval.csv"] {
+        // Step 5 is mid-epoch (15.5 steps per epoch), in reshuffled windows.
+        for log in ["train.csv", "eval.csv", "eval_items.csv"] {
             let a = deterministic_columns(&straight.join(log));
             let b = deterministic_columns(&resumed.join(log));
             assert!(a.len() >= 3, "{objective} {log}: too few rows");
@@ -179,6 +180,36 @@ fn losses_fall_and_validation_is_logged_at_milestones() {
                 .skip(1)
                 .all(|line| line.contains(",val_loss,loss,"))
         );
+        // eval_items.csv: one row per validation window and milestone, whose mean is
+        // the eval.csv value (what the analysis' paired bootstrap resamples).
+        let items = std::fs::read_to_string(job.join("eval_items.csv")).expect("eval_items.csv");
+        for line in eval.lines().skip(1) {
+            let fields: Vec<&str> = line.split(',').collect();
+            let (step, value, n) = (fields[0], fields[6], fields[8]);
+            let values: Vec<f64> = items
+                .lines()
+                .skip(1)
+                .filter(|row| row.starts_with(&format!("{step},")))
+                .map(|row| {
+                    row.rsplit(',')
+                        .next()
+                        .expect("value")
+                        .parse()
+                        .expect("number")
+                })
+                .collect();
+            assert_eq!(
+                values.len().to_string(),
+                n,
+                "{objective}: one row per window"
+            );
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            let value: f64 = value.parse().expect("number");
+            assert!(
+                (mean - value).abs() < 1e-4 * value.abs(),
+                "{objective}: items average {mean}, eval.csv says {value}"
+            );
+        }
     }
 }
 

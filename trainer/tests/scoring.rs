@@ -8,7 +8,8 @@ use trainer::model::{ForwardOptions, Transformer};
 use trainer::objectives::{Vocab, training_loss};
 use trainer::optim::{AdamW, AdamWConfig};
 use trainer::scoring::{
-    Candidate, Question, ScoreSettings, Scorer, plan_rows, score, task_metrics,
+    Candidate, Question, ScoreSettings, Scorer, greedy_decode, pad_rows, plan_rows, score,
+    task_metrics,
 };
 
 static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -63,6 +64,7 @@ fn settings(vocab: i64, batch_tokens: usize, seed: u64) -> ScoreSettings {
         batch_tokens,
         seed,
         eps: 1e-3,
+        pad_to_max_len: false,
     }
 }
 
@@ -361,4 +363,127 @@ fn trained_models_ace_a_toy_task_and_untrained_ones_score_chance() {
         "untrained accuracy {}",
         metrics.acc
     );
+}
+
+/// Greedy decoding written out one row and one pass at a time, straight from the model.
+fn decode_by_hand(
+    model: &Transformer,
+    context: &[i64],
+    length: usize,
+    vocab: i64,
+    pad: usize,
+) -> Vec<i64> {
+    let _guard = tch::no_grad_guard();
+    let mask_id = vocab; // Vocab::mask_id: the first id after the vocabulary
+    let mut tokens = context.to_vec();
+    tokens.resize(pad.max(context.len() + length), mask_id);
+    let mut open = vec![true; length];
+    for _ in 0..length {
+        let input = Tensor::from_slice(&tokens).view([1, tokens.len() as i64]);
+        let logits = model.forward(
+            &input,
+            ForwardOptions {
+                causal: false,
+                dropout: 0.0,
+                train: false,
+            },
+        );
+        let mut best = (f64::NEG_INFINITY, 0, 0);
+        for (j, _) in open.iter().enumerate().filter(|(_, open)| **open) {
+            let row = logits
+                .get(0)
+                .get((context.len() + j) as i64)
+                .narrow(0, 0, vocab)
+                .to_kind(Kind::Double)
+                .log_softmax(0, Kind::Double);
+            let values = Vec::<f64>::try_from(row).expect("row");
+            let (token, value) =
+                values
+                    .iter()
+                    .enumerate()
+                    .fold(
+                        (0, f64::NEG_INFINITY),
+                        |b, (t, &v)| if v > b.1 { (t, v) } else { b },
+                    );
+            if value > best.0 {
+                best = (value, j, token);
+            }
+        }
+        tokens[context.len() + best.1] = best.2 as i64;
+        open[best.1] = false;
+    }
+    tokens[context.len()..context.len() + length].to_vec()
+}
+
+#[test]
+fn greedy_decoding_unmasks_the_most_confident_token_each_pass() {
+    let _serial = serial();
+    let (_variables, model) = model(16, 11);
+    let pairs: Vec<(Vec<i64>, Vec<i64>)> = vec![
+        (vec![3, 1, 4, 1, 5], vec![0; 4]),
+        (vec![9, 2, 6, 5, 3], vec![0; 4]),
+        (vec![5, 8], vec![0; 3]),
+        (vec![7; 6], vec![0; 1]),
+    ];
+    for pad in [None, Some(12)] {
+        let decoded = greedy_decode(&model, &pairs, Vocab { size: 16 }, 64, pad);
+        for ((context, continuation), tokens) in pairs.iter().zip(&decoded) {
+            let expected =
+                decode_by_hand(&model, context, continuation.len(), 16, pad.unwrap_or(0));
+            assert_eq!(tokens, &expected, "context {context:?}, pad {pad:?}");
+        }
+    }
+}
+
+#[test]
+fn a_trained_dlm_decodes_single_continuations_and_rejects_wrong_ones() {
+    let _serial = serial();
+    let (_variables, model) = train_repeat_model(Objective::Dlm);
+    let single = |wrong: bool| -> Vec<Question> {
+        (0..16)
+            .map(|i| {
+                let token = i as i64;
+                let answer = if wrong { (token + 3) % 16 } else { token };
+                question(&[token; 8], &[&[answer; 4]], 0)
+            })
+            .collect()
+    };
+    for (wrong, lowest, highest) in [(false, 0.9, 1.0), (true, 0.0, 0.1)] {
+        let questions = single(wrong);
+        let scores = score(
+            &model,
+            &questions,
+            Scorer::DlmElbo { draws: 4 },
+            &settings(16, 256, 0),
+        );
+        let accuracy = task_metrics(&questions, &scores).acc;
+        assert!(
+            (lowest..=highest).contains(&accuracy),
+            "wrong continuations: {wrong}, accuracy {accuracy}"
+        );
+    }
+}
+
+#[test]
+fn mask_padding_gives_full_length_rows_and_keeps_the_reads() {
+    let questions = vec![
+        question(&[1, 2, 3], &[&[4, 5], &[6, 7]], 0),
+        question(&[8; 10], &[&[9], &[10]], 1),
+    ];
+    for scorer in [
+        Scorer::DlmElbo { draws: 3 },
+        Scorer::DlmLlada { draws: 2 },
+        Scorer::DlmChainRule,
+    ] {
+        let plain = plan_rows(&questions, scorer, 16, 20, 0, 1e-3);
+        let mut padded = plain.clone();
+        pad_rows(&mut padded, 16, 20);
+        assert_eq!(plain.len(), padded.len());
+        for (before, after) in plain.iter().zip(&padded) {
+            assert_eq!(after.tokens.len(), 20, "{scorer:?}");
+            assert_eq!(&after.tokens[..before.tokens.len()], &before.tokens[..]);
+            assert!(after.tokens[before.tokens.len()..].iter().all(|&t| t == 16));
+            assert_eq!(after.reads, before.reads, "scored positions moved");
+        }
+    }
 }
