@@ -4,7 +4,7 @@
 # so cargo (through .cargo/config.toml) and the binaries (through an rpath) find it.
 #
 # Why from the wheel: the official LibTorch archives live on a host these machines
-# cannot reach; the wheel carries the same headers and libraries (see README).
+# cannot reach; the wheel carries the same headers and libraries (see docs/setup.md, "LibTorch").
 # A second run finds the cache and returns in well under a second.
 set -euo pipefail
 

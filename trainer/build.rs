@@ -1,6 +1,6 @@
 //! 1. Put LibTorch's library folder on the binaries' rpath so they run without
 //!    LD_LIBRARY_PATH. torch-sys publishes the folder through its `links = "tch"`
-//!    metadata as DEP_TCH_LIBTORCH_LIB (see README, "LibTorch").
+//!    metadata as DEP_TCH_LIBTORCH_LIB (see docs/setup.md, "LibTorch").
 //! 2. Compile csrc/fused_ops.cpp (fused AdamW and the foreach gradient norm, which tch
 //!    does not expose) against the headers beside that folder.
 use std::path::PathBuf;

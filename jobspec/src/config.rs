@@ -84,7 +84,7 @@ impl TokenizerSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// A built-in corpus name (`sotu`, `wiki`, `moby`, see README) or a path to a
+    /// A built-in corpus name (`sotu`, `wiki`, `moby`, see docs/data.md) or a path to a
     /// text file, a jsonl file, or a folder of them.
     pub corpus: String,
     /// Field holding the text in jsonl records.

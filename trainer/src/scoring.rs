@@ -77,8 +77,6 @@ pub struct Read {
     pub question: usize,
     pub candidate: usize,
     pub draw: usize,
-    /// Reads that only decide `greedy`, not the score.
-    pub greedy_only: bool,
 }
 
 /// A forward pass to make: the input tokens and what to read from its output.
@@ -175,20 +173,16 @@ pub fn plan_rows(
         };
         for (c, candidate) in question.candidates.iter().enumerate() {
             let (context, continuation) = fit(candidate, max_len);
-            let read =
-                |position: usize, target: i64, weight: f64, draw: usize, greedy_only: bool| Read {
-                    position,
-                    target,
-                    weight,
-                    question: q,
-                    candidate: c,
-                    draw,
-                    greedy_only,
-                };
+            let read = |position: usize, target: i64, weight: f64, draw: usize| Read {
+                position,
+                target,
+                weight,
+                question: q,
+                candidate: c,
+                draw,
+            };
             match scorer {
-                Scorer::Ar => rows.push(ar_row(&context, &continuation, |p, t| {
-                    read(p, t, 1.0, 0, false)
-                })),
+                Scorer::Ar => rows.push(ar_row(&context, &continuation, |p, t| read(p, t, 1.0, 0))),
                 _ if continuation.len() == 1 => {
                     // Exact: E_t[1{masked} / p_t] = 1, so one fully masked pass is the ELBO.
                     rows.push(masked_row(
@@ -196,7 +190,7 @@ pub fn plan_rows(
                         &continuation,
                         mask_id,
                         |_| true,
-                        |p, t| read(p, t, 1.0, 0, false),
+                        |p, t| read(p, t, 1.0, 0),
                     ));
                 }
                 Scorer::DlmChainRule => {
@@ -210,7 +204,7 @@ pub fn plan_rows(
                         );
                         rows.push(Row {
                             tokens,
-                            reads: vec![read(context.len() + i, continuation[i], 1.0, 0, false)],
+                            reads: vec![read(context.len() + i, continuation[i], 1.0, 0)],
                         });
                     }
                 }
@@ -224,7 +218,7 @@ pub fn plan_rows(
                                 &continuation,
                                 mask_id,
                                 |j| chosen[j],
-                                |p, t| read(p, t, weight, k, false),
+                                |p, t| read(p, t, weight, k),
                             ));
                         }
                     }
@@ -522,12 +516,10 @@ pub fn score(
     for (row, output) in rows.iter().zip(&outputs) {
         for (read, &(log_prob, is_best)) in row.reads.iter().zip(output) {
             let (q, c) = (read.question, read.candidate);
-            if read.greedy_only || scorer.causal() {
+            if scorer.causal() {
                 greedy[q][c] &= is_best;
             }
-            if !read.greedy_only {
-                sums[q][c][read.draw] += read.weight * log_prob;
-            }
+            sums[q][c][read.draw] += read.weight * log_prob;
         }
     }
     if !scorer.causal() {

@@ -298,7 +298,7 @@ fn changing_the_tokenizer_under_a_checkpoint_is_refused() {
 }
 
 /// Asking for CUDA where LibTorch's CUDA library is missing fails the job with the
-/// documented message (README, "Running on GPUs"); `auto` falls back to the CPU.
+/// documented message (docs/gpu.md); `auto` falls back to the CPU.
 #[test]
 fn cuda_request_without_cuda_names_what_to_install() {
     let fixture = Fixture::new();

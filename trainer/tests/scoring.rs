@@ -247,11 +247,7 @@ fn every_choice_of_a_question_gets_the_same_masks() {
     let rows = plan_rows(&[q], Scorer::DlmElbo { draws: 16 }, 5, 64, 7, 1e-3);
     let masks = |candidate: usize| -> Vec<Vec<bool>> {
         rows.iter()
-            .filter(|row| {
-                row.reads
-                    .first()
-                    .is_some_and(|r| r.candidate == candidate && !r.greedy_only)
-            })
+            .filter(|row| row.reads.first().is_some_and(|r| r.candidate == candidate))
             .map(|row| row.tokens.iter().map(|&t| t == 5).collect())
             .collect()
     };
@@ -266,11 +262,7 @@ fn every_choice_of_a_question_gets_the_same_masks() {
     let rows = plan_rows(&two, Scorer::DlmElbo { draws: 16 }, 5, 64, 7, 1e-3);
     let of = |q: usize| -> Vec<Vec<i64>> {
         rows.iter()
-            .filter(|r| {
-                r.reads
-                    .first()
-                    .is_some_and(|x| x.question == q && !x.greedy_only)
-            })
+            .filter(|r| r.reads.first().is_some_and(|x| x.question == q))
             .map(|r| r.tokens.clone())
             .collect()
     };
