@@ -1,6 +1,7 @@
-//! Write the tests' synthetic study (known answers, see tests/common/mod.rs) under a
+//! Write the tests' synthetic studies (known answers, see tests/common/mod.rs) under a
 //! folder, to try `analyze` on: `cargo run -p analysis --example demo_tree -- /tmp/demo`
-//! then `analyze /tmp/demo/study`.
+//! then `analyze /tmp/demo/study` (also `plain`: one size and one budget; `grid`: a
+//! pb-grid-shaped study with per-window losses).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -10,6 +11,12 @@ fn main() {
         eprintln!("usage: demo_tree <folder>");
         std::process::exit(2);
     };
-    let results = common::study_tree(std::path::Path::new(&root));
-    println!("{}", results.display());
+    let root = std::path::Path::new(&root);
+    for results in [
+        common::study_tree(root),
+        common::tree_without_controls(root),
+        common::grid_tree(root),
+    ] {
+        println!("{}", results.display());
+    }
 }

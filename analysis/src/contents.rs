@@ -1,11 +1,12 @@
 //! What the report says: the summary, the crossover table per (group, baseline,
 //! metric) with tokens, epochs and FLOPs side by side, the figures and the run table.
 
-use crate::crossover::Outcome;
+use crate::crossover::{Kind, Outcome};
 use crate::crossovers::CrossoverRow;
 use crate::figures::Rendered;
 use crate::format;
 use crate::ingest::{Run, Warning};
+use crate::pairs::Group;
 use crate::pairs::{Axis, headline_metrics};
 use crate::report::Block;
 use std::collections::BTreeMap;
@@ -20,30 +21,70 @@ pub fn states(runs: &[Run]) -> BTreeMap<String, usize> {
     counts
 }
 
-/// The crossover rows a reader looks at first: headline metrics only, one row per
-/// (group, baseline, metric) with the three axes as columns.
-pub fn crossover_table(rows: &[CrossoverRow]) -> Block {
+/// The x axes that are exact rescalings of tokens seen in every group (epochs =
+/// tokens / unique tokens; FLOPs = tokens x FLOPs per token when both objectives cost
+/// the same per token): their crossings repeat the tokens column, so the headline
+/// table leaves them out.
+pub fn rescaled_axes(runs: &[Run], groups: &[Group]) -> Vec<Axis> {
+    [Axis::Epochs, Axis::Flops]
+        .into_iter()
+        .filter(|&axis| {
+            groups.iter().all(|group| {
+                let ratios: Vec<f64> = group
+                    .runs
+                    .iter()
+                    .flat_map(|&i| runs[i].eval.iter())
+                    .filter(|e| e.tokens > 0.0)
+                    .map(|e| axis.of(e) / e.tokens)
+                    .collect();
+                ratios.first().is_some_and(|&r| {
+                    r.is_finite() && ratios.iter().all(|q| (q - r).abs() <= 1e-6 * r.abs())
+                })
+            })
+        })
+        .collect()
+}
+
+/// The crossover rows a reader looks at first, for one kind: headline metrics only,
+/// one row per (group, baseline, metric) with the axes that are not rescalings of
+/// tokens as columns.
+pub fn crossover_table(rows: &[CrossoverRow], kind: Kind, dropped: &[Axis]) -> Block {
     let found =
         crate::pairs::sorted_metrics(rows.iter().map(|r| (r.task.clone(), r.metric.clone())));
     let headline = headline_metrics(&found);
-    let header = [
-        "group",
-        "DLM vs",
-        "task (metric)",
-        "tokens",
-        "epochs",
-        "FLOPs",
-        "P(crossed)",
-        "best DLM vs best baseline",
-    ];
+    let axes: Vec<Axis> = Axis::ALL
+        .into_iter()
+        .filter(|a| !dropped.contains(a))
+        .collect();
+    let mut header: Vec<String> = ["group", "DLM vs", "task (metric)", "verdict"]
+        .map(String::from)
+        .to_vec();
+    for axis in &axes {
+        header.push(format!(
+            "{}: estimate (median [5%, 95%]); bracketing evaluations",
+            axis_title(*axis)
+        ));
+    }
+    header.extend(
+        [
+            "gap at end [90%]",
+            "P(crossed)",
+            "method",
+            "best DLM vs best baseline",
+        ]
+        .map(String::from),
+    );
     let mut table_rows = Vec::new();
     for row in rows.iter().filter(|r| {
-        r.axis == Axis::Tokens && headline.contains(&(r.task.clone(), r.metric.clone()))
+        r.kind == kind
+            && r.axis == Axis::Tokens
+            && headline.contains(&(r.task.clone(), r.metric.clone()))
     }) {
         let on = |axis: Axis| {
             rows.iter()
                 .find(|o| {
                     o.axis == axis
+                        && o.kind == kind
                         && o.group == row.group
                         && o.baseline == row.baseline
                         && o.task == row.task
@@ -56,7 +97,7 @@ pub fn crossover_table(rows: &[CrossoverRow]) -> Block {
             (Some(d), Some(b)) => format!("{} vs {}", format::value(d.y), format::value(b.y)),
             _ => "-".into(),
         };
-        table_rows.push(vec![
+        let mut line = vec![
             format!(
                 "{}{}",
                 row.group_label,
@@ -64,32 +105,41 @@ pub fn crossover_table(rows: &[CrossoverRow]) -> Block {
             ),
             row.baseline.clone(),
             format!("{} ({})", row.task, row.metric),
-            on(Axis::Tokens),
-            on(Axis::Epochs),
-            on(Axis::Flops),
+            crate::crossovers::verdict_text(row),
+        ];
+        line.extend(axes.iter().map(|&axis| on(axis)));
+        line.extend([
+            row.gap(),
             format::value(row.estimate.share_crossed),
+            row.estimate.method.label().to_string(),
             best,
         ]);
+        table_rows.push(line);
     }
     Block::Table {
-        header: header.iter().map(|h| h.to_string()).collect(),
+        header,
         rows: table_rows,
     }
 }
 
-/// "1.2M [0.9M, 1.5M]", "not reached (gap -0.0300)", "ahead from start".
+fn axis_title(axis: Axis) -> &'static str {
+    match axis {
+        Axis::Tokens => "tokens",
+        Axis::Epochs => "epochs",
+        Axis::Flops => "FLOPs",
+    }
+}
+
+/// "1.2M (median 1.2M [0.9M, 1.5M]); 1M-2M", "not reached", "ahead from start".
 fn cell(row: &CrossoverRow) -> String {
     match row.outcome() {
-        Outcome::Crossed { .. } => {
-            let interval = row.interval();
-            if interval == "-" {
-                row.axis
-                    .format(row.outcome().censored_x().unwrap_or(f64::NAN))
-            } else {
-                interval
-            }
-        }
-        Outcome::NotReached { gap } => format!("not reached (gap {gap:+.4})"),
+        Outcome::Crossed { before, after, .. } => format!(
+            "{}; {}-{}",
+            row.interval(),
+            row.axis.format(before),
+            row.axis.format(after)
+        ),
+        Outcome::NotReached { .. } => row.interval(),
         Outcome::AheadFromStart { .. } => "ahead from start".into(),
         Outcome::NoOverlap => "no overlap".into(),
     }
@@ -147,30 +197,42 @@ pub fn run_table(runs: &[Run]) -> Block {
     }
 }
 
-/// Every block of the report, in reading order.
-pub fn blocks(
-    runs: &[Run],
-    rows: &[CrossoverRow],
-    figures: &[Rendered],
-    warnings: &[Warning],
-    out: &Path,
-    draws: usize,
-    smooth: usize,
-) -> Vec<Block> {
+/// What the report needs besides the rows.
+pub struct ReportInputs<'a> {
+    pub runs: &'a [Run],
+    pub groups: &'a [Group],
+    pub rows: &'a [CrossoverRow],
+    pub figures: &'a [Rendered],
+    pub warnings: &'a [Warning],
+    pub out: &'a Path,
+    pub draws: usize,
+    pub smooth: usize,
+    pub seed: u64,
+}
+
+/// Every block of the report, in reading order: the early-stopped comparison first.
+pub fn blocks(inputs: &ReportInputs<'_>) -> Vec<Block> {
+    let ReportInputs { runs, rows, .. } = *inputs;
     let counts: Vec<String> = states(runs)
         .iter()
         .map(|(state, n)| format!("{n} {state}"))
         .collect();
+    let dropped = rescaled_axes(runs, inputs.groups);
     let mut blocks = vec![
         Block::Paragraph(format!("{} runs read ({}).", runs.len(), counts.join(", "))),
         Block::Heading("Crossovers".into()),
-        Block::Paragraph(format!(
-            "The crossover is the first x after which the DLM stays at least as good as the baseline until the last shared evaluation (curves interpolated linearly on the union of their evaluation points). Intervals: median and 90% interval over {draws} bootstrap draws (seeds resampled when both sides have several, otherwise each point redrawn from its standard error); smoothing window {smooth} evaluation(s). Full table: crossover.csv, crossover.md."
-        )),
-        crossover_table(rows),
-        Block::Heading("Figures".into()),
+        Block::Paragraph(definition(inputs)),
+        Block::Paragraph(counting(rows, &dropped)),
     ];
-    for figure in figures {
+    blocks.extend(notes(inputs));
+    blocks.push(Block::Heading(
+        "Early-stopped (headline): each run stopped at its best checkpoint so far".into(),
+    ));
+    blocks.push(crossover_table(rows, Kind::EarlyStopped, &dropped));
+    blocks.push(Block::Heading("Raw: the curves as trained".into()));
+    blocks.push(crossover_table(rows, Kind::Raw, &dropped));
+    blocks.push(Block::Heading("Figures".into()));
+    for figure in inputs.figures {
         blocks.push(match figure {
             Rendered::Written(file) => Block::Figure {
                 title: file.name.replace('_', " "),
@@ -178,7 +240,7 @@ pub fn blocks(
                 png: file.png.clone(),
                 relative: file
                     .png
-                    .strip_prefix(out)
+                    .strip_prefix(inputs.out)
                     .map(|p| p.to_string_lossy().into_owned())
                     .unwrap_or_else(|_| file.png.to_string_lossy().into_owned()),
             },
@@ -189,11 +251,93 @@ pub fn blocks(
     }
     blocks.push(Block::Heading("Runs".into()));
     blocks.push(run_table(runs));
-    if !warnings.is_empty() {
+    if !inputs.warnings.is_empty() {
         blocks.push(Block::Heading("Warnings".into()));
         blocks.push(Block::List(
-            warnings.iter().map(ToString::to_string).collect(),
+            inputs.warnings.iter().map(ToString::to_string).collect(),
         ));
     }
     blocks
+}
+
+fn definition(inputs: &ReportInputs<'_>) -> String {
+    format!(
+        "Early-stopped compares the running bests (cumulative min of a loss, max of an accuracy): where a DLM stopped at its best checkpoint overtakes an AR stopped at its best. Raw compares the curves as trained, so a DLM can pass an AR that overfits after its best point. Either way the crossing is the first x after which the DLM stays at least as good until the last shared evaluation, interpolated linearly in log x between the two bracketing evaluations (shown beside it: the curves are only known there). Estimate (median [5%, 95%]) over {} bootstrap draws (seed {}); smoothing window {} evaluation(s), centred. Verdict: \"no evidence either way\" when the 90% interval of the gap at the last shared evaluation contains 0; \"crossed\" from where the lower 5% band of the DLM's advantage rises to 0 and stays there. Full table, every axis: crossover.csv, crossover.md.",
+        inputs.draws, inputs.seed, inputs.smooth
+    )
+}
+
+/// Multiple comparisons: how many intervals the report shows, so a reader can expect
+/// about one in ten 90% intervals to miss by chance.
+fn counting(rows: &[CrossoverRow], dropped: &[Axis]) -> String {
+    let distinct = |f: &dyn Fn(&CrossoverRow) -> String| {
+        let mut v: Vec<String> = rows.iter().map(f).collect();
+        v.sort();
+        v.dedup();
+        v.len()
+    };
+    let groups = distinct(&|r| r.group.to_string());
+    let baselines = distinct(&|r| r.baseline.clone());
+    let metrics = distinct(&|r| format!("{}/{}", r.task, r.metric));
+    let comparisons = rows.iter().filter(|r| r.kind == Kind::Raw).count();
+    let mut text = format!(
+        "Comparisons: {comparisons} (groups x baselines x metrics x axes: {groups} x {baselines} x {metrics} x 3, fewer where a group lacks a metric), each early-stopped and raw. At a 90% level about 1 interval in 10 misses its target by chance, so expect a few of the {} intervals in crossover.csv to be wrong; the crossings listed are not corrected for multiplicity.",
+        2 * comparisons
+    );
+    if !dropped.is_empty() {
+        let names: Vec<&str> = dropped.iter().map(|a| axis_title(*a)).collect();
+        text += &format!(
+            " The headline tables leave out {}: within every group they are exact rescalings of tokens seen, so their crossings repeat the tokens column (they are in crossover.csv).",
+            names.join(" and ")
+        );
+    }
+    text
+}
+
+/// Notes on the noise model and the loss axis.
+fn notes(inputs: &ReportInputs<'_>) -> Vec<Block> {
+    let mut notes = Vec::new();
+    let unpaired = inputs
+        .rows
+        .iter()
+        .filter(|r| r.kind == Kind::Raw && !r.estimate.method.paired())
+        .filter(|r| r.estimate.method != crate::uncertainty::Method::None)
+        .count();
+    if unpaired > 0 {
+        notes.push(format!(
+            "{unpaired} comparison(s) have no per-item scores (eval_items.csv absent for some of their jobs), so their intervals fall back to the unpaired bootstrap: seeds resampled jointly with at least 5 per side (seed_bootstrap), otherwise each point redrawn from its standard error (stderr_bootstrap). Both ignore that the two objectives are scored on the same items, so these intervals are approximate."
+        ));
+    }
+    let paired = inputs
+        .rows
+        .iter()
+        .filter(|r| r.kind == Kind::Raw && r.estimate.method.paired())
+        .count();
+    if paired > 0 {
+        notes.push(format!(
+            "{paired} comparison(s) use the paired bootstrap: each draw resamples the evaluation items (validation windows, benchmark questions) once and applies the same resample to both objectives at every checkpoint; with at least 5 seeds per side seeds are resampled jointly too (seed s of AR with seed s of the DLM), with fewer they are averaged."
+        ));
+    }
+    let one_seed = inputs
+        .rows
+        .iter()
+        .filter(|r| r.kind == Kind::Raw && r.dlm_seeds.min(r.baseline_seeds) == 1)
+        .filter(|r| r.estimate.method != crate::uncertainty::Method::None)
+        .count();
+    if one_seed > 0 {
+        notes.push(format!(
+            "{one_seed} comparison(s) have one seed on a side: their intervals reflect evaluation noise (which windows and questions were drawn) only, not how another seed would have trained; more seeds are needed for that."
+        ));
+    }
+    let dlm_loss = inputs.rows.iter().any(|r| r.task == "val_loss");
+    if dlm_loss {
+        notes.push("The DLM's validation loss is its ELBO (the masked-diffusion bound), an upper bound on its negative log-likelihood, drawn on the same axis as AR's exact NLL: where the DLM's loss reaches AR's, its likelihood is at least as good.".into());
+    }
+    if inputs.smooth > 1 {
+        notes.push(format!(
+            "Curves are smoothed with a centred {}-point moving average that shrinks symmetrically at the ends.",
+            inputs.smooth
+        ));
+    }
+    notes.into_iter().map(Block::Paragraph).collect()
 }

@@ -1,14 +1,14 @@
-//! The crossover table: every (group, baseline objective, metric, axis) with its
-//! outcome, bootstrap interval and best-vs-best comparison; written as crossover.csv
-//! and Markdown.
+//! The crossover table: every (group, baseline objective, metric, axis, kind) with its
+//! outcome, bracketing evaluations, paired bootstrap interval, verdict and best-vs-best
+//! comparison; written as crossover.csv and Markdown.
 
-use crate::crossover::{BestVsBest, Outcome};
+use crate::crossover::{BestVsBest, Kind, Outcome};
 use crate::curve::{Curve, Direction};
 use crate::error::{AnalysisError, Result};
 use crate::format;
 use crate::ingest::Run;
-use crate::pairs::{Axis, Group, curve, metrics};
-use crate::uncertainty::{Estimate, Settings, combined, estimate};
+use crate::pairs::{Axis, Group, item_ids, metrics, replicate};
+use crate::uncertainty::{Estimate, Replicate, Settings, Verdict, combined, estimate_axes};
 use rayon::prelude::*;
 use std::path::Path;
 
@@ -17,6 +17,7 @@ use std::path::Path;
 pub struct CrossoverRow {
     pub group: usize,
     pub group_label: String,
+    pub variant: String,
     pub unique_tokens: u64,
     pub preset: String,
     pub params: Option<u64>,
@@ -24,11 +25,14 @@ pub struct CrossoverRow {
     pub task: String,
     pub metric: String,
     pub axis: Axis,
+    pub kind: Kind,
     pub direction: Direction,
     pub estimate: Estimate,
     pub best: BestVsBest,
     pub dlm_seeds: usize,
     pub baseline_seeds: usize,
+    /// Item indices both sides' draws resample (0 without eval_items.csv).
+    pub items: usize,
     /// Every compared run is done (otherwise the curves are partial).
     pub complete: bool,
 }
@@ -38,18 +42,20 @@ impl CrossoverRow {
         self.estimate.outcome
     }
 
-    /// "crossed at 1.2M", "not reached (gap at the end = -0.0300)", ...
+    pub fn verdict(&self) -> Verdict {
+        self.estimate.verdict
+    }
+
+    /// "crossed at 1.2M (between evaluations at 1M and 2M)", "not reached (...)", ...
     pub fn describe(&self) -> String {
         let axis = self.axis;
         self.outcome().describe(|x| axis.format(x))
     }
 
-    /// Median and 90% interval, e.g. "1.1M [0.9M, 1.4M]"; "-" without draws.
+    /// The estimate with the bootstrap median and 90% interval, e.g.
+    /// "1.1M (median 1.2M [0.9M, 1.4M])"; the estimate alone without draws.
     pub fn interval(&self) -> String {
         let e = &self.estimate;
-        if e.median.is_nan() {
-            return "-".into();
-        }
         let f = |x: f64| {
             if x.is_infinite() {
                 "not reached".to_string()
@@ -57,20 +63,49 @@ impl CrossoverRow {
                 self.axis.format(x)
             }
         };
-        format!("{} [{}, {}]", f(e.median), f(e.low), f(e.high))
+        let point = e.outcome.censored_x().map(f).unwrap_or_else(|| "-".into());
+        if e.median.is_nan() {
+            return point;
+        }
+        format!(
+            "{point} (median {} [{}, {}])",
+            f(e.median),
+            f(e.low),
+            f(e.high)
+        )
+    }
+
+    /// dlm - baseline at the end with its 90% interval, e.g. "-0.025 [-0.08, +0.03]".
+    pub fn gap(&self) -> String {
+        let e = &self.estimate;
+        if e.gap.is_nan() {
+            return "-".into();
+        }
+        // Rounding to 4 decimals must not print a tie as "-0.0000".
+        let signed = |v: f64| format!("{:+.4}", if v.abs() < 5e-5 { 0.0 } else { v });
+        if e.gap_low.is_nan() {
+            return signed(e.gap);
+        }
+        format!(
+            "{} [{}, {}]",
+            signed(e.gap),
+            signed(e.gap_low),
+            signed(e.gap_high)
+        )
     }
 }
 
-/// One unit of work: a group, a baseline, a metric, an axis.
+/// One unit of work: a group, a baseline, a metric (every axis and both kinds share
+/// the draws).
 struct Job<'a> {
     group: &'a Group,
     baseline: String,
     task: String,
     metric: String,
-    axis: Axis,
 }
 
-/// All crossovers of the DLM against every other objective in each group.
+/// All crossovers of the DLM against every other objective in each group: for each
+/// comparison an early-stopped row, then a raw one.
 pub fn compute(runs: &[Run], groups: &[Group], settings: Settings) -> Vec<CrossoverRow> {
     let mut jobs = Vec::new();
     for group in groups {
@@ -81,63 +116,87 @@ pub fn compute(runs: &[Run], groups: &[Group], settings: Settings) -> Vec<Crosso
         let members: Vec<&Run> = group.runs.iter().map(|&i| &runs[i]).collect();
         for baseline in objectives.iter().filter(|o| *o != "dlm") {
             for (task, metric) in metrics(&members) {
-                for axis in Axis::ALL {
-                    jobs.push(Job {
-                        group,
-                        baseline: baseline.clone(),
-                        task: task.clone(),
-                        metric: metric.clone(),
-                        axis,
-                    });
-                }
+                jobs.push(Job {
+                    group,
+                    baseline: baseline.clone(),
+                    task,
+                    metric,
+                });
             }
         }
     }
     jobs.par_iter()
-        .map(|job| row(runs, job, settings))
+        .flat_map_iter(|job| rows(runs, job, settings))
         .collect()
 }
 
-fn row(runs: &[Run], job: &Job<'_>, settings: Settings) -> CrossoverRow {
-    let sides = |objective: &str| -> (Vec<Curve>, bool) {
-        let replicates = job.group.replicates(runs, objective);
-        let complete = replicates.iter().all(|r| r.state == "done");
-        let curves = replicates
+fn rows(runs: &[Run], job: &Job<'_>, settings: Settings) -> Vec<CrossoverRow> {
+    let dlm_runs = job.group.replicates(runs, "dlm");
+    let baseline_runs = job.group.replicates(runs, &job.baseline);
+    let both: Vec<&Run> = dlm_runs.iter().chain(&baseline_runs).copied().collect();
+    let ids = item_ids(&both, &job.task, &job.metric);
+    let side = |members: &[&Run]| {
+        members
             .iter()
-            .map(|r| curve(r, &job.task, &job.metric, job.axis))
-            .filter(|c| !c.is_empty())
-            .collect();
-        (curves, complete)
+            .map(|r| replicate(r, &job.task, &job.metric, &ids))
+            .filter(|r| !r.curve.is_empty())
+            .collect::<Vec<_>>()
     };
-    let (dlm, dlm_done) = sides("dlm");
-    let (baseline, baseline_done) = sides(&job.baseline);
+    let (dlm, baseline) = (side(&dlm_runs), side(&baseline_runs));
+    let complete = both.iter().all(|r| r.state == "done");
     let direction = Direction::of_metric(&job.metric);
-    // A distinct bootstrap stream per row keeps rows independent of evaluation order.
+    // A distinct bootstrap stream per comparison keeps rows independent of evaluation
+    // order; the three axes share its draws.
     let seed = settings.seed
         ^ ((job.group.index as u64) << 32)
         ^ fnv(&format!("{}/{}/{}", job.baseline, job.task, job.metric));
-    let estimate = estimate(&dlm, &baseline, direction, Settings { seed, ..settings });
-    let best = BestVsBest::of(
-        &combined(&dlm, settings.smooth),
-        &combined(&baseline, settings.smooth),
-        direction,
-    );
-    CrossoverRow {
-        group: job.group.index,
-        group_label: job.group.label.clone(),
-        unique_tokens: job.group.unique_tokens,
-        preset: job.group.preset.clone(),
-        params: job.group.params,
-        baseline: job.baseline.clone(),
-        task: job.task.clone(),
-        metric: job.metric.clone(),
-        axis: job.axis,
-        direction,
-        estimate,
-        best,
-        dlm_seeds: dlm.len(),
-        baseline_seeds: baseline.len(),
-        complete: dlm_done && baseline_done,
+    let estimates = estimate_axes(&dlm, &baseline, direction, Settings { seed, ..settings });
+    let paired = estimates.first().is_some_and(|e| e.raw.method.paired());
+    let items = if paired { ids.len() } else { 0 };
+    let mut out = Vec::new();
+    for (axis, estimates) in Axis::ALL.into_iter().zip(&estimates) {
+        let on_axis = |side: &[Replicate]| -> Curve {
+            let index = Axis::ALL.iter().position(|a| *a == axis).unwrap_or(0);
+            let each: Vec<Curve> = side.iter().map(|r| axis_curve(r, index)).collect();
+            combined(&each, settings.smooth)
+        };
+        let best = BestVsBest::of(&on_axis(&dlm), &on_axis(&baseline), direction);
+        for kind in Kind::ALL {
+            out.push(CrossoverRow {
+                group: job.group.index,
+                group_label: job.group.label.clone(),
+                variant: job.group.variant.clone(),
+                unique_tokens: job.group.unique_tokens,
+                preset: job.group.preset.clone(),
+                params: job.group.params,
+                baseline: job.baseline.clone(),
+                task: job.task.clone(),
+                metric: job.metric.clone(),
+                axis,
+                kind,
+                direction,
+                estimate: estimates.of(kind).clone(),
+                best,
+                dlm_seeds: dlm.len(),
+                baseline_seeds: baseline.len(),
+                items,
+                complete,
+            });
+        }
+    }
+    out
+}
+
+/// A replicate's curve on axis `index` of `Axis::ALL` (0: its own, tokens).
+fn axis_curve(replicate: &Replicate, index: usize) -> Curve {
+    match index {
+        0 => replicate.curve.clone(),
+        i => replicate
+            .curve
+            .iter()
+            .zip(&replicate.other_axes[i - 1])
+            .map(|(p, &x)| crate::curve::Point::new(x, p.y, p.stderr))
+            .collect(),
     }
 }
 
@@ -148,7 +207,7 @@ fn fnv(text: &str) -> u64 {
     })
 }
 
-pub const CSV_HEADER: [&str; 25] = [
+pub const CSV_HEADER: [&str; 34] = [
     "group",
     "group_label",
     "unique_tokens",
@@ -158,15 +217,23 @@ pub const CSV_HEADER: [&str; 25] = [
     "task",
     "metric",
     "axis",
+    "kind",
     "direction",
     "outcome",
+    "verdict",
     "crossing",
+    "x_before",
+    "x_after",
+    "robust_crossing",
     "gap_at_end",
+    "gap_low_5",
+    "gap_high_95",
     "median",
     "low_5",
     "high_95",
     "share_crossed",
     "method",
+    "items",
     "dlm_seeds",
     "baseline_seeds",
     "complete",
@@ -174,6 +241,7 @@ pub const CSV_HEADER: [&str; 25] = [
     "dlm_best_at",
     "baseline_best",
     "baseline_best_at",
+    "variant",
 ];
 
 /// crossover.csv: one line per row; non-numbers are empty, infinities read "inf".
@@ -199,14 +267,19 @@ fn csv_fields(row: &CrossoverRow) -> Vec<String> {
         if x.is_nan() {
             String::new()
         } else {
-            format!("{x}")
+            // `+ 0.0` turns a negative zero (a tie) into "0" rather than "-0".
+            format!("{}", x + 0.0)
         }
     };
     let optional = |x: Option<f64>| x.map(number).unwrap_or_default();
-    let (crossing, gap) = match row.outcome() {
-        Outcome::Crossed { x } | Outcome::AheadFromStart { x } => (number(x), String::new()),
-        Outcome::NotReached { gap } => (String::new(), number(gap)),
-        Outcome::NoOverlap => (String::new(), String::new()),
+    let crossing = match row.outcome() {
+        Outcome::Crossed { x, .. } | Outcome::AheadFromStart { x } => number(x),
+        Outcome::NotReached { .. } | Outcome::NoOverlap => String::new(),
+    };
+    let bracket = row.outcome().bracket();
+    let robust = match row.verdict() {
+        Verdict::Crossed { x } => number(x),
+        _ => String::new(),
     };
     let e = &row.estimate;
     vec![
@@ -219,19 +292,27 @@ fn csv_fields(row: &CrossoverRow) -> Vec<String> {
         row.task.clone(),
         row.metric.clone(),
         row.axis.name().into(),
+        row.kind.name().into(),
         match row.direction {
             Direction::HigherBetter => "higher_better",
             Direction::LowerBetter => "lower_better",
         }
         .into(),
         row.outcome().kind().into(),
+        row.verdict().label().into(),
         crossing,
-        gap,
+        optional(bracket.map(|b| b.0)),
+        optional(bracket.map(|b| b.1)),
+        robust,
+        number(e.gap),
+        number(e.gap_low),
+        number(e.gap_high),
         number(e.median),
         number(e.low),
         number(e.high),
         number(e.share_crossed),
         e.method.label().into(),
+        row.items.to_string(),
         row.dlm_seeds.to_string(),
         row.baseline_seeds.to_string(),
         row.complete.to_string(),
@@ -239,13 +320,25 @@ fn csv_fields(row: &CrossoverRow) -> Vec<String> {
         optional(row.best.dlm.map(|p| p.x)),
         optional(row.best.baseline.map(|p| p.y)),
         optional(row.best.baseline.map(|p| p.x)),
+        row.variant.clone(),
     ]
+}
+
+/// How a verdict reads in tables.
+pub fn verdict_text(row: &CrossoverRow) -> String {
+    match row.verdict() {
+        Verdict::Crossed { x } => format!("crossed (robustly from {})", row.axis.format(x)),
+        Verdict::AheadFromStart => "DLM ahead from the start".into(),
+        Verdict::NotReached => "not reached".into(),
+        Verdict::NoEvidence => "no evidence either way".into(),
+        Verdict::NoOverlap => "no overlap".into(),
+    }
 }
 
 /// The full table in Markdown (crossover.md).
 pub fn markdown(rows: &[CrossoverRow]) -> String {
     let mut out = String::from(
-        "| group | DLM vs | task | metric | axis | outcome | median [90% interval] | P(crossed) | method | best DLM (at) | best baseline (at) |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| group | DLM vs | task | metric | axis | kind | verdict | point estimate | estimate (median [90% interval]) | gap at end [90%] | P(crossed) | method | best DLM (at) | best baseline (at) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         let best = |p: Option<crate::curve::Point>| {
@@ -253,15 +346,18 @@ pub fn markdown(rows: &[CrossoverRow]) -> String {
                 .unwrap_or_else(|| "-".into())
         };
         out += &format!(
-            "| {} | {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} |\n",
             row.group_label,
             row.baseline,
             row.task,
             row.metric,
             row.axis.name(),
+            row.kind.name(),
+            verdict_text(row),
             row.describe(),
             if row.complete { "" } else { " (partial runs)" },
             row.interval(),
+            row.gap(),
             format::value(row.estimate.share_crossed),
             row.estimate.method.label(),
             best(row.best.dlm),

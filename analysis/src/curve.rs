@@ -102,6 +102,53 @@ pub fn interpolate(curve: &[Point], x: f64) -> Option<Point> {
     })
 }
 
+/// Interpolation in log x: crossings are read where curves are smooth (log2-spaced
+/// milestones, power-law-like curves), so the straight line between two evaluations is
+/// drawn in log x. Falls back to linear weights when an end is at x <= 0; None outside
+/// the curve's range.
+pub fn interpolate_log(curve: &[Point], x: f64) -> Option<Point> {
+    let first = curve.first()?;
+    let last = curve.last()?;
+    if x < first.x || x > last.x {
+        return None;
+    }
+    let right = curve.partition_point(|p| p.x < x);
+    let hi = curve[right];
+    if hi.x == x || right == 0 {
+        return Some(Point { x, ..hi });
+    }
+    let lo = curve[right - 1];
+    let w = if lo.x > 0.0 {
+        (x / lo.x).ln() / (hi.x / lo.x).ln()
+    } else {
+        (x - lo.x) / (hi.x - lo.x)
+    };
+    Some(Point {
+        x,
+        y: lo.y + w * (hi.y - lo.y),
+        stderr: lo.stderr + w * (hi.stderr - lo.stderr),
+    })
+}
+
+/// The running best of a curve (cumulative min of a loss, max of an accuracy): what a
+/// run stopped at its best checkpoint so far would report at x. Monotone, so two of
+/// them cross at most in one sustained place. Each point keeps the stderr of the
+/// evaluation that set the best.
+pub fn running_best(curve: &[Point], direction: Direction) -> Curve {
+    let mut best: Option<Point> = None;
+    curve
+        .iter()
+        .map(|&p| {
+            let kept = match best {
+                Some(b) if !direction.better(p.y, b.y) => b,
+                _ => p,
+            };
+            best = Some(kept);
+            Point::new(p.x, kept.y, kept.stderr)
+        })
+        .collect()
+}
+
 /// The x's of both curves inside their overlap, sorted and distinct: the grid on
 /// which two curves with unequal evaluation points are compared.
 pub fn union_grid(a: &[Point], b: &[Point]) -> Vec<f64> {
@@ -121,17 +168,21 @@ pub fn union_grid(a: &[Point], b: &[Point]) -> Vec<f64> {
     xs
 }
 
-/// Centered moving average over `window` points (shrinking at the ends); the stderr of
-/// a mean of k independent points is sqrt(sum s^2) / k. A window of 0 or 1 is a no-op.
+/// Centred moving average over an odd window (an even `window` is widened to the next
+/// odd one, so no point looks forward more than back). Near the ends the window shrinks
+/// symmetrically (the first and last points are kept as they are) rather than leaning
+/// on one side, which would bend the ends of a trending curve. The stderr of a mean of
+/// k independent points is sqrt(sum s^2) / k. A window of 0 or 1 is a no-op.
 pub fn smoothed(curve: &[Point], window: usize) -> Curve {
-    if window <= 1 {
+    let half = window / 2;
+    if half == 0 {
         return curve.to_vec();
     }
-    let before = (window - 1) / 2;
-    let after = window - 1 - before;
-    (0..curve.len())
+    let n = curve.len();
+    (0..n)
         .map(|i| {
-            let span = &curve[i.saturating_sub(before)..(i + after + 1).min(curve.len())];
+            let h = half.min(i).min(n - 1 - i);
+            let span = &curve[i - h..=i + h];
             let k = span.len() as f64;
             let y = span.iter().map(|p| p.y).sum::<f64>() / k;
             let variance: f64 = span.iter().map(|p| p.stderr * p.stderr).sum();
@@ -140,39 +191,44 @@ pub fn smoothed(curve: &[Point], window: usize) -> Curve {
         .collect()
 }
 
-/// Pointwise mean of replicate curves on the union of their x's within their common
-/// range. With one replicate its own stderr is kept; with several, the stderr is the
-/// standard error of the mean across replicates (seed spread / sqrt(n)).
+/// The odd window `smoothed` uses for a requested one.
+pub fn odd_window(window: usize) -> usize {
+    (window / 2) * 2 + 1
+}
+
+/// Pointwise mean of replicate curves on the union of their x's. At each x the
+/// replicates that reach it are averaged (a partial seed contributes where it has data
+/// rather than cutting every other seed short). With one replicate at x its own stderr
+/// is kept; with several, the stderr is the standard error of the mean across them
+/// (seed spread / sqrt(n)).
 pub fn mean_curve(replicates: &[&[Point]]) -> Curve {
     match replicates {
         [] => Vec::new(),
         [only] => only.to_vec(),
-        [first, rest @ ..] => {
-            let mut grid: Vec<f64> = first.iter().map(|p| p.x).collect();
-            for other in rest {
-                grid = union_grid_x(&grid, other);
-            }
-            grid.iter()
-                .filter_map(|&x| mean_at(replicates, x))
-                .collect()
+        many => {
+            let mut grid: Vec<f64> = many.iter().flat_map(|c| c.iter().map(|p| p.x)).collect();
+            grid.sort_by(f64::total_cmp);
+            grid.dedup();
+            grid.iter().filter_map(|&x| mean_at(many, x)).collect()
         }
     }
 }
 
-fn union_grid_x(xs: &[f64], curve: &[Point]) -> Vec<f64> {
-    let as_points: Vec<Point> = xs.iter().map(|&x| Point::new(x, 0.0, 0.0)).collect();
-    union_grid(&as_points, curve)
-}
-
 fn mean_at(replicates: &[&[Point]], x: f64) -> Option<Point> {
-    let values: Vec<f64> = replicates
+    let points: Vec<Point> = replicates
         .iter()
-        .map(|curve| interpolate(curve, x).map(|p| p.y))
-        .collect::<Option<_>>()?;
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    Some(Point::new(x, mean, (variance / n).sqrt()))
+        .filter_map(|curve| interpolate_log(curve, x))
+        .collect();
+    match points.as_slice() {
+        [] => None,
+        [only] => Some(*only),
+        many => {
+            let n = many.len() as f64;
+            let mean = many.iter().map(|p| p.y).sum::<f64>() / n;
+            let variance = many.iter().map(|p| (p.y - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            Some(Point::new(x, mean, (variance / n).sqrt()))
+        }
+    }
 }
 
 /// Best value a curve reached and where (the first x reaching it).
@@ -224,7 +280,13 @@ mod tests {
             .collect();
         let s = smoothed(&c, 3);
         let ys: Vec<f64> = s.iter().map(|p| p.y).collect();
-        assert_eq!(ys, vec![1.5, 3.0, 4.0, 5.0]);
+        // Odd, centred, shrinking symmetrically: the ends stay as they are.
+        assert_eq!(ys, vec![1.0, 3.0, 4.0, 4.0]);
+        assert_eq!(
+            smoothed(&c, 2),
+            s,
+            "an even window is widened to the next odd one"
+        );
         assert!((s[1].stderr - 3f64.sqrt() / 3.0).abs() < 1e-12);
         assert_eq!(smoothed(&c, 1), c);
     }
@@ -248,6 +310,28 @@ mod tests {
         let ys: Vec<f64> = mean.iter().map(|p| p.y).collect();
         assert_eq!(ys, vec![1.0, 1.5, 2.0]);
         assert!((mean[0].stderr - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn partial_replicates_are_averaged_where_they_exist() {
+        let long = curve(&[(1.0, 1.0), (2.0, 1.0), (4.0, 1.0)]);
+        let short = curve(&[(1.0, 3.0), (2.0, 3.0)]);
+        let mean = mean_curve(&[&long, &short]);
+        let ys: Vec<f64> = mean.iter().map(|p| p.y).collect();
+        assert_eq!(ys, vec![2.0, 2.0, 1.0]);
+    }
+
+    #[test]
+    fn log_interpolation_and_running_best() {
+        let c = curve(&[(1.0, 0.0), (4.0, 2.0)]);
+        // Halfway in log x between 1 and 4 is 2.
+        assert_eq!(interpolate_log(&c, 2.0).map(|p| p.y), Some(1.0));
+        let loss = curve(&[(1.0, 3.0), (2.0, 2.0), (4.0, 2.5), (8.0, 1.5)]);
+        let ys: Vec<f64> = running_best(&loss, Direction::LowerBetter)
+            .iter()
+            .map(|p| p.y)
+            .collect();
+        assert_eq!(ys, vec![3.0, 2.0, 2.0, 1.5]);
     }
 
     #[test]

@@ -50,6 +50,26 @@ pub struct EvalRow {
     pub n: Option<u64>,
 }
 
+/// One eval_items.csv row: one item's score at one evaluation (design.md, "Run folder
+/// contract"). `item` names the same validation window or question in every job of a
+/// sweep that shares the data config, so both objectives' scores of an item pair up;
+/// the metric in eval.csv is the mean of `value` over items (per-window loss for
+/// `val_loss`/`loss`, 0/1 per question for `acc` and `acc_norm`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct ItemRow {
+    pub step: u64,
+    pub epoch: f64,
+    pub tokens: f64,
+    pub flops: f64,
+    pub task: String,
+    pub metric: String,
+    pub item: u64,
+    pub value: f64,
+}
+
+/// Per-item scores of a job; absent in jobs from trainers that predate them.
+pub use jobspec::status::EVAL_ITEMS_LOG as ITEMS_LOG;
+
 /// A float where an empty field or any unparsable text means "unknown" (NaN): stderr
 /// is diagnostic, and a missing one should not cost the row its value.
 fn lenient_f64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
@@ -73,6 +93,8 @@ pub struct Run {
     pub params: Option<u64>,
     pub train: Vec<TrainRow>,
     pub eval: Vec<EvalRow>,
+    /// eval_items.csv (empty when the job did not write it).
+    pub items: Vec<ItemRow>,
 }
 
 /// A problem with one file that did not stop the analysis.
@@ -146,6 +168,8 @@ pub fn read_job(folder: &Path) -> (Option<Run>, Vec<Warning>) {
     };
     let train = read_csv::<TrainRow>(&folder.join(TRAIN_LOG), &state, &mut warnings);
     let eval = read_csv::<EvalRow>(&folder.join(EVAL_LOG), &state, &mut warnings);
+    // Optional: only a file that exists but cannot be read is worth a warning.
+    let items = read_csv::<ItemRow>(&folder.join(ITEMS_LOG), "optional", &mut warnings);
     let run = Run {
         id: folder
             .file_name()
@@ -161,6 +185,7 @@ pub fn read_job(folder: &Path) -> (Option<Run>, Vec<Warning>) {
         total_steps,
         train,
         eval,
+        items,
     };
     (Some(run), warnings)
 }

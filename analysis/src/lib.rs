@@ -15,6 +15,7 @@ pub mod format;
 pub mod ingest;
 pub mod pairs;
 pub mod report;
+mod rng;
 mod summary;
 pub mod synthetic;
 pub mod tables;
@@ -28,7 +29,8 @@ use std::path::Path;
 /// How to analyse.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AnalyzeOptions {
-    /// Moving-average window over evaluation points (1 = none).
+    /// Moving-average window over evaluation points (1 = none; an even window is
+    /// widened to the next odd one so the average stays centred).
     pub smooth: usize,
     /// Bootstrap draws per crossover (0 = no intervals).
     pub bootstrap: usize,
@@ -53,8 +55,9 @@ impl Default for AnalyzeOptions {
 /// report under `results_dir/analysis/`.
 pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> {
     // 1. Read the jobs; unreadable files become warnings.
-    let (runs, warnings) = ingest::read_results(results_dir)?;
+    let (runs, mut warnings) = ingest::read_results(results_dir)?;
     let groups = pairs::group_runs(&runs);
+    warnings.extend(pairs::unpaired_warnings(&runs, &groups, results_dir));
     let out = results_dir.join("analysis");
     std::fs::create_dir_all(&out).map_err(error::io_error(&out))?;
     // 2. Tidy tables.
@@ -62,7 +65,7 @@ pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> 
     tables::write(&mut tables, &out)?;
     // 3. Crossovers.
     let settings = uncertainty::Settings {
-        smooth: options.smooth.max(1),
+        smooth: curve::odd_window(options.smooth.max(1)),
         draws: options.bootstrap,
         seed: options.seed,
     };
@@ -85,15 +88,17 @@ pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> 
         Vec::new()
     };
     // 5. Report.
-    let blocks = contents::blocks(
-        &runs,
-        &rows,
-        &rendered,
-        &warnings,
-        &out,
-        settings.draws,
-        settings.smooth,
-    );
+    let blocks = contents::blocks(&contents::ReportInputs {
+        runs: &runs,
+        groups: &groups,
+        rows: &rows,
+        figures: &rendered,
+        warnings: &warnings,
+        out: &out,
+        draws: settings.draws,
+        seed: settings.seed,
+        smooth: settings.smooth,
+    });
     let title = format!(
         "Crossover analysis: {}",
         results_dir

@@ -13,13 +13,14 @@ use std::process::ExitCode;
 struct Cli {
     /// The sweep's results folder (the one holding jobs/).
     results_dir: PathBuf,
-    /// Moving-average window over evaluation points before comparing curves (1 = none).
+    /// Centred moving-average window over evaluation points before comparing curves
+    /// (1 = none; an even window is widened to the next odd one).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     smooth: u64,
     /// Bootstrap draws per crossover (0 = no intervals).
     #[arg(long, default_value_t = 1000)]
     bootstrap: usize,
-    /// Seed of the bootstrap draws.
+    /// Seed of the bootstrap draws (recorded in the report).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Write tables and crossovers only.

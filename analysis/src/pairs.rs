@@ -2,9 +2,10 @@
 //! but the objective and the seed, and curves cut out of their eval rows.
 
 use crate::curve::{Curve, Point, normalized};
-use crate::ingest::{EvalRow, Run};
+use crate::ingest::{EvalRow, Run, Warning};
+use crate::uncertainty::Replicate;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Jobs that differ only in objective and seed: the runs one crossover compares.
 #[derive(Clone, Debug, PartialEq)]
@@ -13,6 +14,9 @@ pub struct Group {
     /// The config fields that vary between groups, e.g. `unique_tokens=20000 preset=nano`
     /// (`all` when there is one group).
     pub label: String,
+    /// The varying fields other than the budget and the model (e.g. `epochs=4` in a
+    /// grid over epochs); empty when only budgets and models vary.
+    pub variant: String,
     pub unique_tokens: u64,
     pub preset: String,
     pub params: Option<u64>,
@@ -52,7 +56,22 @@ pub fn objective_rank(label: &str) -> u8 {
     }
 }
 
-/// The job config without objective and seed, flattened to `path -> value` pairs.
+/// Config fields that do not change what is trained (issue 15): evaluation settings,
+/// logging and checkpoint cadence, gradient accumulation and the device. Runs that
+/// differ only in these are compared.
+fn affects_training(field: &str) -> bool {
+    !(field.starts_with("eval.")
+        || matches!(
+            field,
+            "train.log_every"
+                | "train.checkpoint_minutes"
+                | "train.micro_batch_size"
+                | "train.device"
+        ))
+}
+
+/// The job config without objective, seed and the fields that do not affect training,
+/// flattened to `path -> value` pairs.
 fn comparison_key(run: &Run) -> BTreeMap<String, String> {
     let mut value = serde_json::to_value(&run.config).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
@@ -61,6 +80,7 @@ fn comparison_key(run: &Run) -> BTreeMap<String, String> {
     }
     let mut flat = BTreeMap::new();
     flatten(&value, "", &mut flat);
+    flat.retain(|field, _| affects_training(field));
     flat
 }
 
@@ -82,31 +102,85 @@ fn flatten(value: &Value, prefix: &str, out: &mut BTreeMap<String, String>) {
     }
 }
 
+type Key = Vec<(String, String)>;
+
+/// Runs with the same key except `dlm.*` (which only the DLM reads); each distinct
+/// `dlm.*` setting of the DLM runs makes its own group with every non-DLM run.
+fn keyed_members(
+    runs: &[Run],
+    keys: &[BTreeMap<String, String>],
+) -> Vec<(BTreeMap<String, String>, Vec<usize>)> {
+    let is_dlm_field = |field: &str| field.starts_with("dlm.");
+    let mut by_base: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
+    for (index, key) in keys.iter().enumerate() {
+        let base: Key = key
+            .iter()
+            .filter(|(f, _)| !is_dlm_field(f))
+            .map(|(f, v)| (f.clone(), v.clone()))
+            .collect();
+        by_base.entry(base).or_default().push(index);
+    }
+    let mut out = Vec::new();
+    for (base, members) in by_base {
+        let (dlm, others): (Vec<usize>, Vec<usize>) = members
+            .into_iter()
+            .partition(|&i| runs[i].objective == "dlm");
+        let mut variants: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
+        for &i in &dlm {
+            let sub: Key = keys[i]
+                .iter()
+                .filter(|(f, _)| is_dlm_field(f))
+                .map(|(f, v)| (f.clone(), v.clone()))
+                .collect();
+            variants.entry(sub).or_default().push(i);
+        }
+        let base_map: BTreeMap<String, String> = base.into_iter().collect();
+        if variants.is_empty() {
+            out.push((base_map, others));
+            continue;
+        }
+        for (sub, dlm_members) in variants {
+            let mut key = base_map.clone();
+            key.extend(sub);
+            let mut all: Vec<usize> = others.iter().copied().chain(dlm_members).collect();
+            all.sort_unstable();
+            out.push((key, all));
+        }
+    }
+    out
+}
+
 /// Group runs by their comparison key, in order of (model params, unique tokens, key).
 pub fn group_runs(runs: &[Run]) -> Vec<Group> {
-    let mut by_key: BTreeMap<Vec<(String, String)>, Vec<usize>> = BTreeMap::new();
     let keys: Vec<BTreeMap<String, String>> = runs.iter().map(comparison_key).collect();
-    for (index, key) in keys.iter().enumerate() {
-        by_key
-            .entry(key.clone().into_iter().collect())
-            .or_default()
-            .push(index);
-    }
-    let varying = varying_fields(&keys);
-    let mut groups: Vec<Group> = by_key
-        .into_values()
-        .map(|members| {
+    let keyed = keyed_members(runs, &keys);
+    let group_keys: Vec<BTreeMap<String, String>> = keyed.iter().map(|(k, _)| k.clone()).collect();
+    let varying = varying_fields(&group_keys);
+    let describe = |key: &BTreeMap<String, String>, fields: &[&String]| {
+        fields
+            .iter()
+            .map(|field| {
+                let value = key.get(*field).map_or("-", |v| v.trim_matches('"'));
+                // Whole floats read as integers: `epochs=4`, not `epochs=4.0`.
+                let value = value
+                    .strip_suffix(".0")
+                    .filter(|v| v.parse::<f64>().is_ok())
+                    .unwrap_or(value);
+                format!("{}={value}", short_field(field))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let all_fields: Vec<&String> = varying.iter().collect();
+    let variant_fields: Vec<&String> = varying
+        .iter()
+        .filter(|f| *f != "data.unique_tokens" && !f.starts_with("model."))
+        .collect();
+    let mut groups: Vec<Group> = keyed
+        .into_iter()
+        .map(|(key, members)| {
             let first = &runs[members[0]];
-            let label = varying
-                .iter()
-                .map(|field| {
-                    let value = keys[members[0]]
-                        .get(field)
-                        .map_or("-", |v| v.trim_matches('"'));
-                    format!("{}={value}", short_field(field))
-                })
-                .collect::<Vec<_>>()
-                .join(" ");
+            let label = describe(&key, &all_fields);
             Group {
                 index: 0,
                 label: if label.is_empty() {
@@ -114,6 +188,7 @@ pub fn group_runs(runs: &[Run]) -> Vec<Group> {
                 } else {
                     label
                 },
+                variant: describe(&key, &variant_fields),
                 unique_tokens: first.config.data.unique_tokens.get(),
                 preset: first
                     .config
@@ -135,7 +210,36 @@ pub fn group_runs(runs: &[Run]) -> Vec<Group> {
     groups
 }
 
-/// Fields whose value differs between some runs (objective and seed excluded). The
+/// A warning for each group that cannot be compared (no DLM, or nothing but the DLM):
+/// its runs appear in the tables and figures but in no crossover.
+pub fn unpaired_warnings(
+    runs: &[Run],
+    groups: &[Group],
+    results: &std::path::Path,
+) -> Vec<Warning> {
+    groups
+        .iter()
+        .filter_map(|group| {
+            let objectives = group.objectives(runs);
+            let has_dlm = objectives.iter().any(|o| o == "dlm");
+            if has_dlm && objectives.len() > 1 {
+                return None;
+            }
+            let first = &runs[*group.runs.first()?];
+            Some(Warning {
+                path: results.join("jobs").join(&first.id),
+                message: format!(
+                    "group `{}` has only {} run(s): not compared (no {} with the same training config)",
+                    group.label,
+                    objectives.join(", "),
+                    if has_dlm { "baseline" } else { "DLM" }
+                ),
+            })
+        })
+        .collect()
+}
+
+/// Fields whose value differs between some groups (objective and seed excluded). The
 /// model's derived fields (d_model, ...) are dropped when the preset already varies.
 fn varying_fields(keys: &[BTreeMap<String, String>]) -> Vec<String> {
     let Some(first) = keys.first() else {
@@ -206,6 +310,83 @@ pub fn curve(run: &Run, task: &str, metric: &str, axis: Axis) -> Curve {
         .map(|row| Point::new(axis.of(row), row.value, row.stderr))
         .collect();
     normalized(&points)
+}
+
+/// The item indices any of `runs` scored on (task, metric), sorted.
+pub fn item_ids(runs: &[&Run], task: &str, metric: &str) -> Vec<u64> {
+    let mut ids: Vec<u64> = runs
+        .iter()
+        .flat_map(|run| run.items.iter())
+        .filter(|row| row.task == task && row.metric == metric)
+        .map(|row| row.item)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// A run as a bootstrap replicate of (task, metric): its evaluations by step (a step
+/// logged twice, as a resumed job may, is averaged) on the tokens axis, with the same
+/// points' epochs and FLOPs as `other_axes` (in `Axis::ALL` order), and its item scores
+/// at each point in the order of `ids` when it scored items at every point.
+pub fn replicate(run: &Run, task: &str, metric: &str, ids: &[u64]) -> Replicate {
+    let mut by_step: BTreeMap<u64, Vec<&EvalRow>> = BTreeMap::new();
+    for row in run
+        .eval
+        .iter()
+        .filter(|r| r.task == task && r.metric == metric && r.value.is_finite())
+    {
+        by_step.entry(row.step).or_default().push(row);
+    }
+    let mut steps = Vec::new();
+    let mut axes: [Vec<f64>; 3] = Default::default();
+    let mut curve = Curve::new();
+    for (&step, rows) in &by_step {
+        let Some(last) = rows.last() else { continue };
+        let xs = Axis::ALL.map(|axis| axis.of(last));
+        if xs.iter().any(|x| !x.is_finite()) {
+            continue;
+        }
+        let value = rows.iter().map(|r| r.value).sum::<f64>() / rows.len() as f64;
+        let stderr = rows.iter().map(|r| r.stderr).fold(f64::NAN, f64::max);
+        curve.push(Point::new(xs[0], value, stderr));
+        for (axis, x) in axes.iter_mut().zip(xs) {
+            axis.push(x);
+        }
+        steps.push(step);
+    }
+    let [_, epochs, flops] = axes;
+    Replicate {
+        seed: run.config.seed,
+        items: item_matrix(run, task, metric, &steps, ids),
+        curve,
+        other_axes: vec![epochs, flops],
+    }
+}
+
+fn item_matrix(
+    run: &Run,
+    task: &str,
+    metric: &str,
+    steps: &[u64],
+    ids: &[u64],
+) -> Option<Vec<Vec<f64>>> {
+    if ids.is_empty() {
+        return None;
+    }
+    let mut at: HashMap<u64, Vec<f64>> = HashMap::new();
+    for row in run
+        .items
+        .iter()
+        .filter(|r| r.task == task && r.metric == metric)
+    {
+        let Ok(position) = ids.binary_search(&row.item) else {
+            continue;
+        };
+        at.entry(row.step)
+            .or_insert_with(|| vec![f64::NAN; ids.len()])[position] = row.value;
+    }
+    steps.iter().map(|step| at.remove(step)).collect()
 }
 
 /// Metrics that are curves to compare: every (task, metric) in the eval rows except the

@@ -63,7 +63,7 @@ impl Summary {
         }
     }
 
-    /// Crossover rows where the DLM ends at least as good as its baseline.
+    /// Crossover rows (both kinds) where the DLM ends at least as good as its baseline.
     pub fn crossovers_found(&self) -> usize {
         self.outcomes.get("crossed").copied().unwrap_or(0)
             + self.outcomes.get("ahead_from_start").copied().unwrap_or(0)
@@ -82,15 +82,17 @@ fn headlines(rows: &[CrossoverRow]) -> Vec<String> {
         })
         .map(|r| {
             let interval = if matches!(r.outcome(), Outcome::Crossed { .. }) {
-                format!("; bootstrap median [90%]: {}", r.interval())
+                format!("; estimate (median [90%]): {}", r.interval())
             } else {
                 String::new()
             };
             format!(
-                "{}: {} {}: {}{interval}",
+                "{}: {} {} ({}): {}; {}{interval}",
                 r.group_label,
                 r.task,
                 r.metric,
+                r.kind.name().replace('_', "-"),
+                crate::crossovers::verdict_text(r),
                 r.describe()
             )
         })

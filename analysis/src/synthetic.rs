@@ -1,6 +1,6 @@
 //! Synthetic results folders with known answers, for tests, the benchmark and demos:
-//! real `job.yaml` files (a serialized `JobConfig`), status.json, train.csv and
-//! eval.csv, exactly as the trainer writes them.
+//! real `job.yaml` files (a serialized `JobConfig`), status.json, train.csv, eval.csv
+//! and (when a job has per-item scores) eval_items.csv, as the trainer writes them.
 
 use crate::error::{Result, io_error};
 use jobspec::status::{EVAL_HEADER, State, Status, TRAIN_HEADER, write_status};
@@ -18,6 +18,16 @@ pub struct EvalPoint {
     pub stderr: f64,
 }
 
+/// One evaluation's per-item scores (a row each in eval_items.csv).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemPoint {
+    pub epoch: f64,
+    pub task: String,
+    pub metric: String,
+    /// Score of item i at index i.
+    pub scores: Vec<f64>,
+}
+
 /// A job to write.
 #[derive(Clone, Debug)]
 pub struct SyntheticJob {
@@ -29,6 +39,7 @@ pub struct SyntheticJob {
     pub state: State,
     pub error: Option<String>,
     pub evals: Vec<EvalPoint>,
+    pub items: Vec<ItemPoint>,
 }
 
 impl SyntheticJob {
@@ -42,6 +53,7 @@ impl SyntheticJob {
             state: State::Done,
             error: None,
             evals: Vec::new(),
+            items: Vec::new(),
         }
     }
 
@@ -63,6 +75,38 @@ impl SyntheticJob {
                 stderr,
             };
             self.evals.push(point);
+        }
+        self
+    }
+
+    /// Add one metric's per-item scores at the given epochs (`scores[k][i]`: item i at
+    /// epochs[k]); eval.csv gets their mean and its standard error, as the trainer
+    /// writes them (the contract: the metric is the mean over items).
+    pub fn item_metric(
+        mut self,
+        task: &str,
+        metric: &str,
+        epochs: &[f64],
+        scores: &[Vec<f64>],
+    ) -> Self {
+        for (&epoch, scores) in epochs.iter().zip(scores) {
+            let n = scores.len().max(1) as f64;
+            let mean = scores.iter().sum::<f64>() / n;
+            let variance =
+                scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+            self.evals.push(EvalPoint {
+                epoch,
+                task: task.into(),
+                metric: metric.into(),
+                value: mean,
+                stderr: (variance / n).sqrt(),
+            });
+            self.items.push(ItemPoint {
+                epoch,
+                task: task.into(),
+                metric: metric.into(),
+                scores: scores.clone(),
+            });
         }
         self
     }
@@ -123,6 +167,20 @@ pub fn write_job(results: &Path, job: &SyntheticJob) -> Result<PathBuf> {
         );
     }
     write("eval.csv", &eval)?;
+    if !job.items.is_empty() {
+        let mut items = "step,epoch,tokens,flops,task,metric,item,value\n".to_string();
+        for point in &job.items {
+            let (step, tokens, flops) = position(point.epoch);
+            for (item, score) in point.scores.iter().enumerate() {
+                let _ = writeln!(
+                    items,
+                    "{step},{},{tokens},{flops},{},{},{item},{score}",
+                    point.epoch, point.task, point.metric
+                );
+            }
+        }
+        write(crate::ingest::ITEMS_LOG, &items)?;
+    }
     let last_epoch = job.evals.iter().map(|p| p.epoch).fold(0.0, f64::max);
     let mut train = TRAIN_HEADER.join(",") + "\n";
     for i in 1..=20 {

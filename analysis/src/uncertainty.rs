@@ -1,20 +1,37 @@
-//! How sure a crossover is: a bootstrap over seed replicates when both sides have
-//! several seeds, otherwise a parametric bootstrap from the per-point standard errors.
+//! How sure a crossover is (issue 15): a paired bootstrap.
 //!
-//! Each bootstrap draw runs the same estimator as the point estimate (smooth each
-//! replicate, average the replicates, find the crossing). Outcomes that do not cross
-//! are censored: "ahead from the start" counts as crossing at the first shared x and
-//! "not reached" as crossing at infinity, so the median and the 90% interval are
-//! quantiles of that censored distribution (an upper end of infinity reads "not reached
-//! within the run").
+//! Both objectives are scored on the same validation windows and the same benchmark
+//! items at every checkpoint, so their errors are shared and strongly correlated. With
+//! per-item scores (eval_items.csv) one draw resamples the item indices once and
+//! applies the same resample to both objectives at every checkpoint (`paired_items`).
+//! With at least 5 seeds per side the seeds are resampled too, jointly (seed s of AR
+//! pairs with seed s of the DLM: same data order), combined with the item resample
+//! (`paired_items_and_seeds`); with 2-4 seeds the seeds are averaged and only items are
+//! resampled (a bootstrap over 2 seeds has 3 distinct resamples).
+//!
+//! Without per-item scores the unpaired fallback is used: seeds resampled jointly with
+//! at least 5 per side (`seed_bootstrap`), otherwise each point of the seed-mean curve
+//! redrawn from N(value, stderr^2) (`stderr_bootstrap`).
+//!
+//! Each draw runs the same estimator as the point estimate (smooth each replicate,
+//! average, take the running best for the early-stopped kind, find the crossing in log
+//! x). Outcomes that do not cross are censored: "ahead from the start" counts as
+//! crossing at the first shared x and "not reached" as crossing at infinity, so the
+//! median and the 90% interval are quantiles of that censored distribution.
+//!
+//! The verdict asks whether the data say anything: "no evidence either way" when the
+//! 90% interval of the advantage at the last shared evaluation contains 0; otherwise
+//! `crossed` is placed robustly, where the lower 5% band of the advantage rises to 0
+//! and stays there.
 
-use crate::crossover::{Outcome, find_crossing};
-use crate::curve::{Curve, Direction, Point, mean_curve, smoothed};
+use crate::crossover::{Kind, Outcome, advantage, advantage_at, crossing_of_advantage};
+use crate::curve::{Curve, Direction, Point, interpolate_log, mean_curve, smoothed};
+pub use crate::rng::Rng;
 
 /// Bootstrap settings; every draw comes from `seed`, so results are reproducible.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Settings {
-    /// Moving-average window in evaluation points (1 = no smoothing).
+    /// Moving-average window in evaluation points (1 = no smoothing; odd).
     pub smooth: usize,
     /// Bootstrap draws (0 = no interval).
     pub draws: usize,
@@ -31,12 +48,19 @@ impl Default for Settings {
     }
 }
 
+/// Seeds per side from which seeds are resampled (fewer give too few distinct draws).
+pub const MIN_SEEDS_TO_RESAMPLE: usize = 5;
+
 /// Where the uncertainty came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// Resampling seed replicates per objective.
+    /// Items resampled once per draw, shared by both objectives; seeds averaged.
+    PairedItems,
+    /// Items as above, and seeds resampled jointly across objectives.
+    PairedItemsSeeds,
+    /// No per-item scores: seeds resampled jointly (at least 5 per side).
     Seeds,
-    /// Resampling each point from N(value, stderr^2) (one seed on a side).
+    /// No per-item scores and fewer than 5 seeds: points redrawn from their stderr.
     Stderr,
     /// No draws requested.
     None,
@@ -45,9 +69,54 @@ pub enum Method {
 impl Method {
     pub fn label(self) -> &'static str {
         match self {
+            Self::PairedItems => "paired_items",
+            Self::PairedItemsSeeds => "paired_items_and_seeds",
             Self::Seeds => "seed_bootstrap",
             Self::Stderr => "stderr_bootstrap",
             Self::None => "none",
+        }
+    }
+
+    /// Whether the draws pair the two objectives item by item.
+    pub fn paired(self) -> bool {
+        matches!(self, Self::PairedItems | Self::PairedItemsSeeds)
+    }
+}
+
+/// What the bootstrap says about the comparison.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Verdict {
+    /// The advantage's lower 5% band rises to 0 at x and stays there.
+    Crossed {
+        x: f64,
+    },
+    /// The lower band is at or above 0 from the first shared evaluation.
+    AheadFromStart,
+    /// The 90% interval of the advantage at the end is below 0.
+    NotReached,
+    /// The 90% interval of the advantage at the end contains 0.
+    NoEvidence,
+    NoOverlap,
+}
+
+impl Verdict {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Crossed { .. } => "crossed",
+            Self::AheadFromStart => "ahead_from_start",
+            Self::NotReached => "not_reached",
+            Self::NoEvidence => "no_evidence",
+            Self::NoOverlap => "no_overlap",
+        }
+    }
+
+    /// The verdict of a point estimate without draws.
+    fn of(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Crossed { x, .. } => Self::Crossed { x },
+            Outcome::AheadFromStart { .. } => Self::AheadFromStart,
+            Outcome::NotReached { .. } => Self::NotReached,
+            Outcome::NoOverlap => Self::NoOverlap,
         }
     }
 }
@@ -56,6 +125,7 @@ impl Method {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Estimate {
     pub outcome: Outcome,
+    pub verdict: Verdict,
     pub method: Method,
     /// Median and 5% / 95% quantiles of the censored crossing (NaN without draws).
     pub median: f64,
@@ -63,20 +133,62 @@ pub struct Estimate {
     pub high: f64,
     /// Share of draws in which the DLM is at least as good at the end.
     pub share_crossed: f64,
+    /// dlm - baseline at the last shared evaluation (metric units), and its 90%
+    /// interval (NaN without draws).
+    pub gap: f64,
+    pub gap_low: f64,
+    pub gap_high: f64,
 }
 
-/// The estimator applied to one set of replicates: smooth, average, find the crossing.
-pub fn crossing_of(
-    dlm: &[Curve],
-    baseline: &[Curve],
-    direction: Direction,
-    smooth: usize,
-) -> Outcome {
-    find_crossing(
-        &combined(dlm, smooth),
-        &combined(baseline, smooth),
-        direction,
-    )
+/// One seed's evaluations of one metric.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Replicate {
+    pub seed: u64,
+    pub curve: Curve,
+    /// For each point of `curve`, each item's score (NaN where the item was not
+    /// scored); the items in the same order in every replicate of a comparison. None
+    /// without eval_items.csv.
+    pub items: Option<Vec<Vec<f64>>>,
+    /// The same points' positions on further x axes (epochs and FLOPs when `curve` is
+    /// on tokens), so one set of draws answers for every axis.
+    pub other_axes: Vec<Vec<f64>>,
+}
+
+impl Replicate {
+    /// A replicate on one axis without per-item scores.
+    pub fn plain(seed: u64, curve: Curve) -> Self {
+        Self {
+            seed,
+            curve,
+            items: None,
+            other_axes: Vec::new(),
+        }
+    }
+
+    /// How many x axes the replicate is placed on.
+    fn axes(&self) -> usize {
+        1 + self.other_axes.len()
+    }
+
+    /// The curve on `axis` (0: the curve's own) with the values `ys`, one per point.
+    fn on_axis(&self, axis: usize, ys: &[f64]) -> Curve {
+        self.curve
+            .iter()
+            .zip(ys)
+            .enumerate()
+            .map(|(k, (p, &y))| {
+                let x = match axis {
+                    0 => p.x,
+                    a => self.other_axes[a - 1][k],
+                };
+                Point::new(x, y, p.stderr)
+            })
+            .collect()
+    }
+
+    fn values(&self) -> Vec<f64> {
+        self.curve.iter().map(|p| p.y).collect()
+    }
 }
 
 /// The curve the point estimate uses for a side: each replicate smoothed, then averaged.
@@ -86,61 +198,336 @@ pub fn combined(replicates: &[Curve], smooth: usize) -> Curve {
     mean_curve(&refs)
 }
 
-/// Point estimate plus bootstrap interval for one pair of sides.
-pub fn estimate(
+/// The estimator applied to one set of replicates: smooth, average, (running best),
+/// find the crossing.
+pub fn crossing_of(
     dlm: &[Curve],
     baseline: &[Curve],
     direction: Direction,
+    smooth: usize,
+    kind: Kind,
+) -> Outcome {
+    let (d, b) = (combined(dlm, smooth), combined(baseline, smooth));
+    crate::crossover::find_crossing(
+        &kind.curve(&d, direction),
+        &kind.curve(&b, direction),
+        direction,
+    )
+}
+
+/// Both kinds of one comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Estimates {
+    pub early_stopped: Estimate,
+    pub raw: Estimate,
+}
+
+impl Estimates {
+    pub fn of(&self, kind: Kind) -> &Estimate {
+        match kind {
+            Kind::EarlyStopped => &self.early_stopped,
+            Kind::Raw => &self.raw,
+        }
+    }
+}
+
+/// The method a pair of sides gets.
+pub fn method_for(dlm: &[Replicate], baseline: &[Replicate], draws: usize) -> Method {
+    let items = !dlm.is_empty()
+        && !baseline.is_empty()
+        && dlm.iter().chain(baseline).all(|r| r.items.is_some());
+    let seeds = dlm.len().min(baseline.len()) >= MIN_SEEDS_TO_RESAMPLE;
+    match (draws, items, seeds) {
+        (0, _, _) => Method::None,
+        (_, true, true) => Method::PairedItemsSeeds,
+        (_, true, false) => Method::PairedItems,
+        (_, false, true) => Method::Seeds,
+        (_, false, false) => Method::Stderr,
+    }
+}
+
+/// Point estimates and bootstrap intervals of both kinds for one pair of sides, on
+/// the replicates' own axis.
+pub fn estimate(
+    dlm: &[Replicate],
+    baseline: &[Replicate],
+    direction: Direction,
     settings: Settings,
-) -> Estimate {
-    let outcome = crossing_of(dlm, baseline, direction, settings.smooth);
-    let method = if settings.draws == 0 || matches!(outcome, Outcome::NoOverlap) {
-        Method::None
-    } else if dlm.len() >= 2 && baseline.len() >= 2 {
-        Method::Seeds
+) -> Estimates {
+    let mut all = estimate_axes(dlm, baseline, direction, settings);
+    all.swap_remove(0)
+}
+
+/// One side's combined curve on `axis`, from its chosen replicates and their values.
+fn side_curve(drawn: &[(&Replicate, Vec<f64>)], axis: usize, smooth: usize) -> Curve {
+    let curves: Vec<Curve> = drawn.iter().map(|(r, ys)| r.on_axis(axis, ys)).collect();
+    combined(&curves, smooth)
+}
+
+/// A point estimate's outcome and its advantage (x, g) on the union grid.
+type PointEstimate = (Outcome, Vec<(f64, f64)>);
+
+/// A draw's outcome and its advantage on the point estimate's grid (NaN outside).
+type DrawOutcome = (Outcome, Vec<f64>);
+
+/// Point estimates and intervals on every axis the replicates carry (their own, then
+/// `other_axes`), from one set of draws: a draw's item and seed resample is the same on
+/// every axis, and is computed once.
+pub fn estimate_axes(
+    dlm: &[Replicate],
+    baseline: &[Replicate],
+    direction: Direction,
+    settings: Settings,
+) -> Vec<Estimates> {
+    let axes = dlm
+        .iter()
+        .chain(baseline)
+        .map(Replicate::axes)
+        .min()
+        .unwrap_or(1);
+    let (dlm_as_is, baseline_as_is) = (as_is(dlm), as_is(baseline));
+    // Per axis, per kind: the point estimate and its advantage on the union grid.
+    let points: Vec<[PointEstimate; 2]> = (0..axes)
+        .map(|axis| {
+            let d = side_curve(&dlm_as_is, axis, settings.smooth);
+            let b = side_curve(&baseline_as_is, axis, settings.smooth);
+            Kind::ALL.map(|kind| {
+                let g = advantage(
+                    &kind.curve(&d, direction),
+                    &kind.curve(&b, direction),
+                    direction,
+                );
+                (crossing_of_advantage(&g, direction), g)
+            })
+        })
+        .collect();
+    let overlap = !matches!(points[0][0].0, Outcome::NoOverlap);
+    let method = if overlap {
+        method_for(dlm, baseline, settings.draws)
     } else {
-        Method::Stderr
+        Method::None
     };
     let mut rng = Rng::new(settings.seed);
-    let draws_wanted = if method == Method::None {
+    let mut draws: Vec<[Vec<DrawOutcome>; 2]> =
+        (0..axes).map(|_| [Vec::new(), Vec::new()]).collect();
+    let wanted = if method == Method::None {
         0
     } else {
         settings.draws
     };
-    let draws: Vec<Outcome> = (0..draws_wanted)
-        .map(|_| match method {
-            Method::Seeds => crossing_of(
-                &resample(dlm, &mut rng),
-                &resample(baseline, &mut rng),
-                direction,
-                settings.smooth,
-            ),
-            _ => crossing_of(
-                &[jitter(&combined_raw(dlm), &mut rng)],
-                &[jitter(&combined_raw(baseline), &mut rng)],
-                direction,
-                settings.smooth,
-            ),
+    for _ in 0..wanted {
+        let resampled =
+            (method != Method::Stderr).then(|| draw_values(dlm, baseline, method, &mut rng));
+        for axis in 0..axes {
+            let (d, b) = match &resampled {
+                Some((d, b)) => (
+                    side_curve(d, axis, settings.smooth),
+                    side_curve(b, axis, settings.smooth),
+                ),
+                None => (
+                    jittered(&dlm_as_is, axis, settings.smooth, &mut rng),
+                    jittered(&baseline_as_is, axis, settings.smooth, &mut rng),
+                ),
+            };
+            for (index, kind) in Kind::ALL.iter().enumerate() {
+                let (d, b) = (kind.curve(&d, direction), kind.curve(&b, direction));
+                let on_grid = points[axis][index]
+                    .1
+                    .iter()
+                    .map(
+                        |&(x, _)| match (interpolate_log(&d, x), interpolate_log(&b, x)) {
+                            (Some(d), Some(b)) => advantage_at(d.y, b.y, direction),
+                            _ => f64::NAN,
+                        },
+                    )
+                    .collect();
+                let outcome = crate::crossover::find_crossing(&d, &b, direction);
+                draws[axis][index].push((outcome, on_grid));
+            }
+        }
+    }
+    points
+        .iter()
+        .zip(&draws)
+        .map(|(point, drawn)| Estimates {
+            early_stopped: summarize(&point[0], method, &drawn[0], direction),
+            raw: summarize(&point[1], method, &drawn[1], direction),
         })
+        .collect()
+}
+
+/// A side's replicates with their own values.
+fn as_is(side: &[Replicate]) -> Drawn<'_> {
+    side.iter().map(|r| (r, r.values())).collect()
+}
+
+/// The unpaired parametric draw of a side on one axis: each point of the seed-mean
+/// curve redrawn from N(value, stderr^2), then smoothed as the point estimate is.
+fn jittered(side: &[(&Replicate, Vec<f64>)], axis: usize, smooth: usize, rng: &mut Rng) -> Curve {
+    combined(&[jitter(&side_curve(side, axis, 1), rng)], smooth)
+}
+
+/// One paired (or seed) draw: the chosen replicates of each side, each with its values
+/// recomputed from the item resample (the same for both sides) when there is one.
+type Drawn<'a> = Vec<(&'a Replicate, Vec<f64>)>;
+
+fn draw_values<'a>(
+    dlm: &'a [Replicate],
+    baseline: &'a [Replicate],
+    method: Method,
+    rng: &mut Rng,
+) -> (Drawn<'a>, Drawn<'a>) {
+    let counts = method.paired().then(|| item_counts(dlm, rng));
+    // Each replicate's values once per draw, however often the seed resample picks it.
+    let values = |side: &[Replicate]| -> Vec<Vec<f64>> {
+        side.iter()
+            .map(|r| match &counts {
+                Some(counts) => reweighted(r, counts),
+                None => r.values(),
+            })
+            .collect()
+    };
+    let (dlm_values, baseline_values) = (values(dlm), values(baseline));
+    let (d, b) = if method == Method::PairedItems {
+        ((0..dlm.len()).collect(), (0..baseline.len()).collect())
+    } else {
+        joint_seed_resample(dlm, baseline, rng)
+    };
+    let pick = |side: &'a [Replicate], chosen: Vec<usize>, values: &[Vec<f64>]| -> Drawn<'a> {
+        chosen
+            .into_iter()
+            .map(|i| (&side[i], values[i].clone()))
+            .collect()
+    };
+    (
+        pick(dlm, d, &dlm_values),
+        pick(baseline, b, &baseline_values),
+    )
+}
+
+/// How often each item is drawn when n items are resampled with replacement.
+fn item_counts(side: &[Replicate], rng: &mut Rng) -> Vec<f64> {
+    let n = side
+        .first()
+        .and_then(|r| r.items.as_ref())
+        .and_then(|points| points.first())
+        .map_or(0, Vec::len);
+    let mut counts = vec![0.0; n];
+    for _ in 0..n {
+        counts[rng.below(n)] += 1.0;
+    }
+    counts
+}
+
+/// A replicate's values with every point recomputed as the count-weighted mean of its
+/// item scores (items not scored at a point are left out there).
+fn reweighted(replicate: &Replicate, counts: &[f64]) -> Vec<f64> {
+    let Some(items) = &replicate.items else {
+        return replicate.values();
+    };
+    replicate
+        .curve
+        .iter()
+        .zip(items)
+        .map(|(point, scores)| {
+            let (mut sum, mut weight) = (0.0, 0.0);
+            for (score, count) in scores.iter().zip(counts) {
+                if *count > 0.0 && score.is_finite() {
+                    sum += count * score;
+                    weight += count;
+                }
+            }
+            if weight > 0.0 { sum / weight } else { point.y }
+        })
+        .collect()
+}
+
+/// Seeds drawn with replacement from the seeds of either side; each side takes its
+/// replicates of the drawn seeds (as indices), so seed s of the DLM stays paired with
+/// seed s of the baseline. A side that draws none of its own seeds keeps them all.
+fn joint_seed_resample(
+    dlm: &[Replicate],
+    baseline: &[Replicate],
+    rng: &mut Rng,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut seeds: Vec<u64> = dlm.iter().chain(baseline).map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let drawn: Vec<u64> = (0..seeds.len())
+        .map(|_| seeds[rng.below(seeds.len())])
         .collect();
-    summarize(outcome, method, &draws)
+    let take = |side: &[Replicate]| -> Vec<usize> {
+        let chosen: Vec<usize> = drawn
+            .iter()
+            .flat_map(|&seed| (0..side.len()).filter(move |&i| side[i].seed == seed))
+            .collect();
+        if chosen.is_empty() {
+            (0..side.len()).collect()
+        } else {
+            chosen
+        }
+    };
+    (take(dlm), take(baseline))
 }
 
-/// The unsmoothed mean of a side: the parametric bootstrap perturbs raw points and then
-/// smooths, as the point estimate does.
-fn combined_raw(replicates: &[Curve]) -> Curve {
-    combined(replicates, 1)
-}
-
-fn summarize(outcome: Outcome, method: Method, draws: &[Outcome]) -> Estimate {
-    let mut xs: Vec<f64> = draws.iter().filter_map(Outcome::censored_x).collect();
+fn summarize(
+    point: &PointEstimate,
+    method: Method,
+    draws: &[DrawOutcome],
+    direction: Direction,
+) -> Estimate {
+    let (outcome, grid) = point;
+    let gap = grid.last().map_or(f64::NAN, |&(_, g)| direction.sign() * g);
+    let mut xs: Vec<f64> = draws.iter().filter_map(|d| d.0.censored_x()).collect();
     xs.sort_by(f64::total_cmp);
     let crossed = draws
         .iter()
-        .filter(|o| matches!(o, Outcome::Crossed { .. } | Outcome::AheadFromStart { .. }))
+        .filter(|d| {
+            matches!(
+                d.0,
+                Outcome::Crossed { .. } | Outcome::AheadFromStart { .. }
+            )
+        })
         .count();
+    // Pointwise 5% and 95% quantiles of the advantage on the point estimate's grid.
+    let band = |q: f64| -> Vec<(f64, f64)> {
+        grid.iter()
+            .enumerate()
+            .filter_map(|(i, &(x, _))| {
+                let mut at: Vec<f64> = draws
+                    .iter()
+                    .map(|d| d.1[i])
+                    .filter(|g| g.is_finite())
+                    .collect();
+                at.sort_by(f64::total_cmp);
+                let value = quantile(&at, q);
+                value.is_finite().then_some((x, value))
+            })
+            .collect()
+    };
+    let (lower, upper) = (band(0.05), band(0.95));
+    let end = |band: &[(f64, f64)]| band.last().map_or(f64::NAN, |p| p.1);
+    let (g_low, g_high) = (end(&lower), end(&upper));
+    let verdict = if draws.is_empty() || matches!(outcome, Outcome::NoOverlap) {
+        Verdict::of(*outcome)
+    } else if g_low > 0.0 {
+        match crossing_of_advantage(&lower, direction) {
+            Outcome::Crossed { x, .. } => Verdict::Crossed { x },
+            _ => Verdict::AheadFromStart,
+        }
+    } else if g_high < 0.0 {
+        Verdict::NotReached
+    } else {
+        Verdict::NoEvidence
+    };
+    // In metric units: dlm - baseline = sign * g, so a loss flips the interval.
+    let (gap_low, gap_high) = match direction {
+        Direction::HigherBetter => (g_low, g_high),
+        Direction::LowerBetter => (-g_high, -g_low),
+    };
     Estimate {
-        outcome,
+        outcome: *outcome,
+        verdict,
         method,
         median: quantile(&xs, 0.5),
         low: quantile(&xs, 0.05),
@@ -150,6 +537,9 @@ fn summarize(outcome: Outcome, method: Method, draws: &[Outcome]) -> Estimate {
         } else {
             crossed as f64 / draws.len() as f64
         },
+        gap,
+        gap_low,
+        gap_high,
     }
 }
 
@@ -172,12 +562,6 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     a + (position - lo as f64) * (b - a)
 }
 
-fn resample(replicates: &[Curve], rng: &mut Rng) -> Vec<Curve> {
-    (0..replicates.len())
-        .map(|_| replicates[rng.below(replicates.len())].clone())
-        .collect()
-}
-
 /// One parametric draw: each value plus N(0, stderr^2); unknown stderr adds nothing.
 fn jitter(curve: &[Point], rng: &mut Rng) -> Curve {
     curve
@@ -187,41 +571,6 @@ fn jitter(curve: &[Point], rng: &mut Rng) -> Curve {
             Point::new(p.x, p.y + sd * rng.normal(), p.stderr)
         })
         .collect()
-}
-
-/// SplitMix64 (Steele, Lea & Flood 2014): tiny, seeded and good enough for resampling;
-/// avoids a dependency for a few lines.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x853c_49e6_748f_ea9b)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1) from the top 53 bits.
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.uniform() * n as f64) as usize).min(n.saturating_sub(1))
-    }
-
-    /// Standard normal by Box-Muller.
-    pub fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.uniform();
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
 }
 
 #[cfg(test)]

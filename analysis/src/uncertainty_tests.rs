@@ -1,128 +1,373 @@
-//! Coverage of the crossover intervals on simulated studies with a known answer.
+//! Coverage of the crossover intervals on simulated studies with a known answer, with
+//! log2-spaced milestones like real sweeps (issue 15), and the verdict's cases.
 
 use super::*;
-use crate::crossover::curve_from;
+use crate::crossover::{Kind, curve_from, find_crossing};
 
-/// AR rises fast and then slowly overfits; the DLM rises slower but higher (the shape
-/// of the study's accuracy curves). Accuracy, higher is better.
+/// Validation losses smooth in u = log2(x): AR falls fast and then overfits (its best
+/// is near x = 18), the DLM falls slower but further. The raw curves cross at
+/// u = 4.549 (x = 23.4): AR - DLM = -0.6 + 0.05 u + 0.018 u^2.
 fn ar_truth(x: f64) -> f64 {
-    0.6 - 0.3 * (-x / 3.0).exp() - 0.004 * x
+    let u = x.log2();
+    3.0 - 0.25 * u + 0.03 * u * u
 }
 
 fn dlm_truth(x: f64) -> f64 {
-    0.7 - 0.5 * (-x / 8.0).exp()
+    let u = x.log2();
+    3.6 - 0.3 * u + 0.012 * u * u
 }
 
-const EVAL_XS: std::ops::RangeInclusive<u32> = 1..=20;
+/// Log2 milestones 1, 2, 4, ..., 512.
+fn milestones() -> Vec<f64> {
+    (0..10).map(|k| f64::from(1 << k)).collect()
+}
 
 /// The crossing of the generating curves, from a grid fine enough to be exact.
 fn true_crossing() -> f64 {
     let fine: Vec<f64> = (0..=20_000)
-        .map(|i| 1.0 + f64::from(i) * 19.0 / 20_000.0)
+        .map(|i| 2f64.powf(9.0 * f64::from(i) / 20_000.0))
         .collect();
-    let d: Curve = fine
-        .iter()
-        .map(|&x| Point::new(x, dlm_truth(x), 0.0))
-        .collect();
-    let a: Curve = fine
-        .iter()
-        .map(|&x| Point::new(x, ar_truth(x), 0.0))
-        .collect();
-    match find_crossing(&d, &a, Direction::HigherBetter) {
-        Outcome::Crossed { x } => x,
+    let on = |truth: fn(f64) -> f64| -> Curve {
+        fine.iter().map(|&x| Point::new(x, truth(x), 0.0)).collect()
+    };
+    match find_crossing(&on(dlm_truth), &on(ar_truth), Direction::LowerBetter) {
+        Outcome::Crossed { x, .. } => x,
         other => panic!("generating curves must cross, got {other:?}"),
     }
 }
 
-fn noisy(truth: fn(f64) -> f64, sd: f64, rng: &mut Rng) -> Curve {
-    EVAL_XS
-        .map(|x| {
-            let x = f64::from(x);
-            Point::new(x, truth(x) + sd * rng.normal(), sd)
-        })
-        .collect()
+const LOSS: Direction = Direction::LowerBetter;
+
+/// Per-item noise of one simulated study: `shared[i]` is window i's difficulty (the
+/// same for both objectives: they are scored on the same windows), `own[o][i]` the
+/// objective's persistent offset on it; each (seed, checkpoint) adds fresh noise.
+struct Items {
+    shared: Vec<f64>,
+    own: [Vec<f64>; 2],
 }
 
-/// Share of simulated studies whose 90% interval covers the true crossing.
-fn coverage(seeds: usize, sd: f64, studies: u64) -> (f64, f64) {
+impl Items {
+    fn draw(n: usize, rng: &mut Rng) -> Self {
+        let mut normals = |sd: f64| (0..n).map(|_| sd * rng.normal()).collect::<Vec<_>>();
+        let shared = normals(0.5);
+        let own = [normals(0.15), normals(0.15)];
+        Self { shared, own }
+    }
+
+    /// One seed's replicate of objective `o` (0 = DLM, 1 = AR), with a seed offset.
+    fn replicate(&self, o: usize, seed: u64, offset: f64, rng: &mut Rng) -> Replicate {
+        let truth = if o == 0 { dlm_truth } else { ar_truth };
+        let scores: Vec<Vec<f64>> = milestones()
+            .iter()
+            .map(|&x| {
+                (0..self.shared.len())
+                    .map(|i| {
+                        truth(x) + offset + self.shared[i] + self.own[o][i] + 0.2 * rng.normal()
+                    })
+                    .collect()
+            })
+            .collect();
+        let curve = milestones()
+            .iter()
+            .zip(&scores)
+            .map(|(&x, s)| Point::new(x, s.iter().sum::<f64>() / s.len() as f64, f64::NAN))
+            .collect();
+        Replicate {
+            items: Some(scores),
+            ..Replicate::plain(seed, curve)
+        }
+    }
+}
+
+/// Share of simulated studies whose 90% interval (raw kind) covers the true crossing,
+/// and the mean width in log2(x). `seed_sd` is the training noise of a seed (an offset
+/// of its whole curve).
+fn item_coverage(seeds: u64, seed_sd: f64, studies: u64) -> (f64, f64) {
     let truth = true_crossing();
     let mut covered = 0;
     let mut width = 0.0;
     for study in 0..studies {
-        let mut rng = Rng::new(1000 + study);
-        let dlm: Vec<Curve> = (0..seeds).map(|_| noisy(dlm_truth, sd, &mut rng)).collect();
-        let ar: Vec<Curve> = (0..seeds).map(|_| noisy(ar_truth, sd, &mut rng)).collect();
+        let mut rng = Rng::new(5000 + study);
+        let items = Items::draw(200, &mut rng);
+        let (mut dlm, mut ar) = (Vec::new(), Vec::new());
+        for seed in 0..seeds {
+            // Seed s gives both objectives the same data order: part of its effect is
+            // shared, so seeds are resampled jointly.
+            let common = seed_sd * rng.normal();
+            dlm.push(items.replicate(0, seed, common + seed_sd * rng.normal(), &mut rng));
+            ar.push(items.replicate(1, seed, common + seed_sd * rng.normal(), &mut rng));
+        }
         let settings = Settings {
             smooth: 1,
             draws: 200,
             seed: study,
         };
-        let estimate = estimate(&dlm, &ar, Direction::HigherBetter, settings);
+        let estimate = estimate(&dlm, &ar, LOSS, settings).raw;
+        let expected = if seeds >= 5 {
+            Method::PairedItemsSeeds
+        } else {
+            Method::PairedItems
+        };
+        assert_eq!(estimate.method, expected);
         covered += usize::from(estimate.low <= truth && truth <= estimate.high);
-        width += estimate.high - estimate.low;
+        width += (estimate.high / estimate.low).log2();
     }
     (covered as f64 / studies as f64, width / studies as f64)
 }
 
+/// With one seed the interval is about evaluation noise (which items were drawn): it
+/// cannot see how another seed would have trained, so the simulation has no seed noise
+/// and the target is the crossing of these models on the whole item population.
 #[test]
-fn seed_bootstrap_interval_covers_the_true_crossing() {
-    let (share, width) = coverage(8, 0.02, 200);
-    assert!(share >= 0.8, "coverage {share}, mean width {width}");
-    assert!(width < 4.0, "interval too wide to say anything: {width}");
+fn paired_item_bootstrap_covers_the_true_crossing_with_one_seed() {
+    let (share, width) = item_coverage(1, 0.0, 400);
+    eprintln!("one seed, paired items: coverage {share}, mean width {width} (log2)");
+    assert!(share >= 0.85, "coverage {share}, mean width {width} (log2)");
+    assert!(width < 1.5, "interval too wide to say anything: {width}");
 }
 
 #[test]
-fn stderr_bootstrap_interval_covers_the_true_crossing() {
-    let (share, width) = coverage(1, 0.01, 200);
-    assert!(share >= 0.8, "coverage {share}, mean width {width}");
-    assert!(width < 4.0, "interval too wide to say anything: {width}");
+fn paired_item_and_seed_bootstrap_covers_the_true_crossing_with_five_seeds() {
+    let (share, width) = item_coverage(5, 0.01, 200);
+    eprintln!("five seeds, paired items and seeds: coverage {share}, mean width {width} (log2)");
+    assert!(share >= 0.85, "coverage {share}, mean width {width} (log2)");
+    assert!(width < 1.5, "interval too wide to say anything: {width}");
+}
+
+/// Independent noise per point (no per-item scores): the unpaired fallback.
+fn noisy(truth: fn(f64) -> f64, sd: f64, seed: u64, rng: &mut Rng) -> Replicate {
+    let curve = milestones()
+        .iter()
+        .map(|&x| Point::new(x, truth(x) + sd * rng.normal(), sd))
+        .collect();
+    Replicate::plain(seed, curve)
+}
+
+fn plain_coverage(seeds: u64, sd: f64, studies: u64) -> f64 {
+    let truth = true_crossing();
+    let mut covered = 0;
+    for study in 0..studies {
+        let mut rng = Rng::new(1000 + study);
+        let dlm: Vec<Replicate> = (0..seeds)
+            .map(|s| noisy(dlm_truth, sd, s, &mut rng))
+            .collect();
+        let ar: Vec<Replicate> = (0..seeds)
+            .map(|s| noisy(ar_truth, sd, s, &mut rng))
+            .collect();
+        let settings = Settings {
+            smooth: 1,
+            draws: 200,
+            seed: study,
+        };
+        let estimate = estimate(&dlm, &ar, LOSS, settings).raw;
+        covered += usize::from(estimate.low <= truth && truth <= estimate.high);
+    }
+    covered as f64 / studies as f64
 }
 
 #[test]
-fn method_follows_the_number_of_seeds() {
-    let one = vec![curve_from(&[(1.0, 0.1), (2.0, 0.9)])];
-    let two = vec![one[0].clone(), one[0].clone()];
-    let flat = vec![curve_from(&[(1.0, 0.5), (2.0, 0.5)])];
-    let flat2 = vec![flat[0].clone(), flat[0].clone()];
-    let settings = Settings {
-        smooth: 1,
-        draws: 10,
-        seed: 1,
+fn unpaired_fallbacks_cover_the_true_crossing() {
+    let one = plain_coverage(1, 0.02, 150);
+    assert!(one >= 0.8, "stderr bootstrap, one seed: coverage {one}");
+    let eight = plain_coverage(8, 0.04, 100);
+    eprintln!("unpaired fallbacks: one seed {one}, eight seeds {eight}");
+    assert!(eight >= 0.8, "seed bootstrap, 8 seeds: coverage {eight}");
+}
+
+#[test]
+fn method_follows_seeds_and_items() {
+    let curve = curve_from(&[(1.0, 0.1), (2.0, 0.9)]);
+    let plain =
+        |n: u64| -> Vec<Replicate> { (0..n).map(|s| Replicate::plain(s, curve.clone())).collect() };
+    let with_items = |n: u64| -> Vec<Replicate> {
+        (0..n)
+            .map(|s| Replicate {
+                items: Some(vec![vec![0.1, 0.1], vec![0.9, 0.9]]),
+                ..Replicate::plain(s, curve.clone())
+            })
+            .collect()
     };
-    let up = Direction::HigherBetter;
-    assert_eq!(estimate(&two, &flat2, up, settings).method, Method::Seeds);
-    assert_eq!(estimate(&one, &flat2, up, settings).method, Method::Stderr);
-    let none = Settings {
-        draws: 0,
-        ..settings
-    };
-    let estimate_none = estimate(&one, &flat, up, none);
-    assert_eq!(estimate_none.method, Method::None);
-    assert!(estimate_none.median.is_nan());
+    assert_eq!(method_for(&plain(1), &plain(1), 10), Method::Stderr);
+    // Two to four seeds are too few to resample on their own.
+    assert_eq!(method_for(&plain(2), &plain(4), 10), Method::Stderr);
+    assert_eq!(method_for(&plain(5), &plain(5), 10), Method::Seeds);
+    assert_eq!(
+        method_for(&with_items(1), &with_items(1), 10),
+        Method::PairedItems
+    );
+    assert_eq!(
+        method_for(&with_items(3), &with_items(3), 10),
+        Method::PairedItems
+    );
+    assert_eq!(
+        method_for(&with_items(5), &with_items(6), 10),
+        Method::PairedItemsSeeds
+    );
+    // Items on one side only: no pairing.
+    assert_eq!(method_for(&with_items(1), &plain(1), 10), Method::Stderr);
+    assert_eq!(method_for(&with_items(1), &with_items(1), 0), Method::None);
+    let none = estimate(
+        &plain(1),
+        &plain(1),
+        Direction::HigherBetter,
+        Settings {
+            draws: 0,
+            ..Settings::default()
+        },
+    );
+    assert_eq!(none.raw.method, Method::None);
+    assert!(none.raw.median.is_nan());
 }
 
 #[test]
 fn never_crossing_draws_give_an_infinite_median() {
-    let dlm = vec![curve_from(&[(1.0, 0.1), (2.0, 0.2)]); 3];
-    let ar = vec![curve_from(&[(1.0, 0.5), (2.0, 0.6)]); 3];
-    let estimate = estimate(&dlm, &ar, Direction::HigherBetter, Settings::default());
+    let dlm: Vec<Replicate> = (0..3)
+        .map(|s| Replicate::plain(s, curve_from(&[(1.0, 0.1), (2.0, 0.2)])))
+        .collect();
+    let ar: Vec<Replicate> = (0..3)
+        .map(|s| Replicate::plain(s, curve_from(&[(1.0, 0.5), (2.0, 0.6)])))
+        .collect();
+    let estimate = estimate(&dlm, &ar, Direction::HigherBetter, Settings::default()).raw;
     assert!(matches!(estimate.outcome, Outcome::NotReached { .. }));
     assert!(estimate.median.is_infinite() && estimate.low.is_infinite());
     assert_eq!(estimate.share_crossed, 0.0);
+    assert_eq!(estimate.verdict, Verdict::NotReached);
+}
+
+/// Per-item 0/1 answers: item i is answered right from the checkpoint where the
+/// accuracy first exceeds its latent difficulty (drawn per objective, so the two
+/// objectives' answers are as independent as two models' can be).
+fn answers(accuracy: &[f64], items: usize, rng: &mut Rng) -> Replicate {
+    // Difficulties evenly spread over [0, 1) in a random order: the accuracies are
+    // exact, the items each objective gets right random.
+    let mut latent: Vec<f64> = (0..items)
+        .map(|i| (i as f64 + 0.5) / items as f64)
+        .collect();
+    for i in (1..items).rev() {
+        latent.swap(i, rng.below(i + 1));
+    }
+    let scores: Vec<Vec<f64>> = accuracy
+        .iter()
+        .map(|&a| latent.iter().map(|&u| f64::from(u8::from(u < a))).collect())
+        .collect();
+    let curve = milestones()
+        .iter()
+        .zip(&scores)
+        .map(|(&x, s)| Point::new(x, s.iter().sum::<f64>() / s.len() as f64, f64::NAN))
+        .collect();
+    Replicate {
+        items: Some(scores),
+        ..Replicate::plain(0, curve)
+    }
+}
+
+/// Issue 15: a gap at the end well inside the noise says nothing either way, whatever
+/// the last point's sign; a clear gap says "not reached" or "crossed".
+#[test]
+fn a_final_gap_inside_the_noise_gives_no_evidence_either_way() {
+    let settings = Settings {
+        smooth: 1,
+        draws: 400,
+        seed: 3,
+    };
+    let up = Direction::HigherBetter;
+    // 200 questions; the DLM trails by about 2.5 points at the end (standard error of
+    // the paired difference about 5 points).
+    let mut rng = Rng::new(11);
+    let ar = answers(
+        &[0.30, 0.35, 0.40, 0.42, 0.44, 0.45, 0.46, 0.47, 0.475, 0.475],
+        200,
+        &mut rng,
+    );
+    let close = answers(
+        &[0.20, 0.25, 0.30, 0.35, 0.38, 0.40, 0.42, 0.44, 0.45, 0.45],
+        200,
+        &mut rng,
+    );
+    let estimates = estimate(&[close], std::slice::from_ref(&ar), up, settings);
+    assert_eq!(
+        estimates.raw.verdict,
+        Verdict::NoEvidence,
+        "{:?}",
+        estimates.raw
+    );
+    assert!(estimates.raw.gap_low < 0.0 && estimates.raw.gap_high > 0.0);
+    // Far behind: not reached.
+    let far = answers(
+        &[0.10, 0.12, 0.14, 0.16, 0.18, 0.2, 0.22, 0.24, 0.26, 0.28],
+        200,
+        &mut rng,
+    );
+    let estimates = estimate(&[far], std::slice::from_ref(&ar), up, settings);
+    assert_eq!(estimates.raw.verdict, Verdict::NotReached);
+    // Far ahead at the end: crossed, robustly no earlier than the point estimate.
+    let ahead = answers(
+        &[0.10, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85],
+        200,
+        &mut rng,
+    );
+    let estimates = estimate(&[ahead], &[ar], up, settings);
+    let (Outcome::Crossed { x, .. }, Verdict::Crossed { x: robust }) =
+        (estimates.raw.outcome, estimates.raw.verdict)
+    else {
+        panic!("{:?}", estimates.raw);
+    };
+    assert!(robust >= x, "robust {robust} before the estimate {x}");
+}
+
+#[test]
+fn early_stopped_and_raw_come_from_the_same_draws() {
+    // AR overfits after its best (2.3 at x = 4); the DLM's best (2.53) is worse.
+    let ar = Replicate::plain(
+        0,
+        curve_from(&[(1.0, 3.0), (2.0, 2.5), (4.0, 2.3), (8.0, 2.6), (16.0, 3.0)]),
+    );
+    let dlm = Replicate::plain(
+        0,
+        curve_from(&[
+            (1.0, 3.5),
+            (2.0, 3.0),
+            (4.0, 2.7),
+            (8.0, 2.55),
+            (16.0, 2.53),
+        ]),
+    );
+    let estimates = estimate(
+        &[dlm],
+        &[ar],
+        LOSS,
+        Settings {
+            draws: 50,
+            ..Settings::default()
+        },
+    );
+    assert!(matches!(
+        estimates.of(Kind::Raw).outcome,
+        Outcome::Crossed { .. }
+    ));
+    assert!(matches!(
+        estimates.of(Kind::EarlyStopped).outcome,
+        Outcome::NotReached { .. }
+    ));
 }
 
 #[test]
 fn draws_are_reproducible_from_the_seed() {
     let mut rng = Rng::new(7);
-    let dlm: Vec<Curve> = (0..3).map(|_| noisy(dlm_truth, 0.02, &mut rng)).collect();
-    let ar: Vec<Curve> = (0..3).map(|_| noisy(ar_truth, 0.02, &mut rng)).collect();
+    let items = Items::draw(50, &mut rng);
+    let dlm: Vec<Replicate> = (0..3)
+        .map(|s| items.replicate(0, s, 0.0, &mut rng))
+        .collect();
+    let ar: Vec<Replicate> = (0..3)
+        .map(|s| items.replicate(1, s, 0.0, &mut rng))
+        .collect();
     let settings = Settings {
         smooth: 3,
         draws: 100,
         seed: 42,
     };
-    let a = estimate(&dlm, &ar, Direction::HigherBetter, settings);
-    let b = estimate(&dlm, &ar, Direction::HigherBetter, settings);
+    let a = estimate(&dlm, &ar, LOSS, settings);
+    let b = estimate(&dlm, &ar, LOSS, settings);
     assert_eq!(a, b);
 }
 

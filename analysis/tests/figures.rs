@@ -76,6 +76,175 @@ fn every_figure_is_written_non_blank_and_parses() {
     );
 }
 
+/// What an SVG draws: rectangles (x, y, width, height), texts (x, y, content) and the
+/// number of points of each polyline.
+#[derive(Default)]
+struct Shapes {
+    rects: Vec<(f64, f64, f64, f64)>,
+    texts: Vec<(f64, f64, String)>,
+    polylines: Vec<usize>,
+}
+
+fn svg_shapes(path: &Path) -> Shapes {
+    use quick_xml::events::Event;
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = quick_xml::Reader::from_str(&text);
+    let mut shapes = Shapes::default();
+    let mut open_text: Option<(f64, f64)> = None;
+    loop {
+        let event = reader
+            .read_event()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        match event {
+            Event::Eof => break,
+            Event::Start(e) | Event::Empty(e) => {
+                let attribute = |name: &str| -> Option<String> {
+                    e.attributes()
+                        .flatten()
+                        .find(|a| a.key.as_ref() == name.as_bytes())
+                        .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+                };
+                let number = |name: &str| {
+                    attribute(name)
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .unwrap_or(f64::NAN)
+                };
+                match e.name().as_ref() {
+                    b"rect" => shapes.rects.push((
+                        number("x"),
+                        number("y"),
+                        number("width"),
+                        number("height"),
+                    )),
+                    b"text" => open_text = Some((number("x"), number("y"))),
+                    b"polyline" => shapes
+                        .polylines
+                        .push(attribute("points").map_or(0, |p| p.split_whitespace().count())),
+                    _ => {}
+                }
+            }
+            Event::Text(content) => {
+                if let Some((x, y)) = open_text.take() {
+                    let words = String::from_utf8_lossy(content.as_ref()).trim().to_string();
+                    shapes.texts.push((x, y, words));
+                }
+            }
+            _ => {}
+        }
+    }
+    shapes
+}
+
+/// Every cell text of the crossover map lies inside a cell of positive size, and
+/// there is one cell per (budget, row, panel). Returns the texts.
+fn assert_map_cells(svg: &Path, cells: usize) -> Vec<String> {
+    let shapes = svg_shapes(svg);
+    let (width, _) = (1600.0, 0.0);
+    let boxes: Vec<&(f64, f64, f64, f64)> = shapes
+        .rects
+        .iter()
+        .filter(|r| r.2 > 10.0 && r.3 > 10.0 && r.2 < width)
+        .collect();
+    // Each cell is drawn twice (fill and border).
+    assert_eq!(
+        boxes.len(),
+        2 * cells,
+        "{}: {} boxes",
+        svg.display(),
+        boxes.len()
+    );
+    let cell_texts: Vec<&(f64, f64, String)> = shapes
+        .texts
+        .iter()
+        .filter(|t| {
+            let words = t.2.trim_end_matches('*');
+            words.ends_with(" ep")
+                || ["not reached", "ahead", "no evidence", "gap ", "["]
+                    .iter()
+                    .any(|w| words.starts_with(w))
+        })
+        .collect();
+    assert!(
+        cell_texts.len() >= cells,
+        "{}: only {} cell texts",
+        svg.display(),
+        cell_texts.len()
+    );
+    for (x, y, words) in &cell_texts {
+        assert!(
+            boxes
+                .iter()
+                .any(|r| r.0 <= *x && *x <= r.0 + r.2 && r.1 <= *y && *y <= r.1 + r.3),
+            "{}: `{words}` at ({x}, {y}) lies in no cell",
+            svg.display()
+        );
+    }
+    shapes.texts.into_iter().map(|t| t.2).collect()
+}
+
+/// Issue 15, item 1: one model size and one budget used to collapse every cell to zero
+/// height.
+#[test]
+fn a_single_size_single_budget_map_draws_its_cells() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let results = common::tree_without_controls(root.path());
+    let summary =
+        analysis::analyze(&results, &common::quick_options()).unwrap_or_else(|e| panic!("{e}"));
+    let map = summary
+        .figures
+        .iter()
+        .find(|f| f.name == "crossover_map")
+        .unwrap_or_else(|| panic!("{summary}"));
+    // 1 budget x 1 size x (val_loss, acc_norm) x (early-stopped, raw).
+    let texts = assert_map_cells(&map.svg, 4);
+    assert!(
+        texts.iter().any(|t| t.contains("early-stopped")),
+        "{texts:?}"
+    );
+}
+
+/// Issue 15, items 2 and 3: every epoch group of a (budget, size) cell is on the map,
+/// and the Pareto figure draws one frontier per objective and budget.
+#[test]
+fn a_grid_over_epochs_shows_every_group_and_a_frontier_per_budget() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let results = common::grid_tree(root.path());
+    let summary =
+        analysis::analyze(&results, &common::quick_options()).unwrap_or_else(|e| panic!("{e}"));
+    let figure = |name: &str| {
+        summary
+            .figures
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no {name}: {summary}"))
+    };
+    let (budgets, epochs) = (common::GRID_BUDGETS.len(), common::GRID_EPOCHS.len());
+    // budgets x (2 sizes x epoch counts) rows x (early-stopped, raw) panels.
+    let texts = assert_map_cells(&figure("crossover_map").svg, budgets * 2 * epochs * 2);
+    for preset in ["nano", "tiny"] {
+        for e in common::GRID_EPOCHS {
+            let label = format!("{preset}, epochs={e}");
+            assert!(texts.contains(&label), "no row {label}: {texts:?}");
+        }
+    }
+    let frontiers = svg_shapes(&figure("pareto").svg)
+        .polylines
+        .into_iter()
+        .filter(|&points| points > 2)
+        .count();
+    assert_eq!(
+        frontiers,
+        2 * budgets,
+        "one frontier per objective and budget"
+    );
+    // Per-window losses make every comparison paired.
+    let table = std::fs::read_to_string(results.join("analysis/crossover.csv")).unwrap_or_default();
+    assert!(
+        table.lines().skip(1).all(|l| l.contains("paired_items")),
+        "{table}"
+    );
+}
+
 #[test]
 fn a_figure_without_data_is_skipped_with_a_note() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

@@ -110,12 +110,16 @@ enum Command {
         sweep: PathBuf,
         #[arg(long)]
         results: Option<PathBuf>,
-        /// Moving-average window over evaluation points (1 = none).
+        /// Centred moving-average window over evaluation points (1 = none; an even
+        /// window is widened to the next odd one).
         #[arg(long, default_value_t = 1)]
         smooth: usize,
         /// Bootstrap draws per crossover (0 = no intervals).
         #[arg(long, default_value_t = 1000)]
         bootstrap: usize,
+        /// Seed of the bootstrap draws (the report records it, so it is reproducible).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
         /// Tables and crossovers only, no figures.
         #[arg(long)]
         no_figures: bool,
@@ -185,14 +189,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             results,
             smooth,
             bootstrap,
+            seed,
             no_figures,
         } => {
             let target = Target::resolve(&sweep, results)?;
             let options = analysis::AnalyzeOptions {
                 smooth,
                 bootstrap,
+                seed,
                 figures: !no_figures,
-                ..Default::default()
             };
             let summary = analysis::analyze(&target.results, &options)?;
             println!("{summary}");

@@ -84,31 +84,33 @@ fn reduced_demo_goes_from_plan_to_report() {
             );
         }
     }
-    // A row per (budget, baseline, task/metric, axis): 2 budgets x 2 baselines x
-    // (val_loss + cloze acc + cloze acc_norm) x 3 axes.
+    // A row per (budget, baseline, task/metric, axis, kind): 2 budgets x 2 baselines x
+    // (val_loss + cloze acc + cloze acc_norm) x 3 axes x (early_stopped, raw).
     let table = std::fs::read_to_string(analysis.join("crossover.csv")).expect("crossover.csv");
     let header: Vec<&str> = table.lines().next().expect("header").split(',').collect();
     let column = |name: &str| header.iter().position(|h| *h == name).expect(name);
-    let (baseline, task, metric, axis) = (
+    let (baseline, task, metric, axis, kind) = (
         column("baseline"),
         column("task"),
         column("metric"),
         column("axis"),
+        column("kind"),
     );
     let mut pairs = std::collections::BTreeSet::new();
     for line in table.lines().skip(1) {
         let fields: Vec<&str> = line.split(',').collect();
         pairs.insert(format!(
-            "{line_group}|{}|{}|{}|{}",
+            "{line_group}|{}|{}|{}|{}|{}",
             fields[baseline],
             fields[task],
             fields[metric],
             fields[axis],
+            fields[kind],
             line_group = fields[0]
         ));
     }
-    assert_eq!(table.lines().count() - 1, 2 * 2 * 3 * 3, "{table}");
-    assert_eq!(pairs.len(), 2 * 2 * 3 * 3, "one row per pair");
+    assert_eq!(table.lines().count() - 1, 2 * 2 * 3 * 3 * 2, "{table}");
+    assert_eq!(pairs.len(), 2 * 2 * 3 * 3 * 2, "one row per pair and kind");
     for needed in ["ar", "ar_masked(0.3)"] {
         assert!(
             table

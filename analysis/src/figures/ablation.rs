@@ -46,9 +46,10 @@ pub fn figure<'a>(context: &'a Context<'a>) -> Planned<Ablation<'a>> {
     })
 }
 
-/// One bar: label, colour, mean over seeds of the last value, and its error.
+/// One bar: label (one or two lines), colour, mean over seeds of the last value, and
+/// its error.
 struct Bar {
-    label: String,
+    label: Vec<String>,
     color: RGBColor,
     value: f64,
     error: f64,
@@ -85,7 +86,7 @@ impl Figure for Ablation<'_> {
     }
 
     fn caption(&self) -> String {
-        "AR-control ablation: value at the last evaluation for AR, its noise controls and the DLM (error bars ±1 standard error).".into()
+        "AR-control ablation: value at the last evaluation for AR, its noise controls and the DLM (error bars ±1 standard error; * = a run that has not finished, shown at its last evaluation so far).".into()
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
@@ -111,12 +112,18 @@ impl Ablation<'_> {
                 ) else {
                     continue;
                 };
-                let budget = crate::format::count(group.unique_tokens as f64);
-                let label = if several {
-                    format!("{objective} {} {budget}", group.preset)
+                let replicates = group.replicates(self.context.runs, &objective);
+                // A run that has not finished shows its last value so far: flag it.
+                let partial = if replicates.iter().all(|r| r.state == "done") {
+                    ""
                 } else {
-                    objective.clone()
+                    "*"
                 };
+                let budget = crate::format::count(group.unique_tokens as f64);
+                let mut label = vec![format!("{objective}{partial}")];
+                if several {
+                    label.push(format!("{} {budget} {}", group.preset, group.variant));
+                }
                 bars.push(Bar {
                     label,
                     color: objective_color(&objective, 0.75),
@@ -139,49 +146,51 @@ impl Ablation<'_> {
         if bars.is_empty() || top <= 0.0 {
             return Ok(());
         }
+        let n = bars.len() as f64;
         let mut chart = ChartBuilder::on(area)
             .caption(panel_title(task, metric), font(28))
             .margin(16)
             .x_label_area_size(64)
             .y_label_area_size(96)
-            // An i32 range includes its end, so n segments come from 0..n-1.
-            .build_cartesian_2d((0..bars.len() as i32 - 1).into_segmented(), 0.0..top)
+            // Bar i spans [i, i + 1] on a continuous axis: a categorical axis of one bar
+            // collapses to zero width.
+            .build_cartesian_2d(0.0..n, 0.0..top)
             .map_err(text)?;
-        let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .x_labels(0)
             .y_desc(metric)
             .axis_desc_style(font(24))
             .label_style(font(19))
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
             .draw()
             .map_err(text)?;
+        let size = if bars.len() > 6 { 14 } else { 18 };
+        let below = font(size).pos(Pos::new(HPos::Center, VPos::Top));
+        for (i, bar) in bars.iter().enumerate() {
+            for (line, words) in bar.label.iter().enumerate() {
+                let offset = (0, 8 + line as i32 * (size as i32 + 4));
+                let element = EmptyElement::at((i as f64 + 0.5, 0.0))
+                    + Text::new(words.clone(), offset, below.clone());
+                chart.draw_series([element]).map_err(text)?;
+            }
+        }
         let above = font(18).pos(Pos::new(HPos::Center, VPos::Bottom));
         for (i, bar) in bars.iter().enumerate() {
-            let i = i as i32;
-            let corners = [
-                (SegmentValue::Exact(i), 0.0),
-                (SegmentValue::Exact(i + 1), bar.value),
-            ];
+            let i = i as f64;
+            let corners = [(i, 0.0), (i + 1.0, bar.value)];
             let mut rectangle = Rectangle::new(corners, bar.color.filled());
             // Pixels of air between neighbouring bars.
             rectangle.set_margin(0, 0, 14, 14);
             chart.draw_series([rectangle]).map_err(text)?;
-            let center = SegmentValue::CenterOf(i);
+            let center = i + 0.5;
             // Error bar drawn by hand (plotters' ErrorBar needs another feature): a
             // stem in data coordinates and caps 20 pixels wide.
             let (low, high) = (bar.value - bar.error, bar.value + bar.error);
-            let stem = PathElement::new(
-                [(center.clone(), low), (center.clone(), high)],
-                BLACK.stroke_width(2),
-            );
+            let stem = PathElement::new([(center, low), (center, high)], BLACK.stroke_width(2));
             chart.draw_series([stem]).map_err(text)?;
             let caps = [low, high].map(|y| {
-                EmptyElement::at((center.clone(), y))
+                EmptyElement::at((center, y))
                     + PathElement::new([(-10, 0), (10, 0)], BLACK.stroke_width(2))
             });
             chart.draw_series(caps).map_err(text)?;

@@ -1,21 +1,56 @@
-//! The crossover map: unique tokens (columns) x model size (rows), each cell coloured
-//! by the epochs at which the DLM overtakes AR for good, with the 90% interval; grey
-//! where it is not reached, green where the DLM leads from the first evaluation. One
-//! panel per headline metric.
+//! The crossover map: unique tokens (columns) x model size (rows; one sub-row per
+//! other varying setting, e.g. each epoch count of a grid over epochs), each cell
+//! coloured by the epochs at which the DLM overtakes AR for good, with the 90%
+//! interval; grey where it is not reached, green where the DLM leads from the first
+//! evaluation. One panel per headline metric and kind (early-stopped, the headline,
+//! then raw).
+//!
+//! Cells are laid out in pixels rather than on a plotters chart: a categorical chart
+//! with one row or one column collapses to zero height (issue 15), and a table of
+//! coloured cells needs no axis.
 
-use super::{Context, Figure, Planned, font, panel_title, skipped, text, titled_panels};
-use crate::crossover::Outcome;
+use super::{Context, Figure, Planned, font, panel_title, skipped, text};
+use crate::crossover::{Kind, Outcome};
 use crate::crossovers::CrossoverRow;
 use crate::pairs::Axis;
+use crate::uncertainty::Verdict;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+/// A row of the map: a model size and the other settings of its groups.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MapRow {
+    pub params: Option<u64>,
+    pub preset: String,
+    pub variant: String,
+}
+
+impl MapRow {
+    fn of(row: &CrossoverRow) -> Self {
+        Self {
+            params: row.params,
+            preset: row.preset.clone(),
+            variant: row.variant.clone(),
+        }
+    }
+
+    fn label(&self) -> String {
+        if self.variant.is_empty() {
+            self.preset.clone()
+        } else {
+            format!("{}, {}", self.preset, self.variant)
+        }
+    }
+}
+
 pub struct CrossoverMap<'a> {
     rows: Vec<&'a CrossoverRow>,
-    panels: Vec<(String, String)>,
-    budgets: Vec<u64>,
-    presets: Vec<String>,
+    /// (task, metric, kind) per panel.
+    panels: Vec<(String, String, Kind)>,
+    pub budgets: Vec<u64>,
+    /// Largest model first, so the larger models sit at the top of the map.
+    pub map_rows: Vec<MapRow>,
 }
 
 pub fn figure<'a>(context: &'a Context<'a>) -> Planned<CrossoverMap<'a>> {
@@ -29,22 +64,45 @@ pub fn figure<'a>(context: &'a Context<'a>) -> Planned<CrossoverMap<'a>> {
     }
     let found =
         crate::pairs::sorted_metrics(rows.iter().map(|r| (r.task.clone(), r.metric.clone())));
-    let panels = crate::pairs::headline_metrics(&found);
+    let panels = crate::pairs::headline_metrics(&found)
+        .into_iter()
+        .flat_map(|(task, metric)| Kind::ALL.map(|kind| (task.clone(), metric.clone(), kind)))
+        .collect();
     let mut budgets: Vec<u64> = rows.iter().map(|r| r.unique_tokens).collect();
     budgets.sort_unstable();
     budgets.dedup();
-    // Model sizes smallest first, so the larger models sit at the top of the map.
-    let mut sized: Vec<(Option<u64>, String)> =
-        rows.iter().map(|r| (r.params, r.preset.clone())).collect();
-    sized.sort();
-    sized.dedup();
-    let presets = sized.into_iter().map(|(_, p)| p).collect();
+    let mut map_rows: Vec<MapRow> = rows.iter().map(|r| MapRow::of(r)).collect();
+    map_rows.sort();
+    map_rows.dedup();
+    // Largest model on top; within a model, its settings in natural order (epochs=2
+    // before epochs=10).
+    map_rows.sort_by(|a, b| {
+        b.params
+            .cmp(&a.params)
+            .then_with(|| a.preset.cmp(&b.preset))
+            .then_with(|| natural_order(&a.variant, &b.variant))
+    });
     Ok(CrossoverMap {
         rows,
         panels,
         budgets,
-        presets,
+        map_rows,
     })
+}
+
+/// Compare labels like `epochs=2` and `epochs=10` by their numbers.
+fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let parts = |s: &str| -> Vec<String> { s.split(['=', ' ', ',']).map(str::to_string).collect() };
+    for (x, y) in parts(a).iter().zip(parts(b).iter()) {
+        let order = match (x.parse::<f64>(), y.parse::<f64>()) {
+            (Ok(x), Ok(y)) => x.total_cmp(&y),
+            _ => x.cmp(y),
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// Cell colour and its two lines of text.
@@ -52,9 +110,10 @@ fn cell(row: Option<&CrossoverRow>, scale: (f64, f64)) -> (RGBColor, String, Str
     let Some(row) = row else {
         return (RGBColor(255, 255, 255), "no pair".into(), String::new());
     };
-    let partial = if row.complete { "" } else { " (partial)" };
-    match row.outcome() {
-        Outcome::Crossed { x } => {
+    let partial = if row.complete { "" } else { "*" };
+    let epochs = crate::format::epochs;
+    let (color, line1, mut line2) = match row.outcome() {
+        Outcome::Crossed { x, .. } => {
             let (lo, hi) = scale;
             let t = if hi > lo {
                 (x.ln() - lo) / (hi - lo)
@@ -68,20 +127,16 @@ fn cell(row: Option<&CrossoverRow>, scale: (f64, f64)) -> (RGBColor, String, Str
                     if v.is_infinite() {
                         "n.r.".into()
                     } else {
-                        crate::format::epochs(v)
+                        epochs(v)
                     }
                 };
-                format!("90%: [{}, {}]", f(row.estimate.low), f(row.estimate.high))
+                format!("[{}, {}]", f(row.estimate.low), f(row.estimate.high))
             };
-            (
-                heat(t),
-                format!("{} epochs{partial}", crate::format::epochs(x)),
-                interval,
-            )
+            (heat(t), format!("{} ep{partial}", epochs(x)), interval)
         }
         Outcome::AheadFromStart { .. } => (
             RGBColor(116, 196, 118),
-            format!("DLM ahead from start{partial}"),
+            format!("ahead{partial}"),
             String::new(),
         ),
         Outcome::NotReached { gap } => (
@@ -90,7 +145,11 @@ fn cell(row: Option<&CrossoverRow>, scale: (f64, f64)) -> (RGBColor, String, Str
             format!("gap {gap:+.3}"),
         ),
         Outcome::NoOverlap => (RGBColor(255, 255, 255), "no overlap".into(), String::new()),
+    };
+    if matches!(row.verdict(), Verdict::NoEvidence) {
+        line2 = "no evidence".into();
     }
+    (color, line1, line2)
 }
 
 /// Light yellow (early crossover) to dark red (late), ColorBrewer YlOrRd.
@@ -110,16 +169,26 @@ impl Figure for CrossoverMap<'_> {
     }
 
     fn caption(&self) -> String {
-        "Crossover map: epochs at which the DLM overtakes AR for good, by unique tokens and model size (darker = later), with the 90% bootstrap interval.".into()
+        "Crossover map: epochs at which the DLM overtakes AR for good, by unique tokens and model size (one row per other setting, e.g. epochs), early-stopped (running bests, the headline) and raw (curves as trained); darker = later, with the 90% bootstrap interval; \"no evidence\" where the gap at the end is inside the noise; * = partial runs.".into()
+    }
+
+    fn size(&self) -> (u32, u32) {
+        // Enough height for every row of every panel row at about 44 pixels a row.
+        let panel_rows = self.panels.len().div_ceil(2) as u32;
+        let height = 140 + panel_rows * (130 + 44 * self.map_rows.len() as u32);
+        (1600, height.max(1000))
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        titled_panels(
-            root,
-            "Crossover map: epochs until the DLM overtakes AR",
-            &self.panels,
-            |panel, task, metric, _| self.draw_panel(panel, task, metric),
-        )
+        let area = root
+            .titled("Crossover map: epochs until the DLM overtakes AR", font(34))
+            .map_err(text)?;
+        let columns = self.panels.len().clamp(1, 2);
+        let areas = area.split_evenly((self.panels.len().div_ceil(columns), columns));
+        for ((task, metric, kind), panel) in self.panels.iter().zip(&areas) {
+            self.draw_panel(panel, task, metric, *kind)?;
+        }
+        Ok(())
     }
 }
 
@@ -129,83 +198,85 @@ impl CrossoverMap<'_> {
         area: &DrawingArea<DB, Shift>,
         task: &str,
         metric: &str,
+        kind: Kind,
     ) -> Result<(), String> {
-        let of_metric: Vec<&CrossoverRow> = self
+        let of_panel: Vec<&CrossoverRow> = self
             .rows
             .iter()
             .copied()
-            .filter(|r| r.task == task && r.metric == metric)
+            .filter(|r| r.task == task && r.metric == metric && r.kind == kind)
             .collect();
-        let crossed = of_metric.iter().filter_map(|r| match r.outcome() {
-            Outcome::Crossed { x } if x > 0.0 => Some(x.ln()),
+        let crossed = of_panel.iter().filter_map(|r| match r.outcome() {
+            Outcome::Crossed { x, .. } if x > 0.0 => Some(x.ln()),
             _ => None,
         });
         let scale = crossed.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
-        let (columns, rows) = (self.budgets.len() as i32, self.presets.len() as i32);
-        let mut chart = ChartBuilder::on(area)
-            .caption(panel_title(task, metric), font(28))
-            .margin(16)
-            .x_label_area_size(64)
-            .y_label_area_size(110)
-            // An i32 range includes its end, so n segments come from 0..n-1.
-            .build_cartesian_2d(
-                (0..columns - 1).into_segmented(),
-                (0..rows - 1).into_segmented(),
-            )
+        let (width, height) = area.dim_in_pixel();
+        let (width, height) = (width as i32, height as i32);
+        let labels: Vec<String> = self.map_rows.iter().map(MapRow::label).collect();
+        let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4) as i32;
+        // Pixel layout: title on top, row labels on the left, budgets below.
+        let (left, top, right, bottom) = (
+            (longest * 11 + 24).min(width / 3),
+            48,
+            width - 16,
+            height - 64,
+        );
+        let title = format!(
+            "{} ({})",
+            panel_title(task, metric),
+            kind.name().replace('_', "-")
+        );
+        let centered = |size: u32| font(size).pos(Pos::new(HPos::Center, VPos::Center));
+        area.draw(&Text::new(title, (width / 2, 22), centered(26)))
             .map_err(text)?;
-        let budgets = &self.budgets;
-        let presets = &self.presets;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_desc("unique tokens")
-            .y_desc("model")
-            .axis_desc_style(font(24))
-            .label_style(font(20))
-            .x_label_formatter(&|v| {
-                label(v, |i| {
-                    budgets.get(i).map(|&b| crate::format::count(b as f64))
-                })
-            })
-            .y_label_formatter(&|v| label(v, |i| presets.get(i).cloned()))
-            .draw()
+        let (columns, rows) = (self.budgets.len() as i32, self.map_rows.len() as i32);
+        let cell_width = (right - left) / columns.max(1);
+        let cell_height = (bottom - top) / rows.max(1);
+        let size = (cell_height / 3).clamp(11, 19) as u32;
+        for (j, map_row) in self.map_rows.iter().enumerate() {
+            let y0 = top + j as i32 * cell_height;
+            let label = font(18).pos(Pos::new(HPos::Right, VPos::Center));
+            area.draw(&Text::new(
+                labels[j].clone(),
+                (left - 8, y0 + cell_height / 2),
+                label,
+            ))
             .map_err(text)?;
-        let centered = font(19).pos(Pos::new(HPos::Center, VPos::Center));
-        for (i, &budget) in self.budgets.iter().enumerate() {
-            for (j, preset) in self.presets.iter().enumerate() {
-                let row = of_metric
+            for (i, &budget) in self.budgets.iter().enumerate() {
+                let x0 = left + i as i32 * cell_width;
+                let row = of_panel
                     .iter()
                     .copied()
-                    .find(|r| r.unique_tokens == budget && &r.preset == preset);
+                    .find(|r| r.unique_tokens == budget && MapRow::of(r) == *map_row);
                 let (color, line1, line2) = cell(row, scale);
-                let (i, j) = (i as i32, j as i32);
-                let corners = [
-                    (SegmentValue::Exact(i), SegmentValue::Exact(j)),
-                    (SegmentValue::Exact(i + 1), SegmentValue::Exact(j + 1)),
-                ];
-                chart
-                    .draw_series([Rectangle::new(corners.clone(), color.filled())])
+                let corners = [(x0, y0), (x0 + cell_width, y0 + cell_height)];
+                area.draw(&Rectangle::new(corners, color.filled()))
                     .map_err(text)?;
-                chart
-                    .draw_series([Rectangle::new(corners, BLACK.mix(0.3).stroke_width(1))])
+                area.draw(&Rectangle::new(corners, BLACK.mix(0.3).stroke_width(1)))
                     .map_err(text)?;
-                let at = (SegmentValue::CenterOf(i), SegmentValue::CenterOf(j));
-                let label = EmptyElement::at(at)
-                    + Text::new(line1, (0, -14), centered.clone())
-                    + Text::new(line2, (0, 16), centered.clone());
-                chart.draw_series([label]).map_err(text)?;
+                let (cx, cy) = (x0 + cell_width / 2, y0 + cell_height / 2);
+                let offset = size as i32 * 6 / 10;
+                area.draw(&Text::new(line1, (cx, cy - offset), centered(size)))
+                    .map_err(text)?;
+                area.draw(&Text::new(line2, (cx, cy + offset), centered(size)))
+                    .map_err(text)?;
             }
         }
+        for (i, &budget) in self.budgets.iter().enumerate() {
+            let cx = left + i as i32 * cell_width + cell_width / 2;
+            let label = crate::format::count(budget as f64);
+            area.draw(&Text::new(label, (cx, bottom + 16), centered(18)))
+                .map_err(text)?;
+        }
+        area.draw(&Text::new(
+            "unique tokens".to_string(),
+            ((left + right) / 2, bottom + 44),
+            centered(20),
+        ))
+        .map_err(text)?;
         Ok(())
-    }
-}
-
-/// Tick label of a categorical axis: only the segment centres carry text.
-fn label(value: &SegmentValue<i32>, name: impl Fn(usize) -> Option<String>) -> String {
-    match value {
-        SegmentValue::CenterOf(i) if *i >= 0 => name(*i as usize).unwrap_or_default(),
-        _ => String::new(),
     }
 }

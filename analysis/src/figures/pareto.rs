@@ -1,28 +1,45 @@
 //! Pareto frontier (PB-style, reference/recipes.md): the best validation loss any run
 //! of an objective reached with at most C training FLOPs, as a staircase over C, with
-//! every evaluation as a faint point.
+//! every evaluation as a faint point. One frontier per objective and unique-token
+//! budget (Prabhudesai et al.'s frontier is per budget): pooling budgets would make the
+//! frontier the largest-data run and hide AR's overfitting at small budgets.
 
-use super::{Context, Figure, Planned, font, objective_color, padded_range, skipped, text};
+use super::{
+    Context, Figure, Planned, font, objective_color, padded_range, series_label, shade, skipped,
+    text,
+};
 use crate::pairs::objective_rank;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+/// The evaluations of one objective at one unique-token budget.
+pub struct Frontier {
+    pub objective: String,
+    pub budget: u64,
+    /// Every (flops, validation loss) evaluation.
+    pub points: Vec<(f64, f64)>,
+}
+
 pub struct Pareto {
-    /// Per objective: every (flops, validation loss) evaluation.
-    objectives: Vec<(String, Vec<(f64, f64)>)>,
+    pub frontiers: Vec<Frontier>,
+    budgets: Vec<u64>,
 }
 
 pub fn figure(context: &Context<'_>) -> Planned<Pareto> {
-    let mut labels: Vec<String> = context.runs.iter().map(|r| r.objective.clone()).collect();
-    labels.sort_by_key(|l| (objective_rank(l), l.clone()));
-    labels.dedup();
-    let objectives: Vec<(String, Vec<(f64, f64)>)> = labels
+    let mut keys: Vec<(u64, String)> = context
+        .runs
+        .iter()
+        .map(|r| (r.config.data.unique_tokens.get(), r.objective.clone()))
+        .collect();
+    keys.sort_by_key(|(budget, label)| (objective_rank(label), label.clone(), *budget));
+    keys.dedup();
+    let frontiers: Vec<Frontier> = keys
         .into_iter()
-        .map(|label| {
+        .map(|(budget, objective)| {
             let points = context
                 .runs
                 .iter()
-                .filter(|r| r.objective == label)
+                .filter(|r| r.objective == objective && r.config.data.unique_tokens.get() == budget)
                 .flat_map(|r| r.eval.iter())
                 .filter(|e| {
                     e.task == "val_loss"
@@ -32,14 +49,21 @@ pub fn figure(context: &Context<'_>) -> Planned<Pareto> {
                 })
                 .map(|e| (e.flops, e.value))
                 .collect();
-            (label, points)
+            Frontier {
+                objective,
+                budget,
+                points,
+            }
         })
-        .filter(|(_, points): &(String, Vec<(f64, f64)>)| !points.is_empty())
+        .filter(|f: &Frontier| !f.points.is_empty())
         .collect();
-    if objectives.is_empty() {
+    if frontiers.is_empty() {
         return skipped("pareto", "no validation loss with FLOPs evaluated");
     }
-    Ok(Pareto { objectives })
+    let mut budgets: Vec<u64> = frontiers.iter().map(|f| f.budget).collect();
+    budgets.sort_unstable();
+    budgets.dedup();
+    Ok(Pareto { frontiers, budgets })
 }
 
 /// The frontier: running minimum of the loss over evaluations sorted by FLOPs, as the
@@ -73,11 +97,11 @@ impl Figure for Pareto {
     }
 
     fn caption(&self) -> String {
-        "Pareto frontier: best validation loss reached with at most C training FLOPs, per objective, over every run of the sweep (points: all evaluations).".into()
+        "Pareto frontier: best validation loss reached with at most C training FLOPs, one staircase per objective and unique-token budget (AR blue, DLM red, darker = more unique tokens; points: all evaluations).".into()
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        let all = || self.objectives.iter().flat_map(|(_, p)| p.iter());
+        let all = || self.frontiers.iter().flat_map(|f| f.points.iter());
         let (Some((x0, x1)), Some((y0, y1))) = (
             padded_range(all().map(|p| p.0), true),
             padded_range(all().map(|p| p.1), false),
@@ -102,8 +126,9 @@ impl Figure for Pareto {
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(text)?;
-        for (label, points) in &self.objectives {
-            let color = objective_color(label, 0.75);
+        for series in &self.frontiers {
+            let points = &series.points;
+            let color = objective_color(&series.objective, shade(series.budget, &self.budgets));
             chart
                 .draw_series(
                     points
@@ -114,7 +139,7 @@ impl Figure for Pareto {
             chart
                 .draw_series(LineSeries::new(frontier(points), color.stroke_width(4)))
                 .map_err(text)?
-                .label(label.as_str())
+                .label(series_label(&series.objective, series.budget))
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 24, y)], color.stroke_width(4))
                 });

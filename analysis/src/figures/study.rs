@@ -8,8 +8,8 @@ use super::{
     Context, Figure, Planned, font, objective_color, padded_range, panel_title, series_label,
     shade, skipped, text, titled_panels,
 };
-use crate::crossover::Outcome;
-use crate::curve::{Curve, interpolate};
+use crate::crossover::{Kind, Outcome};
+use crate::curve::{Curve, interpolate_log};
 use crate::pairs::{Axis, Group, curve, headline_metrics, metrics};
 use crate::uncertainty::combined;
 use plotters::coord::Shift;
@@ -27,6 +27,9 @@ pub struct Series {
 
 pub struct Study<'a> {
     context: &'a Context<'a>,
+    /// File stem: `study_<preset>`, plus the parameter count when two model sizes
+    /// share a preset name (custom shapes), so neither overwrites the other.
+    name: String,
     preset: String,
     groups: Vec<&'a Group>,
     panels: Vec<(String, String)>,
@@ -34,22 +37,28 @@ pub struct Study<'a> {
 
 /// One figure per model size present.
 pub fn figures<'a>(context: &'a Context<'a>) -> Vec<Planned<Study<'a>>> {
-    let mut presets: Vec<(Option<u64>, String)> = context
+    let mut sizes: Vec<(Option<u64>, String)> = context
         .groups
         .iter()
         .map(|g| (g.params, g.preset.clone()))
         .collect();
-    presets.dedup();
-    if presets.is_empty() {
+    sizes.sort();
+    sizes.dedup();
+    if sizes.is_empty() {
         return vec![skipped("study", "no runs with evaluations")];
     }
-    presets
-        .into_iter()
-        .map(|(_, preset)| {
+    let shared = |preset: &str| sizes.iter().filter(|(_, p)| p == preset).count() > 1;
+    sizes
+        .iter()
+        .map(|(params, preset)| {
+            let name = match params {
+                Some(params) if shared(preset) => format!("study_{preset}_{params}"),
+                _ => format!("study_{preset}"),
+            };
             let groups: Vec<&Group> = context
                 .groups
                 .iter()
-                .filter(|g| g.preset == preset)
+                .filter(|g| &g.preset == preset && g.params == *params)
                 .collect();
             let members: Vec<&crate::ingest::Run> = groups
                 .iter()
@@ -57,11 +66,12 @@ pub fn figures<'a>(context: &'a Context<'a>) -> Vec<Planned<Study<'a>>> {
                 .collect();
             let panels = headline_metrics(&metrics(&members));
             if panels.is_empty() {
-                return skipped(&format!("study_{preset}"), "no evaluations yet");
+                return skipped(&name, "no evaluations yet");
             }
             Ok(Study {
                 context,
-                preset,
+                name,
+                preset: preset.clone(),
                 groups,
                 panels,
             })
@@ -77,9 +87,23 @@ pub fn series_of(
     metric: &str,
     axis: Axis,
 ) -> Vec<Series> {
-    let mut budgets: Vec<u64> = groups.iter().map(|g| g.unique_tokens).collect();
-    budgets.sort_unstable();
-    budgets.dedup();
+    // One shade per (budget, other setting): a grid over epochs draws each epoch count
+    // of a budget in its own shade, darker = more unique tokens, then more epochs.
+    let mut keys: Vec<(u64, f64, String)> = groups
+        .iter()
+        .map(|g| {
+            let epochs = context.runs[g.runs[0]].config.train.epochs;
+            (g.unique_tokens, epochs, g.variant.clone())
+        })
+        .collect();
+    keys.sort_by(|a, b| {
+        (a.0, a.1)
+            .partial_cmp(&(b.0, b.1))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.2.cmp(&b.2))
+    });
+    keys.dedup();
+    let ranks: Vec<u64> = (0..keys.len() as u64).collect();
     let mut out = Vec::new();
     for group in groups {
         for objective in group.objectives(context.runs) {
@@ -92,9 +116,23 @@ pub fn series_of(
             if raw.is_empty() {
                 continue;
             }
+            let epochs = context.runs[group.runs[0]].config.train.epochs;
+            let rank = keys
+                .iter()
+                .position(|k| k.0 == group.unique_tokens && k.1 == epochs && k.2 == group.variant)
+                .unwrap_or(0) as u64;
+            let label = if group.variant.is_empty() {
+                series_label(&objective, group.unique_tokens)
+            } else {
+                format!(
+                    "{}, {}",
+                    series_label(&objective, group.unique_tokens),
+                    group.variant
+                )
+            };
             out.push(Series {
-                label: series_label(&objective, group.unique_tokens),
-                color: objective_color(&objective, shade(group.unique_tokens, &budgets)),
+                label,
+                color: objective_color(&objective, shade(rank, &ranks)),
                 line: combined(&raw, context.smooth),
                 objective,
                 group: group.index,
@@ -107,12 +145,12 @@ pub fn series_of(
 
 impl Figure for Study<'_> {
     fn name(&self) -> String {
-        format!("study_{}", self.preset)
+        self.name.clone()
     }
 
     fn caption(&self) -> String {
         format!(
-            "Model {}: metric vs total tokens seen; AR blue, DLM red (darker = more unique tokens); points are raw evaluations, lines a {}-point moving average, bands ±1 standard error; circles mark where the DLM overtakes AR for good.",
+            "Model {}: metric vs total tokens seen; AR blue, DLM red (darker = more unique tokens, then more epochs when a grid varies them); points are raw evaluations, lines a {}-point centred moving average, bands ±1 standard error; dashed lines mark the early-stopped crossover (running bests: the headline), ringed dots the raw one (curves as trained).",
             self.preset, self.context.smooth
         )
     }
@@ -175,7 +213,7 @@ impl Study<'_> {
             draw_series(&mut chart, s)?;
         }
         self.mark_crossovers(&mut chart, task, metric, series, (y0, y1))?;
-        if legend {
+        if legend && series.len() <= 16 {
             chart
                 .configure_series_labels()
                 .position(if metric == "loss" {
@@ -192,7 +230,8 @@ impl Study<'_> {
         Ok(())
     }
 
-    /// A dashed vertical line and a ringed dot where each DLM overtakes AR for good.
+    /// Where each DLM overtakes AR for good: a dashed vertical line at the
+    /// early-stopped crossover, a ringed dot on the DLM's line at the raw one.
     fn mark_crossovers<DB: DrawingBackend, CT>(
         &self,
         chart: &mut ChartContext<'_, DB, CT>,
@@ -204,11 +243,11 @@ impl Study<'_> {
     where
         CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
     {
-        let mut labelled = false;
+        let mut labelled = [false, false];
         for row in self.context.crossovers.iter().filter(|r| {
             r.baseline == "ar" && r.task == task && r.metric == metric && r.axis == Axis::Tokens
         }) {
-            let (Outcome::Crossed { x }, Some(dlm)) = (
+            let (Outcome::Crossed { x, .. }, Some(dlm)) = (
                 row.outcome(),
                 series
                     .iter()
@@ -216,28 +255,37 @@ impl Study<'_> {
             ) else {
                 continue;
             };
-            let Some(y) = interpolate(&dlm.line, x).map(|p| p.y) else {
+            let color = dlm.color;
+            if row.kind == Kind::EarlyStopped {
+                let line = chart
+                    .draw_series(DashedLineSeries::new(
+                        [(x, y0), (x, y1)],
+                        10,
+                        8,
+                        color.mix(0.8).stroke_width(3),
+                    ))
+                    .map_err(text)?;
+                if !labelled[0] {
+                    line.label("early-stopped crossover").legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 24, y)], color.stroke_width(3))
+                    });
+                    labelled[0] = true;
+                }
+                continue;
+            }
+            let Some(y) = interpolate_log(&dlm.line, x).map(|p| p.y) else {
                 continue;
             };
-            let color = dlm.color;
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(x, y0), (x, y1)],
-                    10,
-                    8,
-                    color.mix(0.7).stroke_width(2),
-                ))
-                .map_err(text)?;
             let dot = chart
                 .draw_series([
                     Circle::new((x, y), 10, BLACK.stroke_width(3)),
                     Circle::new((x, y), 6, color.filled()),
                 ])
                 .map_err(text)?;
-            if !labelled {
-                dot.label("DLM overtakes AR")
+            if !labelled[1] {
+                dot.label("raw crossover (DLM passes AR as trained)")
                     .legend(|(x, y)| Circle::new((x + 10, y), 7, BLACK.stroke_width(3)));
-                labelled = true;
+                labelled[1] = true;
             }
         }
         Ok(())

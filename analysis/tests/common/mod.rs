@@ -249,3 +249,62 @@ pub fn red_and_blue(pixels: &[[u8; 3]]) -> (usize, usize) {
         .count();
     (red, blue)
 }
+
+/// A pb-grid-shaped study (sweeps/pb-grid.yaml, reduced): 2 model sizes x 3
+/// unique-token budgets x 4 epoch counts x AR/DLM, validation loss only, with
+/// per-window losses (eval_items.csv) at log2 milestones. Each (budget, size) cell of
+/// the crossover map holds 4 groups, one per epoch count.
+pub const GRID_BUDGETS: [u64; 3] = [20_000, 40_000, 80_000];
+pub const GRID_EPOCHS: [f64; 4] = [1.0, 2.0, 4.0, 8.0];
+
+pub fn grid_tree(root: &Path) -> PathBuf {
+    let results = root.join("grid");
+    let windows = 40;
+    for preset in ["nano", "tiny"] {
+        for budget in GRID_BUDGETS {
+            for epochs in GRID_EPOCHS {
+                for objective in [Objective::Ar, Objective::Dlm] {
+                    let milestones = analysis::synthetic::log2_epochs(epochs);
+                    // AR falls fast and overfits with repetition (more so on a small
+                    // budget); the DLM falls slower but keeps falling.
+                    let scale = (budget as f64 / 20_000.0).log2();
+                    let scores: Vec<Vec<f64>> = milestones
+                        .iter()
+                        .map(|&e| {
+                            let mean = match objective {
+                                Objective::Dlm => 3.4 - 0.45 * (1.0 + e).log2(),
+                                _ => 3.0 - 0.4 * (1.0 + e).log2() + 0.06 * e / (1.0 + scale),
+                            };
+                            // Window difficulty shared by both objectives, plus a
+                            // small objective-specific wobble.
+                            (0..windows)
+                                .map(|w| {
+                                    let w = f64::from(w);
+                                    mean + 0.3 * (w * 0.7).sin()
+                                        + 0.05
+                                            * ((w + e)
+                                                * if objective == Objective::Dlm {
+                                                    1.3
+                                                } else {
+                                                    2.1
+                                                })
+                                            .cos()
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    let mut job = SyntheticJob::new(objective, 0, preset, budget).item_metric(
+                        "val_loss",
+                        "loss",
+                        &milestones,
+                        &scores,
+                    );
+                    job.epochs = epochs;
+                    write_job(&results, &job)
+                        .unwrap_or_else(|e| panic!("writing a synthetic job: {e}"));
+                }
+            }
+        }
+    }
+    results
+}
