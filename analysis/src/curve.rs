@@ -82,6 +82,26 @@ pub fn normalized(points: &[Point]) -> Curve {
 
 /// Linear interpolation of a sorted curve at x; None outside its range.
 pub fn interpolate(curve: &[Point], x: f64) -> Option<Point> {
+    interpolate_by(curve, x, |lo, hi| (x - lo) / (hi - lo))
+}
+
+/// Interpolation in log x: crossings are read where curves are smooth (log2-spaced
+/// milestones, power-law-like curves), so the straight line between two evaluations is
+/// drawn in log x. Falls back to linear weights when an end is at x <= 0; None outside
+/// the curve's range.
+pub fn interpolate_log(curve: &[Point], x: f64) -> Option<Point> {
+    interpolate_by(curve, x, |lo, hi| {
+        if lo > 0.0 {
+            (x / lo).ln() / (hi / lo).ln()
+        } else {
+            (x - lo) / (hi - lo)
+        }
+    })
+}
+
+/// The point at x between the two evaluations that bracket it, with `weight(lo.x,
+/// hi.x)` the share of the way from the left one to the right one.
+fn interpolate_by(curve: &[Point], x: f64, weight: impl Fn(f64, f64) -> f64) -> Option<Point> {
     let first = curve.first()?;
     let last = curve.last()?;
     if x < first.x || x > last.x {
@@ -94,35 +114,7 @@ pub fn interpolate(curve: &[Point], x: f64) -> Option<Point> {
         return Some(Point { x, ..hi });
     }
     let lo = curve[right - 1];
-    let w = (x - lo.x) / (hi.x - lo.x);
-    Some(Point {
-        x,
-        y: lo.y + w * (hi.y - lo.y),
-        stderr: lo.stderr + w * (hi.stderr - lo.stderr),
-    })
-}
-
-/// Interpolation in log x: crossings are read where curves are smooth (log2-spaced
-/// milestones, power-law-like curves), so the straight line between two evaluations is
-/// drawn in log x. Falls back to linear weights when an end is at x <= 0; None outside
-/// the curve's range.
-pub fn interpolate_log(curve: &[Point], x: f64) -> Option<Point> {
-    let first = curve.first()?;
-    let last = curve.last()?;
-    if x < first.x || x > last.x {
-        return None;
-    }
-    let right = curve.partition_point(|p| p.x < x);
-    let hi = curve[right];
-    if hi.x == x || right == 0 {
-        return Some(Point { x, ..hi });
-    }
-    let lo = curve[right - 1];
-    let w = if lo.x > 0.0 {
-        (x / lo.x).ln() / (hi.x / lo.x).ln()
-    } else {
-        (x - lo.x) / (hi.x - lo.x)
-    };
+    let w = weight(lo.x, hi.x);
     Some(Point {
         x,
         y: lo.y + w * (hi.y - lo.y),

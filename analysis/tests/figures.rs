@@ -3,6 +3,8 @@
 
 mod common;
 
+use analysis::synthetic::{SyntheticJob, write_job};
+use jobspec::Objective;
 use std::path::Path;
 
 fn assert_svg_parses(path: &Path) {
@@ -243,6 +245,47 @@ fn a_grid_over_epochs_shows_every_group_and_a_frontier_per_budget() {
         table.lines().skip(1).all(|l| l.contains("paired_items")),
         "{table}"
     );
+}
+
+/// The demo's shape: budgets zipped with epochs (25k x 64, 100k x 16), so the epoch
+/// count follows the budget. The map then has one row per model and no empty cells,
+/// instead of one row per epoch count with a "no pair" in every other cell.
+#[test]
+fn epochs_that_follow_the_budget_do_not_split_the_map() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let results = root.path().join("zipped");
+    for (budget, epochs) in [(25_000, 8.0), (100_000, 2.0)] {
+        for objective in [Objective::Ar, Objective::Dlm] {
+            let milestones = analysis::synthetic::log2_epochs(epochs);
+            let losses: Vec<f64> = milestones
+                .iter()
+                .map(|&e| match objective {
+                    Objective::Dlm => 3.4 - 0.45 * (1.0 + e).log2(),
+                    _ => 3.0 - 0.4 * (1.0 + e).log2() + 0.1 * e,
+                })
+                .collect();
+            let mut job = SyntheticJob::new(objective, 0, "tiny", budget).metric(
+                "val_loss",
+                "loss",
+                &milestones,
+                &losses,
+                0.01,
+            );
+            job.epochs = epochs;
+            write_job(&results, &job).unwrap_or_else(|e| panic!("writing a synthetic job: {e}"));
+        }
+    }
+    let summary =
+        analysis::analyze(&results, &common::quick_options()).unwrap_or_else(|e| panic!("{e}"));
+    let map = summary
+        .figures
+        .iter()
+        .find(|f| f.name == "crossover_map")
+        .unwrap_or_else(|| panic!("{summary}"));
+    // 2 budgets x 1 row x (early-stopped, raw).
+    let texts = assert_map_cells(&map.svg, 2 * 2);
+    assert!(texts.iter().any(|t| t == "tiny"), "{texts:?}");
+    assert!(!texts.iter().any(|t| t == "no pair"), "{texts:?}");
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //!   Carlo standard error is the spread of the K per-draw means over sqrt(K).
 
 use crate::model::{ForwardOptions, Transformer};
-use crate::objectives::{Vocab, mask_probability, row_weights, shift, token_cross_entropy};
+use crate::objectives::{
+    Vocab, dlm_row_losses, mask_probability, row_weights, shift, token_cross_entropy,
+};
 use jobspec::{DlmConfig, DlmWeighting, Objective};
 use tch::{Kind, Tensor};
 
@@ -179,22 +181,4 @@ fn dlm_elbo(
         f64::NAN
     };
     (mean, stderr, to_f64s(&per_window))
-}
-
-/// Each row's loss as `dlm_loss_from_logits` computes the batch's: the sum over masked
-/// positions of CE x weight, divided by L (their mean is the batch loss).
-fn dlm_row_losses(
-    logits: &Tensor,
-    clean: &Tensor,
-    mask: &Tensor,
-    weights: &Tensor,
-    vocab: Vocab,
-) -> Tensor {
-    let length = clean.size()[1];
-    let cross_entropy = token_cross_entropy(logits, clean, vocab); // (B, L)
-    (cross_entropy * mask.to_kind(Kind::Float) * weights.unsqueeze(1)).sum_dim_intlist(
-        1,
-        false,
-        Kind::Float,
-    ) / length as f64
 }

@@ -7,7 +7,7 @@ use crate::eval::EvalResult;
 use crate::objectives::Vocab;
 use crate::runfolder::{self, CsvLog};
 use crate::tasks::TaskSet;
-use crate::train::{build_model, prepare_job, write_eval_row};
+use crate::train::{EvalPoint, build_model, prepare_job, write_eval_row};
 use jobspec::{JobConfig, KNOWN_TASKS, padded_vocab};
 use std::path::{Path, PathBuf};
 
@@ -88,15 +88,14 @@ pub fn evaluate(
         .then_some((item_folder.as_path(), state.step));
     let results = task_set.evaluate(&model, &config, vocab, item_scores)?;
     let mut log = CsvLog::open(&job_dir.join(ADHOC_LOG), runfolder::EVAL_HEADER)?;
+    let at = EvalPoint {
+        step: state.step,
+        epoch: state.epoch,
+        tokens: state.tokens,
+        flops: state.flops,
+    };
     for result in &results {
-        write_eval_row(
-            &mut log,
-            state.step,
-            state.epoch,
-            state.tokens,
-            state.flops,
-            result,
-        )?;
+        write_eval_row(&mut log, at, result)?;
     }
     Ok((state, results))
 }

@@ -237,8 +237,26 @@ pub fn dlm_loss_from_logits(
     weights: &Tensor,
     vocab: Vocab,
 ) -> Tensor {
-    let (b, length) = clean.size2().unwrap_or_default();
+    dlm_row_losses(logits, clean, mask, weights, vocab).mean(Kind::Float)
+}
+
+/// Each row's share of [`dlm_loss_from_logits`]: the sum over its masked positions of
+/// CE x weight, divided by L (the batch loss is their mean).
+///
+/// # Shapes
+/// logits (B, L, V_rows), clean (B, L), mask (B, L) bool, weights (B,) -> (B,).
+pub fn dlm_row_losses(
+    logits: &Tensor,
+    clean: &Tensor,
+    mask: &Tensor,
+    weights: &Tensor,
+    vocab: Vocab,
+) -> Tensor {
+    let length = clean.size()[1];
     let cross_entropy = token_cross_entropy(logits, clean, vocab); // (B, L)
-    let masked = cross_entropy * mask.to_kind(Kind::Float) * weights.unsqueeze(1);
-    masked.sum(Kind::Float) / (b * length) as f64
+    (cross_entropy * mask.to_kind(Kind::Float) * weights.unsqueeze(1)).sum_dim_intlist(
+        1,
+        false,
+        Kind::Float,
+    ) / length as f64
 }

@@ -289,8 +289,14 @@ fn train(
                 .item_scores
                 .then_some((item_folder.as_path(), done));
             for result in task_set.evaluate(&model, config, vocab, item_scores)? {
-                write_eval_row(&mut eval_log, done, epoch, seen, flops, &result)?;
-                write_item_rows(&mut items_log, done, epoch, seen, flops, &result)?;
+                let at = EvalPoint {
+                    step: done,
+                    epoch,
+                    tokens: seen,
+                    flops,
+                };
+                write_eval_row(&mut eval_log, at, &result)?;
+                write_item_rows(&mut items_log, at, &result)?;
                 progress.note(&format!(
                     "step {done} epoch {epoch:.2}: {} {} {:.4} ± {:.4}",
                     result.task, result.metric, result.value, result.stderr
@@ -427,49 +433,46 @@ pub(crate) fn named_parameters(
         .collect()
 }
 
+/// Where in training an evaluation was made: the first columns of eval.csv and
+/// eval_items.csv.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EvalPoint {
+    pub step: u64,
+    pub epoch: f64,
+    pub tokens: u64,
+    pub flops: f64,
+}
+
+impl EvalPoint {
+    /// step, epoch, tokens, flops, task, metric.
+    fn columns(&self, result: &EvalResult) -> Vec<String> {
+        vec![
+            self.step.to_string(),
+            number(self.epoch),
+            self.tokens.to_string(),
+            number(self.flops),
+            result.task.clone(),
+            result.metric.clone(),
+        ]
+    }
+}
+
 /// The per-item values of one eval.csv row (none for metrics without items).
-pub(crate) fn write_item_rows(
-    log: &mut CsvLog,
-    step: u64,
-    epoch: f64,
-    tokens: u64,
-    flops: f64,
-    result: &EvalResult,
-) -> Result<()> {
-    let prefix = [
-        step.to_string(),
-        number(epoch),
-        tokens.to_string(),
-        number(flops),
-        result.task.clone(),
-        result.metric.clone(),
-    ];
+pub(crate) fn write_item_rows(log: &mut CsvLog, at: EvalPoint, result: &EvalResult) -> Result<()> {
     for (item, value) in result.items.iter().enumerate() {
-        let mut fields = prefix.to_vec();
-        fields.push(item.to_string());
-        fields.push(number(*value));
+        let mut fields = at.columns(result);
+        fields.extend([item.to_string(), number(*value)]);
         log.append(&fields)?;
     }
     Ok(())
 }
 
-pub(crate) fn write_eval_row(
-    log: &mut CsvLog,
-    step: u64,
-    epoch: f64,
-    tokens: u64,
-    flops: f64,
-    result: &EvalResult,
-) -> Result<()> {
-    log.append(&[
-        step.to_string(),
-        number(epoch),
-        tokens.to_string(),
-        number(flops),
-        result.task.clone(),
-        result.metric.clone(),
+pub(crate) fn write_eval_row(log: &mut CsvLog, at: EvalPoint, result: &EvalResult) -> Result<()> {
+    let mut fields = at.columns(result);
+    fields.extend([
         number(result.value),
         number(result.stderr),
         result.n.to_string(),
-    ])
+    ]);
+    log.append(&fields)
 }

@@ -102,6 +102,12 @@ impl Figure for Ablation<'_> {
 impl Ablation<'_> {
     fn bars(&self, task: &str, metric: &str) -> Vec<Bar> {
         let several = self.groups.len() > 1;
+        // The model size only labels the bars when it differs between groups.
+        let presets = self
+            .groups
+            .iter()
+            .map(|group| group.preset.as_str())
+            .collect::<std::collections::BTreeSet<_>>();
         let mut bars = Vec::new();
         for group in &self.groups {
             for objective in group.objectives(self.context.runs) {
@@ -120,9 +126,15 @@ impl Ablation<'_> {
                     "*"
                 };
                 let budget = crate::format::count(group.unique_tokens as f64);
+                // One short line each (objective, budget, the other varying settings,
+                // size), so that neighbouring labels never run into each other.
                 let mut label = vec![format!("{objective}{partial}")];
                 if several {
-                    label.push(format!("{} {budget} {}", group.preset, group.variant));
+                    label.push(budget);
+                    label.extend(group.variant.split_whitespace().map(str::to_owned));
+                    if presets.len() > 1 {
+                        label.push(group.preset.clone());
+                    }
                 }
                 bars.push(Bar {
                     label,
@@ -150,7 +162,9 @@ impl Ablation<'_> {
         let mut chart = ChartBuilder::on(area)
             .caption(panel_title(task, metric), font(28))
             .margin(16)
-            .x_label_area_size(64)
+            .x_label_area_size(
+                16 + 22 * bars.iter().map(|b| b.label.len()).max().unwrap_or(1) as u32,
+            )
             .y_label_area_size(96)
             // Bar i spans [i, i + 1] on a continuous axis: a categorical axis of one bar
             // collapses to zero width.

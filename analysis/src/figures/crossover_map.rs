@@ -27,11 +27,17 @@ pub struct MapRow {
 }
 
 impl MapRow {
-    fn of(row: &CrossoverRow) -> Self {
+    /// The map row of a crossover; `by_variant` false leaves the other settings out
+    /// (they follow from the budget, as epochs do in a zip of budgets and epochs).
+    fn of(row: &CrossoverRow, by_variant: bool) -> Self {
         Self {
             params: row.params,
             preset: row.preset.clone(),
-            variant: row.variant.clone(),
+            variant: if by_variant {
+                row.variant.clone()
+            } else {
+                String::new()
+            },
         }
     }
 
@@ -51,6 +57,10 @@ pub struct CrossoverMap<'a> {
     pub budgets: Vec<u64>,
     /// Largest model first, so the larger models sit at the top of the map.
     pub map_rows: Vec<MapRow>,
+    /// Whether rows split by the other settings: only when some (model, budget) cell
+    /// holds more than one group, so a sweep whose epochs follow its budgets (the demo)
+    /// gets one row per model instead of rows that are mostly empty.
+    by_variant: bool,
 }
 
 pub fn figure<'a>(context: &'a Context<'a>) -> Planned<CrossoverMap<'a>> {
@@ -71,7 +81,23 @@ pub fn figure<'a>(context: &'a Context<'a>) -> Planned<CrossoverMap<'a>> {
     let mut budgets: Vec<u64> = rows.iter().map(|r| r.unique_tokens).collect();
     budgets.sort_unstable();
     budgets.dedup();
-    let mut map_rows: Vec<MapRow> = rows.iter().map(|r| MapRow::of(r)).collect();
+    let cells: std::collections::BTreeSet<(Option<u64>, &str, u64, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.params,
+                r.preset.as_str(),
+                r.unique_tokens,
+                r.variant.as_str(),
+            )
+        })
+        .collect();
+    let per_cell: std::collections::BTreeSet<(Option<u64>, &str, u64)> = cells
+        .iter()
+        .map(|&(params, preset, budget, _)| (params, preset, budget))
+        .collect();
+    let by_variant = cells.len() > per_cell.len();
+    let mut map_rows: Vec<MapRow> = rows.iter().map(|r| MapRow::of(r, by_variant)).collect();
     map_rows.sort();
     map_rows.dedup();
     // Largest model on top; within a model, its settings in natural order (epochs=2
@@ -87,6 +113,7 @@ pub fn figure<'a>(context: &'a Context<'a>) -> Planned<CrossoverMap<'a>> {
         panels,
         budgets,
         map_rows,
+        by_variant,
     })
 }
 
@@ -247,10 +274,9 @@ impl CrossoverMap<'_> {
             .map_err(text)?;
             for (i, &budget) in self.budgets.iter().enumerate() {
                 let x0 = left + i as i32 * cell_width;
-                let row = of_panel
-                    .iter()
-                    .copied()
-                    .find(|r| r.unique_tokens == budget && MapRow::of(r) == *map_row);
+                let row = of_panel.iter().copied().find(|r| {
+                    r.unique_tokens == budget && MapRow::of(r, self.by_variant) == *map_row
+                });
                 let (color, line1, line2) = cell(row, scale);
                 let corners = [(x0, y0), (x0 + cell_width, y0 + cell_height)];
                 area.draw(&Rectangle::new(corners, color.filled()))
