@@ -237,7 +237,9 @@ pub fn dlm_loss_from_logits(
     weights: &Tensor,
     vocab: Vocab,
 ) -> Tensor {
-    dlm_row_losses(logits, clean, mask, weights, vocab).mean(Kind::Float)
+    let (b, length) = clean.size2().unwrap_or_default();
+    weighted_masked_cross_entropy(logits, clean, mask, weights, vocab).sum(Kind::Float)
+        / (b * length) as f64
 }
 
 /// Each row's share of [`dlm_loss_from_logits`]: the sum over its masked positions of
@@ -253,10 +255,20 @@ pub fn dlm_row_losses(
     vocab: Vocab,
 ) -> Tensor {
     let length = clean.size()[1];
-    let cross_entropy = token_cross_entropy(logits, clean, vocab); // (B, L)
-    (cross_entropy * mask.to_kind(Kind::Float) * weights.unsqueeze(1)).sum_dim_intlist(
+    weighted_masked_cross_entropy(logits, clean, mask, weights, vocab).sum_dim_intlist(
         1,
         false,
         Kind::Float,
     ) / length as f64
+}
+
+/// CE(logits_i, x0_i) x weight(row) at masked positions, 0 elsewhere: (B, L).
+fn weighted_masked_cross_entropy(
+    logits: &Tensor,
+    clean: &Tensor,
+    mask: &Tensor,
+    weights: &Tensor,
+    vocab: Vocab,
+) -> Tensor {
+    token_cross_entropy(logits, clean, vocab) * mask.to_kind(Kind::Float) * weights.unsqueeze(1)
 }
