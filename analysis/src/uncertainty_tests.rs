@@ -67,15 +67,7 @@ impl Items {
                     .collect()
             })
             .collect();
-        let curve = milestones()
-            .iter()
-            .zip(&scores)
-            .map(|(&x, s)| Point::new(x, s.iter().sum::<f64>() / s.len() as f64, f64::NAN))
-            .collect();
-        Replicate {
-            items: Some(scores),
-            ..Replicate::plain(seed, curve)
-        }
+        item_replicate(seed, scores)
     }
 }
 
@@ -250,6 +242,11 @@ fn answers(accuracy: &[f64], items: usize, rng: &mut Rng) -> Replicate {
         .iter()
         .map(|&a| latent.iter().map(|&u| f64::from(u8::from(u < a))).collect())
         .collect();
+    item_replicate(0, scores)
+}
+
+/// A replicate whose curve is the mean of its per-item scores at each milestone.
+fn item_replicate(seed: u64, scores: Vec<Vec<f64>>) -> Replicate {
     let curve = milestones()
         .iter()
         .zip(&scores)
@@ -257,7 +254,7 @@ fn answers(accuracy: &[f64], items: usize, rng: &mut Rng) -> Replicate {
         .collect();
     Replicate {
         items: Some(scores),
-        ..Replicate::plain(0, curve)
+        ..Replicate::plain(seed, curve)
     }
 }
 

@@ -184,21 +184,27 @@ fn assert_map_cells(svg: &Path, cells: usize) -> Vec<String> {
     shapes.texts.into_iter().map(|t| t.2).collect()
 }
 
+/// Analyse `results` and return its crossover map's SVG.
+fn crossover_map_of(results: &Path) -> std::path::PathBuf {
+    let summary =
+        analysis::analyze(results, &common::quick_options()).unwrap_or_else(|e| panic!("{e}"));
+    summary
+        .figures
+        .iter()
+        .find(|f| f.name == "crossover_map")
+        .unwrap_or_else(|| panic!("{summary}"))
+        .svg
+        .clone()
+}
+
 /// Issue 15, item 1: one model size and one budget used to collapse every cell to zero
 /// height.
 #[test]
 fn a_single_size_single_budget_map_draws_its_cells() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let results = common::tree_without_controls(root.path());
-    let summary =
-        analysis::analyze(&results, &common::quick_options()).unwrap_or_else(|e| panic!("{e}"));
-    let map = summary
-        .figures
-        .iter()
-        .find(|f| f.name == "crossover_map")
-        .unwrap_or_else(|| panic!("{summary}"));
     // 1 budget x 1 size x (val_loss, acc_norm) x (early-stopped, raw).
-    let texts = assert_map_cells(&map.svg, 4);
+    let texts = assert_map_cells(&crossover_map_of(&results), 4);
     assert!(
         texts.iter().any(|t| t.contains("early-stopped")),
         "{texts:?}"
@@ -275,15 +281,8 @@ fn epochs_that_follow_the_budget_do_not_split_the_map() {
             write_job(&results, &job).unwrap_or_else(|e| panic!("writing a synthetic job: {e}"));
         }
     }
-    let summary =
-        analysis::analyze(&results, &common::quick_options()).unwrap_or_else(|e| panic!("{e}"));
-    let map = summary
-        .figures
-        .iter()
-        .find(|f| f.name == "crossover_map")
-        .unwrap_or_else(|| panic!("{summary}"));
     // 2 budgets x 1 row x (early-stopped, raw).
-    let texts = assert_map_cells(&map.svg, 2 * 2);
+    let texts = assert_map_cells(&crossover_map_of(&results), 2 * 2);
     assert!(texts.iter().any(|t| t == "tiny"), "{texts:?}");
     assert!(!texts.iter().any(|t| t == "no pair"), "{texts:?}");
 }
