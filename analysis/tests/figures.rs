@@ -287,6 +287,44 @@ fn epochs_that_follow_the_budget_do_not_split_the_map() {
     assert!(!texts.iter().any(|t| t == "no pair"), "{texts:?}");
 }
 
+/// Issue 15, item 1: a categorical axis of one bar collapsed it to zero width.
+#[test]
+fn an_ablation_of_one_run_draws_its_bar() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let results = root.path().join("one-bar");
+    let milestones = [1.0, 2.0, 4.0];
+    let job = SyntheticJob::new(Objective::ArMasked(0.3), 0, "nano", 20_000).metric(
+        "val_loss",
+        "loss",
+        &milestones,
+        &[3.0, 2.8, 2.7],
+        0.01,
+    );
+    write_job(&results, &job).unwrap_or_else(|e| panic!("writing a synthetic job: {e}"));
+    let summary =
+        analysis::analyze(&results, &common::quick_options()).unwrap_or_else(|e| panic!("{e}"));
+    let ablation = summary
+        .figures
+        .iter()
+        .find(|f| f.name == "ablation")
+        .unwrap_or_else(|| panic!("no ablation: {summary}"));
+    let shapes = svg_shapes(&ablation.svg);
+    // The bar: wider than the 20-pixel error-bar caps, and tall.
+    assert!(
+        shapes
+            .rects
+            .iter()
+            .any(|r| r.2 > 40.0 && r.3 > 40.0 && r.2 < 1500.0),
+        "no bar of positive size: {:?}",
+        shapes.rects
+    );
+    assert!(
+        shapes.texts.iter().any(|t| t.2.starts_with("ar_masked")),
+        "{:?}",
+        shapes.texts
+    );
+}
+
 #[test]
 fn a_figure_without_data_is_skipped_with_a_note() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
