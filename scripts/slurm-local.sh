@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real single-node Slurm cluster for the Slurm backend's tests and for trying it out
 # (facts in shared/reference/slurm-local.md). Everything lives under one folder:
-#   ${SLURM_LOCAL_ROOT:-${CROSSOVER_CACHE:-$HOME/.cache/crossover}/slurm}
+#   ${SLURM_LOCAL_ROOT:-${CROSSOVER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/crossover}/slurm}
 #
 #   scripts/slurm-local.sh up     install munge + Slurm if missing, start the daemons,
 #                                 wait for a probe job; idempotent (a running cluster
@@ -13,7 +13,7 @@
 # scontrol keep finished jobs for MinJobAge=3600 s, which is what the harness reads.
 set -euo pipefail
 
-root=${SLURM_LOCAL_ROOT:-${CROSSOVER_CACHE:-$HOME/.cache/crossover}/slurm}
+root=${SLURM_LOCAL_ROOT:-${CROSSOVER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/crossover}/slurm}
 conf=$root/slurm.conf
 export SLURM_CONF=$conf
 

@@ -37,25 +37,9 @@ use jobspec::DataConfig;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// The cache folder: `$CROSSOVER_CACHE`, else `$XDG_CACHE_HOME/crossover`, else
-/// `$HOME/.cache/crossover` (the same rule as `scripts/fetch-corpus.sh`).
-pub fn cache_root() -> PathBuf {
-    let non_empty = |name: &str| {
-        std::env::var_os(name)
-            .filter(|value| !value.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(root) = non_empty("CROSSOVER_CACHE") {
-        return root;
-    }
-    if let Some(xdg) = non_empty("XDG_CACHE_HOME") {
-        return xdg.join("crossover");
-    }
-    non_empty("HOME")
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".cache")
-        .join("crossover")
-}
+/// The cache folder (`$CROSSOVER_CACHE`, else `$XDG_CACHE_HOME/crossover`, else
+/// `$HOME/.cache/crossover`); shared with the harness through jobspec.
+pub use jobspec::cache_root;
 
 /// A tokenized corpus split into a training stream and held-out documents.
 #[derive(Clone, Debug)]

@@ -26,3 +26,25 @@ pub use count::TokenCount;
 pub use error::{Error, Result};
 pub use model::{ModelConfig, ModelShape, padded_vocab};
 pub use sweep::{Job, SlurmSection, Sweep, job_id};
+
+use std::path::PathBuf;
+
+/// The cache folder: `$CROSSOVER_CACHE`, else `$XDG_CACHE_HOME/crossover`, else
+/// `$HOME/.cache/crossover` (the same rule as the scripts in `scripts/`).
+pub fn cache_root() -> PathBuf {
+    let non_empty = |name: &str| {
+        std::env::var_os(name)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(root) = non_empty("CROSSOVER_CACHE") {
+        return root;
+    }
+    if let Some(xdg) = non_empty("XDG_CACHE_HOME") {
+        return xdg.join("crossover");
+    }
+    non_empty("HOME")
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".cache")
+        .join("crossover")
+}

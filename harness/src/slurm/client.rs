@@ -19,12 +19,7 @@ fn local_cluster_conf() -> Option<PathBuf> {
     }
     let root = match std::env::var_os("SLURM_LOCAL_ROOT") {
         Some(root) => PathBuf::from(root),
-        None => std::env::var_os("CROSSOVER_CACHE")
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/crossover"))
-            })?
-            .join("slurm"),
+        None => jobspec::cache_root().join("slurm"),
     };
     Some(root.join("slurm.conf")).filter(|conf| conf.exists())
 }
