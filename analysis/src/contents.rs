@@ -297,33 +297,28 @@ fn counting(rows: &[CrossoverRow], dropped: &[Axis]) -> String {
 /// Notes on the noise model and the loss axis.
 fn notes(inputs: &ReportInputs<'_>) -> Vec<Block> {
     let mut notes = Vec::new();
-    let unpaired = inputs
-        .rows
-        .iter()
-        .filter(|r| r.kind == Kind::Raw && !r.estimate.method.paired())
-        .filter(|r| r.estimate.method != crate::uncertainty::Method::None)
-        .count();
+    // Each comparison counted once (its raw row), and only when it has intervals.
+    let count = |keep: &dyn Fn(&CrossoverRow) -> bool| {
+        inputs
+            .rows
+            .iter()
+            .filter(|r| r.kind == Kind::Raw && keep(r))
+            .count()
+    };
+    let with_intervals = |r: &CrossoverRow| r.estimate.method != crate::uncertainty::Method::None;
+    let unpaired = count(&|r| !r.estimate.method.paired() && with_intervals(r));
     if unpaired > 0 {
         notes.push(format!(
             "{unpaired} comparison(s) have no per-item scores (eval_items.csv absent for some of their jobs), so their intervals fall back to the unpaired bootstrap: seeds resampled jointly with at least 5 per side (seed_bootstrap), otherwise each point redrawn from its standard error (stderr_bootstrap). Both ignore that the two objectives are scored on the same items, so these intervals are approximate."
         ));
     }
-    let paired = inputs
-        .rows
-        .iter()
-        .filter(|r| r.kind == Kind::Raw && r.estimate.method.paired())
-        .count();
+    let paired = count(&|r| r.estimate.method.paired());
     if paired > 0 {
         notes.push(format!(
             "{paired} comparison(s) use the paired bootstrap: each draw resamples the evaluation items (validation windows, benchmark questions) once and applies the same resample to both objectives at every checkpoint; with at least 5 seeds per side seeds are resampled jointly too (seed s of AR with seed s of the DLM), with fewer they are averaged."
         ));
     }
-    let one_seed = inputs
-        .rows
-        .iter()
-        .filter(|r| r.kind == Kind::Raw && r.dlm_seeds.min(r.baseline_seeds) == 1)
-        .filter(|r| r.estimate.method != crate::uncertainty::Method::None)
-        .count();
+    let one_seed = count(&|r| r.dlm_seeds.min(r.baseline_seeds) == 1 && with_intervals(r));
     if one_seed > 0 {
         notes.push(format!(
             "{one_seed} comparison(s) have one seed on a side: their intervals reflect evaluation noise (which windows and questions were drawn) only, not how another seed would have trained; more seeds are needed for that."

@@ -5,6 +5,7 @@ use crate::cache::write_atomic;
 use crate::error::{CorpusError, io_error};
 use crate::read::Corpus;
 use jobspec::{DataConfig, TokenizerSpec};
+use rayon::prelude::*;
 use std::fs;
 use std::path::{Path, PathBuf};
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
@@ -276,14 +277,11 @@ impl Tokenizer {
                 .collect();
             train_bpe(size, &training, &candidate, &id)?;
             let trained = Self::from_file(&candidate, id.clone())?;
-            let lengths: Vec<usize> = {
-                use rayon::prelude::*;
-                corpus
-                    .documents
-                    .par_iter()
-                    .map(|text| trained.encode(text).len() + 1)
-                    .collect()
-            };
+            let lengths: Vec<usize> = corpus
+                .documents
+                .par_iter()
+                .map(|text| trained.encode(text).len() + 1)
+                .collect();
             let held = held_out(&lengths)?;
             let seen_held_out = held.iter().zip(&excluded).any(|(&held, &out)| held && !out);
             if !seen_held_out {
