@@ -105,7 +105,7 @@ analyze sweep *args:
 
 # Ingest and crossover timing on 1,000 synthetic runs x 100 evaluations x 5 tasks.
 bench-analyze *args:
-    cargo run --release -p analysis --bin bench-analyze -- {{ args }}
+    cargo run -p analysis --bin bench-analyze -- {{ args }}
 
 # Format, lint.
 lint:

@@ -137,18 +137,24 @@ pub fn advantage_at(d: f64, b: f64, direction: Direction) -> f64 {
 /// Where an advantage (sorted by x > 0) rises to 0 and stays there: the zero on the
 /// segment after the last point below 0, linear in log x.
 pub fn crossing_of_advantage(advantage: &[(f64, f64)], direction: Direction) -> Outcome {
-    let Some(&(first_x, _)) = advantage.first() else {
+    let (xs, gs): (Vec<f64>, Vec<f64>) = advantage.iter().copied().unzip();
+    crossing_of(&xs, &gs, direction)
+}
+
+/// `crossing_of_advantage` with the grid's x's and the advantage in two slices.
+pub fn crossing_of(xs: &[f64], gs: &[f64], direction: Direction) -> Outcome {
+    let Some(&first_x) = xs.first() else {
         return Outcome::NoOverlap;
     };
-    let Some(behind) = advantage.iter().rposition(|&(_, g)| g < 0.0) else {
+    let Some(behind) = gs.iter().rposition(|&g| g < 0.0) else {
         return Outcome::AheadFromStart { x: first_x };
     };
-    let (x0, g0) = advantage[behind];
-    match advantage.get(behind + 1) {
+    let (x0, g0) = (xs[behind], gs[behind]);
+    match xs.get(behind + 1).zip(gs.get(behind + 1)) {
         None => Outcome::NotReached {
             gap: direction.sign() * g0,
         },
-        Some(&(x1, g1)) => {
+        Some((&x1, &g1)) => {
             let t = -g0 / (g1 - g0);
             let x = if t >= 1.0 { x1 } else { x0 * (x1 / x0).powf(t) };
             Outcome::Crossed {

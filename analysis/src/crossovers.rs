@@ -107,6 +107,32 @@ struct Job<'a> {
 /// All crossovers of the DLM against every other objective in each group: for each
 /// comparison an early-stopped row, then a raw one.
 pub fn compute(runs: &[Run], groups: &[Group], settings: Settings) -> Vec<CrossoverRow> {
+    compute_with(runs, groups, settings, &|| ())
+}
+
+/// How many comparisons (group x baseline x metric) `compute` makes: its progress.
+pub fn comparisons(runs: &[Run], groups: &[Group]) -> usize {
+    work(runs, groups).len()
+}
+
+/// `compute`, calling `done` after each comparison (from worker threads).
+pub fn compute_with(
+    runs: &[Run],
+    groups: &[Group],
+    settings: Settings,
+    done: &(dyn Fn() + Sync),
+) -> Vec<CrossoverRow> {
+    work(runs, groups)
+        .par_iter()
+        .flat_map_iter(|job| {
+            let out = rows(runs, job, settings);
+            done();
+            out
+        })
+        .collect()
+}
+
+fn work<'a>(runs: &[Run], groups: &'a [Group]) -> Vec<Job<'a>> {
     let mut jobs = Vec::new();
     for group in groups {
         let objectives = group.objectives(runs);
@@ -125,9 +151,7 @@ pub fn compute(runs: &[Run], groups: &[Group], settings: Settings) -> Vec<Crosso
             }
         }
     }
-    jobs.par_iter()
-        .flat_map_iter(|job| rows(runs, job, settings))
-        .collect()
+    jobs
 }
 
 fn rows(runs: &[Run], job: &Job<'_>, settings: Settings) -> Vec<CrossoverRow> {

@@ -50,21 +50,30 @@ pub struct EvalRow {
     pub n: Option<u64>,
 }
 
-/// One eval_items.csv row: one item's score at one evaluation (design.md, "Run folder
-/// contract"). `item` names the same validation window or question in every job of a
-/// sweep that shares the data config, so both objectives' scores of an item pair up;
-/// the metric in eval.csv is the mean of `value` over items (per-window loss for
-/// `val_loss`/`loss`, 0/1 per question for `acc` and `acc_norm`).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct ItemRow {
-    pub step: u64,
-    pub epoch: f64,
-    pub tokens: f64,
-    pub flops: f64,
+/// One (task, metric)'s per-item scores in a job's eval_items.csv (design.md, "Run
+/// folder contract"): row r is item `items[r]` scored `values[r]` at step `steps[r]`.
+/// `item` names the same validation window or question in every job of a sweep that
+/// shares the data config, so both objectives' scores of an item pair up; the metric in
+/// eval.csv is the mean of `value` over items (per-window loss for `val_loss`/`loss`,
+/// 0/1 per question for `acc` and `acc_norm`). Kept as columns (16 bytes a score): a
+/// study's item logs run to tens of millions of rows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ItemSeries {
     pub task: String,
     pub metric: String,
-    pub item: u64,
-    pub value: f64,
+    pub steps: Vec<u32>,
+    pub items: Vec<u32>,
+    pub values: Vec<f64>,
+}
+
+impl ItemSeries {
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
 }
 
 /// Per-item scores of a job; absent in jobs from trainers that predate them.
@@ -93,8 +102,23 @@ pub struct Run {
     pub params: Option<u64>,
     pub train: Vec<TrainRow>,
     pub eval: Vec<EvalRow>,
-    /// eval_items.csv (empty when the job did not write it).
-    pub items: Vec<ItemRow>,
+    /// eval_items.csv by (task, metric), in file order (empty when the job did not
+    /// write it).
+    pub items: Vec<ItemSeries>,
+}
+
+impl Run {
+    /// The per-item scores of (task, metric), if the job logged any.
+    pub fn item_series(&self, task: &str, metric: &str) -> Option<&ItemSeries> {
+        self.items
+            .iter()
+            .find(|s| s.task == task && s.metric == metric)
+    }
+
+    /// Item score rows over every task.
+    pub fn item_rows(&self) -> usize {
+        self.items.iter().map(ItemSeries::len).sum()
+    }
 }
 
 /// A problem with one file that did not stop the analysis.
@@ -112,6 +136,15 @@ impl fmt::Display for Warning {
 
 /// Every job under `<results>/jobs`, sorted by id, plus what could not be read.
 pub fn read_results(results: &Path) -> Result<(Vec<Run>, Vec<Warning>)> {
+    read_results_with(results, |_| None)
+}
+
+/// `read_results`, with `progress(jobs)` making the stage's progress bar once the
+/// number of job folders is known (the bar ticks once per job read).
+pub fn read_results_with(
+    results: &Path,
+    progress: impl FnOnce(usize) -> Option<crate::progress::Stage>,
+) -> Result<(Vec<Run>, Vec<Warning>)> {
     let jobs = results.join("jobs");
     if !jobs.is_dir() {
         return Err(AnalysisError::NotAResultsFolder {
@@ -125,7 +158,20 @@ pub fn read_results(results: &Path) -> Result<(Vec<Run>, Vec<Warning>)> {
         .filter(|path| path.is_dir())
         .collect();
     folders.sort();
-    let read: Vec<(Option<Run>, Vec<Warning>)> = folders.par_iter().map(|f| read_job(f)).collect();
+    let stage = progress(folders.len());
+    let read: Vec<(Option<Run>, Vec<Warning>)> = folders
+        .par_iter()
+        .map(|f| {
+            let job = read_job(f);
+            if let Some(stage) = &stage {
+                stage.tick();
+            }
+            job
+        })
+        .collect();
+    if let Some(stage) = stage {
+        stage.finish();
+    }
     let mut runs = Vec::with_capacity(read.len());
     let mut warnings = Vec::new();
     for (run, job_warnings) in read {
@@ -169,7 +215,7 @@ pub fn read_job(folder: &Path) -> (Option<Run>, Vec<Warning>) {
     let train = read_csv::<TrainRow>(&folder.join(TRAIN_LOG), &state, &mut warnings);
     let eval = read_csv::<EvalRow>(&folder.join(EVAL_LOG), &state, &mut warnings);
     // Optional: only a file that exists but cannot be read is worth a warning.
-    let items = read_csv::<ItemRow>(&folder.join(ITEMS_LOG), "optional", &mut warnings);
+    let items = read_items(&folder.join(ITEMS_LOG), &mut warnings);
     let run = Run {
         id: folder
             .file_name()
@@ -245,4 +291,212 @@ fn read_csv<T: for<'de> Deserialize<'de>>(
         )));
     }
     rows
+}
+
+/// eval_items.csv, parsed by hand: it is by far the largest log (a row per item per
+/// evaluation), and a serde row with two owned strings cost more than the rest of the
+/// ingest together. Same rules as `read_csv`: a missing file is normal, a bad header
+/// skips the file, a bad row is skipped and reported by line; a last line without its
+/// newline (a running job mid-write) is left for the next analysis.
+fn read_items(path: &Path, warnings: &mut Vec<Warning>) -> Vec<ItemSeries> {
+    let warn = |message: String| Warning {
+        path: path.to_owned(),
+        message,
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(error) => {
+            warnings.push(warn(format!("skipped: {error}")));
+            return Vec::new();
+        }
+    };
+    match parse_items(&bytes) {
+        Ok((series, bad)) => {
+            if let Some((line, message)) = bad.first() {
+                let more = if bad.len() > 1 {
+                    format!(" and {} more", bad.len() - 1)
+                } else {
+                    String::new()
+                };
+                let message = if series.is_empty() {
+                    format!("skipped: no readable rows (line {line}: {message})")
+                } else {
+                    format!("skipped bad row at line {line}{more}: {message}")
+                };
+                warnings.push(warn(message));
+            }
+            series
+        }
+        Err(message) => {
+            warnings.push(warn(format!("skipped: {message}")));
+            Vec::new()
+        }
+    }
+}
+
+/// Bad rows as (line, what is wrong), the header being line 1.
+type BadRows = Vec<(usize, String)>;
+
+/// The series of an eval_items.csv text, and its bad rows; Err for an unusable header.
+pub fn parse_items(bytes: &[u8]) -> std::result::Result<(Vec<ItemSeries>, BadRows), String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
+    let mut lines = text.split_inclusive('\n');
+    let header = lines.next().unwrap_or("").trim_end();
+    let names: Vec<&str> = header.split(',').collect();
+    let column = |name: &str| {
+        names
+            .iter()
+            .position(|n| *n == name)
+            .ok_or_else(|| format!("unreadable header: no `{name}` column in `{header}`"))
+    };
+    let (step, task, metric, item, value) = (
+        column("step")?,
+        column("task")?,
+        column("metric")?,
+        column("item")?,
+        column("value")?,
+    );
+    let width = names.len();
+    let mut series: Vec<ItemSeries> = Vec::new();
+    let mut current = usize::MAX;
+    let mut bad = Vec::new();
+    let mut fields: Vec<&str> = Vec::with_capacity(width);
+    for (index, line) in lines.enumerate() {
+        let Some(line) = line.strip_suffix('\n') else {
+            break; // unfinished: a running job is writing it
+        };
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        fields.clear();
+        fields.extend(line.split(','));
+        let parsed = (|| -> std::result::Result<(u32, u32, f64), String> {
+            if fields.len() != width {
+                return Err(format!("{} fields, the header has {width}", fields.len()));
+            }
+            let int = |k: usize, what: &str| {
+                fields[k]
+                    .parse::<u32>()
+                    .map_err(|_| format!("{what} `{}` is not a whole number below 2^32", fields[k]))
+            };
+            let value = fields[value]
+                .parse::<f64>()
+                .map_err(|_| format!("value `{}` is not a number", fields[value]))?;
+            Ok((int(step, "step")?, int(item, "item")?, value))
+        })();
+        match parsed {
+            Ok((s, i, v)) => {
+                let (t, m) = (fields[task], fields[metric]);
+                let fits = series
+                    .get(current)
+                    .is_some_and(|c| c.task == t && c.metric == m);
+                if !fits {
+                    current = match series.iter().position(|c| c.task == t && c.metric == m) {
+                        Some(found) => found,
+                        None => {
+                            series.push(ItemSeries {
+                                task: t.to_string(),
+                                metric: m.to_string(),
+                                ..ItemSeries::default()
+                            });
+                            series.len() - 1
+                        }
+                    };
+                }
+                let target = &mut series[current];
+                target.steps.push(s);
+                target.items.push(i);
+                target.values.push(v);
+            }
+            Err(message) => bad.push((index + 2, message)),
+        }
+    }
+    for s in &mut series {
+        s.steps.shrink_to_fit();
+        s.items.shrink_to_fit();
+        s.values.shrink_to_fit();
+    }
+    Ok((series, bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_logs_parse_by_column_name_into_series() {
+        let text = "step,epoch,tokens,flops,task,metric,item,value\n\
+                    10,1,100,6e3,val_loss,loss,0,2.5\n\
+                    10,1,100,6e3,val_loss,loss,1,2.25\n\
+                    10,1,100,6e3,cloze,acc,0,1\n\
+                    20,2,200,1.2e4,val_loss,loss,0,2\n";
+        let (series, bad) = parse_items(text.as_bytes()).expect("header");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(series.len(), 2);
+        assert_eq!(
+            (series[0].task.as_str(), series[0].metric.as_str()),
+            ("val_loss", "loss")
+        );
+        assert_eq!(series[0].steps, vec![10, 10, 20]);
+        assert_eq!(series[0].items, vec![0, 1, 0]);
+        assert_eq!(series[0].values, vec![2.5, 2.25, 2.0]);
+        assert_eq!(series[1].values, vec![1.0]);
+        // Columns are found by name, in any order.
+        let reordered = "value,item,metric,task,step\n0.5,3,acc,cloze,7\n";
+        let (series, _) = parse_items(reordered.as_bytes()).expect("header");
+        assert_eq!(
+            (series[0].steps[0], series[0].items[0], series[0].values[0]),
+            (7, 3, 0.5)
+        );
+    }
+
+    #[test]
+    fn bad_item_rows_are_reported_by_line_and_an_unfinished_line_is_left() {
+        // (name, text, rows kept, bad rows as (line, part of the message))
+        type Case<'a> = (&'a str, &'a str, usize, Vec<(usize, &'a str)>);
+        let cases: [Case; 4] = [
+            (
+                "wrong width",
+                "step,task,metric,item,value\n1,a,acc,0,1\n1,a,acc,1\n",
+                1,
+                vec![(3, "4 fields")],
+            ),
+            (
+                "not a number",
+                "step,task,metric,item,value\n1,a,acc,0,x\n1,a,acc,1,1\n",
+                1,
+                vec![(2, "value `x`")],
+            ),
+            (
+                "negative item",
+                "step,task,metric,item,value\n1,a,acc,-1,1\n",
+                0,
+                vec![(2, "item `-1`")],
+            ),
+            (
+                "unfinished last line",
+                "step,task,metric,item,value\n1,a,acc,0,1\n1,a,acc,1,0.",
+                1,
+                vec![],
+            ),
+        ];
+        for (name, text, rows, expected) in cases {
+            let (series, bad) = parse_items(text.as_bytes()).expect(name);
+            assert_eq!(
+                series.iter().map(ItemSeries::len).sum::<usize>(),
+                rows,
+                "{name}"
+            );
+            assert_eq!(bad.len(), expected.len(), "{name}: {bad:?}");
+            for ((line, message), (want_line, want)) in bad.iter().zip(expected) {
+                assert_eq!(*line, want_line, "{name}");
+                assert!(message.contains(want), "{name}: {message}");
+            }
+        }
+        let missing =
+            parse_items(b"step,task,metric,value\n1,a,acc,1\n").expect_err("no item column");
+        assert!(missing.contains("no `item` column"), "{missing}");
+    }
 }

@@ -9,11 +9,13 @@ mod contents;
 pub mod crossover;
 pub mod crossovers;
 pub mod curve;
+mod draws;
 mod error;
 pub mod figures;
 pub mod format;
 pub mod ingest;
 pub mod pairs;
+pub mod progress;
 pub mod report;
 mod rng;
 mod summary;
@@ -38,6 +40,8 @@ pub struct AnalyzeOptions {
     pub seed: u64,
     /// Draw the figures (the slowest part; tables and crossovers need none).
     pub figures: bool,
+    /// Show a progress bar on a terminal when a stage runs longer than 1.5 s.
+    pub progress: bool,
 }
 
 impl Default for AnalyzeOptions {
@@ -47,6 +51,7 @@ impl Default for AnalyzeOptions {
             bootstrap: 1000,
             seed: 0,
             figures: true,
+            progress: false,
         }
     }
 }
@@ -55,7 +60,9 @@ impl Default for AnalyzeOptions {
 /// report under `results_dir/analysis/`.
 pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> {
     // 1. Read the jobs; unreadable files become warnings.
-    let (runs, mut warnings) = ingest::read_results(results_dir)?;
+    let (runs, mut warnings) = ingest::read_results_with(results_dir, |jobs| {
+        Some(progress::Stage::new("reading", jobs, options.progress))
+    })?;
     let groups = pairs::group_runs(&runs);
     warnings.extend(pairs::unpaired_warnings(&runs, &groups, results_dir));
     let out = results_dir.join("analysis");
@@ -69,7 +76,13 @@ pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> 
         draws: options.bootstrap,
         seed: options.seed,
     };
-    let rows = crossovers::compute(&runs, &groups, settings);
+    let stage = progress::Stage::new(
+        "crossovers",
+        crossovers::comparisons(&runs, &groups),
+        options.progress,
+    );
+    let rows = crossovers::compute_with(&runs, &groups, settings, &|| stage.tick());
+    stage.finish();
     crossovers::write_csv(&rows, &out.join("crossover.csv"))?;
     error::write_file(
         &out.join("crossover.md"),

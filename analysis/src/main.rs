@@ -45,6 +45,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         bootstrap: cli.bootstrap,
         seed: cli.seed,
         figures: !cli.no_figures,
+        progress: true,
     };
     let summary = analysis::analyze(&cli.results_dir, &options)
         .with_context(|| format!("analysing {}", cli.results_dir.display()))?;

@@ -316,9 +316,8 @@ pub fn curve(run: &Run, task: &str, metric: &str, axis: Axis) -> Curve {
 pub fn item_ids(runs: &[&Run], task: &str, metric: &str) -> Vec<u64> {
     let mut ids: Vec<u64> = runs
         .iter()
-        .flat_map(|run| run.items.iter())
-        .filter(|row| row.task == task && row.metric == metric)
-        .map(|row| row.item)
+        .filter_map(|run| run.item_series(task, metric))
+        .flat_map(|series| series.items.iter().map(|&i| u64::from(i)))
         .collect();
     ids.sort_unstable();
     ids.dedup();
@@ -374,17 +373,14 @@ fn item_matrix(
     if ids.is_empty() {
         return None;
     }
+    let series = run.item_series(task, metric)?;
     let mut at: HashMap<u64, Vec<f64>> = HashMap::new();
-    for row in run
-        .items
-        .iter()
-        .filter(|r| r.task == task && r.metric == metric)
-    {
-        let Ok(position) = ids.binary_search(&row.item) else {
+    for ((&step, &item), &value) in series.steps.iter().zip(&series.items).zip(&series.values) {
+        let Ok(position) = ids.binary_search(&u64::from(item)) else {
             continue;
         };
-        at.entry(row.step)
-            .or_insert_with(|| vec![f64::NAN; ids.len()])[position] = row.value;
+        at.entry(u64::from(step))
+            .or_insert_with(|| vec![f64::NAN; ids.len()])[position] = value;
     }
     steps.iter().map(|step| at.remove(step)).collect()
 }

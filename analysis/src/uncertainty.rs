@@ -26,6 +26,7 @@
 
 use crate::crossover::{Kind, Outcome, advantage, advantage_at, crossing_of_advantage};
 use crate::curve::{Curve, Direction, Point, interpolate_log, mean_curve, smoothed};
+use crate::draws::DrawSet;
 pub use crate::rng::Rng;
 
 /// Bootstrap settings; every draw comes from `seed`, so results are reproducible.
@@ -267,9 +268,6 @@ fn side_curve(drawn: &[(&Replicate, Vec<f64>)], axis: usize, smooth: usize) -> C
 /// A point estimate's outcome and its advantage (x, g) on the union grid.
 type PointEstimate = (Outcome, Vec<(f64, f64)>);
 
-/// A draw's outcome and its advantage on the point estimate's grid (NaN outside).
-type DrawOutcome = (Outcome, Vec<f64>);
-
 /// Point estimates and intervals on every axis the replicates carry (their own, then
 /// `other_axes`), from one set of draws: a draw's item and seed resample is the same on
 /// every axis, and is computed once.
@@ -308,44 +306,26 @@ pub fn estimate_axes(
         Method::None
     };
     let mut rng = Rng::new(settings.seed);
-    let mut draws: Vec<[Vec<DrawOutcome>; 2]> =
-        (0..axes).map(|_| [Vec::new(), Vec::new()]).collect();
     let wanted = if method == Method::None {
         0
     } else {
         settings.draws
     };
-    for _ in 0..wanted {
-        let resampled =
-            (method != Method::Stderr).then(|| draw_values(dlm, baseline, method, &mut rng));
-        for axis in 0..axes {
-            let (d, b) = match &resampled {
-                Some((d, b)) => (
-                    side_curve(d, axis, settings.smooth),
-                    side_curve(b, axis, settings.smooth),
-                ),
-                None => (
-                    jittered(&dlm_as_is, axis, settings.smooth, &mut rng),
-                    jittered(&baseline_as_is, axis, settings.smooth, &mut rng),
-                ),
-            };
-            for (index, kind) in Kind::ALL.iter().enumerate() {
-                let (d, b) = (kind.curve(&d, direction), kind.curve(&b, direction));
-                let on_grid = points[axis][index]
-                    .1
-                    .iter()
-                    .map(
-                        |&(x, _)| match (interpolate_log(&d, x), interpolate_log(&b, x)) {
-                            (Some(d), Some(b)) => advantage_at(d.y, b.y, direction),
-                            _ => f64::NAN,
-                        },
-                    )
-                    .collect();
-                let outcome = crate::crossover::find_crossing(&d, &b, direction);
-                draws[axis][index].push((outcome, on_grid));
-            }
-        }
-    }
+    let grids: Vec<Vec<f64>> = points
+        .iter()
+        .map(|p| p[0].1.iter().map(|&(x, _)| x).collect())
+        .collect();
+    let draws: Vec<[DrawSet; 2]> = if wanted == 0 {
+        (0..axes).map(|_| Default::default()).collect()
+    } else if let Some(plan) =
+        crate::draws::Plan::new(dlm, baseline, method, direction, settings.smooth, &grids)
+    {
+        plan.run(wanted, &mut rng)
+    } else {
+        general_draws(
+            dlm, baseline, direction, settings, method, wanted, &grids, &mut rng,
+        )
+    };
     points
         .iter()
         .zip(&draws)
@@ -354,6 +334,65 @@ pub fn estimate_axes(
             raw: summarize(&point[1], method, &drawn[1], direction),
         })
         .collect()
+}
+
+/// The draws without a plan: every curve rebuilt and interpolated in each draw (the
+/// reference the planned draws are tested against).
+#[allow(clippy::too_many_arguments)]
+fn general_draws(
+    dlm: &[Replicate],
+    baseline: &[Replicate],
+    direction: Direction,
+    settings: Settings,
+    method: Method,
+    wanted: usize,
+    grids: &[Vec<f64>],
+    rng: &mut Rng,
+) -> Vec<[DrawSet; 2]> {
+    let (dlm_as_is, baseline_as_is) = (as_is(dlm), as_is(baseline));
+    let mut draws: Vec<[DrawSet; 2]> = grids
+        .iter()
+        .map(|grid| {
+            [(); 2].map(|()| DrawSet {
+                outcomes: Vec::with_capacity(wanted),
+                values: Vec::with_capacity(grid.len() * wanted),
+            })
+        })
+        .collect();
+    for _ in 0..wanted {
+        let resampled = (method != Method::Stderr).then(|| draw_values(dlm, baseline, method, rng));
+        for (axis, grid) in grids.iter().enumerate() {
+            let (d, b) = match &resampled {
+                Some((d, b)) => (
+                    side_curve(d, axis, settings.smooth),
+                    side_curve(b, axis, settings.smooth),
+                ),
+                None => (
+                    jittered(&dlm_as_is, axis, settings.smooth, rng),
+                    jittered(&baseline_as_is, axis, settings.smooth, rng),
+                ),
+            };
+            for (index, kind) in Kind::ALL.iter().enumerate() {
+                let (d, b) = (kind.curve(&d, direction), kind.curve(&b, direction));
+                let set = &mut draws[axis][index];
+                set.values.extend(grid.iter().map(|&x| {
+                    match (interpolate_log(&d, x), interpolate_log(&b, x)) {
+                        (Some(d), Some(b)) => advantage_at(d.y, b.y, direction),
+                        _ => f64::NAN,
+                    }
+                }));
+                set.outcomes
+                    .push(crate::crossover::find_crossing(&d, &b, direction));
+            }
+        }
+    }
+    draws
+}
+
+/// A side's combined curve on `axis` from its replicates' own values, unsmoothed (the
+/// curve the stderr fallback jitters).
+pub(crate) fn combined_unsmoothed_on(side: &[Replicate], axis: usize) -> Curve {
+    side_curve(&as_is(side), axis, 1)
 }
 
 /// A side's replicates with their own values.
@@ -391,7 +430,7 @@ fn draw_values<'a>(
     let (d, b) = if method == Method::PairedItems {
         ((0..dlm.len()).collect(), (0..baseline.len()).collect())
     } else {
-        joint_seed_resample(dlm, baseline, rng)
+        joint_seeds(dlm, baseline, rng)
     };
     let pick = |side: &'a [Replicate], chosen: Vec<usize>, values: &[Vec<f64>]| -> Drawn<'a> {
         chosen
@@ -412,11 +451,23 @@ fn item_counts(side: &[Replicate], rng: &mut Rng) -> Vec<f64> {
         .and_then(|r| r.items.as_ref())
         .and_then(|points| points.first())
         .map_or(0, Vec::len);
-    let mut counts = vec![0.0; n];
+    item_counts_of(n, rng)
+}
+
+/// How often each of n items is drawn when they are resampled with replacement.
+pub(crate) fn item_counts_of(n: usize, rng: &mut Rng) -> Vec<f64> {
+    let mut counts = Vec::new();
+    item_counts_into(n, rng, &mut counts);
+    counts
+}
+
+/// `item_counts_of` into a reused buffer.
+pub(crate) fn item_counts_into(n: usize, rng: &mut Rng, counts: &mut Vec<f64>) {
+    counts.clear();
+    counts.resize(n, 0.0);
     for _ in 0..n {
         counts[rng.below(n)] += 1.0;
     }
-    counts
 }
 
 /// A replicate's values with every point recomputed as the count-weighted mean of its
@@ -445,7 +496,7 @@ fn reweighted(replicate: &Replicate, counts: &[f64]) -> Vec<f64> {
 /// Seeds drawn with replacement from the seeds of either side; each side takes its
 /// replicates of the drawn seeds (as indices), so seed s of the DLM stays paired with
 /// seed s of the baseline. A side that draws none of its own seeds keeps them all.
-fn joint_seed_resample(
+pub(crate) fn joint_seeds(
     dlm: &[Replicate],
     baseline: &[Replicate],
     rng: &mut Rng,
@@ -473,45 +524,62 @@ fn joint_seed_resample(
 fn summarize(
     point: &PointEstimate,
     method: Method,
-    draws: &[DrawOutcome],
+    draws: &DrawSet,
     direction: Direction,
 ) -> Estimate {
     let (outcome, grid) = point;
+    let n = draws.outcomes.len();
     let gap = grid.last().map_or(f64::NAN, |&(_, g)| direction.sign() * g);
-    let mut xs: Vec<f64> = draws.iter().filter_map(|d| d.0.censored_x()).collect();
+    let mut xs: Vec<f64> = draws
+        .outcomes
+        .iter()
+        .filter_map(Outcome::censored_x)
+        .collect();
     xs.sort_by(f64::total_cmp);
     let crossed = draws
+        .outcomes
         .iter()
-        .filter(|d| {
-            matches!(
-                d.0,
-                Outcome::Crossed { .. } | Outcome::AheadFromStart { .. }
-            )
-        })
+        .filter(|o| matches!(o, Outcome::Crossed { .. } | Outcome::AheadFromStart { .. }))
         .count();
-    // Pointwise 5% and 95% quantiles of the advantage on the point estimate's grid.
-    let band = |q: f64| -> Vec<(f64, f64)> {
-        grid.iter()
-            .enumerate()
-            .filter_map(|(i, &(x, _))| {
-                let mut at: Vec<f64> = draws
-                    .iter()
-                    .map(|d| d.1[i])
-                    .filter(|g| g.is_finite())
-                    .collect();
-                at.sort_by(f64::total_cmp);
-                let value = quantile(&at, q);
-                value.is_finite().then_some((x, value))
-            })
-            .collect()
+    // Quantile q of the draws' advantage at grid point i (NaN when no draw has one).
+    let mut scratch = Vec::with_capacity(n);
+    let mut band_at = |i: usize, q: f64| -> f64 {
+        scratch.clear();
+        scratch.extend(
+            draws
+                .values
+                .iter()
+                .skip(i)
+                .step_by(grid.len())
+                .copied()
+                .filter(|g| g.is_finite()),
+        );
+        quantile_unsorted(&mut scratch, q)
     };
-    let (lower, upper) = (band(0.05), band(0.95));
-    let end = |band: &[(f64, f64)]| band.last().map_or(f64::NAN, |p| p.1);
-    let (g_low, g_high) = (end(&lower), end(&upper));
-    let verdict = if draws.is_empty() || matches!(outcome, Outcome::NoOverlap) {
+    // The bands at the last grid point that any draw reaches.
+    let last = (0..grid.len()).rev().find_map(|i| {
+        let low = band_at(i, 0.05);
+        low.is_finite().then(|| (i, low, band_at(i, 0.95)))
+    });
+    let (g_low, g_high) = last.map_or((f64::NAN, f64::NAN), |(_, low, high)| (low, high));
+    let verdict = if n == 0 || matches!(outcome, Outcome::NoOverlap) {
         Verdict::of(*outcome)
     } else if g_low > 0.0 {
-        match crossing_of_advantage(&lower, direction) {
+        // Where the lower 5% band rises to 0 and stays there: walk back from the end
+        // to the last point below 0 (the band is only needed from there on).
+        let mut tail: Vec<(f64, f64)> = Vec::new();
+        for i in (0..=last.map_or(0, |l| l.0)).rev() {
+            let low = band_at(i, 0.05);
+            if !low.is_finite() {
+                continue;
+            }
+            tail.push((grid[i].0, low));
+            if low < 0.0 {
+                break;
+            }
+        }
+        tail.reverse();
+        match crossing_of_advantage(&tail, direction) {
             Outcome::Crossed { x, .. } => Verdict::Crossed { x },
             _ => Verdict::AheadFromStart,
         }
@@ -532,15 +600,32 @@ fn summarize(
         median: quantile(&xs, 0.5),
         low: quantile(&xs, 0.05),
         high: quantile(&xs, 0.95),
-        share_crossed: if draws.is_empty() {
+        share_crossed: if n == 0 {
             f64::NAN
         } else {
-            crossed as f64 / draws.len() as f64
+            crossed as f64 / n as f64
         },
         gap,
         gap_low,
         gap_high,
     }
+}
+
+/// `quantile` of values in any order, by selection rather than a full sort (the two
+/// order statistics it needs); reorders `values`.
+pub fn quantile_unsorted(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let position = q * (values.len() - 1) as f64;
+    let (lo, hi) = (position.floor() as usize, position.ceil() as usize);
+    let (_, &mut a, right) = values.select_nth_unstable_by(lo, f64::total_cmp);
+    let b = if hi == lo {
+        a
+    } else {
+        right.iter().copied().fold(f64::INFINITY, f64::min)
+    };
+    interpolate_order_statistics(a, b, position - lo as f64)
 }
 
 /// Quantile of sorted values by linear interpolation between order statistics (type 7,
@@ -551,15 +636,15 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     }
     let position = q * (sorted.len() - 1) as f64;
     let (lo, hi) = (position.floor() as usize, position.ceil() as usize);
-    let (a, b) = (sorted[lo], sorted[hi]);
+    interpolate_order_statistics(sorted[lo], sorted[hi], position - lo as f64)
+}
+
+/// Between order statistics a <= b at fraction t; infinities propagate.
+fn interpolate_order_statistics(a: f64, b: f64, t: f64) -> f64 {
     if a == b || a.is_infinite() || b.is_infinite() {
-        return if position - lo as f64 >= 0.5 || a == b {
-            b
-        } else {
-            a
-        };
+        return if t >= 0.5 || a == b { b } else { a };
     }
-    a + (position - lo as f64) * (b - a)
+    a + t * (b - a)
 }
 
 /// One parametric draw: each value plus N(0, stderr^2); unknown stderr adds nothing.

@@ -13,15 +13,23 @@ struct Cli {
     runs: usize,
     #[arg(long, default_value_t = 100)]
     evals: usize,
-    /// Bootstrap draws per crossover.
-    #[arg(long, default_value_t = 100)]
+    /// Bootstrap draws per crossover (the analysis' default is 1,000).
+    #[arg(long, default_value_t = 1000)]
     bootstrap: usize,
+    /// Per-item scores (eval_items.csv) per metric and evaluation, which the paired
+    /// bootstrap resamples; 0 leaves them out (the unpaired fallback).
+    #[arg(long, default_value_t = 20)]
+    items: usize,
+    /// Write the synthetic results folder here and keep it (default: a temporary
+    /// folder), e.g. to try `harness analyze` on it.
+    #[arg(long)]
+    keep: Option<std::path::PathBuf>,
 }
 
 /// Validation loss plus four accuracy tasks (acc and acc_norm each).
 const TASKS: [&str; 4] = ["hellaswag", "mmlu", "arc_easy", "piqa"];
 
-fn job(index: usize, evals: usize) -> SyntheticJob {
+fn job(index: usize, evals: usize, items: usize) -> SyntheticJob {
     let objective = if index.is_multiple_of(2) {
         Objective::Ar
     } else {
@@ -44,18 +52,57 @@ fn job(index: usize, evals: usize) -> SyntheticJob {
             .collect()
     };
     let loss: Vec<f64> = curve(1.0).iter().map(|v| 3.5 - v).collect();
-    let mut job = SyntheticJob::new(objective, 0, "nano", unique)
-        .metric("val_loss", "loss", &epochs, &loss, 0.01);
+    let job = SyntheticJob::new(objective, 0, "nano", unique);
+    // Items: a fixed per-item offset around the curve (losses) or a 0/1 score with the
+    // curve's probability (accuracies), the same items in every job.
+    let per_item = |values: &[f64], accuracy: bool| -> Vec<Vec<f64>> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| {
+                (0..items)
+                    .map(|i| {
+                        let u = unit(index as u64, k as u64, i as u64);
+                        let offset = unit(0, 0, i as u64) - 0.5;
+                        if accuracy {
+                            f64::from(u < v + 0.2 * offset)
+                        } else {
+                            v + offset + 0.1 * (u - 0.5)
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let add = |job: SyntheticJob, task: &str, metric: &str, values: &[f64], stderr: f64| {
+        if items == 0 {
+            job.metric(task, metric, &epochs, values, stderr)
+        } else {
+            job.item_metric(task, metric, &epochs, &per_item(values, task != "val_loss"))
+        }
+    };
+    let mut job = add(job, "val_loss", "loss", &loss, 0.01);
     for (t, task) in TASKS.iter().enumerate() {
         let values: Vec<f64> = curve(0.3 + 0.02 * t as f64)
             .iter()
             .map(|v| 0.25 + v)
             .collect();
-        job = job
-            .metric(task, "acc", &epochs, &values, 0.02)
-            .metric(task, "acc_norm", &epochs, &values, 0.02);
+        job = add(job, task, "acc", &values, 0.02);
+        job = add(job, task, "acc_norm", &values, 0.02);
     }
     job
+}
+
+/// A deterministic uniform number in [0, 1) for (job, evaluation, item).
+fn unit(a: u64, b: u64, c: u64) -> f64 {
+    let mut z = a
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(b.wrapping_mul(0xbf58_476d_1ce4_e5b9))
+        .wrapping_add(c.wrapping_mul(0x94d0_49bb_1331_11eb))
+        .wrapping_add(0x853c_49e6_748f_ea9b);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Peak resident memory (Linux), in MiB.
@@ -72,10 +119,13 @@ fn peak_mib() -> f64 {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let root = tempfile::tempdir()?;
-    let results = root.path().join("bench");
+    let results = match &cli.keep {
+        Some(path) => path.clone(),
+        None => root.path().join("bench"),
+    };
     let started = Instant::now();
     for index in 0..cli.runs {
-        write_job(&results, &job(index, cli.evals))?;
+        write_job(&results, &job(index, cli.evals, cli.items))?;
     }
     println!(
         "generate: {} runs x {} evaluations x 5 tasks in {:.1}s",
@@ -87,8 +137,9 @@ fn main() -> anyhow::Result<()> {
     let (runs, warnings) = analysis::ingest::read_results(&results)?;
     let groups = analysis::pairs::group_runs(&runs);
     let rows_read: usize = runs.iter().map(|r| r.eval.len() + r.train.len()).sum();
+    let item_rows: usize = runs.iter().map(analysis::ingest::Run::item_rows).sum();
     println!(
-        "ingest: {} runs, {rows_read} rows, {} warnings in {:.2}s",
+        "ingest: {} runs, {rows_read} rows + {item_rows} item rows, {} warnings in {:.2}s",
         runs.len(),
         warnings.len(),
         clock.elapsed().as_secs_f64()

@@ -1,0 +1,612 @@
+//! The bootstrap's inner loop, planned once per comparison (issue 20).
+//!
+//! A draw changes the values of the curves, never their evaluation points: items are
+//! reweighted, seeds are picked again, or points are jittered, but every curve keeps
+//! its x's. So where each point of a side's combined curve comes from, and where each
+//! point of the advantage grid falls between two evaluations (the log-x weight), is
+//! computed once; a draw is then a handful of passes over plain `f64` buffers that are
+//! allocated once per comparison. The arithmetic is the general path's, in the same
+//! order and from the same random stream, so both give identical estimates (tested);
+//! `uncertainty` falls back to the general path for what a plan cannot express (seed
+//! replicates with different evaluation points under seed resampling).
+
+use crate::crossover::{Outcome, advantage_at, crossing_of};
+use crate::curve::{Curve, Direction};
+use crate::rng::Rng;
+use crate::uncertainty::{
+    Method, Replicate, combined_unsmoothed_on, item_counts_into, joint_seeds,
+};
+
+/// Where a fixed x falls on a fixed, strictly increasing set of x's: on point k, or
+/// between k and k + 1 at log-x weight w, exactly as `curve::interpolate_log` puts it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Lerp {
+    At(usize),
+    Between(usize, f64),
+}
+
+impl Lerp {
+    fn of(xs: &[f64], x: f64) -> Option<Self> {
+        let (first, last) = (*xs.first()?, *xs.last()?);
+        if x < first || x > last {
+            return None;
+        }
+        let right = xs.partition_point(|&p| p < x);
+        if xs[right] == x || right == 0 {
+            return Some(Self::At(right));
+        }
+        let (lo, hi) = (xs[right - 1], xs[right]);
+        let w = if lo > 0.0 {
+            (x / lo).ln() / (hi / lo).ln()
+        } else {
+            (x - lo) / (hi - lo)
+        };
+        Some(Self::Between(right - 1, w))
+    }
+
+    fn value(self, ys: &[f64]) -> f64 {
+        match self {
+            Self::At(k) => ys[k],
+            Self::Between(k, w) => ys[k] + w * (ys[k + 1] - ys[k]),
+        }
+    }
+}
+
+/// How a side's combined curve on one axis is made from its replicates.
+#[derive(Clone, Debug)]
+enum Combine {
+    /// Every replicate, each point the mean of those reaching it (`curve::mean_curve`).
+    Union(Vec<Vec<(usize, Lerp)>>),
+    /// All replicates share their x's: the point-wise mean of the drawn ones.
+    Aligned,
+}
+
+/// One side on one axis.
+#[derive(Clone, Debug)]
+struct Side {
+    xs: Vec<f64>,
+    combine: Combine,
+}
+
+impl Side {
+    fn new(replicates: &[Replicate], axis: usize, aligned: bool) -> Self {
+        let xs_of = |r: &Replicate| axis_xs(r, axis);
+        if aligned || replicates.len() == 1 {
+            let xs = replicates.first().map(xs_of).unwrap_or_default();
+            let combine = if aligned {
+                Combine::Aligned
+            } else {
+                Combine::Union((0..xs.len()).map(|k| vec![(0, Lerp::At(k))]).collect())
+            };
+            return Self { xs, combine };
+        }
+        let each: Vec<Vec<f64>> = replicates.iter().map(xs_of).collect();
+        let mut grid: Vec<f64> = each.iter().flatten().copied().collect();
+        grid.sort_by(f64::total_cmp);
+        grid.dedup();
+        let mut xs = Vec::new();
+        let mut entries = Vec::new();
+        for x in grid {
+            let reaching: Vec<(usize, Lerp)> = each
+                .iter()
+                .enumerate()
+                .filter_map(|(r, rx)| Some((r, Lerp::of(rx, x)?)))
+                .collect();
+            if !reaching.is_empty() {
+                xs.push(x);
+                entries.push(reaching);
+            }
+        }
+        Self {
+            xs,
+            combine: Combine::Union(entries),
+        }
+    }
+
+    /// Whether the combined curve is replicate 0's values as they are (one replicate).
+    fn is_identity(&self) -> bool {
+        match &self.combine {
+            Combine::Union(entries) => entries
+                .iter()
+                .enumerate()
+                .all(|(k, e)| matches!(e.as_slice(), [(0, Lerp::At(j))] if *j == k)),
+            Combine::Aligned => false,
+        }
+    }
+
+    /// The combined values from each replicate's (smoothed) values; `chosen` lists the
+    /// drawn replicates for `Aligned` sides.
+    fn combine_into(&self, values: &[Vec<f64>], chosen: &[usize], out: &mut Vec<f64>) {
+        out.clear();
+        match &self.combine {
+            Combine::Union(entries) => out.extend(entries.iter().map(|reaching| {
+                if let [(r, lerp)] = reaching.as_slice() {
+                    lerp.value(&values[*r])
+                } else {
+                    let sum = reaching
+                        .iter()
+                        .map(|(r, lerp)| lerp.value(&values[*r]))
+                        .sum::<f64>();
+                    sum / reaching.len() as f64
+                }
+            })),
+            Combine::Aligned => out.extend((0..self.xs.len()).map(|k| {
+                if let [only] = chosen {
+                    values[*only][k]
+                } else {
+                    chosen.iter().map(|&r| values[r][k]).sum::<f64>() / chosen.len() as f64
+                }
+            })),
+        }
+    }
+}
+
+/// Replicate `r`'s x's on axis `axis` (0: its own).
+fn axis_xs(r: &Replicate, axis: usize) -> Vec<f64> {
+    match axis {
+        0 => r.curve.iter().map(|p| p.x).collect(),
+        a => r.other_axes[a - 1].clone(),
+    }
+}
+
+/// The advantage grid of one axis (x > 0, inside the overlap) and where its points
+/// fall on each side's combined curve.
+#[derive(Clone, Debug)]
+struct Grid {
+    xs: Vec<f64>,
+    dlm: Vec<Lerp>,
+    baseline: Vec<Lerp>,
+    /// When every grid point is an evaluation of both sides: their indices.
+    exact: Option<Vec<(usize, usize)>>,
+}
+
+impl Grid {
+    /// Mirrors `crossover::advantage`: both curves' positive x's, their union inside
+    /// the overlap, each interpolated there.
+    fn new(dlm: &[f64], baseline: &[f64]) -> Self {
+        let positive = |xs: &[f64]| -> (usize, Vec<f64>) {
+            let skip = xs.iter().take_while(|&&x| x <= 0.0).count();
+            (skip, xs[skip..].to_vec())
+        };
+        let ((d_skip, d), (b_skip, b)) = (positive(dlm), positive(baseline));
+        let shift = |lerp: Lerp, by: usize| match lerp {
+            Lerp::At(k) => Lerp::At(k + by),
+            Lerp::Between(k, w) => Lerp::Between(k + by, w),
+        };
+        let mut grid = Self {
+            xs: Vec::new(),
+            dlm: Vec::new(),
+            baseline: Vec::new(),
+            exact: None,
+        };
+        let (Some(&d0), Some(&d1), Some(&b0), Some(&b1)) =
+            (d.first(), d.last(), b.first(), b.last())
+        else {
+            return grid;
+        };
+        let (lo, hi) = (d0.max(b0), d1.min(b1));
+        let mut union: Vec<f64> = d
+            .iter()
+            .chain(&b)
+            .copied()
+            .filter(|&x| x >= lo && x <= hi)
+            .collect();
+        union.sort_by(f64::total_cmp);
+        union.dedup();
+        for x in union {
+            if let (Some(dl), Some(bl)) = (Lerp::of(&d, x), Lerp::of(&b, x)) {
+                grid.xs.push(x);
+                grid.dlm.push(shift(dl, d_skip));
+                grid.baseline.push(shift(bl, b_skip));
+            }
+        }
+        grid.exact = grid
+            .dlm
+            .iter()
+            .zip(&grid.baseline)
+            .map(|pair| match pair {
+                (Lerp::At(d), Lerp::At(b)) => Some((*d, *b)),
+                _ => None,
+            })
+            .collect();
+        grid
+    }
+
+    /// The advantage of one draw's two kind curves at every grid point.
+    fn advantage_into(&self, d: &[f64], b: &[f64], direction: Direction, out: &mut Vec<f64>) {
+        out.clear();
+        match &self.exact {
+            Some(indices) => {
+                out.extend(
+                    indices
+                        .iter()
+                        .map(|&(i, j)| advantage_at(d[i], b[j], direction)),
+                );
+            }
+            None => out.extend(
+                self.dlm
+                    .iter()
+                    .zip(&self.baseline)
+                    .map(|(dl, bl)| advantage_at(dl.value(d), bl.value(b), direction)),
+            ),
+        }
+    }
+}
+
+/// A replicate's per-item scores, item-major (`scores[i * points + k]`: item i at
+/// point k) with non-finite scores as 0 and `finite` marking them, so one resample
+/// reweights every point in one pass over the items.
+#[derive(Clone, Debug)]
+struct ItemMatrix {
+    points: usize,
+    items: usize,
+    scores: Vec<f64>,
+    /// None when every score is finite.
+    finite: Option<Vec<f64>>,
+}
+
+impl ItemMatrix {
+    fn new(by_point: &[Vec<f64>]) -> Option<Self> {
+        let points = by_point.len();
+        let items = by_point.first().map_or(0, Vec::len);
+        if by_point.iter().any(|row| row.len() != items) {
+            return None;
+        }
+        let mut scores = vec![0.0; points * items];
+        let mut finite = vec![1.0; points * items];
+        let mut all_finite = true;
+        for (k, row) in by_point.iter().enumerate() {
+            for (i, &s) in row.iter().enumerate() {
+                if s.is_finite() {
+                    scores[i * points + k] = s;
+                } else {
+                    finite[i * points + k] = 0.0;
+                    all_finite = false;
+                }
+            }
+        }
+        Some(Self {
+            points,
+            items,
+            scores,
+            finite: (!all_finite).then_some(finite),
+        })
+    }
+
+    /// Every point's count-weighted mean over its finite scores (the fallback value
+    /// where no drawn item was scored), as `uncertainty::reweighted` sums them: item by
+    /// item, in item order, skipping items drawn 0 times.
+    fn reweight(
+        &self,
+        counts: &[f64],
+        fallback: &[f64],
+        sum: &mut Vec<f64>,
+        weight: &mut Vec<f64>,
+    ) {
+        sum.clear();
+        sum.resize(self.points, 0.0);
+        weight.clear();
+        weight.resize(self.points, 0.0);
+        let mut total = 0.0;
+        for (i, &count) in counts.iter().enumerate().take(self.items) {
+            if count <= 0.0 {
+                continue;
+            }
+            let row = &self.scores[i * self.points..(i + 1) * self.points];
+            match &self.finite {
+                None => {
+                    for (s, &score) in sum.iter_mut().zip(row) {
+                        *s += count * score;
+                    }
+                    // Every point's weight is the same sum, in the same order.
+                    total += count;
+                }
+                Some(finite) => {
+                    let mask = &finite[i * self.points..(i + 1) * self.points];
+                    for ((s, w), (&score, &f)) in sum
+                        .iter_mut()
+                        .zip(weight.iter_mut())
+                        .zip(row.iter().zip(mask))
+                    {
+                        if f > 0.0 {
+                            *s += count * score;
+                            *w += count;
+                        }
+                    }
+                }
+            }
+        }
+        if self.finite.is_none() {
+            weight.fill(total);
+        }
+        for ((s, &w), &y) in sum.iter_mut().zip(weight.iter()).zip(fallback) {
+            *s = if w > 0.0 { *s / w } else { y };
+        }
+    }
+}
+
+/// One axis' and kind's draws: each draw's outcome, and the advantage on the point
+/// estimate's grid, draw-major (`values[d * grid + i]`: grid point i in draw d).
+#[derive(Clone, Debug, Default)]
+pub struct DrawSet {
+    pub outcomes: Vec<Outcome>,
+    pub values: Vec<f64>,
+}
+
+/// Everything a comparison's draws reuse.
+pub struct Plan<'a> {
+    dlm: &'a [Replicate],
+    baseline: &'a [Replicate],
+    method: Method,
+    direction: Direction,
+    smooth: usize,
+    /// Per axis: both sides, and the advantage grid.
+    axes: Vec<([Side; 2], Grid)>,
+    items: Option<[Vec<ItemMatrix>; 2]>,
+    /// The stderr fallback's base curves per axis and side: (values, stderr).
+    stderr: Vec<[(Vec<f64>, Vec<f64>); 2]>,
+    /// Per axis: an earlier axis whose draws give the same advantage values (same
+    /// combination and interpolation, x's rescaled), so only crossings are recomputed.
+    shared: Vec<Option<usize>>,
+    /// Each replicate's own values per side (a point's value where no drawn item was
+    /// scored).
+    own: [Vec<Vec<f64>>; 2],
+}
+
+impl<'a> Plan<'a> {
+    /// A plan for `axes` axes, when one can express the method's draws; `grids` are the
+    /// point estimate's advantage x's per axis, which the plan's grids must equal.
+    pub fn new(
+        dlm: &'a [Replicate],
+        baseline: &'a [Replicate],
+        method: Method,
+        direction: Direction,
+        smooth: usize,
+        grids: &[Vec<f64>],
+    ) -> Option<Self> {
+        let axes = grids.len();
+        let increasing = |r: &Replicate| {
+            (0..axes).all(|a| axis_xs(r, a).windows(2).all(|w| w[0] < w[1]))
+                && r.other_axes.iter().all(|xs| xs.len() == r.curve.len())
+        };
+        if dlm.is_empty() || baseline.is_empty() || !dlm.iter().chain(baseline).all(increasing) {
+            return None;
+        }
+        let aligned = |side: &[Replicate]| {
+            (0..axes).all(|a| {
+                let first = axis_xs(&side[0], a);
+                side.iter().all(|r| axis_xs(r, a) == first)
+            })
+        };
+        let resamples_seeds = matches!(method, Method::Seeds | Method::PairedItemsSeeds);
+        let align = [aligned(dlm), aligned(baseline)];
+        if resamples_seeds && !(align[0] && align[1]) {
+            return None;
+        }
+        let mut planned = Vec::with_capacity(axes);
+        for (axis, expected) in grids.iter().enumerate() {
+            let sides = [
+                Side::new(dlm, axis, resamples_seeds),
+                Side::new(baseline, axis, resamples_seeds),
+            ];
+            let grid = Grid::new(&sides[0].xs, &sides[1].xs);
+            if &grid.xs != expected {
+                return None;
+            }
+            planned.push((sides, grid));
+        }
+        let items = if method.paired() {
+            let matrices = |side: &[Replicate]| -> Option<Vec<ItemMatrix>> {
+                side.iter()
+                    .map(|r| ItemMatrix::new(r.items.as_ref()?))
+                    .collect()
+            };
+            let both = [matrices(dlm)?, matrices(baseline)?];
+            let n = both[0][0].items;
+            if both.iter().flatten().any(|m| m.items != n) {
+                return None;
+            }
+            Some(both)
+        } else {
+            None
+        };
+        let stderr = if method == Method::Stderr {
+            (0..axes)
+                .map(|axis| {
+                    [dlm, baseline].map(|side| {
+                        let curve: Curve = combined_unsmoothed_on(side, axis);
+                        (
+                            curve.iter().map(|p| p.y).collect(),
+                            curve.iter().map(|p| p.stderr).collect(),
+                        )
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let own = [dlm, baseline].map(|side| {
+            side.iter()
+                .map(|r| r.curve.iter().map(|p| p.y).collect())
+                .collect()
+        });
+        // The stderr draws jitter each axis afresh, so they never share.
+        let shared = (0..planned.len())
+            .map(|axis| {
+                (method != Method::Stderr)
+                    .then(|| (0..axis).find(|&a| same_draws(&planned[a], &planned[axis])))
+                    .flatten()
+            })
+            .collect();
+        Some(Self {
+            shared,
+            own,
+            dlm,
+            baseline,
+            method,
+            direction,
+            smooth,
+            axes: planned,
+            items,
+            stderr,
+        })
+    }
+
+    /// `draws` draws from `rng`: per axis, both kinds (`Kind::ALL` order).
+    pub fn run(&self, draws: usize, rng: &mut Rng) -> Vec<[DrawSet; 2]> {
+        let mut out: Vec<[DrawSet; 2]> = self
+            .axes
+            .iter()
+            .map(|(_, grid)| {
+                [(); 2].map(|()| DrawSet {
+                    outcomes: Vec::with_capacity(draws),
+                    values: Vec::with_capacity(grid.xs.len() * draws),
+                })
+            })
+            .collect();
+        let sides = [self.dlm, self.baseline];
+        // Buffers reused by every draw.
+        let mut raw: [Vec<Vec<f64>>; 2] = sides.map(|s| vec![Vec::new(); s.len()]);
+        let mut smooth: [Vec<Vec<f64>>; 2] = sides.map(|s| vec![Vec::new(); s.len()]);
+        let mut weight = Vec::new();
+        let mut chosen: [Vec<usize>; 2] = sides.map(|s| (0..s.len()).collect());
+        let mut combined: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        let mut kind_curve: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        let mut g = Vec::new();
+        let mut counts = Vec::new();
+        let identity: Vec<[bool; 2]> = self
+            .axes
+            .iter()
+            .map(|(sides, _)| [sides[0].is_identity(), sides[1].is_identity()])
+            .collect();
+        for d in 0..draws {
+            if self.method != Method::Stderr {
+                if self.items.is_some() {
+                    item_counts_into(self.items_n(), rng, &mut counts);
+                }
+                for s in 0..2 {
+                    for r in 0..sides[s].len() {
+                        let own = &self.own[s][r];
+                        let values = match &self.items {
+                            Some(matrices) => {
+                                matrices[s][r].reweight(&counts, own, &mut raw[s][r], &mut weight);
+                                &raw[s][r]
+                            }
+                            None => own,
+                        };
+                        smooth_into(values, self.smooth, &mut smooth[s][r]);
+                    }
+                }
+                if self.method != Method::PairedItems {
+                    let (a, b) = joint_seeds(self.dlm, self.baseline, rng);
+                    chosen = [a, b];
+                }
+            }
+            for (axis, (planned, grid)) in self.axes.iter().enumerate() {
+                if let Some(earlier) = self.shared[axis] {
+                    // The same values on a rescaled axis: only the crossing's x moves.
+                    let (done, rest) = out.split_at_mut(axis);
+                    for (k, set) in rest[0].iter_mut().enumerate() {
+                        let from = &done[earlier][k];
+                        let n = grid.xs.len();
+                        let g = &from.values[d * n..(d + 1) * n];
+                        set.outcomes.push(crossing_of(&grid.xs, g, self.direction));
+                        set.values.extend_from_slice(g);
+                    }
+                    continue;
+                }
+                for s in 0..2 {
+                    if self.method == Method::Stderr {
+                        let (ys, sds) = &self.stderr[axis][s];
+                        let jittered: Vec<f64> = ys
+                            .iter()
+                            .zip(sds)
+                            .map(|(&y, &sd)| {
+                                let sd = if sd.is_finite() { sd } else { 0.0 };
+                                y + sd * rng.normal()
+                            })
+                            .collect();
+                        smooth_into(&jittered, self.smooth, &mut combined[s]);
+                    } else if !identity[axis][s] {
+                        planned[s].combine_into(&smooth[s], &chosen[s], &mut combined[s]);
+                    }
+                }
+                // The side's combined values: its only replicate's, or the combination.
+                let side = |s: usize| -> &[f64] {
+                    if self.method != Method::Stderr && identity[axis][s] {
+                        &smooth[s][0]
+                    } else {
+                        &combined[s]
+                    }
+                };
+                for (k, set) in out[axis].iter_mut().enumerate() {
+                    if k == 0 {
+                        for (s, curve) in kind_curve.iter_mut().enumerate() {
+                            curve.clear();
+                            curve.extend_from_slice(side(s));
+                            running_best_in_place(curve, self.direction);
+                        }
+                        grid.advantage_into(&kind_curve[0], &kind_curve[1], self.direction, &mut g);
+                    } else {
+                        grid.advantage_into(side(0), side(1), self.direction, &mut g);
+                    }
+                    set.outcomes.push(crossing_of(&grid.xs, &g, self.direction));
+                    set.values.extend_from_slice(&g);
+                }
+            }
+        }
+        out
+    }
+
+    fn items_n(&self) -> usize {
+        // The general path counts the DLM's first replicate's first point's items.
+        self.dlm
+            .first()
+            .and_then(|r| r.items.as_ref())
+            .and_then(|points| points.first())
+            .map_or(0, Vec::len)
+    }
+}
+
+/// Whether two axes' plans turn the same replicate values into the same advantage.
+fn same_draws(a: &([Side; 2], Grid), b: &([Side; 2], Grid)) -> bool {
+    let combine_equal = |x: &Combine, y: &Combine| match (x, y) {
+        (Combine::Aligned, Combine::Aligned) => true,
+        (Combine::Union(p), Combine::Union(q)) => p == q,
+        _ => false,
+    };
+    a.0.iter()
+        .zip(&b.0)
+        .all(|(x, y)| x.xs.len() == y.xs.len() && combine_equal(&x.combine, &y.combine))
+        && a.1.dlm == b.1.dlm
+        && a.1.baseline == b.1.baseline
+}
+
+/// `curve::smoothed` on values alone (x's and stderrs do not enter the mean).
+fn smooth_into(ys: &[f64], window: usize, out: &mut Vec<f64>) {
+    out.clear();
+    let half = window / 2;
+    if half == 0 {
+        out.extend_from_slice(ys);
+        return;
+    }
+    let n = ys.len();
+    out.extend((0..n).map(|i| {
+        let h = half.min(i).min(n - 1 - i);
+        let span = &ys[i - h..=i + h];
+        span.iter().sum::<f64>() / span.len() as f64
+    }));
+}
+
+/// `curve::running_best` on values alone.
+fn running_best_in_place(ys: &mut [f64], direction: Direction) {
+    let mut best: Option<f64> = None;
+    for y in ys.iter_mut() {
+        let kept = match best {
+            Some(b) if !direction.better(*y, b) => b,
+            _ => *y,
+        };
+        best = Some(kept);
+        *y = kept;
+    }
+}
