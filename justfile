@@ -103,7 +103,7 @@ analyze sweep *args:
     cargo build -p harness
     target/debug/harness analyze {{ sweep }} {{ args }}
 
-# Ingest and crossover timing on 1,000 synthetic runs x 100 evaluations x 5 tasks.
+# The analysis stage by stage on 1,000 synthetic runs x 100 evaluations x 5 tasks with per-item scores (--runs, --items, --bootstrap).
 bench-analyze *args:
     cargo run -p analysis --bin bench-analyze -- {{ args }}
 

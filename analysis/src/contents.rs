@@ -203,6 +203,7 @@ pub struct ReportInputs<'a> {
     pub groups: &'a [Group],
     pub rows: &'a [CrossoverRow],
     pub figures: &'a [Rendered],
+    pub fits: &'a crate::fits::Fits,
     pub warnings: &'a [Warning],
     pub out: &'a Path,
     pub draws: usize,
@@ -231,23 +232,15 @@ pub fn blocks(inputs: &ReportInputs<'_>) -> Vec<Block> {
     blocks.push(crossover_table(rows, Kind::EarlyStopped, &dropped));
     blocks.push(Block::Heading("Raw: the curves as trained".into()));
     blocks.push(crossover_table(rows, Kind::Raw, &dropped));
+    // The fits' figures go with the Fits section after the others.
+    let is_fit = |figure: &&Rendered| matches!(figure, Rendered::Written(file) if file.name.starts_with("fits_"));
     blocks.push(Block::Heading("Figures".into()));
-    for figure in inputs.figures {
-        blocks.push(match figure {
-            Rendered::Written(file) => Block::Figure {
-                title: file.name.replace('_', " "),
-                caption: file.caption.clone(),
-                png: file.png.clone(),
-                relative: file
-                    .png
-                    .strip_prefix(inputs.out)
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_else(|_| file.png.to_string_lossy().into_owned()),
-            },
-            Rendered::Skipped { name, reason } => {
-                Block::Paragraph(format!("Figure {name} skipped: {reason}."))
-            }
-        });
+    for figure in inputs.figures.iter().filter(|f| !is_fit(f)) {
+        blocks.push(figure_block(figure, inputs.out));
+    }
+    blocks.extend(crate::fits::blocks(inputs.fits));
+    for figure in inputs.figures.iter().filter(is_fit) {
+        blocks.push(figure_block(figure, inputs.out));
     }
     blocks.push(Block::Heading("Runs".into()));
     blocks.push(run_table(runs));
@@ -258,6 +251,25 @@ pub fn blocks(inputs: &ReportInputs<'_>) -> Vec<Block> {
         ));
     }
     blocks
+}
+
+/// A written figure (PNG linked relative to the report) or the note that it was skipped.
+fn figure_block(figure: &Rendered, out: &Path) -> Block {
+    match figure {
+        Rendered::Written(file) => Block::Figure {
+            title: file.name.replace('_', " "),
+            caption: file.caption.clone(),
+            png: file.png.clone(),
+            relative: file
+                .png
+                .strip_prefix(out)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| file.png.to_string_lossy().into_owned()),
+        },
+        Rendered::Skipped { name, reason } => {
+            Block::Paragraph(format!("Figure {name} skipped: {reason}."))
+        }
+    }
 }
 
 fn definition(inputs: &ReportInputs<'_>) -> String {

@@ -12,6 +12,7 @@ pub mod curve;
 mod draws;
 mod error;
 pub mod figures;
+pub mod fits;
 pub mod format;
 pub mod ingest;
 pub mod pairs;
@@ -88,24 +89,40 @@ pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> 
         &out.join("crossover.md"),
         crossovers::markdown(&rows).as_bytes(),
     )?;
-    // 4. Figures.
+    // 4. Scaling-law fits: R_D* per objective, critical compute, data potential.
+    let fits = fits::compute(
+        &runs,
+        &groups,
+        &rows,
+        fits::FitSettings {
+            draws: settings.draws,
+            seed: settings.seed,
+            smooth: settings.smooth,
+        },
+        results_dir,
+    );
+    fits::write_csv(&fits, &out.join("fits.csv"))?;
+    warnings.extend(fits.warnings.iter().cloned());
+    // 5. Figures.
     let rendered = if options.figures {
         let context = figures::Context {
             runs: &runs,
             groups: &groups,
             crossovers: &rows,
             smooth: settings.smooth,
+            fits: &fits,
         };
         figures::render_all(&context, &out.join("figures"))?
     } else {
         Vec::new()
     };
-    // 5. Report.
+    // 6. Report.
     let blocks = contents::blocks(&contents::ReportInputs {
         runs: &runs,
         groups: &groups,
         rows: &rows,
         figures: &rendered,
+        fits: &fits,
         warnings: &warnings,
         out: &out,
         draws: settings.draws,
@@ -134,5 +151,6 @@ pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> 
         &rows,
         rendered,
         warnings,
+        fits.headlines(),
     ))
 }

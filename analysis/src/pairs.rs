@@ -239,16 +239,19 @@ pub fn unpaired_warnings(
         .collect()
 }
 
-/// Fields whose value differs between some groups (objective and seed excluded). The
-/// model's derived fields (d_model, ...) are dropped when the preset already varies.
+/// Fields whose value differs between some groups (objective and seed excluded), among
+/// the groups that have the field: a group without a DLM has no `dlm.*` fields, and a
+/// sweep with one DLM setting should not label every group by it. The model's derived
+/// fields (d_model, ...) are dropped when the preset already varies.
 fn varying_fields(keys: &[BTreeMap<String, String>]) -> Vec<String> {
-    let Some(first) = keys.first() else {
-        return Vec::new();
-    };
-    let mut fields: Vec<String> = first
-        .keys()
-        .chain(keys.iter().flat_map(|k| k.keys()))
-        .filter(|field| keys.iter().any(|k| k.get(*field) != first.get(*field)))
+    let mut fields: Vec<String> = keys
+        .iter()
+        .flat_map(|k| k.keys())
+        .filter(|field| {
+            let mut values = keys.iter().filter_map(|k| k.get(*field));
+            let first = values.next();
+            values.any(|v| Some(v) != first)
+        })
         .cloned()
         .collect();
     fields.sort();
@@ -420,4 +423,34 @@ pub fn headline_metrics(all: &[(String, String)]) -> Vec<(String, String)> {
                 .map(|pair| (*pair).clone())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(f, v)| (f.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_field_varies_only_between_groups_that_have_it() {
+        let dlm = key(&[("train.epochs", "512"), ("dlm.eps", "0.001")]);
+        let ar_only = key(&[("train.epochs", "32")]);
+        let other_dlm = key(&[("train.epochs", "512"), ("dlm.eps", "0.01")]);
+        // An AR-only group (no dlm.* fields) does not make the DLM's settings vary.
+        assert_eq!(
+            varying_fields(&[dlm.clone(), ar_only.clone()]),
+            vec!["train.epochs".to_string()]
+        );
+        // Two DLM settings do.
+        assert_eq!(
+            varying_fields(&[dlm, ar_only, other_dlm]),
+            vec!["dlm.eps".to_string(), "train.epochs".to_string()]
+        );
+        assert!(varying_fields(&[]).is_empty());
+    }
 }

@@ -23,6 +23,8 @@ pub struct Summary {
     pub figures: Vec<FigureFile>,
     pub skipped: Vec<(String, String)>,
     pub warnings: Vec<Warning>,
+    /// The fits' headline values, then one line per fit the sweep lacks points for.
+    pub fits: Vec<String>,
     pub report_html: PathBuf,
     pub report_md: PathBuf,
 }
@@ -35,6 +37,7 @@ impl Summary {
         rows: &[CrossoverRow],
         rendered: Vec<Rendered>,
         warnings: Vec<Warning>,
+        fits: Vec<String>,
     ) -> Self {
         let mut outcomes = BTreeMap::new();
         for row in rows {
@@ -58,6 +61,7 @@ impl Summary {
             figures,
             skipped,
             warnings,
+            fits,
             report_html: analysis.join("report.html"),
             report_md: analysis.join("report.md"),
         }
@@ -128,6 +132,9 @@ impl fmt::Display for Summary {
         )?;
         for line in &self.headlines {
             writeln!(f, "  DLM vs AR, {line}")?;
+        }
+        for line in &self.fits {
+            writeln!(f, "  fit: {line}")?;
         }
         writeln!(f, "figures: {} written", self.figures.len())?;
         for (name, reason) in &self.skipped {

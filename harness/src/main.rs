@@ -198,6 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bootstrap,
                 seed,
                 figures: !no_figures,
+                progress: true,
             };
             let summary = analysis::analyze(&target.results, &options)?;
             println!("{summary}");

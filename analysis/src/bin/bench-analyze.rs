@@ -116,6 +116,58 @@ fn peak_mib() -> f64 {
     kib.unwrap_or(f64::NAN) / 1024.0
 }
 
+/// CPU seconds this process has used (user + system, all threads), from
+/// /proc/self/stat; NaN where that is not readable. Printed beside wall time because
+/// this 2-core machine is often busy: CPU time says what the work costs, wall time
+/// what a user waits.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after ") ".
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
+/// The 1-minute load average when the benchmark starts (other work skews wall time).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// One timed stage: wall and CPU seconds, and the target it is held to (issue 20).
+struct Stage {
+    name: String,
+    wall: f64,
+    cpu: f64,
+    target: Option<f64>,
+}
+
+fn timed<T>(
+    stages: &mut Vec<Stage>,
+    name: String,
+    target: Option<f64>,
+    work: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let (clock, cpu) = (Instant::now(), cpu_seconds());
+    let out = work()?;
+    stages.push(Stage {
+        name,
+        wall: clock.elapsed().as_secs_f64(),
+        cpu: cpu_seconds() - cpu,
+        target,
+    });
+    Ok(out)
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let root = tempfile::tempdir()?;
@@ -123,48 +175,81 @@ fn main() -> anyhow::Result<()> {
         Some(path) => path.clone(),
         None => root.path().join("bench"),
     };
-    let started = Instant::now();
-    for index in 0..cli.runs {
-        write_job(&results, &job(index, cli.evals, cli.items))?;
-    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
-        "generate: {} runs x {} evaluations x 5 tasks in {:.1}s",
+        "bench-analyze: {} runs x {} evaluations x 5 tasks (9 metrics), {} items per metric, {} bootstrap draws; {cores} cores, load average {} at the start",
         cli.runs,
         cli.evals,
-        started.elapsed().as_secs_f64()
+        cli.items,
+        cli.bootstrap,
+        load_average()
     );
-    let clock = Instant::now();
-    let (runs, warnings) = analysis::ingest::read_results(&results)?;
-    let groups = analysis::pairs::group_runs(&runs);
-    let rows_read: usize = runs.iter().map(|r| r.eval.len() + r.train.len()).sum();
-    let item_rows: usize = runs.iter().map(analysis::ingest::Run::item_rows).sum();
-    println!(
-        "ingest: {} runs, {rows_read} rows + {item_rows} item rows, {} warnings in {:.2}s",
-        runs.len(),
-        warnings.len(),
-        clock.elapsed().as_secs_f64()
-    );
-    let clock = Instant::now();
+    let mut stages = Vec::new();
+    timed(&mut stages, "generate (not analysis)".into(), None, || {
+        for index in 0..cli.runs {
+            write_job(&results, &job(index, cli.evals, cli.items))?;
+        }
+        Ok(())
+    })?;
+    let mut counts = String::new();
+    let (runs, groups) = timed(&mut stages, "ingest".into(), Some(1.5), || {
+        let (runs, warnings) = analysis::ingest::read_results(&results)?;
+        let groups = analysis::pairs::group_runs(&runs);
+        let rows: usize = runs.iter().map(|r| r.eval.len() + r.train.len()).sum();
+        let items: usize = runs.iter().map(analysis::ingest::Run::item_rows).sum();
+        counts = format!(
+            "{} runs, {rows} train/eval rows, {items} item rows, {} warnings",
+            runs.len(),
+            warnings.len()
+        );
+        Ok((runs, groups))
+    })?;
     let out = results.join("analysis");
     std::fs::create_dir_all(&out)?;
-    let mut tables = analysis::tables::build(&runs, &groups)?;
-    analysis::tables::write(&mut tables, &out)?;
-    println!(
-        "tables (build + parquet + csv): {:.2}s",
-        clock.elapsed().as_secs_f64()
-    );
-    let clock = Instant::now();
+    let mut tables = timed(&mut stages, "tables: build".into(), None, || {
+        Ok(analysis::tables::build(&runs, &groups)?)
+    })?;
+    timed(&mut stages, "tables: parquet + csv".into(), None, || {
+        Ok(analysis::tables::write(&mut tables, &out)?)
+    })?;
+    let (build, write) = (&stages[stages.len() - 2], &stages[stages.len() - 1]);
+    stages.push(Stage {
+        name: "tables (build + parquet + csv)".into(),
+        wall: build.wall + write.wall,
+        cpu: build.cpu + write.cpu,
+        target: Some(1.0),
+    });
     let settings = analysis::uncertainty::Settings {
         draws: cli.bootstrap,
         ..Default::default()
     };
-    let rows = analysis::crossovers::compute(&runs, &groups, settings);
+    let rows = timed(
+        &mut stages,
+        format!("crossovers ({} draws)", cli.bootstrap),
+        Some(10.0),
+        || Ok(analysis::crossovers::compute(&runs, &groups, settings)),
+    )?;
+    let methods: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r.estimate.method.label()).collect();
+    println!("read: {counts}");
     println!(
-        "crossovers: {} rows with {} draws each in {:.2}s",
+        "crossovers: {} rows, method {}",
         rows.len(),
-        cli.bootstrap,
-        clock.elapsed().as_secs_f64()
+        methods.into_iter().collect::<Vec<_>>().join(", ")
     );
-    println!("peak memory: {:.0} MiB", peak_mib());
+    println!();
+    println!("| stage | wall s | CPU s | target s | wall / target |");
+    println!("|---|---|---|---|---|");
+    for stage in &stages {
+        let (target, ratio) = match stage.target {
+            Some(t) => (format!("{t}"), format!("{:.2}", stage.wall / t)),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "| {} | {:.2} | {:.2} | {target} | {ratio} |",
+            stage.name, stage.wall, stage.cpu
+        );
+    }
+    println!("\npeak memory: {:.0} MiB (target 1024)", peak_mib());
     Ok(())
 }

@@ -4,8 +4,10 @@
 
 mod ablation;
 mod crossover_map;
+mod fits;
 mod loss_accuracy;
 mod pareto;
+mod potential;
 mod study;
 
 use crate::crossovers::CrossoverRow;
@@ -23,6 +25,8 @@ pub struct Context<'a> {
     pub groups: &'a [Group],
     pub crossovers: &'a [CrossoverRow],
     pub smooth: usize,
+    /// The scaling-law fits; their figures are drawn only where a fit exists.
+    pub fits: &'a crate::fits::Fits,
 }
 
 /// A figure drawn the same way on any backend.
@@ -82,6 +86,17 @@ pub fn render_all(context: &Context<'_>, folder: &Path) -> Result<Vec<Rendered>>
     rendered.push(render_or_skip(crossover_map::figure(context), folder)?);
     rendered.push(render_or_skip(pareto::figure(context), folder)?);
     rendered.push(render_or_skip(ablation::figure(context), folder)?);
+    // The fits' figures: absent (not skipped) without a fit, since the report's Fits
+    // section already says, one line per fit, what the sweep lacks.
+    for figure in fits::loss_vs_epochs(context) {
+        rendered.push(Rendered::Written(render(&figure, folder)?));
+    }
+    if let Some(figure) = fits::critical_compute(context) {
+        rendered.push(Rendered::Written(render(&figure, folder)?));
+    }
+    for figure in potential::figures(context) {
+        rendered.push(Rendered::Written(render(&figure, folder)?));
+    }
     Ok(rendered)
 }
 

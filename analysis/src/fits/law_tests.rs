@@ -1,0 +1,218 @@
+//! The law against the paper's check values, its gradient against finite differences,
+//! and recovery of known parameters from synthetic studies.
+
+use super::*;
+
+/// Muennighoff et al.'s fitted R_D* (AR) and the paper's worked values (section 5):
+/// 4 epochs are worth 3.73 U, 16 epochs 10.6 U, and the cap is about 16.4 U.
+#[test]
+fn effective_data_matches_the_paper() {
+    let law = Law {
+        e: 1.0,
+        b: 1.0,
+        beta: 0.35,
+        rd: 15.39,
+    };
+    for (epochs, expected) in [(1.0, 1.0), (4.0, 3.73), (16.0, 10.58), (1e6, 16.39)] {
+        let ratio = law.effective_data(1e9, epochs) / 1e9;
+        assert!(
+            (ratio - expected).abs() < 0.01,
+            "{epochs} epochs: D' = {ratio} U, expected {expected} U"
+        );
+    }
+    // Less than one epoch: all fresh, D' = D.
+    assert!((law.effective_data(1e9, 0.5) - 0.5e9).abs() < 1.0);
+    // A huge R_D*: repeated data as good as new.
+    let fresh = Law { rd: 1e9, ..law };
+    assert!((fresh.effective_data(1e6, 64.0) / 64e6 - 1.0).abs() < 1e-3);
+}
+
+#[test]
+fn gradient_matches_finite_differences() {
+    let theta = [0.5, 4.0, 0.4, 3.0];
+    for (unique, epochs) in [(1e5, 1.0), (1e5, 7.0), (3e6, 300.0), (2e4, 0.5)] {
+        let (_, gradient) = log_loss(&theta, unique, epochs);
+        for (i, &analytic) in gradient.iter().enumerate() {
+            let h = 1e-6;
+            let mut up = theta;
+            let mut down = theta;
+            up[i] += h;
+            down[i] -= h;
+            let numeric =
+                (log_loss(&up, unique, epochs).0 - log_loss(&down, unique, epochs).0) / (2.0 * h);
+            assert!(
+                (numeric - analytic).abs() < 1e-6,
+                "d/dtheta[{i}] at ({unique}, {epochs}): {analytic} vs {numeric}"
+            );
+        }
+    }
+}
+
+#[test]
+fn huber_is_quadratic_then_linear() {
+    let d = HUBER_DELTA;
+    for (residual, cost, slope) in [
+        (0.0, 0.0, 0.0),
+        (0.5 * d, 0.125, 0.5),
+        (-d, 0.5, -1.0),
+        (3.0 * d, 2.5, 1.0),
+    ] {
+        let (c, s) = huber(residual);
+        assert!((c / (d * d) - cost).abs() < 1e-9, "{residual}: cost {c}");
+        assert!((s / d - slope).abs() < 1e-9, "{residual}: slope {s}");
+    }
+}
+
+/// Budgets and epoch counts of the synthetic studies: R_D* = 500 only shows once the
+/// repeats reach the hundreds, so the epochs run to 2048.
+const BUDGETS: [f64; 3] = [1e5, 3e5, 1e6];
+const EPOCHS: [f64; 7] = [1.0, 2.0, 8.0, 32.0, 128.0, 512.0, 2048.0];
+
+/// One synthetic study of `law`: every budget x epoch count, each loss times
+/// exp(noise * z), reported with stderr = noise * loss.
+fn study(law: &Law, noise: f64, rng: &mut Rng) -> Vec<LossPoint> {
+    let mut points = Vec::new();
+    for unique in BUDGETS {
+        for epochs in EPOCHS {
+            let loss = law.loss(unique, epochs) * (noise * rng.normal()).exp();
+            points.push(LossPoint {
+                unique_tokens: unique,
+                epochs,
+                loss,
+                stderr: noise * loss,
+            });
+        }
+    }
+    points
+}
+
+/// AR-like (R_D* = 15, Muennighoff et al.) and DLM-like (about 500, Prabhudesai et
+/// al.) laws with the same E, B and beta.
+fn laws() -> [Law; 2] {
+    let ar = Law {
+        e: 1.6,
+        b: 120.0,
+        beta: 0.3,
+        rd: 15.0,
+    };
+    [ar, Law { rd: 500.0, ..ar }]
+}
+
+/// Relative noise of 0.3% on each loss: about 0.01 nats at a loss of 3, the size of a
+/// validation loss's standard error over a few hundred thousand tokens.
+const NOISE: f64 = 0.003;
+
+#[test]
+fn recovers_r_d_star_and_beta() {
+    for truth in laws() {
+        let mut rng = Rng::new(7);
+        let points = study(&truth, NOISE, &mut rng);
+        assert_eq!(missing(&points), None);
+        let fitted = fit(&points).unwrap_or_else(|| panic!("no fit for {truth:?}"));
+        let law = fitted.law;
+        assert!(
+            (law.rd / truth.rd - 1.0).abs() < 0.1,
+            "R_D* {} vs true {}",
+            law.rd,
+            truth.rd
+        );
+        assert!(
+            (law.beta - truth.beta).abs() < 0.1,
+            "beta {} vs true {}",
+            law.beta,
+            truth.beta
+        );
+        assert!(fitted.residual_rms < 2.0 * NOISE, "{fitted:?}");
+    }
+}
+
+/// The 90% interval covers the true R_D* and beta in at least 80% of replicate studies,
+/// and the estimates are within 10% (R_D*) and 0.1 (beta) in at least 90% of them.
+#[test]
+fn interval_covers_the_truth() {
+    let replicates = 50;
+    for truth in laws() {
+        let (mut covered_rd, mut covered_beta, mut close, mut close_beta) = (0, 0, 0, 0);
+        for replicate in 0..replicates {
+            let mut rng = Rng::new(1000 + replicate);
+            let points = study(&truth, NOISE, &mut rng);
+            let Some(fitted) = fit(&points) else {
+                continue;
+            };
+            let Some(interval) = bootstrap(&points, &fitted, 100, replicate) else {
+                continue;
+            };
+            covered_rd += usize::from(interval.rd.0 <= truth.rd && truth.rd <= interval.rd.1);
+            covered_beta +=
+                usize::from(interval.beta.0 <= truth.beta && truth.beta <= interval.beta.1);
+            close += usize::from((fitted.law.rd / truth.rd - 1.0).abs() < 0.1);
+            close_beta += usize::from((fitted.law.beta - truth.beta).abs() < 0.1);
+        }
+        eprintln!(
+            "R_D* = {}: interval covered R_D* {covered_rd}/{replicates}, beta {covered_beta}/{replicates}; R_D* within 10% in {close}/{replicates}, beta within 0.1 in {close_beta}/{replicates}",
+            truth.rd
+        );
+        let share = |n: usize| n as f64 / replicates as f64;
+        assert!(
+            share(covered_rd) >= 0.8,
+            "R_D* coverage {covered_rd}/{replicates}"
+        );
+        assert!(
+            share(covered_beta) >= 0.8,
+            "beta coverage {covered_beta}/{replicates}"
+        );
+    }
+}
+
+#[test]
+fn what_a_fit_needs() {
+    let point = |unique: f64, epochs: f64| LossPoint {
+        unique_tokens: unique,
+        epochs,
+        loss: 3.0,
+        stderr: f64::NAN,
+    };
+    let grid = |budgets: &[f64], epochs: &[f64]| -> Vec<LossPoint> {
+        budgets
+            .iter()
+            .flat_map(|&u| epochs.iter().map(move |&e| point(u, e)))
+            .collect()
+    };
+    let cases: [(Vec<LossPoint>, Option<&str>); 5] = [
+        (grid(&[1e5, 2e5, 4e5], &[1.0, 4.0, 16.0]), None),
+        (
+            grid(&[1e5, 2e5], &[1.0, 4.0, 16.0]),
+            Some("2 budget(s) x 3 epoch count(s) (6 run(s))"),
+        ),
+        (
+            grid(&[1e5, 2e5, 4e5], &[4.0]),
+            Some("3 budget(s) x 1 epoch count(s) (3 run(s))"),
+        ),
+        (
+            grid(&[1e5], &[4.0]),
+            Some("1 budget(s) x 1 epoch count(s) (1 run(s))"),
+        ),
+        (
+            Vec::new(),
+            Some("0 budget(s) x 0 epoch count(s) (0 run(s))"),
+        ),
+    ];
+    for (points, expected) in cases {
+        assert_eq!(missing(&points).as_deref(), expected);
+    }
+}
+
+#[test]
+fn degenerate_points_do_not_panic() {
+    let nan = LossPoint {
+        unique_tokens: 1e5,
+        epochs: 4.0,
+        loss: f64::NAN,
+        stderr: f64::NAN,
+    };
+    assert!(usable(&[nan]).is_empty());
+    assert!(fit(&[]).is_none());
+    // Identical points: the fit may converge anywhere, but must not panic.
+    let same = vec![LossPoint { loss: 3.0, ..nan }; 6];
+    let _ = fit(&same).map(|f| bootstrap(&same, &f, 5, 0));
+}
