@@ -14,7 +14,7 @@ use crate::crossover::{Outcome, advantage_at, crossing_of};
 use crate::curve::{Curve, Direction};
 use crate::rng::Rng;
 use crate::uncertainty::{
-    Method, Replicate, combined_unsmoothed_on, item_counts_into, joint_seeds,
+    Method, Replicate, combined_unsmoothed_on, item_counts_into, joint_seeds, stderr_noise,
 };
 
 /// Where a fixed x falls on a fixed, strictly increasing set of x's: on point k, or
@@ -343,8 +343,8 @@ pub struct Plan<'a> {
     /// Per axis: both sides, and the advantage grid.
     axes: Vec<([Side; 2], Grid)>,
     items: Option<[Vec<ItemMatrix>; 2]>,
-    /// The stderr fallback's base curves per axis and side: (values, stderr).
-    stderr: Vec<[(Vec<f64>, Vec<f64>); 2]>,
+    /// The stderr fallback's base curves (unsmoothed seed means) per axis and side.
+    stderr: Vec<[Curve; 2]>,
     /// Per axis: an earlier axis whose draws give the same advantage values (same
     /// combination and interpolation, x's rescaled), so only crossings are recomputed.
     shared: Vec<Option<usize>>,
@@ -412,15 +412,7 @@ impl<'a> Plan<'a> {
         };
         let stderr = if method == Method::Stderr {
             (0..axes)
-                .map(|axis| {
-                    [dlm, baseline].map(|side| {
-                        let curve: Curve = combined_unsmoothed_on(side, axis);
-                        (
-                            curve.iter().map(|p| p.y).collect(),
-                            curve.iter().map(|p| p.stderr).collect(),
-                        )
-                    })
-                })
+                .map(|axis| [dlm, baseline].map(|side| combined_unsmoothed_on(side, axis)))
                 .collect()
         } else {
             Vec::new()
@@ -430,12 +422,21 @@ impl<'a> Plan<'a> {
                 .map(|r| r.curve.iter().map(|p| p.y).collect())
                 .collect()
         });
-        // The stderr draws jitter each axis afresh, so they never share.
+        // Stderr draws share an axis only where its base curves, and so its noise
+        // (`uncertainty::stderr_noise`), are the earlier axis' own.
+        let same_base = |a: usize, b: usize| {
+            method != Method::Stderr
+                || (0..2).all(|s| {
+                    let (x, y) = (&stderr[a][s], &stderr[b][s]);
+                    x.len() == y.len()
+                        && x.iter()
+                            .zip(y.iter())
+                            .all(|(p, q)| p.y == q.y && p.stderr.to_bits() == q.stderr.to_bits())
+                })
+        };
         let shared = (0..planned.len())
             .map(|axis| {
-                (method != Method::Stderr)
-                    .then(|| (0..axis).find(|&a| same_draws(&planned[a], &planned[axis])))
-                    .flatten()
+                (0..axis).find(|&a| same_draws(&planned[a], &planned[axis]) && same_base(a, axis))
             })
             .collect();
         Some(Self {
@@ -474,6 +475,7 @@ impl<'a> Plan<'a> {
         let mut kind_curve: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
         let mut g = Vec::new();
         let mut counts = Vec::new();
+        let mut jittered = Vec::new();
         let identity: Vec<[bool; 2]> = self
             .axes
             .iter()
@@ -502,6 +504,7 @@ impl<'a> Plan<'a> {
                     chosen = [a, b];
                 }
             }
+            let noise = (self.method == Method::Stderr).then(|| stderr_noise(&self.stderr, rng));
             for (axis, (planned, grid)) in self.axes.iter().enumerate() {
                 if let Some(earlier) = self.shared[axis] {
                     // The same values on a rescaled axis: only the crossing's x moves.
@@ -516,16 +519,14 @@ impl<'a> Plan<'a> {
                     continue;
                 }
                 for s in 0..2 {
-                    if self.method == Method::Stderr {
-                        let (ys, sds) = &self.stderr[axis][s];
-                        let jittered: Vec<f64> = ys
-                            .iter()
-                            .zip(sds)
-                            .map(|(&y, &sd)| {
-                                let sd = if sd.is_finite() { sd } else { 0.0 };
-                                y + sd * rng.normal()
-                            })
-                            .collect();
+                    if let Some(noise) = &noise {
+                        jittered.clear();
+                        jittered.extend(
+                            self.stderr[axis][s]
+                                .iter()
+                                .zip(&noise[axis][s])
+                                .map(|(p, &z)| p.y + z),
+                        );
                         smooth_into(&jittered, self.smooth, &mut combined[s]);
                     } else if !identity[axis][s] {
                         planned[s].combine_into(&smooth[s], &chosen[s], &mut combined[s]);

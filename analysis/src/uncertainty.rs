@@ -359,18 +359,37 @@ fn general_draws(
             })
         })
         .collect();
+    // The stderr fallback's unsmoothed seed-mean curves, per side and axis.
+    let bases: Vec<[Curve; 2]> = (0..grids.len())
+        .map(|axis| {
+            [
+                side_curve(&dlm_as_is, axis, 1),
+                side_curve(&baseline_as_is, axis, 1),
+            ]
+        })
+        .collect();
     for _ in 0..wanted {
         let resampled = (method != Method::Stderr).then(|| draw_values(dlm, baseline, method, rng));
+        let noise = (method == Method::Stderr).then(|| stderr_noise(&bases, rng));
         for (axis, grid) in grids.iter().enumerate() {
-            let (d, b) = match &resampled {
-                Some((d, b)) => (
+            let (d, b) = match (&resampled, &noise) {
+                (Some((d, b)), _) => (
                     side_curve(d, axis, settings.smooth),
                     side_curve(b, axis, settings.smooth),
                 ),
-                None => (
-                    jittered(&dlm_as_is, axis, settings.smooth, rng),
-                    jittered(&baseline_as_is, axis, settings.smooth, rng),
-                ),
+                (None, noise) => {
+                    let noise = noise.as_ref().map_or(&[][..], |n| &n[axis][..]);
+                    let [d, b] = [0, 1].map(|s| {
+                        let base = &bases[axis][s];
+                        let shifted: Curve = base
+                            .iter()
+                            .zip(&noise[s])
+                            .map(|(p, &z)| Point::new(p.x, p.y + z, p.stderr))
+                            .collect();
+                        combined(&[shifted], settings.smooth)
+                    });
+                    (d, b)
+                }
             };
             for (index, kind) in Kind::ALL.iter().enumerate() {
                 let (d, b) = (kind.curve(&d, direction), kind.curve(&b, direction));
@@ -395,15 +414,34 @@ pub(crate) fn combined_unsmoothed_on(side: &[Replicate], axis: usize) -> Curve {
     side_curve(&as_is(side), axis, 1)
 }
 
+/// One stderr draw's noise, per axis and side: each point of the seed-mean curve moves
+/// by N(0, stderr^2) (an unknown stderr moves it by 0). The noise is drawn once, on the
+/// first axis, and reused on every axis whose curve has the same points (a rescaled axis:
+/// the same evaluations), so that one draw answers for every axis as the item draws do;
+/// an axis with other points gets its own.
+pub(crate) fn stderr_noise(bases: &[[Curve; 2]], rng: &mut Rng) -> Vec<[Vec<f64>; 2]> {
+    let sds = |curve: &Curve| -> Vec<f64> { curve.iter().map(|p| sd_or_zero(p.stderr)).collect() };
+    let mut out: Vec<[Vec<f64>; 2]> = Vec::with_capacity(bases.len());
+    for base in bases {
+        let noise = [0, 1].map(|s| {
+            let here = sds(&base[s]);
+            match out.first() {
+                Some(first) if here == sds(&bases[0][s]) => first[s].clone(),
+                _ => here.iter().map(|sd| sd * rng.normal()).collect(),
+            }
+        });
+        out.push(noise);
+    }
+    out
+}
+
+fn sd_or_zero(sd: f64) -> f64 {
+    if sd.is_finite() { sd } else { 0.0 }
+}
+
 /// A side's replicates with their own values.
 fn as_is(side: &[Replicate]) -> Drawn<'_> {
     side.iter().map(|r| (r, r.values())).collect()
-}
-
-/// The unpaired parametric draw of a side on one axis: each point of the seed-mean
-/// curve redrawn from N(value, stderr^2), then smoothed as the point estimate is.
-fn jittered(side: &[(&Replicate, Vec<f64>)], axis: usize, smooth: usize, rng: &mut Rng) -> Curve {
-    combined(&[jitter(&side_curve(side, axis, 1), rng)], smooth)
 }
 
 /// One paired (or seed) draw: the chosen replicates of each side, each with its values
@@ -645,17 +683,6 @@ fn interpolate_order_statistics(a: f64, b: f64, t: f64) -> f64 {
         return if t >= 0.5 || a == b { b } else { a };
     }
     a + t * (b - a)
-}
-
-/// One parametric draw: each value plus N(0, stderr^2); unknown stderr adds nothing.
-fn jitter(curve: &[Point], rng: &mut Rng) -> Curve {
-    curve
-        .iter()
-        .map(|p| {
-            let sd = if p.stderr.is_finite() { p.stderr } else { 0.0 };
-            Point::new(p.x, p.y + sd * rng.normal(), p.stderr)
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -229,6 +229,19 @@ fn main() -> anyhow::Result<()> {
         Some(10.0),
         || Ok(analysis::crossovers::compute(&runs, &groups, settings)),
     )?;
+    let fits = timed(&mut stages, "fits".into(), None, || {
+        Ok(analysis::fits::compute(
+            &runs,
+            &groups,
+            &rows,
+            analysis::fits::FitSettings {
+                draws: cli.bootstrap,
+                seed: 0,
+                smooth: 1,
+            },
+            &results,
+        ))
+    })?;
     let methods: std::collections::BTreeSet<&str> =
         rows.iter().map(|r| r.estimate.method.label()).collect();
     println!("read: {counts}");
@@ -236,6 +249,13 @@ fn main() -> anyhow::Result<()> {
         "crossovers: {} rows, method {}",
         rows.len(),
         methods.into_iter().collect::<Vec<_>>().join(", ")
+    );
+    println!(
+        "fits: {} laws, {} critical-compute laws, {} data potentials; {} not fitted",
+        fits.laws.len(),
+        fits.critical.len(),
+        fits.potential.len(),
+        fits.missing.len()
     );
     println!();
     println!("| stage | wall s | CPU s | target s | wall / target |");

@@ -86,16 +86,29 @@ pub fn times(ratio: f64) -> String {
 /// empty or a value is not a number.
 pub fn ratio(ar: &[Best], dlm: &Best, direction: Direction) -> Option<Ratio> {
     let target = dlm.value;
-    let (first, last) = (ar.first()?, ar.last()?);
+    let first = ar.first()?;
     if !target.is_finite() || ar.iter().any(|b| !b.value.is_finite()) {
         return None;
     }
     let reaches = |value: f64| !direction.better(target, value);
-    let u = dlm.unique_tokens;
     if reaches(first.value) {
-        return Some(Ratio::AtMost(first.unique_tokens / u));
+        return Some(Ratio::AtMost(first.unique_tokens / dlm.unique_tokens));
     }
-    let slopes = pchip_slopes(ar);
+    Some(ratio_with(ar, &pchip_slopes(ar), dlm, direction))
+}
+
+/// `ratio` with AR's PCHIP slopes computed once (the interval reads many targets off one
+/// jittered curve); the values must be numbers.
+fn ratio_with(ar: &[Best], slopes: &[f64], dlm: &Best, direction: Direction) -> Ratio {
+    let target = dlm.value;
+    let reaches = |value: f64| !direction.better(target, value);
+    let u = dlm.unique_tokens;
+    let (Some(first), Some(last)) = (ar.first(), ar.last()) else {
+        return Ratio::Above(f64::NAN);
+    };
+    if reaches(first.value) {
+        return Ratio::AtMost(first.unique_tokens / u);
+    }
     for (i, pair) in ar.windows(2).enumerate() {
         let (lo, hi) = (pair[0], pair[1]);
         if reaches(hi.value) {
@@ -111,10 +124,10 @@ pub fn ratio(ar: &[Best], dlm: &Best, direction: Direction) -> Option<Ratio> {
             }
             let needed =
                 (lo.unique_tokens.ln() + b * (hi.unique_tokens / lo.unique_tokens).ln()).exp();
-            return Some(Ratio::Within(needed / u));
+            return Ratio::Within(needed / u);
         }
     }
-    Some(Ratio::Above(last.unique_tokens / u))
+    Ratio::Above(last.unique_tokens / u)
 }
 
 /// PCHIP slopes d value / d ln U at each budget (Fritsch & Carlson 1980): zero at a
@@ -191,8 +204,23 @@ pub fn interval(
     draws: usize,
     seed: u64,
 ) -> Option<(f64, f64)> {
-    if draws == 0 {
-        return None;
+    intervals(ar, std::slice::from_ref(dlm), direction, draws, seed)
+        .pop()
+        .flatten()
+}
+
+/// `interval` for every DLM budget of a metric at once: each draw jitters AR's curve
+/// once (and computes its slopes once) and reads every jittered DLM target off it, so
+/// a sweep with n budgets costs O(draws x n) jitters rather than O(draws x n^2).
+pub fn intervals(
+    ar: &[Best],
+    dlm: &[Best],
+    direction: Direction,
+    draws: usize,
+    seed: u64,
+) -> Vec<Option<(f64, f64)>> {
+    if draws == 0 || ar.iter().chain(dlm).any(|b| !b.value.is_finite()) {
+        return vec![None; dlm.len()];
     }
     let mut rng = Rng::new(seed);
     let mut jitter = |b: &Best| {
@@ -202,21 +230,28 @@ pub fn interval(
             ..*b
         }
     };
-    let mut values = Vec::with_capacity(draws);
+    let mut values: Vec<Vec<f64>> = vec![Vec::with_capacity(draws); dlm.len()];
     for _ in 0..draws {
         let curve: Vec<Best> = ar.iter().map(&mut jitter).collect();
-        let target = jitter(dlm);
-        if let Some(r) = ratio(&curve, &target, direction) {
-            values.push(r.value());
+        let slopes = pchip_slopes(&curve);
+        for (d, out) in dlm.iter().zip(values.iter_mut()) {
+            let target = jitter(d);
+            out.push(ratio_with(&curve, &slopes, &target, direction).value());
         }
     }
-    values.sort_by(f64::total_cmp);
-    (!values.is_empty()).then(|| {
-        (
-            crate::uncertainty::quantile(&values, 0.05),
-            crate::uncertainty::quantile(&values, 0.95),
-        )
-    })
+    values
+        .into_iter()
+        .map(|mut v| {
+            v.retain(|x| !x.is_nan());
+            v.sort_by(f64::total_cmp);
+            (!v.is_empty()).then(|| {
+                (
+                    crate::uncertainty::quantile(&v, 0.05),
+                    crate::uncertainty::quantile(&v, 0.95),
+                )
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use crate::crossovers::CrossoverRow;
 use crate::curve::{Direction, best, mean_curve, smoothed};
 use crate::ingest::Run;
 use crate::pairs::{Axis, Group, curve, headline_metrics, metrics};
-use rayon::prelude::*;
 use std::collections::BTreeMap;
 
 pub(super) fn critical_fits(
@@ -216,17 +215,14 @@ pub(super) fn potential_fits(
             // Draws capped as the law's refits are: a sweep with hundreds of budgets
             // would otherwise spend seconds per metric here.
             let draws = settings.draws.min(super::law::MAX_FIT_DRAWS);
-            dlm.par_iter()
-                .filter_map(|d| {
+            let name = format!("potential {} {task} {metric}", family.label());
+            let seed = stream(settings.seed, &name);
+            let intervals = potential::intervals(&ar, &dlm, direction, draws, seed);
+            dlm.iter()
+                .zip(intervals)
+                .filter_map(|(d, interval)| {
                     let ratio = potential::ratio(&ar, d, direction)?;
-                    let name = format!(
-                        "potential {} {task} {metric} {}",
-                        family.label(),
-                        d.unique_tokens
-                    );
-                    let seed = stream(settings.seed, &name);
-                    let (low, high) = potential::interval(&ar, d, direction, draws, seed)
-                        .unwrap_or((f64::NAN, f64::NAN));
+                    let (low, high) = interval.unwrap_or((f64::NAN, f64::NAN));
                     Some(PotentialRatio {
                         dlm: *d,
                         ratio,
