@@ -37,7 +37,7 @@ check-fresh *args:
     scripts/check-fresh-setup.sh {{ args }}
 
 # It ends at parity on the task, not with the DLM ahead: docs/demo-exploration.md.
-# The longer CPU demo (about 17 minutes): 6.25k unique bytes, 512 epochs, AR given its best chance.
+# The longer CPU demo (11.5 minutes on 2 cores): 6.25k unique bytes, 512 epochs, AR given its best chance.
 demo-long: setup (corpus "sotu")
     cargo build -p trainer -p harness
     target/debug/harness run sweeps/demo-long.yaml --slots 2

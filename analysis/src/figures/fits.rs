@@ -417,9 +417,18 @@ where
 /// integer multiple when that leaves fewer than three). Base-2 ticks would read 32.8k,
 /// 65.5k, ... where the sweep has 25k, 50k, ...
 pub fn log_ticks(preferred: &[f64], lo: f64, hi: f64) -> Vec<f64> {
+    // Final epochs land near whole numbers (1.03, 4.02: whole batches per epoch), and
+    // two of them would print on top of each other: one tick at the whole number.
+    let whole = |v: f64| {
+        if v >= 1.0 && (v.round() - v).abs() <= 0.05 * v {
+            v.round()
+        } else {
+            v
+        }
+    };
     let mut inside: Vec<f64> = preferred
         .iter()
-        .copied()
+        .map(|&v| whole(v))
         .filter(|v| *v >= lo && *v <= hi)
         .collect();
     inside.sort_by(f64::total_cmp);
@@ -463,4 +472,36 @@ where
         )
         .map_err(text)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_ticks;
+
+    #[test]
+    fn log_ticks_cases() {
+        let cases: [(&[f64], f64, f64, Vec<f64>); 4] = [
+            // Final epochs a batch past a whole number share its tick.
+            (
+                &[1.0, 1.03, 4.01, 4.02, 16.0, 64.0],
+                0.9,
+                70.0,
+                vec![1.0, 4.0, 16.0, 64.0],
+            ),
+            // The swept budgets, not base-2 or decade ticks.
+            (&[25e3, 50e3, 100e3], 2e4, 1.2e5, vec![25e3, 50e3, 100e3]),
+            // One preferred value: 1-2-5 decades instead.
+            (
+                &[3.0],
+                1.0,
+                100.0,
+                vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0],
+            ),
+            // Fractions of an epoch are kept as they are.
+            (&[0.25, 0.5, 1.0], 0.2, 1.1, vec![0.25, 0.5, 1.0]),
+        ];
+        for (preferred, lo, hi, expected) in cases {
+            assert_eq!(log_ticks(preferred, lo, hi), expected, "{preferred:?}");
+        }
+    }
 }
