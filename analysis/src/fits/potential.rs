@@ -116,7 +116,7 @@ fn ratio_with(ar: &[Best], slopes: &[f64], dlm: &Best, direction: Direction) -> 
             let (mut a, mut b) = (0.0, 1.0);
             for _ in 0..60 {
                 let t = 0.5 * (a + b);
-                if reaches(hermite(ar, &slopes, i, t)) {
+                if reaches(hermite(ar, slopes, i, t)) {
                     b = t;
                 } else {
                     a = t;
