@@ -74,12 +74,9 @@ impl Figure for LossVsEpochs<'_> {
             "Validation loss at the end of training vs epochs, {}",
             self.family.label()
         );
-        let area = root.titled(&title, font(34)).map_err(text)?;
-        let panels = area.split_evenly(super::grid(self.laws.len()));
-        for (law, panel) in self.laws.iter().zip(&panels) {
-            draw_law_panel(panel, law)?;
-        }
-        Ok(())
+        super::titled_panels_of(root, &title, &self.laws, |panel, item, _| {
+            draw_law_panel(panel, item)
+        })
     }
 }
 

@@ -217,10 +217,23 @@ pub fn titled_panels<DB: DrawingBackend>(
     panels: &[(String, String)],
     mut draw: impl FnMut(&DrawingArea<DB, Shift>, &str, &str, usize) -> Result<(), String>,
 ) -> Result<(), String> {
+    titled_panels_of(root, title, panels, |panel, (task, metric), index| {
+        draw(panel, task, metric, index)
+    })
+}
+
+/// Title the figure, split it into an even grid with one panel per item, and draw
+/// each with `draw(panel, item, index)`.
+pub fn titled_panels_of<DB: DrawingBackend, T>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    items: &[T],
+    mut draw: impl FnMut(&DrawingArea<DB, Shift>, &T, usize) -> Result<(), String>,
+) -> Result<(), String> {
     let area = root.titled(title, font(34)).map_err(text)?;
-    let areas = area.split_evenly(grid(panels.len()));
-    for (index, ((task, metric), panel)) in panels.iter().zip(&areas).enumerate() {
-        draw(panel, task, metric, index)?;
+    let areas = area.split_evenly(grid(items.len()));
+    for (index, (item, panel)) in items.iter().zip(&areas).enumerate() {
+        draw(panel, item, index)?;
     }
     Ok(())
 }

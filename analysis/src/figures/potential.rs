@@ -64,12 +64,9 @@ impl Figure for DataPotential<'_> {
             "Data potential: unique tokens AR needs to match the DLM, {}",
             self.family.label()
         );
-        let area = root.titled(&title, font(34)).map_err(text)?;
-        let panels = area.split_evenly(super::grid(self.panels.len()));
-        for (fit, panel) in self.panels.iter().zip(&panels) {
-            draw_panel(panel, fit)?;
-        }
-        Ok(())
+        super::titled_panels_of(root, &title, &self.panels, |panel, item, _| {
+            draw_panel(panel, item)
+        })
     }
 }
 
