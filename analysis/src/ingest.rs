@@ -278,19 +278,25 @@ fn read_csv<T: for<'de> Deserialize<'de>>(
             Err(error) => bad.push((index + 2, error.to_string())),
         }
     }
-    if rows.is_empty() && !bad.is_empty() {
-        warnings.push(warn(format!("skipped: no readable rows ({})", bad[0].1)));
-    } else if let Some((line, message)) = bad.first() {
-        let more = if bad.len() > 1 {
-            format!(" and {} more", bad.len() - 1)
-        } else {
-            String::new()
-        };
-        warnings.push(warn(format!(
-            "skipped bad row at line {line}{more}: {message}"
-        )));
-    }
+    warnings.extend(bad_rows_message(&bad, rows.is_empty()).map(warn));
     rows
+}
+
+/// The one warning for a file's bad rows (line, what is wrong): the first and how many
+/// more, or that no row could be read at all.
+fn bad_rows_message(bad: &[(usize, String)], none_read: bool) -> Option<String> {
+    let (line, message) = bad.first()?;
+    if none_read {
+        return Some(format!(
+            "skipped: no readable rows (line {line}: {message})"
+        ));
+    }
+    let more = if bad.len() > 1 {
+        format!(" and {} more", bad.len() - 1)
+    } else {
+        String::new()
+    };
+    Some(format!("skipped bad row at line {line}{more}: {message}"))
 }
 
 /// eval_items.csv, parsed by hand: it is by far the largest log (a row per item per
@@ -313,19 +319,7 @@ fn read_items(path: &Path, warnings: &mut Vec<Warning>) -> Vec<ItemSeries> {
     };
     match parse_items(&bytes) {
         Ok((series, bad)) => {
-            if let Some((line, message)) = bad.first() {
-                let more = if bad.len() > 1 {
-                    format!(" and {} more", bad.len() - 1)
-                } else {
-                    String::new()
-                };
-                let message = if series.is_empty() {
-                    format!("skipped: no readable rows (line {line}: {message})")
-                } else {
-                    format!("skipped bad row at line {line}{more}: {message}")
-                };
-                warnings.push(warn(message));
-            }
+            warnings.extend(bad_rows_message(&bad, series.is_empty()).map(warn));
             series
         }
         Err(message) => {

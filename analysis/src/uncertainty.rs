@@ -489,17 +489,13 @@ fn item_counts(side: &[Replicate], rng: &mut Rng) -> Vec<f64> {
         .and_then(|r| r.items.as_ref())
         .and_then(|points| points.first())
         .map_or(0, Vec::len);
-    item_counts_of(n, rng)
-}
-
-/// How often each of n items is drawn when they are resampled with replacement.
-pub(crate) fn item_counts_of(n: usize, rng: &mut Rng) -> Vec<f64> {
     let mut counts = Vec::new();
     item_counts_into(n, rng, &mut counts);
     counts
 }
 
-/// `item_counts_of` into a reused buffer.
+/// How often each of n items is drawn when they are resampled with replacement, into a
+/// reused buffer.
 pub(crate) fn item_counts_into(n: usize, rng: &mut Rng, counts: &mut Vec<f64>) {
     counts.clear();
     counts.resize(n, 0.0);
