@@ -44,6 +44,13 @@ demo-long: setup (corpus "sotu")
     target/debug/harness analyze sweeps/demo-long.yaml
     @echo "report: results/demo-long/analysis/report.html (and report.md, figures/, crossover.csv)"
 
+# Dense vs mixture of experts at equal active size, AR and DLM (CPU, 8 jobs): sweeps/moe-vs-dense.yaml.
+moe: setup (corpus "demo")
+    cargo build -p trainer -p harness
+    target/debug/harness run sweeps/moe-vs-dense.yaml --slots 2
+    target/debug/harness analyze sweeps/moe-vs-dense.yaml
+    @echo "report: results/moe-vs-dense/analysis/report.html (moe_vs_dense.csv, figures/expert_load.png)"
+
 # Train the smoke sweep (AR, DLM, AR-masked on a real corpus), two jobs at a time.
 smoke: setup (corpus "demo")
     cargo build -p trainer -p harness

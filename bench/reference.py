@@ -5,7 +5,13 @@ The model of trainer/src/model.rs written again, independently, as the plain PyT
 script a researcher would otherwise use: token embedding, pre-norm blocks of RMSNorm,
 attention through scaled_dot_product_attention with rotary embeddings (rotate-half
 convention) and optional qk-norm, SwiGLU with gate and up in one matrix, no biases,
-final RMSNorm, tied or untied head. Objectives: AR (causal, next-token targets, mean
+final RMSNorm, tied or untied head. Mixture-of-experts MLPs (shape["moe"]): softmax
+router in fp32, top-k experts per token with gates renormalised over them, each expert
+a SwiGLU applied to the tokens that chose it (found with torch.where, as Hugging Face's
+Mixtral does: an independent path from the harness's sort-and-slice dispatch), optional
+capacity (first tokens in order) and shared experts; the objective's loss plus
+aux_loss x mean load-balancing loss (E sum_e f_e P_e) plus z_loss x mean router z-loss.
+Objectives: AR (causal, next-token targets, mean
 cross-entropy) and masked diffusion (bidirectional, mask id = vocab, cross-entropy on
 masked tokens weighted by 1/p_mask, summed and divided by batch x length).
 Optimizer: torch.optim.AdamW (betas 0.9/0.95, eps 1e-8, weight decay 0.1 on matrices
@@ -81,8 +87,19 @@ def random_parameters(shape, rows, device):
             params[pre + "attention.q_norm.weight"] = torch.ones(hs)
             params[pre + "attention.k_norm.weight"] = torch.ones(hs)
         params[pre + "mlp_norm.weight"] = torch.ones(c)
-        params[pre + "mlp.gate_up.weight"] = torch.randn(2 * shape["d_ff"], c) * std
-        params[pre + "mlp.down.weight"] = torch.randn(c, shape["d_ff"]) * small
+        moe = mixture_of(shape, i)
+        if moe is None:
+            params[pre + "mlp.gate_up.weight"] = torch.randn(2 * shape["d_ff"], c) * std
+            params[pre + "mlp.down.weight"] = torch.randn(c, shape["d_ff"]) * small
+        else:
+            e, f = moe["experts"], moe["expert_ffn"]
+            params[pre + "mlp.router"] = torch.randn(e, c) * std
+            params[pre + "mlp.experts_gate_up"] = torch.randn(e, 2 * f, c) * std
+            params[pre + "mlp.experts_down"] = torch.randn(e, c, f) * small
+            if moe["shared_experts"]:
+                width = moe["shared_experts"] * f
+                params[pre + "mlp.shared.gate_up.weight"] = torch.randn(2 * width, c) * std
+                params[pre + "mlp.shared.down.weight"] = torch.randn(c, width) * small
     params["final_norm.weight"] = torch.ones(c)
     if not shape["tied_embeddings"]:
         params["head.weight"] = torch.randn(rows, c) * std
@@ -107,8 +124,52 @@ def rotate(x, cos, sin):
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).to(x.dtype)
 
 
-def forward(params, tokens, shape, causal, cos, sin):
-    """tokens (B, T) -> logits (B, T, rows)."""
+def mixture_of(shape, block):
+    """The block's mixture-of-experts layout, or None for a dense MLP."""
+    moe = shape.get("moe")
+    if moe is None or (block + 1) % moe["every"] != 0:
+        return None
+    return moe
+
+
+def swiglu(x, gate_up, down):
+    gate, up = F.linear(x, gate_up).chunk(2, dim=-1)
+    return F.linear(F.silu(gate) * up, down)
+
+
+def mixture(h, params, pre, moe):
+    """h (B, T, C) -> (output (B, T, C) fp32, load-balancing loss, z-loss)."""
+    b, t, c = h.shape
+    flat = h.reshape(b * t, c)
+    experts, k = moe["experts"], moe["top_k"]
+    with torch.autocast(flat.device.type, enabled=False):
+        logits = F.linear(flat.float(), params[pre + "mlp.router"])
+    probs = logits.softmax(dim=-1)
+    top_p, top_i = probs.topk(k, dim=-1)
+    gates = top_p / top_p.sum(dim=-1, keepdim=True)
+    capacity = moe["capacity_factor"]
+    limit = None if capacity == "none" else math.ceil(capacity * b * t * k / experts)
+    out = torch.zeros(b * t, c, device=h.device, dtype=torch.float32)
+    for e in range(experts):
+        token, slot = torch.where(top_i == e)
+        if limit is not None:
+            token, slot = token[:limit], slot[:limit]
+        if token.numel() == 0:
+            continue
+        y = swiglu(flat[token], params[pre + "mlp.experts_gate_up"][e], params[pre + "mlp.experts_down"][e])
+        out.index_add_(0, token, y.float() * gates[token, slot].unsqueeze(1))
+    out = out.view(b, t, c)
+    if moe["shared_experts"]:
+        out = out + swiglu(h, params[pre + "mlp.shared.gate_up.weight"], params[pre + "mlp.shared.down.weight"]).float()
+    share = F.one_hot(top_i, experts).float().sum(dim=(0, 1)) / (b * t * k)
+    balance = experts * (share * probs.mean(dim=0)).sum()
+    z = torch.logsumexp(logits, dim=-1).square().mean()
+    return out, balance, z
+
+
+def forward(params, tokens, shape, causal, cos, sin, routers=None):
+    """tokens (B, T) -> logits (B, T, rows); each mixture block appends its
+    (load-balancing loss, z-loss) to `routers`."""
     c, nh, eps = shape["d_model"], shape["n_head"], shape["norm_eps"]
     hs, d_ff = c // nh, shape["d_ff"]
     b, t = tokens.shape
@@ -126,8 +187,15 @@ def forward(params, tokens, shape, causal, cos, sin):
         y = y.transpose(1, 2).contiguous().view(b, t, c)
         x = x + F.linear(y, params[pre + "attention.proj.weight"])
         h = F.rms_norm(x, (c,), params[pre + "mlp_norm.weight"], eps)
-        gate, up = F.linear(h, params[pre + "mlp.gate_up.weight"]).split(d_ff, dim=-1)
-        x = x + F.linear(F.silu(gate) * up, params[pre + "mlp.down.weight"])
+        moe = mixture_of(shape, i)
+        if moe is None:
+            gate, up = F.linear(h, params[pre + "mlp.gate_up.weight"]).split(d_ff, dim=-1)
+            x = x + F.linear(F.silu(gate) * up, params[pre + "mlp.down.weight"])
+        else:
+            y, balance, z = mixture(h, params, pre, moe)
+            x = x + y
+            if routers is not None:
+                routers.append((balance, z))
     x = F.rms_norm(x, (c,), params["final_norm.weight"], eps)
     head = params.get("head.weight", params["embedding.weight"])
     return F.linear(x, head)
@@ -139,18 +207,32 @@ def cross_entropy(logits, targets, vocab):
     return F.cross_entropy(flat, targets.reshape(b * t), reduction="none").view(b, t)
 
 
+def router_penalty(routers, shape):
+    """aux_loss x mean balance + z_loss x mean z over the mixture blocks (0 if dense)."""
+    if not routers:
+        return 0.0
+    moe = shape["moe"]
+    balance = torch.stack([r[0] for r in routers]).mean()
+    z = torch.stack([r[1] for r in routers]).mean()
+    return moe["aux_loss"] * balance + moe["z_loss"] * z
+
+
 def ar_loss(params, windows, case, cos, sin):
     inputs, targets = windows[:, :-1], windows[:, 1:]
-    logits = forward(params, inputs, case["shape"], True, cos, sin)
-    return cross_entropy(logits, targets, case["vocab"]).mean()
+    routers = []
+    logits = forward(params, inputs, case["shape"], True, cos, sin, routers)
+    loss = cross_entropy(logits, targets, case["vocab"]).mean()
+    return loss + router_penalty(routers, case["shape"])
 
 
 def dlm_loss(params, clean, mask, p_mask, case, cos, sin):
     b, length = clean.shape
     noisy = clean.masked_fill(mask, case["vocab"])  # the mask id follows the vocabulary
-    logits = forward(params, noisy, case["shape"], False, cos, sin)
+    routers = []
+    logits = forward(params, noisy, case["shape"], False, cos, sin, routers)
     ce = cross_entropy(logits, clean, case["vocab"])
-    return (ce * mask.float() * p_mask.reciprocal()[:, None]).sum() / (b * length)
+    loss = (ce * mask.float() * p_mask.reciprocal()[:, None]).sum() / (b * length)
+    return loss + router_penalty(routers, case["shape"])
 
 
 def dlm_draw(windows, eps):

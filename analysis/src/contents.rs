@@ -182,9 +182,15 @@ pub fn run_table(runs: &[Run]) -> Block {
                     .preset
                     .clone()
                     .unwrap_or_else(|| "custom".into()),
-                run.params
-                    .map(|p| format::count(p as f64))
-                    .unwrap_or_else(|| "-".into()),
+                match (run.params, run.active_params, &run.moe) {
+                    (Some(total), Some(active), Some(_)) => format!(
+                        "{} ({} active)",
+                        format::count(total as f64),
+                        format::count(active as f64)
+                    ),
+                    (Some(total), _, _) => format::count(total as f64),
+                    _ => "-".into(),
+                },
                 format!("{}/{}", run.step, run.total_steps),
                 last_loss,
                 run.eval.len().to_string(),
@@ -204,6 +210,8 @@ pub struct ReportInputs<'a> {
     pub rows: &'a [CrossoverRow],
     pub figures: &'a [Rendered],
     pub fits: &'a crate::fits::Fits,
+    /// Mixture-of-experts vs dense comparisons (empty without mixtures).
+    pub moe: &'a [crate::moe::MoeRow],
     pub warnings: &'a [Warning],
     pub out: &'a Path,
     pub draws: usize,
@@ -242,6 +250,7 @@ pub fn blocks(inputs: &ReportInputs<'_>) -> Vec<Block> {
     for figure in inputs.figures.iter().filter(is_fit) {
         blocks.push(figure_block(figure, inputs.out));
     }
+    blocks.extend(crate::moe::blocks(inputs.moe));
     blocks.push(Block::Heading("Runs".into()));
     blocks.push(run_table(runs));
     if !inputs.warnings.is_empty() {

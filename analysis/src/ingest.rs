@@ -6,7 +6,7 @@
 //! Polars tables in `tables.rs`.
 
 use crate::error::{AnalysisError, Result, io_error};
-use jobspec::status::{EVAL_LOG, JOB_FILE, TRAIN_LOG, read_status};
+use jobspec::status::{EVAL_LOG, EXPERT_LOAD_LOG, JOB_FILE, TRAIN_LOG, read_status};
 use jobspec::{JobConfig, padded_vocab};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -29,6 +29,28 @@ pub struct TrainRow {
     /// predates the column.
     #[serde(default = "nan", deserialize_with = "lenient_f64")]
     pub mfu: f64,
+    /// Mixtures of experts (NaN for dense models and older logs): the routers'
+    /// load-balancing loss and z-loss, and the busiest expert's share over an even one.
+    #[serde(default = "nan", deserialize_with = "lenient_f64")]
+    pub aux_loss: f64,
+    #[serde(default = "nan", deserialize_with = "lenient_f64")]
+    pub z_loss: f64,
+    #[serde(default = "nan", deserialize_with = "lenient_f64")]
+    pub expert_load_max: f64,
+    /// One device's share of tokens_per_s (data-parallel jobs; NaN in older logs).
+    #[serde(default = "nan", deserialize_with = "lenient_f64")]
+    pub tokens_per_s_device: f64,
+}
+
+/// One expert_load.csv row: a mixture block's share of the (token, expert)
+/// assignments that went to one expert, averaged over the steps before a milestone.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct LoadRow {
+    pub step: u64,
+    pub tokens: f64,
+    pub block: u32,
+    pub expert: u32,
+    pub share: f64,
 }
 
 fn nan() -> f64 {
@@ -100,11 +122,17 @@ pub struct Run {
     pub step: u64,
     pub total_steps: u64,
     pub params: Option<u64>,
+    /// Parameters one token uses (equal to `params` for a dense model).
+    pub active_params: Option<u64>,
+    /// The mixture-of-experts layout (None: dense).
+    pub moe: Option<jobspec::MoeShape>,
     pub train: Vec<TrainRow>,
     pub eval: Vec<EvalRow>,
     /// eval_items.csv by (task, metric), in file order (empty when the job did not
     /// write it).
     pub items: Vec<ItemSeries>,
+    /// expert_load.csv (mixtures of experts; empty otherwise).
+    pub expert_load: Vec<LoadRow>,
 }
 
 impl Run {
@@ -216,6 +244,15 @@ pub fn read_job(folder: &Path) -> (Option<Run>, Vec<Warning>) {
     let eval = read_csv::<EvalRow>(&folder.join(EVAL_LOG), &state, &mut warnings);
     // Optional: only a file that exists but cannot be read is worth a warning.
     let items = read_items(&folder.join(ITEMS_LOG), &mut warnings);
+    let shape = config.model.resolve().ok();
+    let moe = shape.as_ref().and_then(|shape| shape.moe.clone());
+    // Optional like the item log: only mixtures write it.
+    let load_path = folder.join(EXPERT_LOAD_LOG);
+    let expert_load = if moe.is_some() && load_path.exists() {
+        read_csv::<LoadRow>(&load_path, &state, &mut warnings)
+    } else {
+        Vec::new()
+    };
     let run = Run {
         id: folder
             .file_name()
@@ -223,6 +260,8 @@ pub fn read_job(folder: &Path) -> (Option<Run>, Vec<Warning>) {
             .unwrap_or_default(),
         objective: config.objective.label(),
         params: params_of(&config),
+        active_params: active_params_of(&config),
+        moe,
         config,
         state,
         attempts,
@@ -232,6 +271,7 @@ pub fn read_job(folder: &Path) -> (Option<Run>, Vec<Warning>) {
         train,
         eval,
         items,
+        expert_load,
     };
     (Some(run), warnings)
 }
@@ -242,6 +282,11 @@ fn params_of(config: &JobConfig) -> Option<u64> {
     let shape = config.model.resolve().ok()?;
     let vocab = config.data.tokenizer.known_vocab().unwrap_or(50_257);
     Some(shape.total_params(padded_vocab(vocab)))
+}
+
+/// Parameters one token uses, with the vocabulary assumed as in `params_of`.
+fn active_params_of(config: &JobConfig) -> Option<u64> {
+    config.planned_params().map(|(_, active)| active)
 }
 
 /// Rows of a CSV log. A missing file is normal before a job has logged anything

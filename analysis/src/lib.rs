@@ -15,6 +15,7 @@ pub mod figures;
 pub mod fits;
 pub mod format;
 pub mod ingest;
+pub mod moe;
 pub mod pairs;
 pub mod progress;
 pub mod report;
@@ -103,6 +104,11 @@ pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> 
     );
     fits::write_csv(&fits, &out.join("fits.csv"))?;
     warnings.extend(fits.warnings.iter().cloned());
+    // 4b. Mixtures of experts against dense models (only when the sweep has both).
+    let moe_rows = moe::compare(&runs);
+    if !moe_rows.is_empty() {
+        moe::write_csv(&moe_rows, &out.join("moe_vs_dense.csv"))?;
+    }
     // 5. Figures.
     let rendered = if options.figures {
         let context = figures::Context {
@@ -111,6 +117,7 @@ pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> 
             crossovers: &rows,
             smooth: settings.smooth,
             fits: &fits,
+            moe: &moe_rows,
         };
         figures::render_all(&context, &out.join("figures"))?
     } else {
@@ -123,6 +130,7 @@ pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> 
         rows: &rows,
         figures: &rendered,
         fits: &fits,
+        moe: &moe_rows,
         warnings: &warnings,
         out: &out,
         draws: settings.draws,

@@ -67,12 +67,14 @@ fn affects_training(field: &str) -> bool {
                 | "train.checkpoint_minutes"
                 | "train.micro_batch_size"
                 | "train.device"
+                | "train.devices"
+                | "train.nodes"
         ))
 }
 
 /// The job config without objective, seed and the fields that do not affect training,
 /// flattened to `path -> value` pairs.
-fn comparison_key(run: &Run) -> BTreeMap<String, String> {
+pub(crate) fn comparison_key(run: &Run) -> BTreeMap<String, String> {
     let mut value = serde_json::to_value(&run.config).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         map.remove("objective");

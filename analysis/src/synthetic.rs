@@ -40,6 +40,8 @@ pub struct SyntheticJob {
     pub error: Option<String>,
     pub evals: Vec<EvalPoint>,
     pub items: Vec<ItemPoint>,
+    /// expert_load.csv rows (mixtures of experts): (epoch, block, expert, share).
+    pub expert_load: Vec<(f64, u32, u32, f64)>,
 }
 
 impl SyntheticJob {
@@ -54,6 +56,7 @@ impl SyntheticJob {
             error: None,
             evals: Vec::new(),
             items: Vec::new(),
+            expert_load: Vec::new(),
         }
     }
 
@@ -188,12 +191,23 @@ pub fn write_job(results: &Path, job: &SyntheticJob) -> Result<PathBuf> {
         let (step, tokens, flops) = position(epoch);
         let _ = writeln!(
             train,
-            "{step},{epoch},{tokens},{flops},{},0.003,1.0,10000,{},",
+            "{step},{epoch},{tokens},{flops},{},0.003,1.0,10000,{},,,,,10000",
             4.0 - epoch.ln_1p(),
             f64::from(i)
         );
     }
     write("train.csv", &train)?;
+    if !job.expert_load.is_empty() {
+        let mut loads = jobspec::status::EXPERT_LOAD_HEADER.join(",") + "\n";
+        for &(epoch, block, expert, share) in &job.expert_load {
+            let (step, tokens, flops) = position(epoch);
+            let _ = writeln!(
+                loads,
+                "{step},{epoch},{tokens},{flops},{block},{expert},{share}"
+            );
+        }
+        write(jobspec::status::EXPERT_LOAD_LOG, &loads)?;
+    }
     let total_steps = position(job.epochs).0;
     let status = Status {
         state: job.state,

@@ -15,6 +15,9 @@ pub struct Tables {
     pub train: DataFrame,
     pub eval: DataFrame,
     pub last: DataFrame,
+    /// Mixtures of experts' expert_load.csv rows (empty without mixtures; then not
+    /// written).
+    pub expert_load: DataFrame,
 }
 
 /// Build every table from the runs and their comparison groups.
@@ -29,11 +32,13 @@ pub fn build(runs: &[Run], groups: &[Group]) -> PolarsResult<Tables> {
     let train = train_frame(runs)?;
     let eval = eval_frame(runs)?;
     let last = last_values(&eval)?;
+    let expert_load = expert_load_frame(runs)?;
     Ok(Tables {
         runs: runs_table,
         train,
         eval,
         last,
+        expert_load,
     })
 }
 
@@ -90,6 +95,24 @@ fn runs_frame(runs: &[Run], group_of: &[(usize, String)]) -> PolarsResult<DataFr
         Column::new(
             "params".into(),
             runs.iter().map(|r| r.params).collect::<Vec<Option<u64>>>(),
+        ),
+        Column::new(
+            "active_params".into(),
+            runs.iter()
+                .map(|r| r.active_params)
+                .collect::<Vec<Option<u64>>>(),
+        ),
+        Column::new(
+            "experts".into(),
+            runs.iter()
+                .map(|r| r.moe.as_ref().map(|m| m.experts as u64))
+                .collect::<Vec<Option<u64>>>(),
+        ),
+        Column::new(
+            "top_k".into(),
+            runs.iter()
+                .map(|r| r.moe.as_ref().map(|m| m.top_k as u64))
+                .collect::<Vec<Option<u64>>>(),
         ),
         Column::new(
             "seq_len".into(),
@@ -193,6 +216,36 @@ fn train_frame(runs: &[Run]) -> PolarsResult<DataFrame> {
         float("tokens_per_s", &|t| t.tokens_per_s),
         float("elapsed_s", &|t| t.elapsed_s),
         float("mfu", &|t| t.mfu),
+        float("aux_loss", &|t| t.aux_loss),
+        float("z_loss", &|t| t.z_loss),
+        float("expert_load_max", &|t| t.expert_load_max),
+        float("tokens_per_s_device", &|t| t.tokens_per_s_device),
+    ]);
+    DataFrame::new(height, columns)
+}
+
+fn expert_load_frame(runs: &[Run]) -> PolarsResult<DataFrame> {
+    let height = runs.iter().map(|r| r.expert_load.len()).sum();
+    let rows = || runs.iter().flat_map(|r| r.expert_load.iter());
+    let mut columns = identity(runs, |r| r.expert_load.len());
+    columns.extend([
+        Column::new("step".into(), rows().map(|l| l.step).collect::<Vec<u64>>()),
+        Column::new(
+            "tokens".into(),
+            rows().map(|l| l.tokens).collect::<Vec<f64>>(),
+        ),
+        Column::new(
+            "block".into(),
+            rows().map(|l| l.block).collect::<Vec<u32>>(),
+        ),
+        Column::new(
+            "expert".into(),
+            rows().map(|l| l.expert).collect::<Vec<u32>>(),
+        ),
+        Column::new(
+            "share".into(),
+            rows().map(|l| l.share).collect::<Vec<f64>>(),
+        ),
     ]);
     DataFrame::new(height, columns)
 }
@@ -256,7 +309,11 @@ pub fn write(tables: &mut Tables, folder: &Path) -> Result<Vec<std::path::PathBu
         ("train", &mut tables.train),
         ("eval", &mut tables.eval),
         ("last", &mut tables.last),
+        ("expert_load", &mut tables.expert_load),
     ] {
+        if name == "expert_load" && frame.height() == 0 {
+            continue;
+        }
         let parquet = folder.join(format!("{name}.parquet"));
         let file = std::fs::File::create(&parquet).map_err(io_error(&parquet))?;
         ParquetWriter::new(file)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod lock;
+mod packing;
 mod plan;
 mod pool;
 mod process;
@@ -59,14 +60,16 @@ enum Command {
         /// Where jobs run: a local pool of workers, or a Slurm job array.
         #[arg(long, value_enum, default_value_t = Backend::Local)]
         backend: Backend,
-        /// LibTorch threads per trainer (local default: cores / workers; Slurm
-        /// default: slurm.threads, else the task's CPUs).
+        /// LibTorch threads per trainer process (local default: cores / slots or
+        /// GPUs; Slurm default: slurm.threads, else the task's CPUs).
         #[arg(long)]
         threads: Option<u32>,
-        /// CPU workers; LibTorch threads are split between them.
+        /// CPU slots, one per process: a job with train.devices N takes N of them;
+        /// LibTorch threads are split between slots.
         #[arg(long, default_value_t = 1, conflicts_with = "gpus")]
         slots: usize,
-        /// One worker per GPU, e.g. `0,1` (sets CUDA_VISIBLE_DEVICES per worker).
+        /// GPUs to use, e.g. `0,1,2,3`: a job with train.devices N takes N of them
+        /// at once, given to it as CUDA_VISIBLE_DEVICES (e.g. `2,3`).
         #[arg(long, value_delimiter = ',')]
         gpus: Vec<String>,
         /// Runs of a failing job after its first failure.

@@ -1,43 +1,122 @@
 //! The plan table: one row per job with the values that vary, and totals.
+//!
+//! Accounting: a job's GPU-hours are its FLOPs at one H100's peak times the assumed
+//! MFU, `FLOPs / (peak x MFU) / 3600`, whatever it is spread over (data parallel
+//! splits the work, not adds to it; communication is left out). Its `devices` are
+//! train.devices x train.nodes and its wall-clock `hours` are GPU-hours / devices.
 
-use crate::target::plain;
+use crate::target::{Shape, plain};
 use jobspec::{Sweep, TokenCount};
 
 /// Peak dense bf16 throughput of an H100 SXM, for GPU-hour estimates.
 const H100_BF16_FLOPS: f64 = 989e12;
 
+/// A job's GPU-hours and wall-clock hours on `processes` GPUs.
+fn job_hours(flops: f64, mfu: f64, processes: usize) -> (f64, f64) {
+    let gpu_hours = flops / (H100_BF16_FLOPS * mfu) / 3600.0;
+    (gpu_hours, gpu_hours / processes.max(1) as f64)
+}
+
+/// Hours for a table cell: three significant figures or so, tiny CPU jobs in e-notation.
+fn hours_cell(hours: f64) -> String {
+    match hours {
+        h if h.is_nan() => "?".into(),
+        0.0 => "0".into(),
+        h if h >= 100.0 => format!("{h:.0}"),
+        h if h >= 1.0 => format!("{h:.1}"),
+        h if h >= 0.01 => format!("{h:.2}"),
+        h => format!("{h:.1e}"),
+    }
+}
+
 pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64) -> String {
     let mut out = format!("sweep {} ({})\n", sweep.name, sweep.path.display());
     let mut header = vec!["id".to_owned()];
     header.extend(sweep.axes.iter().cloned());
-    header.extend(["tokens".into(), "FLOPs".into()]);
+    header.extend([
+        "params".into(),
+        "active".into(),
+        "tokens".into(),
+        "FLOPs".into(),
+        "GPU-hours".into(),
+        "devices".into(),
+        "hours".into(),
+    ]);
     let mut rows = vec![header];
-    let (mut tokens, mut flops) = (0u64, 0.0f64);
+    let (mut tokens, mut flops, mut hours) = (0u64, 0.0f64, 0.0f64);
     for job in &sweep.jobs {
         let mut row = vec![job.id.clone()];
         row.extend(job.values.iter().map(|(_, value)| plain(value)));
         let job_tokens = job.config.planned_tokens();
         let job_flops = job.config.planned_flops().unwrap_or(f64::NAN);
+        let (total, active) = job.config.planned_params().map_or_else(
+            || ("?".to_owned(), "?".to_owned()),
+            |(total, active)| {
+                (
+                    TokenCount(total).to_string(),
+                    TokenCount(active).to_string(),
+                )
+            },
+        );
+        row.extend([total, active]);
         row.push(TokenCount(job_tokens).to_string());
         row.push(format!("{job_flops:.2e}"));
+        let processes = Shape::of(&job.config).processes();
+        let (gpu_hours, job_wall) = job_hours(job_flops, mfu, processes);
+        row.extend([
+            hours_cell(gpu_hours),
+            processes.to_string(),
+            hours_cell(job_wall),
+        ]);
         tokens += job_tokens;
         flops += job_flops;
+        hours += job_wall;
         rows.push(row);
     }
     out.push_str(&align(&rows));
-    out.push_str(&summary(sweep, tokens, flops, tokens_per_s, mfu));
+    let totals = Totals {
+        tokens,
+        flops,
+        hours,
+    };
+    out.push_str(&summary(sweep, &totals, tokens_per_s, mfu));
     out
 }
 
-fn summary(sweep: &Sweep, tokens: u64, flops: f64, tokens_per_s: Option<f64>, mfu: f64) -> String {
+/// Sums over a sweep's jobs.
+struct Totals {
+    tokens: u64,
+    flops: f64,
+    /// Wall-clock hours with the jobs run one after another, each on its devices.
+    hours: f64,
+}
+
+fn summary(sweep: &Sweep, totals: &Totals, tokens_per_s: Option<f64>, mfu: f64) -> String {
+    let Totals {
+        tokens,
+        flops,
+        hours,
+    } = *totals;
+    let (gpu_hours, _) = job_hours(flops, mfu, 1);
     let mut out = format!(
-        "{} jobs, {} training tokens, {:.3e} FLOPs, {:.1} H100 GPU-hours at {:.0}% MFU\n",
+        "{} jobs, {} training tokens, {:.3e} FLOPs, {:.1} H100 GPU-hours at {:.0}% MFU, {} hours of wall clock one job after another (each on its devices)\n",
         sweep.jobs.len(),
         TokenCount(tokens),
         flops,
-        flops / (H100_BF16_FLOPS * mfu) / 3600.0,
-        mfu * 100.0
+        gpu_hours,
+        mfu * 100.0,
+        hours_cell(hours)
     );
+    let multi_node = sweep
+        .jobs
+        .iter()
+        .filter(|job| Shape::of(&job.config).nodes > 1)
+        .count();
+    if multi_node > 0 {
+        out.push_str(&format!(
+            "{multi_node} jobs span several nodes (train.nodes > 1): they run with `--backend slurm` only\n"
+        ));
+    }
     if sweep.duplicates > 0 {
         out.push_str(&format!(
             "{} duplicate jobs dropped (same resolved config as an earlier one)\n",
@@ -130,6 +209,7 @@ mod tests {
                 .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
             let table = render(&sweep, Some(1e6), 0.4);
             assert!(table.contains("GPU-hours"), "{table}");
+            assert!(table.contains("hours of wall clock"), "{table}");
             assert!(
                 !table.contains("NaN"),
                 "{}: unknown FLOPs\n{table}",
@@ -138,5 +218,87 @@ mod tests {
             planned += 1;
         }
         assert!(planned >= 5, "smoke, demo and the three study sweeps");
+    }
+
+    #[test]
+    fn gpu_hours_do_not_depend_on_devices_and_hours_divide_by_them() {
+        // 989e12 x 0.5 FLOP/s for an hour is one GPU-hour.
+        let flops = H100_BF16_FLOPS * 0.5 * 3600.0;
+        let cases = [(1, 1.0, 1.0), (2, 1.0, 0.5), (8, 1.0, 0.125), (0, 1.0, 1.0)];
+        for (processes, gpu_hours, hours) in cases {
+            let (got_gpu, got_hours) = job_hours(flops, 0.5, processes);
+            assert!(
+                (got_gpu - gpu_hours).abs() < 1e-12,
+                "{processes}: {got_gpu}"
+            );
+            assert!(
+                (got_hours - hours).abs() < 1e-12,
+                "{processes}: {got_hours}"
+            );
+        }
+    }
+
+    #[test]
+    fn hours_cells() {
+        let cases = [
+            (0.0, "0"),
+            (f64::NAN, "?"),
+            (1234.4, "1234"),
+            (12.34, "12.3"),
+            (0.1234, "0.12"),
+            (0.000_123, "1.2e-4"),
+        ];
+        for (hours, expected) in cases {
+            assert_eq!(hours_cell(hours), expected, "{hours}");
+        }
+    }
+
+    /// A 2-device x 2-node job: the same GPU-hours as on one device, a quarter of
+    /// the hours, and `devices` 4, in its row and in the totals.
+    #[test]
+    fn a_data_parallel_job_shows_its_devices_and_wall_clock() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let text = "name: dp\nbase:\n  model: { preset: 1b }\n  data: { corpus: c4, tokenizer: gpt2, seq_len: 2048, unique_tokens: 1B, val_tokens: 10M }\n  train: { epochs: 1, batch_size: 256, lr: 2e-4, devices: 2, nodes: 2 }\ngrid:\n  objective: [ar]\n";
+        let path = folder.path().join("dp.yaml");
+        std::fs::write(&path, text).expect("write sweep");
+        let sweep = jobspec::store::load_sweep(&path).expect("plans");
+        let table = render(&sweep, None, 0.4);
+        let header = table.lines().nth(1).expect("header");
+        let columns: Vec<&str> = header.split_whitespace().collect();
+        assert!(
+            columns.ends_with(&["FLOPs", "GPU-hours", "devices", "hours"]),
+            "{table}"
+        );
+        let flops = sweep.jobs[0].config.planned_flops().expect("flops");
+        let (gpu_hours, _) = job_hours(flops, 0.4, 1);
+        let row: Vec<&str> = table
+            .lines()
+            .nth(2)
+            .expect("row")
+            .split_whitespace()
+            .collect();
+        let processes = Shape::of(&sweep.jobs[0].config).processes();
+        assert_eq!(processes, 4);
+        assert_eq!(
+            row[row.len() - 3..],
+            [
+                hours_cell(gpu_hours),
+                processes.to_string(),
+                hours_cell(gpu_hours / processes as f64)
+            ],
+            "{table}"
+        );
+        let totals = format!(
+            "{:.1} H100 GPU-hours at 40% MFU, {} hours of wall clock",
+            gpu_hours,
+            hours_cell(gpu_hours / 4.0)
+        );
+        assert!(table.contains(&totals), "{totals} in\n{table}");
+        assert!(
+            table.contains(
+                "1 jobs span several nodes (train.nodes > 1): they run with `--backend slurm` only"
+            ),
+            "{table}"
+        );
     }
 }

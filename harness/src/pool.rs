@@ -1,16 +1,20 @@
-//! The local backend: a pool of `trainer run <job>` processes, one per CPU slot or GPU.
+//! The local backend: a pool of `trainer run <job>` processes on CPU slots or GPUs.
 //!
-//! One loop polls the workers (no threads): it reaps finished ones, decides retries,
-//! starts queued jobs on free slots and forwards Ctrl-C. Workers run in their own
-//! process groups, so a Ctrl-C in the terminal reaches only the harness, which then
-//! sends SIGTERM once (the trainer checkpoints and exits with code 3) and SIGKILL on
-//! a second Ctrl-C.
+//! A job with `train.devices N` takes N slots at once (packing.rs: which jobs start,
+//! and on which slots); its one trainer process starts its other local ranks itself,
+//! with CUDA_VISIBLE_DEVICES naming the job's group of GPUs. One loop polls the
+//! workers (no threads): it reaps finished ones, decides retries, starts queued jobs
+//! on free slots and forwards Ctrl-C. Workers run in their own process groups, so a
+//! Ctrl-C in the terminal reaches only the harness, which then sends SIGTERM once
+//! (the trainer checkpoints and exits with code 3) and SIGKILL, to each worker's
+//! process group, on a second Ctrl-C.
 
+use crate::packing::{check_fits, first_fit, visible_devices};
 use crate::process::{self, SIGKILL, SIGTERM};
 use crate::report::{Counts, Reporter};
 use crate::schedule::{Action, decide, retry};
-use crate::target::{JobRow, describe};
-use anyhow::Context;
+use crate::target::{JobRow, Shape, describe, folder_shape};
+use anyhow::{Context, bail};
 use jobspec::status::{State, Status, now, read_status, write_status};
 use std::collections::VecDeque;
 use std::fs::OpenOptions;
@@ -27,11 +31,11 @@ pub const LOG_FILE: &str = "log.txt";
 const EXIT_STOPPED: i32 = 3;
 const POLL: Duration = Duration::from_millis(200);
 
-/// Where one worker runs.
+/// Where one process of a job runs; a job takes `train.devices` slots.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Slot {
     Cpu,
-    /// A GPU index, given to the worker as CUDA_VISIBLE_DEVICES.
+    /// A GPU index; a job's group of them is its CUDA_VISIBLE_DEVICES.
     Gpu(String),
 }
 
@@ -39,7 +43,7 @@ pub enum Slot {
 pub struct PoolOptions {
     pub trainer: PathBuf,
     pub slots: Vec<Slot>,
-    /// LibTorch threads per worker.
+    /// LibTorch threads per process (per slot).
     pub threads: usize,
     pub max_retries: u32,
 }
@@ -60,6 +64,8 @@ struct Worker {
     job: usize,
     child: Child,
     started: Instant,
+    /// The slots it holds (indices into `PoolOptions::slots`).
+    slots: Vec<usize>,
 }
 
 #[derive(Debug)]
@@ -87,8 +93,12 @@ struct Pool<'a> {
     jobs: &'a [JobRow],
     options: &'a PoolOptions,
     phases: Vec<Phase>,
+    /// Each job's shape, as its job.yaml says (what the trainer runs).
+    shapes: Vec<Shape>,
     queue: VecDeque<usize>,
-    workers: Vec<Option<Worker>>,
+    workers: Vec<Worker>,
+    /// Which slots a worker holds.
+    busy: Vec<bool>,
     reporter: Reporter,
     /// Ctrl-Cs acted on: 1 = SIGTERM sent, 2 = SIGKILL sent.
     stopping: usize,
@@ -97,13 +107,25 @@ struct Pool<'a> {
 impl<'a> Pool<'a> {
     fn new(jobs: &'a [JobRow], options: &'a PoolOptions) -> anyhow::Result<Self> {
         let mut phases = Vec::with_capacity(jobs.len());
+        let mut shapes = Vec::with_capacity(jobs.len());
         let mut queue = VecDeque::new();
         for (index, job) in jobs.iter().enumerate() {
             let phase = plan_job(job, options.max_retries)?;
+            let mut shape = job.shape;
+            if matches!(phase, Phase::Queued | Phase::External(_)) {
+                let note;
+                (shape, note) = folder_shape(job);
+                if let Some(note) = note {
+                    eprintln!("{note}");
+                }
+                // Before anything starts: a job that can never fit is an error, not a hang.
+                check_fits(&job.id, shape, &options.slots)?;
+            }
             if phase == Phase::Queued {
                 queue.push_back(index);
             }
             phases.push(phase);
+            shapes.push(shape);
         }
         let total: u64 = jobs.iter().map(|job| job.tokens).sum();
         let done: u64 = jobs
@@ -116,8 +138,10 @@ impl<'a> Pool<'a> {
             jobs,
             options,
             phases,
+            shapes,
             queue,
-            workers: options.slots.iter().map(|_| None).collect(),
+            workers: Vec::new(),
+            busy: vec![false; options.slots.len()],
             reporter: Reporter::new(total, done),
             stopping: 0,
         })
@@ -126,10 +150,14 @@ impl<'a> Pool<'a> {
     fn drive(&mut self, signals: &AtomicUsize) -> anyhow::Result<Summary> {
         self.reporter.event(
             &format!(
-                "{} jobs: {} to run, {} workers x {} threads",
+                "{} jobs: {} to run, {} {} x {} threads (a job takes train.devices of them)",
                 self.jobs.len(),
                 self.queue.len(),
-                self.workers.len(),
+                self.busy.len(),
+                match self.options.slots.first() {
+                    Some(Slot::Gpu(_)) => "GPUs",
+                    _ => "slots",
+                },
                 self.options.threads
             ),
             self.counts(),
@@ -141,7 +169,7 @@ impl<'a> Pool<'a> {
             if self.stopping == 0 {
                 self.launch()?;
             }
-            let busy = self.workers.iter().any(Option::is_some);
+            let busy = !self.workers.is_empty();
             let external = self.phases.iter().any(|p| matches!(p, Phase::External(_)));
             if !busy && (self.stopping > 0 || (self.queue.is_empty() && !external)) {
                 break;
@@ -180,23 +208,32 @@ impl<'a> Pool<'a> {
         self.signal_all(signal);
     }
 
+    /// SIGTERM goes to each trainer, which stops the ranks it started itself after a
+    /// checkpoint (a second SIGTERM to them could cut that short); SIGKILL goes to
+    /// each worker's whole process group, so no rank it started outlives it.
     fn signal_all(&self, signal: nix::sys::signal::Signal) {
-        for worker in self.workers.iter().flatten() {
-            let _ = process::signal(worker.child.id(), signal);
+        for worker in &self.workers {
+            let _ = if signal == SIGKILL {
+                process::signal_group(worker.child.id(), signal)
+            } else {
+                process::signal(worker.child.id(), signal)
+            };
         }
     }
 
     fn reap(&mut self) -> anyhow::Result<()> {
-        for slot in 0..self.workers.len() {
-            let Some(worker) = &mut self.workers[slot] else {
-                continue;
-            };
+        let mut index = 0;
+        while index < self.workers.len() {
+            let worker = &mut self.workers[index];
             let Some(exit) = worker.child.try_wait().context("waiting for a worker")? else {
+                index += 1;
                 continue;
             };
-            let (job, started) = (worker.job, worker.started);
-            self.workers[slot] = None;
-            self.finished(job, exit, started.elapsed())?;
+            let worker = self.workers.remove(index);
+            for &slot in &worker.slots {
+                self.busy[slot] = false;
+            }
+            self.finished(worker.job, exit, worker.started.elapsed())?;
         }
         Ok(())
     }
@@ -283,25 +320,48 @@ impl<'a> Pool<'a> {
         Ok(())
     }
 
+    /// Start every queued job that fits in the free slots now (first fit in queue
+    /// order, packing.rs).
     fn launch(&mut self) -> anyhow::Result<()> {
-        for slot in 0..self.workers.len() {
-            if self.workers[slot].is_some() {
-                continue;
-            }
-            let Some(index) = self.queue.pop_front() else {
-                return Ok(());
-            };
+        let wanted: Vec<usize> = self
+            .queue
+            .iter()
+            .map(|&index| self.shapes[index].devices)
+            .collect();
+        let starts = first_fit(&wanted, &self.busy);
+        if starts.is_empty() && self.workers.is_empty() && !self.queue.is_empty() {
+            // check_fits rules this out; never wait for slots nothing will free.
+            bail!(
+                "no job in the queue fits in the pool's {} slots",
+                self.busy.len()
+            );
+        }
+        let mut started = vec![false; self.queue.len()];
+        for (position, slots) in starts {
+            let index = self.queue[position];
             let job = &self.jobs[index];
-            let child = spawn(job, &self.options.slots[slot], self.options)?;
+            let devices = visible_devices(&self.options.slots, &slots);
+            let child = spawn(job, devices.as_deref(), self.options)?;
+            for &slot in &slots {
+                self.busy[slot] = true;
+            }
             self.phases[index] = Phase::Running;
-            self.workers[slot] = Some(Worker {
+            self.workers.push(Worker {
                 job: index,
                 child,
                 started: Instant::now(),
+                slots,
             });
-            let line = format!("start {} ({})", job.id, describe(&job.values));
+            started[position] = true;
+            let place = devices.map_or_else(String::new, |gpus| format!(" on GPU {gpus}"));
+            let line = format!("start {} ({}){place}", job.id, describe(&job.values));
             self.reporter.event(&line, self.counts());
         }
+        let mut position = 0;
+        self.queue.retain(|_| {
+            position += 1;
+            !started[position - 1]
+        });
         Ok(())
     }
 
@@ -350,8 +410,9 @@ fn plan_job(job: &JobRow, max_retries: u32) -> anyhow::Result<Phase> {
     })
 }
 
-/// Start `trainer run <job>` with its output appended to the job's log.txt.
-fn spawn(job: &JobRow, slot: &Slot, options: &PoolOptions) -> anyhow::Result<Child> {
+/// Start `trainer run <job>` with its output appended to the job's log.txt, seeing
+/// only `devices` (CUDA_VISIBLE_DEVICES) when it runs on GPUs.
+fn spawn(job: &JobRow, devices: Option<&str>, options: &PoolOptions) -> anyhow::Result<Child> {
     let log_path = job.folder.join(LOG_FILE);
     let mut log = OpenOptions::new()
         .create(true)
@@ -375,8 +436,8 @@ fn spawn(job: &JobRow, slot: &Slot, options: &PoolOptions) -> anyhow::Result<Chi
         .stderr(log)
         // Its own process group: a terminal's Ctrl-C reaches only the harness.
         .process_group(0);
-    if let Slot::Gpu(device) = slot {
-        command.env("CUDA_VISIBLE_DEVICES", device);
+    if let Some(devices) = devices {
+        command.env("CUDA_VISIBLE_DEVICES", devices);
     }
     command.spawn().with_context(|| {
         format!(

@@ -1,6 +1,6 @@
 //! Processes by pid: liveness through /proc and signals through nix (no unsafe code).
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 /// Whether `pid` is a live process (not a zombie) whose command line mentions `name`.
@@ -31,6 +31,19 @@ pub fn signal(pid: u32, signal: Signal) -> std::io::Result<()> {
         return Ok(());
     };
     match kill(Pid::from_raw(raw), signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(errno) => Err(std::io::Error::from(errno)),
+    }
+}
+
+/// Send `signal` to process group `group` (a worker started with `process_group(0)`
+/// leads its own, so its pid names it, and the ranks it starts inherit it); a group
+/// that has gone is not an error.
+pub fn signal_group(group: u32, signal: Signal) -> std::io::Result<()> {
+    let Ok(raw) = i32::try_from(group) else {
+        return Ok(());
+    };
+    match killpg(Pid::from_raw(raw), signal) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
         Err(errno) => Err(std::io::Error::from(errno)),
     }

@@ -21,6 +21,73 @@ pub struct JobRow {
     pub values: Vec<(String, Value)>,
     /// Planned training tokens (for progress and the ETA).
     pub tokens: u64,
+    /// Processes the job runs as (`train.devices` x `train.nodes`).
+    pub shape: Shape,
+}
+
+/// How a job is spread over processes: `train.devices` per node on `train.nodes`
+/// nodes (data parallel, issue 18). Left out of the job id, so a job folder can be
+/// resumed with another shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub devices: usize,
+    pub nodes: usize,
+}
+
+impl Shape {
+    /// One process: every job before data parallelism.
+    pub const SINGLE: Self = Self {
+        devices: 1,
+        nodes: 1,
+    };
+
+    pub fn of(config: &JobConfig) -> Self {
+        Self {
+            devices: config.train.devices.max(1),
+            nodes: config.train.nodes.max(1),
+        }
+    }
+
+    /// Processes (ranks) in all: devices x nodes.
+    pub fn processes(self) -> usize {
+        self.devices * self.nodes
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = |count: usize| if count == 1 { "" } else { "s" };
+        write!(
+            f,
+            "{} node{} x {} device{}",
+            self.nodes,
+            plural(self.nodes),
+            self.devices,
+            plural(self.devices)
+        )
+    }
+}
+
+/// The shape the trainer will run a job with: its job.yaml's, which is written once,
+/// when the job is first planned, and which the trainer reads. The sweep may ask for
+/// another (devices and nodes are not part of the id, so editing them keeps the
+/// folder): then a note says which one runs. A job.yaml that does not parse leaves
+/// the row's shape; the trainer reports that file itself.
+pub fn folder_shape(row: &JobRow) -> (Shape, Option<String>) {
+    let path = row.folder.join(jobspec::status::JOB_FILE);
+    let Ok(config) = JobConfig::from_file(&path) else {
+        return (row.shape, None);
+    };
+    let shape = Shape::of(&config);
+    let note = (shape != row.shape).then(|| {
+        format!(
+            "note: job {} runs as {shape}, as its {} says (the sweep asks for {}; the file was edited by hand?)",
+            row.id,
+            path.display(),
+            row.shape
+        )
+    });
+    (shape, note)
 }
 
 impl Target {
@@ -59,6 +126,7 @@ impl Target {
                     folder: jobs_dir.join(&job.id),
                     values: job.values.clone(),
                     tokens: job.config.planned_tokens(),
+                    shape: Shape::of(&job.config),
                 })
                 .collect();
             return Ok((sweep.axes.clone(), rows));
@@ -88,13 +156,13 @@ fn read_plan(path: &Path, jobs_dir: &Path) -> anyhow::Result<(Vec<String>, Vec<J
             })
             .collect();
         let folder = jobs_dir.join(&id);
-        let tokens = JobConfig::from_file(&folder.join(jobspec::status::JOB_FILE))
-            .map_or(0, |config| config.planned_tokens());
+        let config = JobConfig::from_file(&folder.join(jobspec::status::JOB_FILE)).ok();
         rows.push(JobRow {
             id,
             folder,
             values,
-            tokens,
+            tokens: config.as_ref().map_or(0, JobConfig::planned_tokens),
+            shape: config.as_ref().map_or(Shape::SINGLE, Shape::of),
         });
     }
     Ok((axes, rows))

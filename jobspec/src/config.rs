@@ -253,12 +253,42 @@ pub struct TrainConfig {
     /// softmax and loss). Left out of job.yaml (and the job id) when `auto`.
     #[serde(default, skip_serializing_if = "Precision::is_auto")]
     pub precision: Precision,
-    /// Rows per forward/backward pass (gradient accumulation): the batch of
-    /// `batch_size` rows is processed in pieces of this many and the optimizer steps
-    /// once, with the whole batch's mean gradient. Unset: the whole batch at once.
-    /// For the DLM, times are stratified within each piece.
+    /// Rows per forward/backward pass on each device (gradient accumulation): a
+    /// device's share of the batch is processed in pieces of this many and the
+    /// optimizer steps once, with the whole batch's mean gradient. Unset: the share
+    /// at once. The noise of the DLM and of AR input masking is drawn for the whole
+    /// batch before it is cut, so pieces change nothing but memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub micro_batch_size: Option<usize>,
+    /// Data parallel: processes per node that share every step (one GPU each on CUDA;
+    /// on CPU, processes joined by Gloo). Each takes `batch_size / (devices x nodes)`
+    /// rows of every batch and gradients are averaged. What a job computes does not
+    /// depend on it, so it is left out of the job id (and of job.yaml when 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub devices: usize,
+    /// Nodes of `devices` processes each (Slurm: `--nodes`).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub nodes: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(value: &usize) -> bool {
+    *value == 1
+}
+
+impl TrainConfig {
+    /// Processes in the job: devices x nodes.
+    pub fn world_size(&self) -> usize {
+        self.devices.max(1) * self.nodes.max(1)
+    }
+
+    /// Rows of each batch that one process trains on.
+    pub fn rows_per_rank(&self) -> usize {
+        self.batch_size / self.world_size()
+    }
 }
 
 /// Which parameters take weight decay (see [`TrainConfig::decay`]).
@@ -728,13 +758,30 @@ impl JobConfig {
             "must be positive".into(),
         )?;
         check(
+            train.devices >= 1 && train.nodes >= 1,
+            "train.devices",
+            "train.devices and train.nodes must be at least 1".into(),
+        )?;
+        check(
+            train.batch_size.is_multiple_of(train.world_size()),
+            "train.batch_size",
+            format!(
+                "{} rows cannot be split evenly over {} processes (train.devices {} x train.nodes {}); choose a batch_size that is a multiple of {}",
+                train.batch_size,
+                train.world_size(),
+                train.devices,
+                train.nodes,
+                train.world_size()
+            ),
+        )?;
+        check(
             train
                 .micro_batch_size
-                .is_none_or(|micro| micro > 0 && micro <= train.batch_size),
+                .is_none_or(|micro| micro > 0 && micro <= train.rows_per_rank()),
             "train.micro_batch_size",
             format!(
-                "must be between 1 and train.batch_size ({}); leave it out to process the whole batch at once",
-                train.batch_size
+                "must be between 1 and the rows each process trains on (train.batch_size / (devices x nodes) = {}); leave it out to process them at once",
+                train.rows_per_rank()
             ),
         )?;
         check(
@@ -826,6 +873,16 @@ impl JobConfig {
         let vocab = self.data.tokenizer.known_vocab().unwrap_or(50_257);
         let rows = crate::model::padded_vocab(vocab);
         Some(self.planned_tokens() as f64 * shape.train_flops_per_token(rows, self.data.seq_len))
+    }
+
+    /// Total and active parameters (equal for a dense model; a mixture of experts
+    /// uses only its top-k experts per token), with the vocabulary assumed as in
+    /// `planned_flops`.
+    pub fn planned_params(&self) -> Option<(u64, u64)> {
+        let shape = self.model.resolve().ok()?;
+        let vocab = self.data.tokenizer.known_vocab().unwrap_or(50_257);
+        let rows = crate::model::padded_vocab(vocab);
+        Some((shape.total_params(rows), shape.active_params(rows)))
     }
 
     /// Training windows per epoch for the unique budget: the stream is cut into

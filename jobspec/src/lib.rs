@@ -24,7 +24,7 @@ pub use config::{
 };
 pub use count::TokenCount;
 pub use error::{Error, Result};
-pub use model::{ModelConfig, ModelShape, padded_vocab};
+pub use model::{Capacity, ModelConfig, ModelShape, MoeConfig, MoeShape, padded_vocab};
 pub use sweep::{Job, SlurmSection, Sweep, job_id};
 
 use std::path::PathBuf;

@@ -93,6 +93,16 @@ pub const TRAIN_HEADER: &[&str] = &[
     "tokens_per_s",
     "elapsed_s",
     "mfu",
+    // Mixtures of experts only (empty for dense models): the routers' load-balancing
+    // and z-losses, unweighted, averaged over mixture blocks; and the busiest expert's
+    // share of assignments relative to an even share (1 = balanced; E / top_k = a
+    // block whose every token goes to the same experts).
+    "aux_loss",
+    "z_loss",
+    "expert_load_max",
+    // Data-parallel jobs: tokens_per_s is the whole job's; this is one device's share
+    // (equal to tokens_per_s for a single process). mfu is per device either way.
+    "tokens_per_s_device",
 ];
 pub const EVAL_HEADER: &[&str] = &[
     "step", "epoch", "tokens", "flops", "task", "metric", "value", "stderr", "n",
@@ -105,6 +115,14 @@ pub const EVAL_HEADER: &[&str] = &[
 pub const EVAL_ITEMS_LOG: &str = "eval_items.csv";
 pub const EVAL_ITEMS_HEADER: &[&str] = &[
     "step", "epoch", "tokens", "flops", "task", "metric", "item", "value",
+];
+
+/// Mixtures of experts: at each milestone, each mixture block's share of the
+/// (token, expert) assignments per expert, averaged over the training steps since the
+/// previous milestone (rows of a block sum to 1).
+pub const EXPERT_LOAD_LOG: &str = "expert_load.csv";
+pub const EXPERT_LOAD_HEADER: &[&str] = &[
+    "step", "epoch", "tokens", "flops", "block", "expert", "share",
 ];
 
 /// Replace `path` with `bytes` atomically: a temporary file in the same folder, then rename.

@@ -26,7 +26,8 @@ pub fn load_sweep(sweep_path: &Path) -> Result<Sweep> {
 }
 
 /// Create `<results>/sweep.yaml`, `plan.csv` and `jobs/<id>/{job.yaml,status.json}`;
-/// existing job folders (same id = same config) are left untouched. Returns the job
+/// existing job folders (same id = same config) are left untouched, except that
+/// job.yaml follows a change of `train.devices` or `train.nodes`. Returns the job
 /// folders in grid order.
 pub fn write_sweep(sweep_path: &Path, results: &Path) -> Result<Vec<PathBuf>> {
     let sweep = load_sweep(sweep_path)?;
@@ -44,7 +45,7 @@ pub fn write_jobs(sweep: &Sweep, sweep_path: &Path, results: &Path) -> Result<Ve
         let folder = jobs_dir.join(&job.id);
         std::fs::create_dir_all(&folder).map_err(io_error(&folder))?;
         let job_file = folder.join(JOB_FILE);
-        if !job_file.exists() {
+        if !job_file.exists() || spread_changed(&job_file, &job.config) {
             write_atomic(&job_file, job.config.to_yaml().as_bytes())?;
         }
         if read_status(&folder)?.is_none() {
@@ -54,6 +55,16 @@ pub fn write_jobs(sweep: &Sweep, sweep_path: &Path, results: &Path) -> Result<Ve
     }
     write_atomic(&results.join(PLAN_FILE), plan_csv(sweep).as_bytes())?;
     Ok(folders)
+}
+
+/// Whether an existing job.yaml asks for other `train.devices` or `train.nodes` than
+/// the sweep now does. They are not part of the job id (a job computes the same on
+/// any number of devices), so the same folder is rewritten to run the new way and
+/// resume from its checkpoints; every other field is fixed by the id.
+fn spread_changed(job_file: &Path, config: &crate::JobConfig) -> bool {
+    crate::JobConfig::from_file(job_file).is_ok_and(|old| {
+        (old.train.devices, old.train.nodes) != (config.train.devices, config.train.nodes)
+    })
 }
 
 /// plan.csv: the job id and every varying value (as JSON), one row per job.
@@ -132,5 +143,40 @@ pub fn csv_field(text: &str) -> String {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
         text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job folder follows the sweep's devices and nodes (same id, job.yaml
+    /// rewritten), and is left alone otherwise.
+    #[test]
+    fn changing_devices_rewrites_the_same_job_folder() {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let sweep_path = temp.path().join("s.yaml");
+        let results = temp.path().join("results");
+        let write = |train: &str| {
+            let text = format!(
+                "name: s\nbase:\n  objective: ar\n  model: {{ preset: nano }}\n  data: {{ corpus: c, tokenizer: bytes, seq_len: 16, unique_tokens: 1k, val_tokens: 1k }}\n  train: {{ epochs: 1, batch_size: 4, lr: 1e-3{train} }}\n"
+            );
+            std::fs::write(&sweep_path, text).expect("sweep");
+            let sweep = Sweep::from_yaml(
+                &std::fs::read_to_string(&sweep_path).expect("read"),
+                &sweep_path,
+            )
+            .expect("sweep");
+            let folders = write_jobs(&sweep, &sweep_path, &results).expect("write jobs");
+            assert_eq!(folders.len(), 1);
+            let config = crate::JobConfig::from_file(&folders[0].join(JOB_FILE)).expect("job.yaml");
+            (folders[0].clone(), config.train.devices)
+        };
+        let (one, devices) = write("");
+        assert_eq!(devices, 1);
+        let (two, devices) = write(", devices: 2");
+        assert_eq!((&two, devices), (&one, 2), "same folder, now two devices");
+        let (back, devices) = write("");
+        assert_eq!((&back, devices), (&one, 1));
     }
 }

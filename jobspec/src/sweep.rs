@@ -514,8 +514,18 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
 
 /// Short hash of the canonical resolved config (keys sorted, numbers normalised by
 /// serde), so key order and formatting in the YAML do not change a job's id.
+///
+/// `train.devices` and `train.nodes` are left out: they decide how a job is spread
+/// over processes, not what it computes (a batch and its noise are drawn for the
+/// whole batch before it is split), so a job keeps its id, its folder and its
+/// checkpoints whether it runs on one GPU or eight; a folder can be resumed with a
+/// different number.
 pub fn job_id(config: &JobConfig) -> String {
-    let value = serde_json::to_value(config).unwrap_or(Value::Null);
+    let mut value = serde_json::to_value(config).unwrap_or(Value::Null);
+    if let Some(Value::Object(train)) = value.get_mut("train") {
+        train.remove("devices");
+        train.remove("nodes");
+    }
     let canonical = canonical_json(&value);
     blake3::hash(canonical.as_bytes()).to_hex()[..12].to_owned()
 }

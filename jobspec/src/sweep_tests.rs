@@ -169,7 +169,7 @@ fn errors_name_file_line_column_and_key() {
         // 9. Unknown preset, with the presets.
         (
             "include:\n  - { model.preset: huge }\n",
-            "t.yaml:8:5: `include[0].model.preset`: unknown preset `huge`; choose one of nano, tiny, small, 125m, 350m, 1b, 1.7b (job model.preset=\"huge\")",
+            "t.yaml:8:5: `include[0].model.preset`: unknown preset `huge`; choose one of nano, tiny, small, 125m, 350m, 1b, 1.7b, moe-tiny, moe-125m, 8b-a1b (job model.preset=\"huge\")",
         ),
         // 10. seq_len beyond the model.
         (
@@ -217,7 +217,7 @@ fn errors_name_file_line_column_and_key() {
         ),
         (
             BASE.replace("lr: 1e-3", "lr: 1e-3, bogus: 1"),
-            "t.yaml:6:48: `base.train.bogus`: unknown field `bogus`, expected one of epochs, batch_size, lr, min_lr_ratio, warmup, schedule, decay_fraction, weight_decay, decay, beta1, beta2, adam_eps, grad_clip, log_every, checkpoint_minutes, device, precision, micro_batch_size",
+            "t.yaml:6:48: `base.train.bogus`: unknown field `bogus`, expected one of epochs, batch_size, lr, min_lr_ratio, warmup, schedule, decay_fraction, weight_decay, decay, beta1, beta2, adam_eps, grad_clip, log_every, checkpoint_minutes, device, precision, micro_batch_size, devices, nodes",
         ),
         (
             BASE.replace("batch_size: 2", "batch_size: two"),
@@ -229,7 +229,7 @@ fn errors_name_file_line_column_and_key() {
         ),
         (
             BASE.replace("lr: 1e-3", "lr: 1e-3, micro_batch_size: 3"),
-            "t.yaml:6:48: `base.train.micro_batch_size`: must be between 1 and train.batch_size (2); leave it out to process the whole batch at once",
+            "t.yaml:6:48: `base.train.micro_batch_size`: must be between 1 and the rows each process trains on (train.batch_size / (devices x nodes) = 2); leave it out to process them at once",
         ),
     ];
     for (text, expected) in whole_file_cases {
@@ -374,5 +374,38 @@ fn decay_scopes() {
             (matrices, megatron, all),
             "{name}"
         );
+    }
+}
+
+#[test]
+fn devices_and_nodes_keep_the_job_id_and_must_split_the_batch() {
+    let plain = sweep("").expect("sweep");
+    let two = Sweep::from_yaml(
+        &BASE.replace("lr: 1e-3 }", "lr: 1e-3, devices: 2 }"),
+        Path::new("t.yaml"),
+    )
+    .expect("sweep");
+    assert_eq!(plain.jobs[0].id, two.jobs[0].id);
+    assert_eq!(two.jobs[0].config.train.world_size(), 2);
+    assert_eq!(two.jobs[0].config.train.rows_per_rank(), 1);
+    // job.yaml still says how it was run; a single process writes nothing.
+    assert!(two.jobs[0].config.to_yaml().contains("devices: 2"));
+    assert!(!plain.jobs[0].config.to_yaml().contains("devices"));
+    let cases = [
+        (
+            "lr: 1e-3, devices: 3 }",
+            "cannot be split evenly over 3 processes",
+        ),
+        ("lr: 1e-3, devices: 2, nodes: 2 }", "multiple of 4"),
+        ("lr: 1e-3, devices: 0 }", "at least 1"),
+        (
+            "lr: 1e-3, devices: 2, micro_batch_size: 2 }",
+            "batch_size / (devices x nodes) = 1",
+        ),
+    ];
+    for (train, expected) in cases {
+        let error = Sweep::from_yaml(&BASE.replace("lr: 1e-3 }", train), Path::new("t.yaml"))
+            .expect_err(train);
+        assert!(error.to_string().contains(expected), "{train}: {error}");
     }
 }

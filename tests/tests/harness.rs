@@ -327,3 +327,42 @@ fn a_second_run_of_one_results_folder_is_refused_and_cancel_stops_the_first() {
         "not started"
     );
 }
+
+/// `moe-tiny` (8 experts, top-2) trains for AR and the DLM on the smoke corpus through
+/// the harness: both finish, their loss falls, and the routers' logs are written.
+#[test]
+fn mixture_of_experts_jobs_learn_on_the_smoke_corpus() {
+    let _serial = serial();
+    let folder = tempfile::tempdir().expect("temp dir");
+    let sweep = write_sweep(
+        folder.path(),
+        "moe",
+        "  objective: [ar, dlm]\n  model.preset: [moe-tiny]\n",
+    );
+    let results = folder.path().join("results");
+    run_ok(
+        harness()
+            .arg("run")
+            .arg(&sweep)
+            .arg("--results")
+            .arg(&results)
+            .args(["--slots", "2", "--threads", "1"]),
+    );
+    let status = status_json(&results);
+    let jobs = jobs(&status);
+    assert_eq!(jobs.len(), 2);
+    for job in &jobs {
+        assert_eq!(job["state"], "done", "{job}");
+        let folder = results
+            .join("jobs")
+            .join(job["id"].as_str().unwrap_or_default());
+        let losses = csv_column(&folder.join("train.csv"), "loss");
+        let (first, last) = (losses[0], losses[losses.len() - 1]);
+        assert!(last < first - 0.5, "{}: loss {first} -> {last}", job["id"]);
+        let aux = csv_column(&folder.join("train.csv"), "aux_loss");
+        assert!(aux.iter().all(|a| (0.5..4.0).contains(a)), "{aux:?}");
+        let shares = csv_column(&folder.join("expert_load.csv"), "share");
+        // Milestones at epochs 1, 2, 4: three x four blocks x eight experts.
+        assert_eq!(shares.len(), 3 * 4 * 8);
+    }
+}

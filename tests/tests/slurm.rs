@@ -142,6 +142,43 @@ fn job_folder(results: &Path, job: &Value) -> PathBuf {
         .join(job["id"].as_str().unwrap_or_default())
 }
 
+/// Run `sweep` on the local pool (`--slots slots`) and through Slurm, wait for Slurm,
+/// and return (local results, Slurm results, Slurm's jobs).
+fn local_and_slurm(
+    conf: &str,
+    folder: &Path,
+    sweep: &Path,
+    slots: &str,
+) -> (PathBuf, PathBuf, Vec<Value>) {
+    let local = folder.join("local");
+    let slurm = folder.join("slurm");
+    run_ok(
+        harness(conf, folder)
+            .arg("run")
+            .arg(sweep)
+            .arg("--results")
+            .arg(&local)
+            .args(["--slots", slots, "--threads", "1"]),
+    );
+    let output = submit(conf, folder, sweep, &slurm, &[]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("submitted"));
+    let jobs = wait_for_slurm(conf, &slurm);
+    (local, slurm, jobs)
+}
+
+/// The same (file, column) values in a job's folder under both results.
+fn assert_same_logs(slurm: &Path, local: &Path, job: &Value, columns: &[(&str, &str)]) {
+    let (a, b) = (job_folder(slurm, job), job_folder(local, job));
+    for (file, column) in columns {
+        let (through_slurm, here) = (
+            csv_column(&a.join(file), column),
+            csv_column(&b.join(file), column),
+        );
+        assert!(!here.is_empty());
+        assert_eq!(through_slurm, here, "{file} {column} of {}", job["id"]);
+    }
+}
+
 #[test]
 fn a_sweep_through_slurm_equals_a_local_run() {
     let Some((_serial, conf)) = setup() else {
@@ -149,33 +186,18 @@ fn a_sweep_through_slurm_equals_a_local_run() {
     };
     let folder = tempfile::tempdir().expect("temp dir");
     let sweep = write_sweep(folder.path(), "same", "grid:\n  objective: [ar, dlm]\n");
-    let local = folder.path().join("local");
-    let slurm = folder.path().join("slurm");
-    run_ok(
-        harness(conf, folder.path())
-            .arg("run")
-            .arg(&sweep)
-            .arg("--results")
-            .arg(&local)
-            .args(["--slots", "1", "--threads", "1"]),
-    );
-    let output = submit(conf, folder.path(), &sweep, &slurm, &[]);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("submitted 2 of 2 jobs"));
-    let jobs = wait_for_slurm(conf, &slurm);
+    let (local, slurm, jobs) = local_and_slurm(conf, folder.path(), &sweep, "1");
     assert_eq!(states(&jobs), ["done", "done"], "{jobs:?}");
     let local_jobs = status(conf, &local);
     let ids = |jobs: &[Value]| jobs.iter().map(|job| job["id"].clone()).collect::<Vec<_>>();
     assert_eq!(ids(&jobs), ids(&local_jobs), "same job ids");
     for job in &jobs {
-        let (a, b) = (job_folder(&slurm, job), job_folder(&local, job));
-        for (file, column) in [("train.csv", "loss"), ("eval.csv", "value")] {
-            let (through_slurm, here) = (
-                csv_column(&a.join(file), column),
-                csv_column(&b.join(file), column),
-            );
-            assert!(!here.is_empty());
-            assert_eq!(through_slurm, here, "{file} of {}", job["id"]);
-        }
+        assert_same_logs(
+            &slurm,
+            &local,
+            job,
+            &[("train.csv", "loss"), ("eval.csv", "value")],
+        );
     }
     let script = std::fs::read_to_string(slurm.join("slurm/array-1.sh")).expect("script kept");
     assert!(script.contains("#SBATCH --array=0-1\n"), "{script}");
@@ -368,4 +390,104 @@ fn gres_gpu_tasks_receive_distinct_fake_gpus() {
         .collect();
     devices.sort();
     assert_eq!(devices, ["0", "1"]);
+}
+
+/// A data-parallel job (`train.devices: 2`) through Slurm runs as a 2-task step
+/// (`--ntasks-per-node=2`, ranks started by `srun`, Gloo on the CPU) to completion,
+/// and its losses and evaluations equal the same job run by the local pool, where the
+/// trainer starts its second rank itself.
+#[test]
+fn a_two_task_job_through_slurm_equals_the_local_two_rank_run() {
+    let Some((_serial, conf)) = setup() else {
+        return;
+    };
+    let folder = tempfile::tempdir().expect("temp dir");
+    let sweep = write_sweep(folder.path(), "ranks", "");
+    let text = std::fs::read_to_string(&sweep).expect("sweep");
+    let text = text.replace("log_every: 2 }", "log_every: 2, devices: 2 }");
+    std::fs::write(&sweep, text).expect("sweep");
+    let (local, slurm, jobs) = local_and_slurm(conf, folder.path(), &sweep, "2");
+    assert_eq!(states(&jobs), ["done"], "{jobs:?}");
+    let columns = [
+        ("train.csv", "loss"),
+        ("train.csv", "grad_norm"),
+        ("eval.csv", "value"),
+    ];
+    assert_same_logs(&slurm, &local, &jobs[0], &columns);
+    let script = std::fs::read_to_string(slurm.join("slurm/array-1.sh")).expect("script kept");
+    assert!(script.contains("--ntasks-per-node=2"), "{script}");
+    assert!(script.contains("srun"), "{script}");
+}
+
+/// A fake trainer for the multi-rank script: each rank appends what Slurm and the
+/// script told it, holds on for a second so the ranks overlap, and rank 0 marks the
+/// job done. (The real trainer's ranks are tested once it has them.)
+const FAKE_RANK: &str = r#"#!/bin/sh
+# Called by srun as: trainer run <job-dir> --threads N
+job=$2
+echo "rank=${SLURM_PROCID-} ntasks=${SLURM_NTASKS-} local=${SLURM_LOCALID-} cpus=${SLURM_CPUS_PER_TASK-} gpus=${CUDA_VISIBLE_DEVICES-} addr=${CROSSOVER_MASTER_ADDR-} port=${CROSSOVER_MASTER_PORT-}" >>"$job/ranks.txt"
+sleep 1
+if [ "${SLURM_PROCID:-0}" = 0 ]; then
+  printf '{"state":"done","attempts":1}\n' >"$job/status.json"
+fi
+"#;
+
+#[test]
+fn a_2_device_job_runs_as_2_srun_tasks_with_one_rendezvous() {
+    let Some((_serial, conf)) = setup() else {
+        return;
+    };
+    let folder = tempfile::tempdir().expect("temp dir");
+    let trainer = folder.path().join("trainer");
+    std::fs::write(&trainer, FAKE_RANK).expect("write the fake trainer");
+    run_ok(Command::new("chmod").arg("+x").arg(&trainer));
+    // Two shapes: two arrays. 2 tasks x 2 CPUs fill the local node's 4 CPUs, and
+    // `gpu:1` becomes `gpu:2` for the 2-device job (the cluster's two fake GPUs).
+    let rest = "zip:\n  objective: [ar, dlm]\n  train.devices: [1, 2]\nslurm:\n  gres: gpu:1\n  cpus_per_task: 2\n";
+    let sweep = write_sweep(folder.path(), "ranks", rest);
+    let results = folder.path().join("ranks");
+    let output = submit(
+        conf,
+        folder.path(),
+        &sweep,
+        &results,
+        &["--trainer", &trainer.to_string_lossy()],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("submitted 1 of 2 jobs as Slurm array"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("submitted 1 of 2 jobs (1 node x 2 devices each) as Slurm array"),
+        "{stdout}"
+    );
+    let script = std::fs::read_to_string(results.join("slurm/array-2.sh")).expect("script");
+    for line in [
+        "#SBATCH --nodes=1\n",
+        "#SBATCH --ntasks-per-node=2\n",
+        "#SBATCH --gres=gpu:2\n",
+        "exec srun --kill-on-bad-exit=1 --nodes=1 --ntasks-per-node=2 --cpus-per-task=2 ",
+    ] {
+        assert!(script.contains(line), "{line} in\n{script}");
+    }
+    let jobs = wait_for_slurm(conf, &results);
+    assert_eq!(states(&jobs), ["done", "done"], "{jobs:?}");
+    let log = std::fs::read_to_string(job_folder(&results, &jobs[1]).join("ranks.txt"))
+        .expect("the ranks' lines");
+    let mut lines: Vec<&str> = log.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines.len(), 2, "{log}");
+    let port = |line: &str| {
+        line.rsplit_once("port=")
+            .and_then(|(_, port)| port.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    for (rank, line) in lines.iter().enumerate() {
+        let expected =
+            format!("rank={rank} ntasks=2 local={rank} cpus=2 gpus=0,1 addr=localhost port=");
+        assert!(line.starts_with(&expected), "{expected} in\n{log}");
+        assert!((20000..40000).contains(&port(line)), "{log}");
+    }
+    assert_eq!(port(lines[0]), port(lines[1]), "one rendezvous: {log}");
 }

@@ -22,29 +22,10 @@
 #include <optional>
 #include <vector>
 
-namespace {
+#include "shim.h"
 
-at::Tensor& handle(void* const* tensors, size_t i) {
-  return *static_cast<at::Tensor*>(tensors[i]);
-}
-
-char* error_text(const char* what) {
-  return strdup(what == nullptr ? "unknown LibTorch error" : what);
-}
-
-template <typename F>
-char* guarded(F&& body) {
-  try {
-    body();
-    return nullptr;
-  } catch (const std::exception& error) {
-    return error_text(error.what());
-  } catch (...) {
-    return error_text(nullptr);
-  }
-}
-
-}  // namespace
+using crossover::guarded;
+using crossover::handle;
 
 extern "C" {
 

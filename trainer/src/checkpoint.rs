@@ -23,6 +23,20 @@ pub struct CheckpointState {
     pub milestone: bool,
     pub vocab_size: usize,
     pub tokenizer_id: String,
+    /// Mixtures of experts: the routers' load summed since the last milestone, so a
+    /// resumed job's expert_load.csv equals an uninterrupted one's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expert_load: Option<LoadSum>,
+}
+
+/// A (blocks, experts) float32 sum of expert shares over `steps` training steps,
+/// stored as f64 (exact for f32 values).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoadSum {
+    pub steps: u64,
+    pub blocks: i64,
+    pub experts: i64,
+    pub sums: Vec<f64>,
 }
 
 pub const MODEL_FILE: &str = "model.safetensors";

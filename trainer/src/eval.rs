@@ -26,6 +26,45 @@ pub struct EvalResult {
     pub items: Vec<f64>,
 }
 
+/// A data-parallel rank's share of an evaluation: item i (a batch of validation
+/// windows, a question) is computed by rank i mod world, and `sum` adds a tensor over
+/// the ranks in place (the others contribute zeros), so every rank ends with what one
+/// process computes alone.
+#[derive(Debug)]
+pub struct EvalShard<'a> {
+    /// None: one process.
+    ranks: Option<&'a crate::ranks::Ranks>,
+}
+
+impl<'a> EvalShard<'a> {
+    /// One process: everything, nothing to add.
+    pub fn single() -> Self {
+        Self { ranks: None }
+    }
+
+    pub fn of(ranks: &'a crate::ranks::Ranks) -> Self {
+        Self { ranks: Some(ranks) }
+    }
+
+    /// Processes sharing the evaluation.
+    pub fn world(&self) -> usize {
+        self.ranks.map_or(1, |ranks| ranks.world)
+    }
+
+    pub fn owns(&self, item: usize) -> bool {
+        self.ranks
+            .is_none_or(|ranks| item % ranks.world.max(1) == ranks.rank)
+    }
+
+    /// Sum `tensor` over the ranks in place.
+    pub fn sum(&self, tensor: &Tensor) -> Result<(), String> {
+        match self.ranks {
+            Some(ranks) => ranks.sum(std::slice::from_ref(tensor)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Fixed seed of the validation draws: the same at every evaluation of a run.
 const VALIDATION_SEED: i64 = 0x005e_ed0f_da7a;
 
@@ -51,29 +90,32 @@ pub fn validation_windows(stream: &[u32], seq_len: usize, starts: &[usize]) -> O
     Some(Tensor::from_slice(&ids).view([starts.len() as i64, seq_len as i64 + 1]))
 }
 
+/// Validation loss of `windows` in batches of `batch_size` (the DLM's over `draws`
+/// draws), the batches shared out over data-parallel ranks by `shard`: the result is
+/// the same on every rank, and what one process computes alone.
 pub fn validation_loss(
     model: &Transformer,
     objective: &Objective,
     windows: &Tensor,
     vocab: Vocab,
-    batch_size: usize,
-    draws: usize,
+    (batch_size, draws): (usize, usize),
     dlm: &DlmConfig,
-) -> EvalResult {
+    shard: &EvalShard<'_>,
+) -> Result<EvalResult, String> {
     let _guard = tch::no_grad_guard();
     let windows = &windows.to_device(model.device());
     let (value, stderr, items) = match objective {
-        Objective::Dlm => dlm_elbo(model, windows, vocab, batch_size, draws, dlm),
-        _ => ar_nll(model, windows, vocab, batch_size),
+        Objective::Dlm => dlm_elbo(model, windows, vocab, batch_size, draws, dlm, shard)?,
+        _ => ar_nll(model, windows, vocab, batch_size, shard)?,
     };
-    EvalResult {
+    Ok(EvalResult {
         task: "val_loss".into(),
         metric: "loss".into(),
         value,
         stderr,
         n: items.len() as u64,
         items,
-    }
+    })
 }
 
 /// Mean NLL per predicted token; stderr over windows; each window's mean NLL.
@@ -82,11 +124,16 @@ fn ar_nll(
     windows: &Tensor,
     vocab: Vocab,
     batch_size: usize,
-) -> (f64, f64, Vec<f64>) {
+    shard: &EvalShard<'_>,
+) -> Result<(f64, f64, Vec<f64>), String> {
     let per_window: Vec<Tensor> = windows
         .split(batch_size as i64, 0)
         .iter()
-        .map(|batch| {
+        .enumerate()
+        .map(|(index, batch)| {
+            if !shard.owns(index) {
+                return Tensor::zeros([batch.size()[0]], (Kind::Float, batch.device()));
+            }
             let (inputs, targets) = shift(batch);
             let logits = model.logits(
                 &inputs,
@@ -101,17 +148,18 @@ fn ar_nll(
         })
         .collect();
     let per_window = Tensor::cat(&per_window, 0);
+    shard.sum(&per_window)?;
     let n = per_window.size()[0];
     let stderr = if n > 1 {
         per_window.std(true).double_value(&[]) / (n as f64).sqrt()
     } else {
         f64::NAN
     };
-    (
+    Ok((
         per_window.mean(Kind::Float).double_value(&[]),
         stderr,
         to_f64s(&per_window),
-    )
+    ))
 }
 
 fn to_f64s(values: &Tensor) -> Vec<f64> {
@@ -128,13 +176,14 @@ fn dlm_elbo(
     batch_size: usize,
     draws: usize,
     dlm: &DlmConfig,
-) -> (f64, f64, Vec<f64>) {
+    shard: &EvalShard<'_>,
+) -> Result<(f64, f64, Vec<f64>), String> {
     let clean = windows.narrow(1, 0, windows.size()[1] - 1); // (N, L)
     let (count, length) = clean.size2().unwrap_or_default();
     tch::manual_seed(VALIDATION_SEED);
     let offsets = Tensor::rand([count], (Kind::Float, clean.device())); // u per sequence
-    let mut draw_means = Vec::with_capacity(draws);
-    let mut per_window = Tensor::zeros([count], (Kind::Double, clean.device()));
+    // (draws, N): every draw's per-window bound, each rank filling its batches' rows.
+    let mut by_draw = Vec::with_capacity(draws);
     for draw in 0..draws {
         tch::manual_seed(VALIDATION_SEED + 1 + draw as i64);
         let times = (&offsets + draw as f64 / draws as f64).remainder(1.0);
@@ -143,8 +192,16 @@ fn dlm_elbo(
             .lt_tensor(&p_mask.unsqueeze(1));
         let mut rows_of_draw = Vec::new();
         let mut start = 0;
+        let mut index = 0;
         while start < count {
             let size = (batch_size as i64).min(count - start);
+            if !shard.owns(index) {
+                rows_of_draw.push(Tensor::zeros([size], (Kind::Float, clean.device())));
+                start += size;
+                index += 1;
+                continue;
+            }
+            index += 1;
             let rows = |t: &Tensor| t.narrow(0, start, size);
             let noisy = rows(&clean).masked_fill(&rows(&mask), vocab.mask_id());
             let logits = model.logits(
@@ -167,11 +224,12 @@ fn dlm_elbo(
             ));
             start += size;
         }
-        let draw_rows = Tensor::cat(&rows_of_draw, 0).to_kind(Kind::Double); // (N,)
-        draw_means.push(draw_rows.mean(Kind::Double).double_value(&[]));
-        per_window += draw_rows;
+        by_draw.push(Tensor::cat(&rows_of_draw, 0).to_kind(Kind::Double)); // (N,)
     }
-    let per_window = per_window / draws as f64;
+    let by_draw = Tensor::stack(&by_draw, 0); // (draws, N)
+    shard.sum(&by_draw)?;
+    let draw_means: Vec<f64> = to_f64s(&by_draw.mean_dim(1, false, Kind::Double));
+    let per_window = by_draw.sum_dim_intlist(0, false, Kind::Double) / draws as f64;
     let mean = draw_means.iter().sum::<f64>() / draws as f64;
     let stderr = if draws > 1 {
         let variance =
@@ -180,5 +238,5 @@ fn dlm_elbo(
     } else {
         f64::NAN
     };
-    (mean, stderr, to_f64s(&per_window))
+    Ok((mean, stderr, to_f64s(&per_window)))
 }

@@ -37,15 +37,18 @@ unsafe extern "C" {
     ) -> *mut c_char;
 }
 
-fn handles(tensors: &[&Tensor]) -> Vec<*mut c_void> {
+/// The tensors' heap `at::Tensor*` handles, as the shims take them (fused_ops.cpp and
+/// dist.cpp).
+pub(crate) fn handles<T: std::borrow::Borrow<Tensor>>(tensors: &[T]) -> Vec<*mut c_void> {
     tensors
         .iter()
-        .map(|tensor| tensor.as_ptr() as *mut c_void)
+        .map(|tensor| tensor.borrow().as_ptr() as *mut c_void)
         .collect()
 }
 
-/// Ok for a null error, else the message (and the shim's copy freed).
-fn checked(error: *mut c_char, what: &str) -> Result<(), TchError> {
+/// Ok for a null error, else the message (and the shim's copy freed): every shim
+/// function's error convention.
+pub(crate) fn checked(error: *mut c_char, what: &str) -> Result<(), TchError> {
     if error.is_null() {
         return Ok(());
     }

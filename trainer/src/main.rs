@@ -129,7 +129,8 @@ enum Command {
     },
     /// Check the harness against PyTorch: the same weights and batch (exported as
     /// safetensors) must give the same losses and gradient norms over a few AdamW steps,
-    /// for AR and DLM.
+    /// for AR and DLM, dense and mixture of experts (whose losses include the routers'
+    /// load-balancing and z-losses).
     BenchCheck {
         /// Python with PyTorch 2.11 (e.g. ~/.cache/crossover/torch-venv/bin/python).
         #[arg(long)]
@@ -137,9 +138,13 @@ enum Command {
         /// cpu, cuda or cuda:N (both sides run there).
         #[arg(long, default_value = "cpu")]
         device: jobspec::DeviceSpec,
-        /// Model preset of the check (vocabulary 250, 4 x 32 tokens).
-        #[arg(long, default_value = "tiny")]
-        preset: String,
+        /// Model presets of the check, comma-separated (vocabulary 250, 4 x 32 tokens).
+        #[arg(
+            long = "presets",
+            value_delimiter = ',',
+            default_value = "tiny,moe-tiny"
+        )]
+        presets: Vec<String>,
         /// AdamW steps compared (lr 1e-3, weight decay 0.1, clipping at 1).
         #[arg(long, default_value_t = 3)]
         steps: usize,
@@ -225,6 +230,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("stopping after this step (again to kill)");
             })
             .context("installing the signal handler")?;
+            // A data-parallel job's other local ranks run this same command.
+            let mut args: Vec<String> = vec!["--quiet".into()];
+            if let Some(max_steps) = max_steps {
+                args.extend(["--max-steps".into(), max_steps.to_string()]);
+            }
+            if let Some(threads) = threads {
+                args.extend(["--threads".into(), threads.to_string()]);
+            }
+            if let Some(device) = device {
+                args.extend(["--device".into(), device.to_string()]);
+            }
+            if let Some(peak) = peak_tflops {
+                args.extend(["--peak-tflops".into(), peak.to_string()]);
+            }
             let options = RunOptions {
                 max_steps,
                 threads,
@@ -233,11 +252,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cache_root: None,
                 device,
                 peak_tflops,
+                launch: trainer::ranks::Launch { exe: None, args },
             };
             match trainer::run(&job_dir, &options)? {
                 Outcome::Done => {}
                 Outcome::AlreadyDone => eprintln!("{} is already done", job_dir.display()),
-                Outcome::Stopped { .. } => return Ok(ExitCode::from(3)),
+                Outcome::Stopped { .. } => {
+                    return Ok(ExitCode::from(trainer::ranks::STOPPED_EXIT as u8));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -268,9 +290,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
             let presets = presets.unwrap_or_else(|| {
                 let list: &[&str] = if cuda {
-                    &["tiny", "125m", "350m"]
+                    &["tiny", "125m", "350m", "moe-125m"]
                 } else {
-                    &["tiny", "small", "125m"]
+                    &["tiny", "small", "125m", "moe-tiny"]
                 };
                 list.iter().map(|name| (*name).to_owned()).collect()
             });
@@ -358,7 +380,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BenchCheck {
             reference,
             device,
-            preset,
+            presets,
             steps,
             tolerance,
             threads,
@@ -370,13 +392,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let tolerance = tolerance.unwrap_or(if device.is_cuda() { 2e-3 } else { 1e-5 });
             let mut worst: f64 = 0.0;
             println!(
-                "| objective | step | harness loss | PyTorch loss | harness grad norm | PyTorch grad norm |"
+                "| preset | objective | step | harness loss | PyTorch loss | harness grad norm | PyTorch grad norm |"
             );
-            println!("|---|---|---|---|---|---|");
-            for objective in ["ar", "dlm"] {
+            println!("|---|---|---|---|---|---|---|");
+            for (preset, objective) in presets
+                .iter()
+                .flat_map(|preset| ["ar", "dlm"].map(|objective| (preset, objective)))
+            {
                 let folder = tempfile::tempdir().context("making a temporary folder")?;
                 let ours =
-                    trainer::bench::write_check(folder.path(), objective, &preset, device, steps)
+                    trainer::bench::write_check(folder.path(), objective, preset, device, steps)
                         .map_err(anyhow::Error::msg)?;
                 let theirs: trainer::bench::CheckTrace = trainer::bench::run_reference(
                     &reference,
@@ -391,7 +416,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             .map_or_else(|| "-".into(), |v| format!("{v:.7}"))
                     };
                     println!(
-                        "| {objective} | {} | {} | {} | {} | {} |",
+                        "| {preset} | {objective} | {} | {} | {} | {} | {} |",
                         step + 1,
                         cell(&ours.losses),
                         cell(&theirs.losses),

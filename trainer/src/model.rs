@@ -7,9 +7,14 @@
 //! The model knows nothing about objectives: callers choose the attention mode and the
 //! dropout rate per forward pass (see `objectives.rs`).
 //!
-//! Glossary: B = batch, T = sequence length, C = d_model, nh = n_head, hs = head size.
+//! MLPs can be mixtures of experts (`model.moe`, see `Mixture`): token-choice top-k
+//! routing as in Mixtral and OLMoE, with router statistics returned beside the logits
+//! (`Output::router`) for the objective to add its auxiliary losses.
+//!
+//! Glossary: B = batch, T = sequence length, C = d_model, nh = n_head, hs = head size,
+//! N = B x T tokens, E = experts, k = top_k, F = expert_ffn.
 
-use jobspec::ModelShape;
+use jobspec::{Capacity, ModelShape, MoeShape};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -170,8 +175,11 @@ struct Mlp {
 
 impl Mlp {
     fn new(path: nn::Path, shape: &ModelShape) -> Self {
+        Self::with_width(path, shape, shape.d_ff as i64)
+    }
+
+    fn with_width(path: nn::Path, shape: &ModelShape, d_ff: i64) -> Self {
         let c = shape.d_model as i64;
-        let d_ff = shape.d_ff as i64;
         let config = |stdev: f64| nn::LinearConfig {
             ws_init: nn::Init::Randn { mean: 0.0, stdev },
             bs_init: None,
@@ -186,12 +194,260 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor, options: ForwardOptions, compute: Kind) -> Tensor {
+        self.hidden(x, compute)
+            .dropout(options.dropout, options.train)
+    }
+
+    /// The SwiGLU without dropout.
+    fn hidden(&self, x: &Tensor, compute: Kind) -> Tensor {
         // split, not two narrows: its backward is one concatenation, where each narrow's
         // would zero-fill a (B, T, 2 d_ff) gradient and the two would then be added.
         let gate_up = project(x, &self.gate_up, compute).split(self.d_ff, -1); // 2 x (B, T, d_ff)
         let hidden = gate_up[0].silu() * &gate_up[1];
-        project(&hidden, &self.down, compute).dropout(options.dropout, options.train)
+        project(&hidden, &self.down, compute)
     }
+}
+
+/// What one mixture block's router did in a forward pass.
+#[derive(Debug)]
+struct Routing {
+    /// Load-balancing loss, scalar.
+    balance: Tensor,
+    /// Router z-loss, scalar.
+    z: Tensor,
+    /// (E,) share of the N x k assignments each expert received (detached).
+    load: Tensor,
+}
+
+/// Router statistics of a forward pass: the auxiliary losses averaged over the mixture
+/// blocks (so their weights do not depend on depth) and each block's expert load.
+#[derive(Debug)]
+pub struct RouterStats {
+    /// Mean over mixture blocks of E x sum_e f_e P_e (Switch Transformer's
+    /// load-balancing loss with f_e the share of the N x k assignments routed to expert
+    /// e and P_e its mean router probability; 1 when routing is uniform), scalar.
+    pub balance: Tensor,
+    /// Mean over mixture blocks of mean_tokens logsumexp(router logits)^2 (ST-MoE's
+    /// z-loss), scalar.
+    pub z: Tensor,
+    /// (mixture blocks, E): the share of assignments each expert received (rows sum to
+    /// 1), detached.
+    pub load: Tensor,
+}
+
+impl RouterStats {
+    /// What the objective adds to its loss: aux_loss x balance + z_loss x z.
+    pub fn penalty(&self, moe: &MoeShape) -> Tensor {
+        &self.balance * moe.aux_loss + &self.z * moe.z_loss
+    }
+
+    fn collect(routings: Vec<Routing>) -> Option<Self> {
+        if routings.is_empty() {
+            return None;
+        }
+        let (mut balances, mut zs, mut loads) = (Vec::new(), Vec::new(), Vec::new());
+        for routing in routings {
+            balances.push(routing.balance);
+            zs.push(routing.z);
+            loads.push(routing.load);
+        }
+        Some(Self {
+            balance: Tensor::stack(&balances, 0).mean(Kind::Float),
+            z: Tensor::stack(&zs, 0).mean(Kind::Float),
+            load: Tensor::stack(&loads, 0),
+        })
+    }
+}
+
+/// A routed mixture of SwiGLU experts (Shazeer et al. 2017; Fedus et al. 2021,
+/// "Switch Transformers"; Jiang et al. 2024, "Mixtral"; Muennighoff et al. 2024,
+/// "OLMoE"), token choice:
+/// 1. router logits r = x W_r^T in fp32 (N, E); p = softmax(r); each token keeps its
+///    k most probable experts, gates renormalised to sum to 1 over them;
+/// 2. the N x k (token, expert) assignments are sorted by expert (stably, so each
+///    expert's tokens stay in order), gathered into one contiguous (N k, C) matrix,
+///    cut into one slice per expert, and each slice goes through its expert's SwiGLU
+///    as two matmuls (no loop over tokens);
+/// 3. outputs are scaled by their gates and scatter-added back to their tokens.
+///
+/// Dropless by default; with a capacity factor c each expert keeps only the first
+/// ceil(c N k / E) tokens of its slice (in token order) and the rest get nothing from
+/// it. Expert weights are (E, ...) tensors so the optimizer sees three parameters per
+/// block whatever E is; `unbind` and `split_with_sizes` keep backward to one stack and
+/// one concatenation instead of E zero-filled copies.
+#[derive(Debug)]
+struct Mixture {
+    router: Tensor,  // (E, C)
+    gate_up: Tensor, // (E, 2F, C)
+    down: Tensor,    // (E, C, F)
+    shared: Option<Mlp>,
+    top_k: i64,
+    expert_ffn: i64,
+    capacity: Capacity,
+}
+
+impl Mixture {
+    fn new(path: nn::Path, shape: &ModelShape, moe: &MoeShape) -> Self {
+        let c = shape.d_model as i64;
+        let (e, f) = (moe.experts as i64, moe.expert_ffn as i64);
+        let randn = |stdev: f64| nn::Init::Randn { mean: 0.0, stdev };
+        let down_std = shape.init_std / (2.0 * shape.n_layer as f64).sqrt();
+        let shared = (moe.shared_experts > 0).then(|| {
+            Mlp::with_width(
+                &path / "shared",
+                shape,
+                (moe.shared_experts * moe.expert_ffn) as i64,
+            )
+        });
+        Self {
+            router: path.var("router", &[e, c], randn(shape.init_std)),
+            gate_up: path.var("experts_gate_up", &[e, 2 * f, c], randn(shape.init_std)),
+            down: path.var("experts_down", &[e, c, f], randn(down_std)),
+            shared,
+            top_k: moe.top_k as i64,
+            expert_ffn: f,
+            capacity: moe.capacity_factor,
+        }
+    }
+
+    fn forward(&self, x: &Tensor, options: ForwardOptions, compute: Kind) -> (Tensor, Routing) {
+        let (b, t, c) = x.size3().unwrap_or_default();
+        let n = b * t;
+        let k = self.top_k;
+        let flat = x.reshape([n, c]);
+        // 1. Route in fp32.
+        let logits = flat
+            .to_kind(Kind::Float)
+            .linear::<Tensor>(&self.router, None); // (N, E)
+        let Route {
+            gates,
+            experts: chosen,
+            balance,
+            z,
+            share,
+            counts,
+        } = route(&logits, k);
+        let assignments = chosen.reshape([n * k]); // token-major: token = position / k
+        // 2. Dispatch: sort assignments by expert; slice sizes are needed on the host.
+        let order = assignments.argsort_stable(true, 0, false); // (N k)
+        let mut token_of = order.divide_scalar_mode(k, "floor");
+        let mut gate_of = gates.reshape([n * k]).index_select(0, &order);
+        let sizes = Vec::<i64>::try_from(&counts.to_device(tch::Device::Cpu)).unwrap_or_default();
+        let kept = kept_sizes(&sizes, self.capacity, n * k);
+        let mut inputs = flat.index_select(0, &token_of);
+        if kept != sizes {
+            let rows = kept_rows(&sizes, &kept);
+            let rows = Tensor::from_slice(&rows).to_device(x.device());
+            inputs = inputs.index_select(0, &rows);
+            token_of = token_of.index_select(0, &rows);
+            gate_of = gate_of.index_select(0, &rows);
+        }
+        let inputs = inputs.to_kind(compute);
+        let slices = inputs.split_with_sizes(&kept, 0);
+        let gate_ups = self.gate_up.to_kind(compute).unbind(0);
+        let downs = self.down.to_kind(compute).unbind(0);
+        let mut outputs = Vec::with_capacity(slices.len());
+        for (expert, slice) in slices.iter().enumerate() {
+            if kept[expert] == 0 {
+                continue;
+            }
+            let hidden = slice
+                .linear::<Tensor>(&gate_ups[expert], None)
+                .split(self.expert_ffn, -1); // 2 x (n_e, F)
+            let hidden = hidden[0].silu() * &hidden[1];
+            outputs.push(hidden.linear::<Tensor>(&downs[expert], None)); // (n_e, C)
+        }
+        // 3. Combine in fp32, gate-weighted, back at each token.
+        let mut combined = Tensor::zeros([n, c], (Kind::Float, x.device()));
+        if !outputs.is_empty() {
+            let weighted = Tensor::cat(&outputs, 0).to_kind(Kind::Float) * gate_of.unsqueeze(1);
+            combined = combined.index_add(0, &token_of, &weighted);
+        }
+        let routed = combined.view([b, t, c]);
+        let y = match &self.shared {
+            Some(shared) => routed + shared.hidden(x, compute).to_kind(Kind::Float),
+            None => routed,
+        };
+        let routing = Routing {
+            balance,
+            z,
+            load: share.detach(),
+        };
+        (y.dropout(options.dropout, options.train), routing)
+    }
+}
+
+/// A router's decision for N tokens over E experts.
+#[derive(Debug)]
+pub struct Route {
+    /// (N, k) gate of each chosen expert: softmax probabilities renormalised over the k.
+    pub gates: Tensor,
+    /// (N, k) int64 chosen experts, most probable first.
+    pub experts: Tensor,
+    /// E x sum_e f_e P_e, scalar (f_e: share of the N k assignments to expert e; P_e:
+    /// mean router probability of e).
+    pub balance: Tensor,
+    /// mean over tokens of logsumexp(logits)^2, scalar.
+    pub z: Tensor,
+    /// (E,) f_e.
+    pub share: Tensor,
+    /// (E,) int64 assignments per expert.
+    pub counts: Tensor,
+}
+
+/// Softmax-then-top-k routing of (N, E) fp32 router logits (Mixtral, OLMoE), with the
+/// load-balancing loss (Fedus et al. 2021, eq. 4, its f_e counted over all k choices
+/// so that it is 1 for uniform routing whatever k) and the z-loss (Zoph et al. 2022).
+pub fn route(logits: &Tensor, top_k: i64) -> Route {
+    let (n, experts) = logits.size2().unwrap_or_default();
+    let probs = logits.softmax(-1, Kind::Float);
+    let (top_p, chosen) = probs.topk(top_k, -1, true, true); // (N, k) each
+    let gates = &top_p / top_p.sum_dim_intlist(-1, true, Kind::Float);
+    let counts = chosen.reshape([-1]).bincount::<Tensor>(None, experts); // (E,)
+    let share = counts.to_kind(Kind::Float) / (n * top_k).max(1) as f64;
+    let balance =
+        (&share * probs.mean_dim(0, false, Kind::Float)).sum(Kind::Float) * experts as f64;
+    let z = logits.logsumexp(-1, false).square().mean(Kind::Float);
+    Route {
+        gates,
+        experts: chosen,
+        balance,
+        z,
+        share,
+        counts,
+    }
+}
+
+/// Rows each expert computes: all of its assignments (dropless), or at most
+/// ceil(c x assignments / E) of them.
+pub fn kept_sizes(sizes: &[i64], capacity: Capacity, assignments: i64) -> Vec<i64> {
+    match capacity {
+        Capacity::Dropless => sizes.to_vec(),
+        Capacity::Factor(factor) => {
+            let experts = sizes.len().max(1) as f64;
+            let limit = (factor * assignments as f64 / experts).ceil() as i64;
+            sizes.iter().map(|&size| size.min(limit)).collect()
+        }
+    }
+}
+
+/// Positions, in the expert-sorted order, of the rows that are kept: the first
+/// `kept[e]` of each expert's `sizes[e]`.
+pub fn kept_rows(sizes: &[i64], kept: &[i64]) -> Vec<i64> {
+    let mut rows = Vec::with_capacity(kept.iter().sum::<i64>().max(0) as usize);
+    let mut start = 0;
+    for (&size, &keep) in sizes.iter().zip(kept) {
+        rows.extend(start..start + keep);
+        start += size;
+    }
+    rows
+}
+
+/// A block's MLP: dense SwiGLU or a mixture of experts.
+#[derive(Debug)]
+enum FeedForward {
+    Dense(Mlp),
+    Mixture(Mixture),
 }
 
 #[derive(Debug)]
@@ -199,28 +455,45 @@ struct Block {
     attention_norm: RmsNorm,
     attention: Attention,
     mlp_norm: RmsNorm,
-    mlp: Mlp,
+    mlp: FeedForward,
 }
 
 impl Block {
-    fn new(path: nn::Path, shape: &ModelShape) -> Self {
+    fn new(path: nn::Path, shape: &ModelShape, index: usize) -> Self {
         let c = shape.d_model as i64;
+        let mlp = match &shape.moe {
+            Some(moe) if moe.is_moe_block(index) => {
+                FeedForward::Mixture(Mixture::new(&path / "mlp", shape, moe))
+            }
+            _ => FeedForward::Dense(Mlp::new(&path / "mlp", shape)),
+        };
         Self {
             attention_norm: RmsNorm::new(&path / "attention_norm", c, shape.norm_eps),
             attention: Attention::new(&path / "attention", shape),
             mlp_norm: RmsNorm::new(&path / "mlp_norm", c, shape.norm_eps),
-            mlp: Mlp::new(&path / "mlp", shape),
+            mlp,
         }
     }
 
     /// The residual stream `x` stays fp32; branch outputs in `compute` are added to it.
-    fn forward(&self, x: &Tensor, rope: &Rope, options: ForwardOptions, compute: Kind) -> Tensor {
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &Rope,
+        options: ForwardOptions,
+        compute: Kind,
+    ) -> (Tensor, Option<Routing>) {
         let x = x + self
             .attention
             .forward(&self.attention_norm.forward(x), rope, options, compute);
-        &x + self
-            .mlp
-            .forward(&self.mlp_norm.forward(&x), options, compute)
+        let normed = self.mlp_norm.forward(&x);
+        match &self.mlp {
+            FeedForward::Dense(mlp) => (&x + mlp.forward(&normed, options, compute), None),
+            FeedForward::Mixture(mixture) => {
+                let (y, routing) = mixture.forward(&normed, options, compute);
+                (&x + y, Some(routing))
+            }
+        }
     }
 }
 
@@ -265,7 +538,7 @@ impl Transformer {
         Self {
             embedding: nn::embedding(path / "embedding", vocab_rows, c, embedding_config),
             blocks: (0..shape.n_layer)
-                .map(|i| Block::new(path / "blocks" / i, shape))
+                .map(|i| Block::new(path / "blocks" / i, shape, i))
                 .collect(),
             final_norm: RmsNorm::new(path / "final_norm", c, shape.norm_eps),
             head,
@@ -323,13 +596,22 @@ impl Transformer {
     /// # Shapes
     /// tokens: (B, T) int64 -> logits (B, T, outputs), fp32 or `compute`.
     pub fn logits(&self, tokens: &Tensor, options: ForwardOptions, outputs: i64) -> Tensor {
+        self.output(tokens, options, outputs).logits
+    }
+
+    /// `logits` with the router statistics of the mixture blocks (None for a dense
+    /// model): what training needs to add the auxiliary losses and log expert load.
+    pub fn output(&self, tokens: &Tensor, options: ForwardOptions, outputs: i64) -> Output {
         let compute = self.compute;
         let mut x = self
             .embedding
             .forward(tokens)
             .dropout(options.dropout, options.train); // (B, T, C)
+        let mut routings = Vec::new();
         for block in &self.blocks {
-            x = block.forward(&x, &self.rope, options, compute);
+            let (next, routing) = block.forward(&x, &self.rope, options, compute);
+            x = next;
+            routings.extend(routing);
         }
         let x = self.final_norm.forward(&x);
         // Untied head or, tied, the embedding table: (V_rows, C), of which the first
@@ -339,7 +621,19 @@ impl Transformer {
             .as_ref()
             .map_or(&self.embedding.ws, |head| &head.ws);
         let table = table.narrow(0, 0, outputs.clamp(1, self.vocab_rows));
-        x.to_kind(compute)
-            .linear::<Tensor>(&table.to_kind(compute), None) // (B, T, outputs)
+        let logits = x
+            .to_kind(compute)
+            .linear::<Tensor>(&table.to_kind(compute), None); // (B, T, outputs)
+        Output {
+            logits,
+            router: RouterStats::collect(routings),
+        }
     }
+}
+
+/// A forward pass: logits, and the routers' statistics for a mixture of experts.
+#[derive(Debug)]
+pub struct Output {
+    pub logits: Tensor,
+    pub router: Option<RouterStats>,
 }

@@ -14,7 +14,7 @@
 //! Softmaxes run over the tokenizer's ids only: the mask id and the padding rows are
 //! never predicted (MDLM sets the mask logit to -inf; slicing does that and more).
 
-use crate::model::{ForwardOptions, Transformer};
+use crate::model::{ForwardOptions, Output, RouterStats, Transformer};
 use jobspec::{DlmConfig, DlmWeighting, Objective};
 use tch::{Kind, Reduction, Tensor};
 
@@ -30,7 +30,34 @@ impl Vocab {
     }
 }
 
-/// Training loss for one batch of windows.
+/// A training loss and its parts.
+#[derive(Debug)]
+pub struct TrainingLoss {
+    /// What is minimised: the objective's loss plus, for a mixture of experts, the
+    /// weighted load-balancing and z-losses.
+    pub total: Tensor,
+    /// The objective's own loss (what a dense model of the same objective reports).
+    pub objective: Tensor,
+    /// The routers' statistics (None for a dense model).
+    pub router: Option<RouterStats>,
+}
+
+impl TrainingLoss {
+    /// Add the routers' auxiliary losses (training only) to an objective's loss.
+    fn of(model: &Transformer, objective: Tensor, router: Option<RouterStats>) -> Self {
+        let total = match (&router, &model.shape.moe) {
+            (Some(router), Some(moe)) => &objective + router.penalty(moe),
+            _ => objective.shallow_clone(),
+        };
+        Self {
+            total,
+            objective,
+            router,
+        }
+    }
+}
+
+/// Training loss for one batch of windows (with a mixture's auxiliary losses).
 ///
 /// # Shapes
 /// windows: (B, L + 1) int64 -> scalar float loss.
@@ -41,15 +68,104 @@ pub fn training_loss(
     vocab: Vocab,
     dlm: &DlmConfig,
 ) -> Tensor {
-    match *objective {
-        Objective::Ar => ar_loss(model, windows, vocab, 0.0, 0.0, true),
-        Objective::ArMasked(p) => ar_loss(model, windows, vocab, p, 0.0, true),
-        Objective::ArDropout(p) => ar_loss(model, windows, vocab, 0.0, p, true),
-        Objective::Dlm => dlm_loss(model, windows, vocab, dlm),
+    training_loss_parts(model, objective, windows, vocab, dlm).total
+}
+
+/// `training_loss` with its parts: the objective's loss and the routers' statistics.
+pub fn training_loss_parts(
+    model: &Transformer,
+    objective: &Objective,
+    windows: &Tensor,
+    vocab: Vocab,
+    dlm: &DlmConfig,
+) -> TrainingLoss {
+    prepared_loss(model, &prepare(objective, windows, vocab, dlm), vocab, dlm)
+}
+
+/// A batch with its noise drawn (the DLM's times, masks and length; AR's input
+/// masking): what a loss is computed on. Drawing for the whole batch and then cutting
+/// rows out (`narrow`) is how data-parallel ranks and micro-batches share one batch
+/// without changing its draws: every piece gets exactly the rows and noise it would
+/// have had in one pass.
+#[derive(Debug)]
+pub enum Prepared {
+    /// Inputs (possibly masked), next-token targets, dropout.
+    Ar {
+        inputs: Tensor,
+        targets: Tensor,
+        dropout: f64,
+    },
+    Dlm(DlmDraw),
+}
+
+impl Prepared {
+    /// Rows (sequences) in the batch.
+    pub fn rows(&self) -> i64 {
+        match self {
+            Self::Ar { inputs, .. } => inputs.size()[0],
+            Self::Dlm(draw) => draw.clean.size()[0],
+        }
+    }
+
+    /// Rows `start..start + size`, with their noise.
+    pub fn narrow(&self, start: i64, size: i64) -> Self {
+        match self {
+            Self::Ar {
+                inputs,
+                targets,
+                dropout,
+            } => Self::Ar {
+                inputs: inputs.narrow(0, start, size),
+                targets: targets.narrow(0, start, size),
+                dropout: *dropout,
+            },
+            Self::Dlm(draw) => Self::Dlm(DlmDraw {
+                clean: draw.clean.narrow(0, start, size),
+                mask: draw.mask.narrow(0, start, size),
+                p_mask: draw.p_mask.narrow(0, start, size),
+            }),
+        }
     }
 }
 
-/// AR loss with optional input masking (probability `mask_p`) and dropout.
+/// Draw an objective's noise for a batch of windows (LibTorch's generator, reseeded
+/// per step by the training loop).
+pub fn prepare(objective: &Objective, windows: &Tensor, vocab: Vocab, dlm: &DlmConfig) -> Prepared {
+    let ar = |mask_p: f64, dropout: f64| {
+        let (inputs, targets) = ar_batch(windows, mask_p, vocab.mask_id());
+        Prepared::Ar {
+            inputs,
+            targets,
+            dropout,
+        }
+    };
+    match *objective {
+        Objective::Ar => ar(0.0, 0.0),
+        Objective::ArMasked(p) => ar(p, 0.0),
+        Objective::ArDropout(p) => ar(0.0, p),
+        Objective::Dlm => Prepared::Dlm(dlm_draw(windows, dlm)),
+    }
+}
+
+/// The training loss of a prepared batch (the mean over its rows).
+pub fn prepared_loss(
+    model: &Transformer,
+    prepared: &Prepared,
+    vocab: Vocab,
+    dlm: &DlmConfig,
+) -> TrainingLoss {
+    match prepared {
+        Prepared::Ar {
+            inputs,
+            targets,
+            dropout,
+        } => ar_loss_on(model, inputs, targets, vocab, *dropout, true),
+        Prepared::Dlm(draw) => dlm_loss_parts(model, draw, vocab, dlm),
+    }
+}
+
+/// AR loss with optional input masking (probability `mask_p`) and dropout (in
+/// training, plus a mixture's auxiliary losses).
 pub fn ar_loss(
     model: &Transformer,
     windows: &Tensor,
@@ -59,8 +175,19 @@ pub fn ar_loss(
     train: bool,
 ) -> Tensor {
     let (inputs, targets) = ar_batch(windows, mask_p, vocab.mask_id());
-    let logits = model.logits(
-        &inputs,
+    ar_loss_on(model, &inputs, &targets, vocab, dropout, train).total
+}
+
+fn ar_loss_on(
+    model: &Transformer,
+    inputs: &Tensor,
+    targets: &Tensor,
+    vocab: Vocab,
+    dropout: f64,
+    train: bool,
+) -> TrainingLoss {
+    let Output { logits, router } = model.output(
+        inputs,
         ForwardOptions {
             causal: true,
             dropout,
@@ -68,7 +195,8 @@ pub fn ar_loss(
         },
         vocab.size,
     );
-    token_cross_entropy(&logits, &targets, vocab).mean(Kind::Float)
+    let loss = token_cross_entropy(&logits, targets, vocab).mean(Kind::Float);
+    TrainingLoss::of(model, loss, router.filter(|_| train))
 }
 
 /// AR inputs and targets, inputs masked with probability `mask_p` (0 for none);
@@ -180,15 +308,24 @@ pub fn dlm_draw(windows: &Tensor, config: &DlmConfig) -> DlmDraw {
     }
 }
 
-/// The DLM loss of a given draw.
+/// The DLM loss of a given draw (plus a mixture's auxiliary losses).
 pub fn dlm_loss_on(
     model: &Transformer,
     draw: &DlmDraw,
     vocab: Vocab,
     config: &DlmConfig,
 ) -> Tensor {
+    dlm_loss_parts(model, draw, vocab, config).total
+}
+
+fn dlm_loss_parts(
+    model: &Transformer,
+    draw: &DlmDraw,
+    vocab: Vocab,
+    config: &DlmConfig,
+) -> TrainingLoss {
     let noisy = draw.clean.masked_fill(&draw.mask, vocab.mask_id());
-    let logits = model.logits(
+    let Output { logits, router } = model.output(
         &noisy,
         ForwardOptions {
             causal: false,
@@ -198,7 +335,8 @@ pub fn dlm_loss_on(
         vocab.size,
     );
     let weights = row_weights(&draw.mask, &draw.p_mask, config.weighting);
-    dlm_loss_from_logits(&logits, &draw.clean, &draw.mask, &weights, vocab)
+    let loss = dlm_loss_from_logits(&logits, &draw.clean, &draw.mask, &weights, vocab);
+    TrainingLoss::of(model, loss, router)
 }
 
 /// Loss weight of each row: 1 / p_mask (unbiased ELBO) or L / masked count (MegaDLMs).

@@ -65,6 +65,16 @@ impl AdamW {
         self.slots.iter().map(|slot| &slot.variable).collect()
     }
 
+    /// The parameters' gradients that exist (sharing storage with them, so an
+    /// in-place all-reduce of these averages the gradients the next step uses).
+    pub fn gradients(&self) -> Vec<Tensor> {
+        self.slots
+            .iter()
+            .map(|slot| slot.variable.grad())
+            .filter(Tensor::defined)
+            .collect()
+    }
+
     /// Global L2 norm of all gradients, as a scalar tensor (no host sync).
     pub fn gradient_norm(&self) -> Result<Tensor, TchError> {
         fused::gradient_norm(&self.variables())

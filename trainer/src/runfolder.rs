@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 // status.json and the file names are shared with the harness (jobspec::status); the
 // functions below wrap its IO in the trainer's error type so call sites stay as they were.
 pub use jobspec::status::{
-    CHECKPOINTS, EVAL_HEADER, EVAL_ITEMS_HEADER, EVAL_ITEMS_LOG, EVAL_LOG, JOB_FILE, STATUS_FILE,
-    State, Status, TRAIN_HEADER, TRAIN_LOG, now,
+    CHECKPOINTS, EVAL_HEADER, EVAL_ITEMS_HEADER, EVAL_ITEMS_LOG, EVAL_LOG, EXPERT_LOAD_HEADER,
+    EXPERT_LOAD_LOG, JOB_FILE, STATUS_FILE, State, Status, TRAIN_HEADER, TRAIN_LOG, now,
 };
 
 /// Replace `path` with `bytes` atomically: a temporary file in the same folder, then rename.
@@ -31,7 +31,8 @@ pub fn write_status(job_dir: &Path, status: &Status) -> Result<()> {
 #[derive(Debug)]
 pub struct CsvLog {
     path: PathBuf,
-    file: File,
+    /// None: a log that writes nothing (data-parallel ranks other than 0).
+    file: Option<File>,
 }
 
 impl CsvLog {
@@ -48,14 +49,30 @@ impl CsvLog {
         }
         Ok(Self {
             path: path.to_owned(),
-            file,
+            file: Some(file),
         })
+    }
+
+    /// `open` on the writing rank, else a log that writes nothing (the file is not
+    /// touched).
+    pub fn open_if(write: bool, path: &Path, header: &[&str]) -> Result<Self> {
+        if write {
+            Self::open(path, header)
+        } else {
+            Ok(Self {
+                path: path.to_owned(),
+                file: None,
+            })
+        }
     }
 
     /// Append one row and flush it, so a crash loses at most the row being written.
     pub fn append(&mut self, fields: &[String]) -> Result<()> {
-        writeln!(self.file, "{}", fields.join(",")).map_err(io_error(&self.path))?;
-        self.file.flush().map_err(io_error(&self.path))
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        writeln!(file, "{}", fields.join(",")).map_err(io_error(&self.path))?;
+        file.flush().map_err(io_error(&self.path))
     }
 }
 

@@ -483,6 +483,20 @@ pub fn score(
     scorer: Scorer,
     settings: &ScoreSettings,
 ) -> Vec<Vec<CandidateScore>> {
+    score_owned(model, questions, scorer, settings, &|_| true)
+}
+
+/// `score` for the questions `owned` accepts (a data-parallel rank's share); the
+/// others get a zero score, zero stderr and no greedy match, so that summing every
+/// rank's scores gives each question its owner's. A question's draws come from its
+/// own index, so its score does not depend on which rank computes it.
+pub fn score_owned(
+    model: &Transformer,
+    questions: &[Question],
+    scorer: Scorer,
+    settings: &ScoreSettings,
+    owned: &dyn Fn(usize) -> bool,
+) -> Vec<Vec<CandidateScore>> {
     let ScoreSettings {
         vocab,
         max_len,
@@ -492,6 +506,7 @@ pub fn score(
         pad_to_max_len,
     } = *settings;
     let mut rows = plan_rows(questions, scorer, vocab.mask_id(), max_len, seed, eps);
+    rows.retain(|row| row.reads.iter().any(|read| owned(read.question)));
     if pad_to_max_len && !scorer.causal() {
         pad_rows(&mut rows, vocab.mask_id(), max_len);
     }
@@ -526,7 +541,7 @@ pub fn score(
         // Single-continuation tasks (LAMBADA): the DLM decodes greedily, one most
         // confident token per pass, as SMDM does (what the AR check amounts to).
         let single: Vec<usize> = (0..questions.len())
-            .filter(|&q| questions[q].candidates.len() == 1)
+            .filter(|&q| questions[q].candidates.len() == 1 && owned(q))
             .collect();
         let pieces: Vec<(Vec<i64>, Vec<i64>)> = single
             .iter()
@@ -551,6 +566,13 @@ pub fn score(
                 .iter()
                 .enumerate()
                 .map(|(c, per_draw)| {
+                    if !owned(q) {
+                        return CandidateScore {
+                            score: 0.0,
+                            stderr: 0.0,
+                            greedy: false,
+                        };
+                    }
                     let (mean, stderr) = if exact[q][c] {
                         (per_draw[0], 0.0)
                     } else {

@@ -93,18 +93,40 @@ impl TaskSet {
         vocab: Vocab,
         item_scores: Option<(&Path, u64)>,
     ) -> Result<Vec<EvalResult>> {
+        self.evaluate_shard(
+            model,
+            config,
+            vocab,
+            item_scores,
+            &eval::EvalShard::single(),
+        )
+    }
+
+    /// `evaluate` with the work shared out over data-parallel ranks (`EvalShard`):
+    /// every rank gets the same results.
+    pub fn evaluate_shard(
+        &self,
+        model: &Transformer,
+        config: &JobConfig,
+        vocab: Vocab,
+        item_scores: Option<(&Path, u64)>,
+        shard: &eval::EvalShard<'_>,
+    ) -> Result<Vec<EvalResult>> {
         let mut results = Vec::new();
         for (task, prepared) in &self.tasks {
             match prepared {
-                Prepared::ValidationLoss(windows) => results.push(eval::validation_loss(
-                    model,
-                    &config.objective,
-                    windows,
-                    vocab,
-                    config.eval.batch_size,
-                    config.eval.dlm_draws,
-                    &config.dlm,
-                )),
+                Prepared::ValidationLoss(windows) => results.push(
+                    eval::validation_loss(
+                        model,
+                        &config.objective,
+                        windows,
+                        vocab,
+                        (config.eval.batch_size, config.eval.dlm_draws),
+                        &config.dlm,
+                        shard,
+                    )
+                    .map_err(crate::TrainerError::Device)?,
+                ),
                 Prepared::Choice(questions) => {
                     let scorer = scorer_for(config);
                     let settings = scoring::ScoreSettings {
@@ -115,7 +137,9 @@ impl TaskSet {
                         eps: config.dlm.eps,
                         pad_to_max_len: config.eval.dlm_pad == jobspec::DlmPad::Mask,
                     };
-                    let scores = scoring::score(model, questions, scorer, &settings);
+                    let owned = |question: usize| shard.owns(question);
+                    let scores = scoring::score_owned(model, questions, scorer, &settings, &owned);
+                    let scores = gather_scores(scores, shard)?;
                     if let Some((folder, step)) = item_scores {
                         write_item_scores(folder, task, step, questions, &scores)?;
                     }
@@ -247,6 +271,42 @@ fn cloze_questions(
             Question { candidates, gold }
         })
         .collect()
+}
+
+/// Every rank's share of the scores added up: each question's comes from its owner
+/// (the others hold zeros), flattened as (score, stderr, greedy) per candidate.
+fn gather_scores(
+    scores: Vec<Vec<scoring::CandidateScore>>,
+    shard: &eval::EvalShard<'_>,
+) -> Result<Vec<Vec<scoring::CandidateScore>>> {
+    if shard.world() <= 1 {
+        return Ok(scores);
+    }
+    let flat: Vec<f64> = scores
+        .iter()
+        .flatten()
+        .flat_map(|s| [s.score, s.stderr, f64::from(u8::from(s.greedy))])
+        .collect();
+    let tensor = tch::Tensor::from_slice(&flat);
+    shard.sum(&tensor).map_err(crate::TrainerError::Device)?;
+    let summed = Vec::<f64>::try_from(&tensor).unwrap_or(flat);
+    let mut values = summed.chunks(3);
+    Ok(scores
+        .iter()
+        .map(|candidates| {
+            candidates
+                .iter()
+                .map(|_| {
+                    let v = values.next().unwrap_or(&[f64::NAN, f64::NAN, 0.0]);
+                    scoring::CandidateScore {
+                        score: v[0],
+                        stderr: v[1],
+                        greedy: v[2] > 0.5,
+                    }
+                })
+                .collect()
+        })
+        .collect())
 }
 
 fn write_item_scores(

@@ -5,8 +5,8 @@ use crate::checkpoint::{self, CheckpointState};
 use crate::device;
 use crate::error::{Result, TrainerError, torch_error};
 use crate::eval::EvalResult;
-use crate::model::Transformer;
-use crate::objectives::{Vocab, training_loss};
+use crate::model::{RouterStats, Transformer};
+use crate::objectives::{TrainingLoss, Vocab, prepare, prepared_loss};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::progress::Progress;
 use crate::runfolder::{self, CsvLog, State, Status, number};
@@ -37,6 +37,9 @@ pub struct RunOptions {
     /// Peak TFLOP/s of the device for MFU (default: `$CROSSOVER_PEAK_TFLOPS`, else the
     /// GPU's data sheet; none on CPU).
     pub peak_tflops: Option<f64>,
+    /// How a data-parallel job's launcher starts its other local ranks (default: this
+    /// executable with no extra arguments).
+    pub launch: crate::ranks::Launch,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,24 +49,34 @@ pub enum Outcome {
     Stopped { step: u64 },
 }
 
-/// Run the job in `job_dir`, keeping status.json up to date whatever happens.
+/// Run the job in `job_dir`, keeping status.json up to date whatever happens. A
+/// data-parallel job (`train.devices` x `train.nodes` > 1) joins or starts its ranks
+/// first (`ranks.rs`); only rank 0 writes status.json, logs and checkpoints.
 pub fn run(job_dir: &Path, options: &RunOptions) -> Result<Outcome> {
     let config = JobConfig::from_file(&job_dir.join(runfolder::JOB_FILE))?;
+    let writes = crate::ranks::RankEnv::from_env(config.train.world_size())
+        .map_err(TrainerError::Device)?
+        .is_none_or(|env| env.rank == 0);
     let mut status = runfolder::read_status(job_dir)?.unwrap_or_else(Status::pending);
     if status.state == State::Done {
         return Ok(Outcome::AlreadyDone);
     }
-    status.state = State::Running;
-    status.attempts += 1;
-    status.error = None;
-    status.pid = Some(std::process::id());
-    runfolder::write_status(job_dir, &status).map_err(|error| TrainerError::RunFolder {
-        path: job_dir.to_owned(),
-        message: format!(
-            "cannot write the run folder ({error}); check that it exists and is writable"
-        ),
-    })?;
-    let result = train(job_dir, &config, options, &mut status);
+    if writes {
+        status.state = State::Running;
+        status.attempts += 1;
+        status.error = None;
+        status.pid = Some(std::process::id());
+        runfolder::write_status(job_dir, &status).map_err(|error| TrainerError::RunFolder {
+            path: job_dir.to_owned(),
+            message: format!(
+                "cannot write the run folder ({error}); check that it exists and is writable"
+            ),
+        })?;
+    }
+    let result = join_and_train(job_dir, &config, options, &mut status);
+    if !writes {
+        return result;
+    }
     status.pid = None;
     match &result {
         Ok(Outcome::Done | Outcome::AlreadyDone) => status.state = State::Done,
@@ -80,6 +93,42 @@ pub fn run(job_dir: &Path, options: &RunOptions) -> Result<Outcome> {
     result
 }
 
+/// Pick the device, join the job's ranks, train; on the launcher, wait for the ranks
+/// it started (a rank that failed fails the job).
+fn join_and_train(
+    job_dir: &Path,
+    config: &JobConfig,
+    options: &RunOptions,
+    status: &mut Status,
+) -> Result<Outcome> {
+    if let Some(threads) = options.threads {
+        tch::set_num_threads(threads as i32);
+    }
+    let device = device::select(options.device.unwrap_or(config.train.device))
+        .map_err(TrainerError::Device)?;
+    let ranks = crate::ranks::Ranks::join(
+        config.train.world_size(),
+        config.train.nodes,
+        job_dir,
+        &options.launch,
+        device.is_cuda(),
+    )
+    .map_err(TrainerError::Device)?;
+    // One GPU per rank: local rank r takes the r-th visible GPU.
+    let device = match device {
+        Device::Cuda(_) if ranks.world > 1 => Device::Cuda(ranks.local_rank),
+        other => other,
+    };
+    let outcome = train(job_dir, config, options, status, device, &ranks)?;
+    let stopped = matches!(outcome, Outcome::Stopped { .. });
+    ranks.finish(stopped).map_err(|message| {
+        TrainerError::Device(format!(
+            "the job's other ranks did not finish cleanly: {message}"
+        ))
+    })?;
+    Ok(outcome)
+}
+
 /// Seed of LibTorch's generator for step `step`: every draw of a step depends only on
 /// (job seed, step), which makes resumed runs identical to uninterrupted ones.
 pub fn step_seed(seed: u64, step: u64) -> i64 {
@@ -94,13 +143,11 @@ fn train(
     config: &JobConfig,
     options: &RunOptions,
     status: &mut Status,
+    device: Device,
+    ranks: &crate::ranks::Ranks,
 ) -> Result<Outcome> {
-    if let Some(threads) = options.threads {
-        tch::set_num_threads(threads as i32);
-    }
-    // 0. Device and arithmetic.
-    let device = device::select(options.device.unwrap_or(config.train.device))
-        .map_err(TrainerError::Device)?;
+    let writes = ranks.is_writer();
+    // 0. Arithmetic.
     let precision = config.train.precision.resolve(device.is_cuda());
     // 1. Data: tokenized once per (corpus, tokenizer), budgets are prefixes.
     let (shape, dataset, tokenizer) = prepare_job(job_dir, config, options.cache_root.clone())?;
@@ -153,6 +200,8 @@ fn train(
     // 3. Resume from the newest checkpoint, cutting the logs back to it.
     let mut start = 0;
     let mut elapsed_before = 0.0;
+    // The routers' load summed on the device since the last milestone.
+    let mut load_sum: Option<(Tensor, u64)> = None;
     if let Some((state, path)) = checkpoint::latest(job_dir)? {
         if state.vocab_size != dataset.vocab_size || state.tokenizer_id != dataset.tokenizer_id {
             return Err(TrainerError::Checkpoint {
@@ -174,32 +223,56 @@ fn train(
             })?;
         start = state.step;
         elapsed_before = state.elapsed_s;
+        load_sum = state.expert_load.map(|load| {
+            let sums = Tensor::from_slice(&load.sums)
+                .view([load.blocks, load.experts])
+                .to_kind(tch::Kind::Float)
+                .to_device(device);
+            (sums, load.steps)
+        });
     }
-    runfolder::truncate_log(
+    let logs = [
+        (runfolder::TRAIN_LOG, runfolder::TRAIN_HEADER),
+        (runfolder::EVAL_LOG, runfolder::EVAL_HEADER),
+        (runfolder::EVAL_ITEMS_LOG, runfolder::EVAL_ITEMS_HEADER),
+        (runfolder::EXPERT_LOAD_LOG, runfolder::EXPERT_LOAD_HEADER),
+    ];
+    for (name, header) in logs {
+        if writes && (shape.moe.is_some() || name != runfolder::EXPERT_LOAD_LOG) {
+            runfolder::truncate_log(&job_dir.join(name), start, header)?;
+        }
+    }
+    let mut load_log = match shape.moe {
+        Some(_) => Some(CsvLog::open_if(
+            writes,
+            &job_dir.join(runfolder::EXPERT_LOAD_LOG),
+            runfolder::EXPERT_LOAD_HEADER,
+        )?),
+        None => None,
+    };
+    let mut train_log = CsvLog::open_if(
+        writes,
         &job_dir.join(runfolder::TRAIN_LOG),
-        start,
         runfolder::TRAIN_HEADER,
     )?;
-    runfolder::truncate_log(
+    let mut eval_log = CsvLog::open_if(
+        writes,
         &job_dir.join(runfolder::EVAL_LOG),
-        start,
         runfolder::EVAL_HEADER,
     )?;
-    runfolder::truncate_log(
-        &job_dir.join(runfolder::EVAL_ITEMS_LOG),
-        start,
-        runfolder::EVAL_ITEMS_HEADER,
-    )?;
-    let mut train_log = CsvLog::open(&job_dir.join(runfolder::TRAIN_LOG), runfolder::TRAIN_HEADER)?;
-    let mut eval_log = CsvLog::open(&job_dir.join(runfolder::EVAL_LOG), runfolder::EVAL_HEADER)?;
-    let mut items_log = CsvLog::open(
+    let mut items_log = CsvLog::open_if(
+        writes,
         &job_dir.join(runfolder::EVAL_ITEMS_LOG),
         runfolder::EVAL_ITEMS_HEADER,
     )?;
     let params = shape.total_params(rows);
-    let progress = Progress::new(total, start, options.quiet);
+    let active = match shape.moe {
+        Some(_) => format!(" ({:.2}M active)", shape.active_params(rows) as f64 / 1e6),
+        None => String::new(),
+    };
+    let progress = Progress::new(total, start, options.quiet || !writes);
     progress.note(&format!(
-        "{} {}: {:.2}M params, {:.3e} FLOPs/token, {} unique tokens, {} windows/epoch, {} steps, {} {:?}{}",
+        "{} {}: {:.2}M params{active}, {:.3e} FLOPs/token, {} unique tokens, {} windows/epoch, {} steps, {} {:?}{}",
         config.objective.label(),
         job_dir.display(),
         params as f64 / 1e6,
@@ -207,13 +280,19 @@ fn train(
         tokens.len(),
         windows_per_epoch,
         total,
-        device::describe(device),
+        if ranks.world > 1 {
+            format!("{} x {}", ranks.world, device::describe(device))
+        } else {
+            device::describe(device)
+        },
         precision,
         if start > 0 { format!(", resuming after step {start}") } else { String::new() },
     ));
     status.total_steps = total;
     status.step = start;
-    runfolder::write_status(job_dir, status)?;
+    if writes {
+        runfolder::write_status(job_dir, status)?;
+    }
 
     // 4. The loop.
     let tokens_per_step = (batch_size * seq_len) as u64;
@@ -238,7 +317,23 @@ fn train(
         optimizer
             .zero_grad()
             .map_err(torch_error("clearing gradients"))?;
-        let loss = forward_backward(&model, config, &batch, vocab);
+        let shard = Shard {
+            rank: ranks.rank as i64,
+            world: ranks.world as i64,
+            seed: rank_seed(config.seed, step, ranks.rank),
+        };
+        let loss = forward_backward_shard(&model, config, &batch, vocab, shard);
+        // Data parallel: average gradients and statistics over the ranks, and agree on
+        // stopping (a signal to any rank stops all of them after this step).
+        let (loss, stop_requested) =
+            reduce_step(ranks, &optimizer, loss, options.stop.load(Ordering::SeqCst))
+                .map_err(TrainerError::Device)?;
+        if let Some(router) = &loss.router {
+            load_sum = Some(match load_sum.take() {
+                Some((sum, steps)) => (sum + &router.load, steps + 1),
+                None => (router.load.copy(), 1),
+            });
+        }
         let grad_norm = optimizer
             .clip_gradients(train.grad_clip)
             .map_err(torch_error("gradient norm"))?;
@@ -252,43 +347,62 @@ fn train(
         // 4.3 Log (the one place a step waits for the device), and catch divergence
         // before a milestone evaluates or checkpoints it.
         let logging = done % train.log_every == 0 || done == total;
-        let loss_value = (logging || milestone).then(|| loss.double_value(&[]));
-        if let Some(loss_value) = loss_value.filter(|value| !value.is_finite()) {
+        // The minimised total (the objective's loss plus a mixture's auxiliary terms)
+        // is non-finite whenever either part is.
+        let minimised = (logging || milestone).then(|| loss.total.double_value(&[]));
+        if let Some(value) = minimised.filter(|value| !value.is_finite()) {
             return Err(TrainerError::NonFinite {
                 step: done,
-                loss: loss_value,
+                loss: value,
             });
         }
+        let loss_value = (logging || milestone).then(|| loss.objective.double_value(&[]));
         if let (true, Some(loss_value)) = (logging, loss_value) {
             let grad_norm = grad_norm.double_value(&[]);
             let now = clock.elapsed().as_secs_f64();
             let tokens_per_s =
                 ((done - last_row.0) * tokens_per_step) as f64 / (now - last_row.1).max(1e-9);
             last_row = (done, now);
-            let mfu = peak_flops.map(|peak| tokens_per_s * flops_per_token / peak);
-            train_log.append(&[
-                done.to_string(),
-                number(epoch),
-                seen.to_string(),
-                number(flops),
-                number(loss_value),
-                number(lr),
-                number(grad_norm),
-                format!("{tokens_per_s:.1}"),
-                format!("{:.3}", elapsed()),
-                mfu.map_or_else(String::new, |mfu| format!("{mfu:.4}")),
-            ])?;
+            // The job's throughput over all its devices' peak: each device's MFU.
+            let mfu =
+                peak_flops.map(|peak| tokens_per_s * flops_per_token / (peak * ranks.world as f64));
+            train_log.append(
+                &[
+                    done.to_string(),
+                    number(epoch),
+                    seen.to_string(),
+                    number(flops),
+                    number(loss_value),
+                    number(lr),
+                    number(grad_norm),
+                    format!("{tokens_per_s:.1}"),
+                    format!("{:.3}", elapsed()),
+                    mfu.map_or_else(String::new, |mfu| format!("{mfu:.4}")),
+                ]
+                .into_iter()
+                .chain(router_columns(loss.router.as_ref()))
+                .chain([format!("{:.1}", tokens_per_s / ranks.world as f64)])
+                .collect::<Vec<_>>(),
+            )?;
             progress.row(done, epoch, loss_value, tokens_per_s, mfu);
         }
         progress.tick(done);
         // 4.4 Milestones: evaluate, then keep a checkpoint.
         if milestone {
+            if let (Some(log), Some((sum, steps))) = (load_log.as_mut(), load_sum.take()) {
+                let at = EvalPoint {
+                    step: done,
+                    epoch,
+                    tokens: seen,
+                    flops,
+                };
+                write_load_rows(log, at, &(sum / steps as f64), &shape.moe_blocks())?;
+            }
             let item_folder = job_dir.join("eval_items");
-            let item_scores = config
-                .eval
-                .item_scores
-                .then_some((item_folder.as_path(), done));
-            for result in task_set.evaluate(&model, config, vocab, item_scores)? {
+            let item_scores =
+                (config.eval.item_scores && writes).then_some((item_folder.as_path(), done));
+            let shard = crate::eval::EvalShard::of(ranks);
+            for result in task_set.evaluate_shard(&model, config, vocab, item_scores, &shard)? {
                 let at = EvalPoint {
                     step: done,
                     epoch,
@@ -303,11 +417,10 @@ fn train(
                 ));
             }
         }
-        let stopping =
-            options.stop.load(Ordering::SeqCst) || options.max_steps.is_some_and(|max| done >= max);
+        let stopping = stop_requested || options.max_steps.is_some_and(|max| done >= max);
         let timer_due = train.checkpoint_minutes > 0.0
             && last_checkpoint.elapsed().as_secs_f64() >= train.checkpoint_minutes * 60.0;
-        if milestone || timer_due || (stopping && done < total) {
+        if writes && (milestone || timer_due || (stopping && done < total)) {
             let state = CheckpointState {
                 step: done,
                 total_steps: total,
@@ -318,6 +431,16 @@ fn train(
                 milestone,
                 vocab_size: dataset.vocab_size,
                 tokenizer_id: dataset.tokenizer_id.clone(),
+                expert_load: load_sum.as_ref().map(|(sum, steps)| {
+                    let (blocks, experts) = sum.size2().unwrap_or_default();
+                    let sums = sum.to_device(Device::Cpu).to_kind(tch::Kind::Double);
+                    checkpoint::LoadSum {
+                        steps: *steps,
+                        blocks,
+                        experts,
+                        sums: Vec::<f64>::try_from(&sums.reshape([-1])).unwrap_or_default(),
+                    }
+                }),
             };
             checkpoint::save(job_dir, &state, &variables, &optimizer)?;
             last_checkpoint = Instant::now();
@@ -338,36 +461,197 @@ fn train(
 
 /// The batch's loss, with its gradient accumulated into the weights: in one pass, or
 /// in `train.micro_batch_size` pieces each weighted by its share of the rows (so the
-/// gradient is the whole batch's mean). Returns the loss without waiting for it.
+/// gradient is the whole batch's mean). Returns the loss and its parts (for a mixture
+/// of experts, the routers' statistics likewise weighted) without waiting for them.
 pub fn forward_backward(
     model: &Transformer,
     config: &JobConfig,
     batch: &Tensor,
     vocab: Vocab,
-) -> Tensor {
-    let rows = batch.size()[0];
+) -> TrainingLoss {
+    let single = Shard {
+        rank: 0,
+        world: 1,
+        seed: 0,
+    };
+    forward_backward_shard(model, config, batch, vocab, single)
+}
+
+/// This process's part of a data-parallel step.
+#[derive(Clone, Copy, Debug)]
+pub struct Shard {
+    pub rank: i64,
+    pub world: i64,
+    /// Generator seed for the draws inside the forward pass (dropout) of this rank,
+    /// so ranks do not repeat each other's; unused in a single process.
+    pub seed: i64,
+}
+
+/// Seed of the in-model draws (dropout) of `rank` at `step`: (seed, step, rank).
+pub fn rank_seed(seed: u64, step: u64, rank: usize) -> i64 {
+    step_seed(
+        seed ^ (rank as u64).wrapping_mul(0xA24B_AED4_963E_E407),
+        step,
+    )
+}
+
+/// `forward_backward` for one rank: the objective's noise is drawn for the whole batch
+/// (from the step's seed, the same on every rank), then the rank keeps its rows
+/// `rank x B / world ..` and, in pieces of `train.micro_batch_size`, backpropagates
+/// their mean loss. Averaged over the ranks, losses and gradients are the whole
+/// batch's, whatever the number of ranks or pieces.
+pub fn forward_backward_shard(
+    model: &Transformer,
+    config: &JobConfig,
+    batch: &Tensor,
+    vocab: Vocab,
+    shard: Shard,
+) -> TrainingLoss {
+    let prepared = prepare(&config.objective, batch, vocab, &config.dlm);
+    let rows = prepared.rows() / shard.world.max(1);
+    let mine = prepared.narrow(shard.rank * rows, rows);
+    if shard.world > 1 {
+        tch::manual_seed(shard.seed);
+    }
     let micro = config
         .train
         .micro_batch_size
         .map_or(rows, |micro| micro as i64)
         .clamp(1, rows.max(1));
     if micro >= rows {
-        let loss = training_loss(model, &config.objective, batch, vocab, &config.dlm);
-        loss.backward();
-        return loss;
+        let loss = prepared_loss(model, &mine, vocab, &config.dlm);
+        loss.total.backward();
+        return detached(loss, 1.0);
     }
-    let mut total = Tensor::zeros([], (tch::Kind::Float, batch.device()));
+    let mut sum: Option<TrainingLoss> = None;
     let mut start = 0;
     while start < rows {
         let size = micro.min(rows - start);
-        let piece = batch.narrow(0, start, size);
-        let loss = training_loss(model, &config.objective, &piece, vocab, &config.dlm)
-            * (size as f64 / rows as f64);
-        loss.backward();
-        total += loss.detach();
+        let piece = mine.narrow(start, size);
+        let share = size as f64 / rows as f64;
+        let loss = prepared_loss(model, &piece, vocab, &config.dlm);
+        (&loss.total * share).backward();
+        let part = detached(loss, share);
+        sum = Some(match sum {
+            None => part,
+            Some(sum) => TrainingLoss {
+                total: sum.total + part.total,
+                objective: sum.objective + part.objective,
+                router: match (sum.router, part.router) {
+                    (Some(a), Some(b)) => Some(RouterStats {
+                        balance: a.balance + b.balance,
+                        z: a.z + b.z,
+                        load: a.load + b.load,
+                    }),
+                    _ => None,
+                },
+            },
+        });
         start += size;
     }
-    total
+    sum.unwrap_or_else(|| {
+        let zero = Tensor::zeros([], (tch::Kind::Float, batch.device()));
+        TrainingLoss {
+            total: zero.copy(),
+            objective: zero,
+            router: None,
+        }
+    })
+}
+
+/// Average the gradients (in place) and the step's statistics over the ranks, and
+/// agree on stopping: one collective per step (the statistics ride with the
+/// gradients). Alone, nothing happens.
+fn reduce_step(
+    ranks: &crate::ranks::Ranks,
+    optimizer: &AdamW,
+    loss: TrainingLoss,
+    stop: bool,
+) -> std::result::Result<(TrainingLoss, bool), String> {
+    if ranks.world <= 1 {
+        return Ok((loss, stop));
+    }
+    let device = loss.total.device();
+    let flag = Tensor::from_slice(&[if stop { 1.0f32 } else { 0.0 }]).to_device(device);
+    let mut parts = vec![loss.total.reshape([1]), loss.objective.reshape([1]), flag];
+    if let Some(router) = &loss.router {
+        parts.extend([
+            router.balance.reshape([1]),
+            router.z.reshape([1]),
+            router.load.reshape([-1]),
+        ]);
+    }
+    let stats = Tensor::cat(&parts, 0).to_kind(tch::Kind::Float);
+    let mut tensors = optimizer.gradients();
+    tensors.push(stats.shallow_clone());
+    ranks.mean(&tensors)?;
+    let stop = stats.double_value(&[2]) > 0.0;
+    let router = loss.router.map(|router| RouterStats {
+        balance: stats.get(3),
+        z: stats.get(4),
+        load: stats
+            .narrow(0, 5, router.load.numel() as i64)
+            .view_as(&router.load),
+    });
+    Ok((
+        TrainingLoss {
+            total: stats.get(0),
+            objective: stats.get(1),
+            router,
+        },
+        stop,
+    ))
+}
+
+/// A loss's parts, detached from the graph and scaled by `share`.
+fn detached(loss: TrainingLoss, share: f64) -> TrainingLoss {
+    TrainingLoss {
+        total: loss.total.detach() * share,
+        objective: loss.objective.detach() * share,
+        router: loss.router.map(|router| RouterStats {
+            balance: router.balance.detach() * share,
+            z: router.z.detach() * share,
+            load: router.load.detach() * share,
+        }),
+    }
+}
+
+/// train.csv's mixture columns: aux_loss, z_loss, expert_load_max (empty when dense).
+fn router_columns(router: Option<&RouterStats>) -> [String; 3] {
+    match router {
+        None => Default::default(),
+        Some(router) => {
+            let experts = router.load.size().last().copied().unwrap_or(1) as f64;
+            [
+                number(router.balance.double_value(&[])),
+                number(router.z.double_value(&[])),
+                number(router.load.max().double_value(&[]) * experts),
+            ]
+        }
+    }
+}
+
+/// expert_load.csv rows: one per (mixture block, expert); `blocks` are the mixture
+/// blocks' indices among all blocks (from 0), in the order of `load`'s rows.
+fn write_load_rows(log: &mut CsvLog, at: EvalPoint, load: &Tensor, blocks: &[usize]) -> Result<()> {
+    let load = load.to_device(Device::Cpu).to_kind(tch::Kind::Double);
+    let (rows, experts) = load.size2().unwrap_or_default();
+    let values = Vec::<f64>::try_from(&load.reshape([-1])).unwrap_or_default();
+    for (row, block) in blocks.iter().enumerate().take(rows as usize) {
+        for expert in 0..experts {
+            let share = values[row * experts as usize + expert as usize];
+            log.append(&[
+                at.step.to_string(),
+                number(at.epoch),
+                at.tokens.to_string(),
+                number(at.flops),
+                block.to_string(),
+                expert.to_string(),
+                number(share),
+            ])?;
+        }
+    }
+    Ok(())
 }
 
 /// The resolved model shape, the prepared data and the tokenizer of a job.

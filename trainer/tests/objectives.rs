@@ -277,7 +277,7 @@ fn micro_batches_add_up_to_the_whole_batch() {
         let mut named: Vec<(String, Tensor)> = variables.variables().into_iter().collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let flat: Vec<Tensor> = named.iter().map(|(_, v)| v.grad().flatten(0, -1)).collect();
-        (loss.double_value(&[]), Tensor::cat(&flat, 0))
+        (loss.total.double_value(&[]), Tensor::cat(&flat, 0))
     };
     let (whole_loss, whole) = run(None);
     let scale = whole.abs().max().double_value(&[]);

@@ -80,10 +80,14 @@ impl Fixture {
     }
 
     fn job(&self, name: &str, objective: &str, extra: &str) -> PathBuf {
+        self.job_with_model(name, objective, "{ preset: nano }", extra)
+    }
+
+    fn job_with_model(&self, name: &str, objective: &str, model: &str, extra: &str) -> PathBuf {
         let folder = self.root.join(name);
         std::fs::create_dir_all(&folder).expect("job folder");
         let yaml = format!(
-            "objective: {objective}\nseed: 3\nmodel: {{ preset: nano }}\n\
+            "objective: {objective}\nseed: 3\nmodel: {model}\n\
              data: {{ corpus: {}, tokenizer: bytes, seq_len: 32, unique_tokens: 4k, val_tokens: 2k }}\n\
              train: {{ epochs: 2, batch_size: 8, lr: 3e-3, log_every: 1, checkpoint_minutes: 0 }}\n\
              eval: {{ at: log2, val_loss_tokens: 1k, dlm_draws: 2 }}\n{extra}",
@@ -112,7 +116,9 @@ fn deterministic_columns(path: &Path) -> Vec<String> {
         .map(|line| {
             line.split(',')
                 .zip(&header)
-                .filter(|(_, name)| !matches!(**name, "tokens_per_s" | "elapsed_s"))
+                .filter(|(_, name)| {
+                    !matches!(**name, "tokens_per_s" | "elapsed_s" | "tokens_per_s_device")
+                })
                 .map(|(field, _)| field)
                 .collect::<Vec<_>>()
                 .join(",")
@@ -145,6 +151,82 @@ fn resumed_job_logs_exactly_what_an_uninterrupted_one_does() {
             .expect("status")
             .expect("present");
         assert_eq!((status.state, status.attempts), (State::Done, 2));
+    }
+}
+
+/// Mixtures of experts (`moe-tiny`): the loss falls for AR and the DLM, a resumed job
+/// logs exactly what an uninterrupted one does, train.csv carries the routers' losses
+/// and expert_load.csv one row per (milestone, block, expert) whose shares sum to 1.
+#[test]
+fn mixture_jobs_learn_resume_exactly_and_log_expert_load() {
+    let fixture = Fixture::new();
+    for objective in ["ar", "dlm"] {
+        let model = "{ preset: moe-tiny }";
+        let straight = fixture.job_with_model(&format!("moe-{objective}"), objective, model, "");
+        trainer::run(&straight, &fixture.options(None)).expect("uninterrupted run");
+        let resumed =
+            fixture.job_with_model(&format!("moe-resumed-{objective}"), objective, model, "");
+        let stopped = trainer::run(&resumed, &fixture.options(Some(5))).expect("first part");
+        assert_eq!(stopped, trainer::Outcome::Stopped { step: 5 });
+        trainer::run(&resumed, &fixture.options(None)).expect("resumed run");
+        for log in ["train.csv", "eval.csv", "eval_items.csv"] {
+            let a = deterministic_columns(&straight.join(log));
+            let b = deterministic_columns(&resumed.join(log));
+            assert_eq!(a, b, "{objective} {log} differs after resume");
+        }
+        let text = std::fs::read_to_string(straight.join("train.csv")).expect("train.csv");
+        let header: Vec<&str> = text.lines().next().expect("header").split(',').collect();
+        let column = |name: &str| header.iter().position(|h| *h == name).expect(name);
+        let rows: Vec<Vec<f64>> = text
+            .lines()
+            .skip(1)
+            .map(|line| {
+                line.split(',')
+                    .map(|f| f.parse().unwrap_or(f64::NAN))
+                    .collect()
+            })
+            .collect();
+        let losses: Vec<f64> = rows.iter().map(|row| row[column("loss")]).collect();
+        let head = losses[..3].iter().sum::<f64>() / 3.0;
+        let tail = losses[losses.len() - 3..].iter().sum::<f64>() / 3.0;
+        assert!(
+            tail < head - 0.5,
+            "{objective}: loss {head:.3} -> {tail:.3}"
+        );
+        for row in &rows {
+            let (aux, z, load) = (
+                row[column("aux_loss")],
+                row[column("z_loss")],
+                row[column("expert_load_max")],
+            );
+            // E sum f P is near 1 for a balanced router; z-loss positive; the busiest
+            // expert between an even share and E / k = 4 times it.
+            assert!((0.5..4.0).contains(&aux), "{objective}: aux_loss {aux}");
+            assert!(z > 0.0, "{objective}: z_loss {z}");
+            assert!(
+                (1.0..=4.0).contains(&load),
+                "{objective}: expert_load_max {load}"
+            );
+        }
+        let loads = std::fs::read_to_string(straight.join("expert_load.csv")).expect("loads");
+        let mut sums = std::collections::BTreeMap::<(String, String), f64>::new();
+        for line in loads.lines().skip(1) {
+            let fields: Vec<&str> = line.split(',').collect();
+            *sums
+                .entry((fields[0].into(), fields[4].into()))
+                .or_default() += fields[6].parse::<f64>().expect("share");
+        }
+        // Two milestones x four blocks, eight experts each.
+        assert_eq!(loads.lines().count(), 1 + 2 * 4 * 8, "{loads}");
+        assert!(
+            sums.values().all(|sum| (sum - 1.0).abs() < 1e-5),
+            "{sums:?}"
+        );
+        assert_eq!(
+            deterministic_columns(&straight.join("expert_load.csv")),
+            deterministic_columns(&resumed.join("expert_load.csv")),
+            "{objective}: expert load after resume (step 5 is not a milestone)"
+        );
     }
 }
 
@@ -355,4 +437,285 @@ fn cuda_request_without_cuda_names_what_to_install() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// `trainer run` on a job, as the harness starts it (a data-parallel job's launcher
+/// starts its other ranks itself).
+fn run_binary(fixture: &Fixture, job: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .arg("run")
+        .arg(job)
+        .args(["--threads", "1", "--quiet"])
+        .env("CROSSOVER_CACHE", fixture.root.join("cache"))
+        .output()
+        .expect("trainer runs")
+}
+
+/// A job of the fixture with extra `train` fields.
+fn job_with_train(fixture: &Fixture, name: &str, objective: &str, train: &str) -> PathBuf {
+    let job = fixture.job(name, objective, "");
+    let path = job.join("job.yaml");
+    let text = std::fs::read_to_string(&path).expect("job.yaml");
+    let text = text.replace(
+        "checkpoint_minutes: 0 }",
+        &format!("checkpoint_minutes: 0{train} }}"),
+    );
+    std::fs::write(&path, text).expect("job.yaml");
+    job
+}
+
+fn column(path: &Path, name: &str) -> Vec<f64> {
+    let text = std::fs::read_to_string(path).expect("log");
+    let header: Vec<&str> = text.lines().next().expect("header").split(',').collect();
+    let index = header.iter().position(|h| *h == name).expect("column");
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            line.split(',')
+                .nth(index)
+                .expect("field")
+                .parse()
+                .expect("number")
+        })
+        .collect()
+}
+
+fn last_checkpoint_weights(job: &Path) -> Vec<u8> {
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(job.join("checkpoints"))
+        .expect("checkpoints")
+        .map(|entry| entry.expect("entry").path())
+        .collect();
+    folders.sort();
+    std::fs::read(
+        folders
+            .last()
+            .expect("a checkpoint")
+            .join("model.safetensors"),
+    )
+    .expect("weights")
+}
+
+/// Two ranks (`train.devices: 2`, Gloo on the CPU) give exactly what one process
+/// gives when it splits the batch into the same two halves (micro-batches of 4 of 8):
+/// the same losses, gradient norms, evaluations and weight bytes, because the noise is
+/// drawn for the whole batch before it is cut and averaging two gradients over the
+/// ranks rounds as adding two halves does. Against one process taking the batch at
+/// once they agree to 1e-5 over the first steps (the sums are ordered differently);
+/// those rounding differences grow as training goes on (1.6e-5 by step 26 here), so
+/// later steps are held to 1e-3.
+#[test]
+fn two_ranks_train_exactly_as_one_process() {
+    let fixture = Fixture::new();
+    for objective in ["ar", "dlm"] {
+        let halves = job_with_train(
+            &fixture,
+            &format!("halves-{objective}"),
+            objective,
+            ", micro_batch_size: 4",
+        );
+        let ranks = job_with_train(
+            &fixture,
+            &format!("ranks-{objective}"),
+            objective,
+            ", devices: 2",
+        );
+        let whole = fixture.job(&format!("whole-{objective}"), objective, "");
+        for job in [&halves, &ranks, &whole] {
+            let output = run_binary(&fixture, job);
+            assert!(
+                output.status.success(),
+                "{objective} {}: {}",
+                job.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        for log in ["train.csv", "eval.csv", "eval_items.csv"] {
+            assert_eq!(
+                deterministic_columns(&halves.join(log)),
+                deterministic_columns(&ranks.join(log)),
+                "{objective} {log}: two ranks differ from one process in two halves"
+            );
+        }
+        assert!(
+            last_checkpoint_weights(&halves) == last_checkpoint_weights(&ranks),
+            "{objective}: the weights' bytes differ"
+        );
+        for name in ["loss", "grad_norm"] {
+            let (a, b) = (
+                column(&whole.join("train.csv"), name),
+                column(&ranks.join("train.csv"), name),
+            );
+            assert_eq!(a.len(), b.len());
+            for (step, (x, y)) in a.iter().zip(&b).enumerate() {
+                let tolerance = if step < 8 { 1e-5 } else { 1e-3 };
+                assert!(
+                    (x - y).abs() <= tolerance * x.abs().max(y.abs()),
+                    "{objective} {name} at row {step}: {x} vs {y}"
+                );
+            }
+        }
+        // Only rank 0 wrote: one status with one attempt, no stray files.
+        let status = runfolder::read_status(&ranks)
+            .expect("status")
+            .expect("written");
+        assert_eq!((status.state, status.attempts), (State::Done, 1));
+    }
+}
+
+/// The pids of `parent`'s children (from /proc).
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|field| field.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+/// Start `trainer run` on a job in the background and wait for its first milestone
+/// checkpoint (epoch 1, step 16).
+fn start_until_first_checkpoint(fixture: &Fixture, job: &Path) -> std::process::Child {
+    let launcher = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .arg("run")
+        .arg(job)
+        .args(["--threads", "1", "--quiet"])
+        .env("CROSSOVER_CACHE", fixture.root.join("cache"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("trainer starts");
+    let first = job.join("checkpoints").join("step-00000016");
+    let started = std::time::Instant::now();
+    while !first.exists() {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "no checkpoint after 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    launcher
+}
+
+/// Killing rank 1 mid-run fails the job with a clear error in status.json, leaves no
+/// half-written checkpoint, and running it again resumes from the last checkpoint with
+/// both ranks and ends exactly where an uninterrupted two-rank run does. SIGTERM to
+/// the launcher instead stops both ranks after the same step with a checkpoint (exit
+/// 3, cancelled), and that job resumes the same way.
+#[test]
+fn a_killed_rank_fails_the_job_and_a_rerun_resumes() {
+    let fixture = Fixture::new();
+    let two_ranks = ", devices: 2";
+    let straight = job_with_train(&fixture, "straight", "ar", two_ranks);
+    let killed = job_with_train(&fixture, "killed", "ar", two_ranks);
+    let stopped = job_with_train(&fixture, "stopped", "ar", two_ranks);
+    for job in [&straight, &killed, &stopped] {
+        let path = job.join("job.yaml");
+        let text = std::fs::read_to_string(&path).expect("job.yaml");
+        std::fs::write(&path, text.replace("epochs: 2,", "epochs: 16,")).expect("job.yaml");
+    }
+    let output = run_binary(&fixture, &straight);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // After the first milestone checkpoint, kill rank 1.
+    let mut launcher = start_until_first_checkpoint(&fixture, &killed);
+    let ranks = children_of(launcher.id());
+    assert_eq!(
+        ranks.len(),
+        1,
+        "the launcher started one other rank: {ranks:?}"
+    );
+    let killed_at = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-9", &ranks[0].to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = launcher.wait().expect("launcher exits");
+    assert!(!exit.success(), "the job must fail when a rank dies");
+    assert!(
+        killed_at.elapsed().as_secs() < 60,
+        "failing took {:?}",
+        killed_at.elapsed()
+    );
+    let status = runfolder::read_status(&killed)
+        .expect("status")
+        .expect("written");
+    assert_eq!(status.state, State::Failed);
+    let error = status.error.unwrap_or_default();
+    assert!(
+        error.contains("rank") && error.contains("run the job again"),
+        "{error}"
+    );
+    // Nothing half-written: every checkpoint folder is complete, no staging left.
+    for entry in std::fs::read_dir(killed.join("checkpoints"))
+        .expect("checkpoints")
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with(".staging"), "left {name}");
+        assert!(
+            entry.path().join("state.json").exists(),
+            "{name} lacks state.json"
+        );
+    }
+    let output = run_binary(&fixture, &killed);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let status = runfolder::read_status(&killed)
+        .expect("status")
+        .expect("written");
+    assert_eq!((status.state, status.attempts), (State::Done, 2));
+    // A graceful stop: SIGTERM to the launcher only.
+    let mut launcher = start_until_first_checkpoint(&fixture, &stopped);
+    let ranks = children_of(launcher.id());
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &launcher.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = launcher.wait().expect("launcher exits");
+    assert_eq!(exit.code(), Some(3), "stopped with a checkpoint");
+    let status = runfolder::read_status(&stopped)
+        .expect("status")
+        .expect("written");
+    assert_eq!(status.state, State::Cancelled, "{:?}", status.error);
+    assert!(
+        ranks
+            .iter()
+            .all(|pid| !Path::new(&format!("/proc/{pid}")).exists()),
+        "rank 1 outlived the stop"
+    );
+    let output = run_binary(&fixture, &stopped);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for job in [&killed, &stopped] {
+        for log in ["train.csv", "eval.csv"] {
+            assert_eq!(
+                deterministic_columns(&straight.join(log)),
+                deterministic_columns(&job.join(log)),
+                "{log} of {} after the resumed run",
+                job.display()
+            );
+        }
+    }
 }

@@ -48,15 +48,6 @@ pub fn loss_vs_epochs<'a>(context: &'a Context<'a>) -> Vec<LossVsEpochs<'a>> {
         .collect()
 }
 
-/// "DLM", "AR", "AR-masked(0.3)".
-pub fn objective_name(objective: &str) -> String {
-    match objective {
-        "dlm" => "DLM".into(),
-        "ar" => "AR".into(),
-        other => other.replace("ar_", "AR-"),
-    }
-}
-
 impl Figure for LossVsEpochs<'_> {
     fn name(&self) -> String {
         self.name.clone()
@@ -81,7 +72,7 @@ impl Figure for LossVsEpochs<'_> {
 }
 
 fn law_caption(law: &LawFit) -> String {
-    let name = objective_name(&law.objective);
+    let name = super::objective_name(&law.objective);
     let Some(fitted) = law.fitted else {
         return format!("{name}: not fitted");
     };

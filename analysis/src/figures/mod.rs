@@ -4,8 +4,10 @@
 
 mod ablation;
 mod crossover_map;
+mod expert_load;
 mod fits;
 mod loss_accuracy;
+mod moe_vs_dense;
 mod pareto;
 mod potential;
 mod study;
@@ -27,6 +29,8 @@ pub struct Context<'a> {
     pub smooth: usize,
     /// The scaling-law fits; their figures are drawn only where a fit exists.
     pub fits: &'a crate::fits::Fits,
+    /// Mixture-of-experts vs dense comparisons (empty without mixtures).
+    pub moe: &'a [crate::moe::MoeRow],
 }
 
 /// A figure drawn the same way on any backend.
@@ -86,6 +90,11 @@ pub fn render_all(context: &Context<'_>, folder: &Path) -> Result<Vec<Rendered>>
     rendered.push(render_or_skip(crossover_map::figure(context), folder)?);
     rendered.push(render_or_skip(pareto::figure(context), folder)?);
     rendered.push(render_or_skip(ablation::figure(context), folder)?);
+    // Mixtures of experts only: not even a skip note for a dense sweep.
+    if context.runs.iter().any(|run| run.moe.is_some()) {
+        rendered.push(render_or_skip(moe_vs_dense::figure(context), folder)?);
+        rendered.push(render_or_skip(expert_load::figure(context), folder)?);
+    }
     // The fits' figures: absent (not skipped) without a fit, since the report's Fits
     // section already says, one line per fit, what the sweep lacks.
     for figure in fits::loss_vs_epochs(context) {
@@ -254,15 +263,20 @@ pub fn panel_title(task: &str, metric: &str) -> String {
 
 /// Legend label of a series: objective and its unique-token budget.
 pub fn series_label(objective: &str, unique_tokens: u64) -> String {
-    let name = match objective {
-        "dlm" => "DLM".to_string(),
-        "ar" => "AR".to_string(),
-        other => other.replace("ar_", "AR-"),
-    };
     format!(
-        "{name}, {} unique",
+        "{}, {} unique",
+        objective_name(objective),
         crate::format::count(unique_tokens as f64)
     )
+}
+
+/// "DLM", "AR", "AR-masked(0.3)".
+pub fn objective_name(objective: &str) -> String {
+    match objective {
+        "dlm" => "DLM".into(),
+        "ar" => "AR".into(),
+        other => other.replace("ar_", "AR-"),
+    }
 }
 
 pub fn font(size: u32) -> TextStyle<'static> {

@@ -164,7 +164,7 @@ where
         .map_err(text)?
         .label(format!(
             "{}: best value per budget",
-            super::fits::objective_name(objective)
+            super::objective_name(objective)
         ))
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], color.stroke_width(3)));
     chart

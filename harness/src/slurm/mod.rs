@@ -1,5 +1,6 @@
-//! The Slurm backend (design.md, "Dispatch"): one job array per `harness run`, task i
-//! running `trainer run` on the i-th job folder submitted.
+//! The Slurm backend (design.md, "Dispatch"): one job array per `harness run` and job
+//! shape (train.devices x train.nodes; one array for a sweep of one-process jobs),
+//! task i running `trainer run` on the i-th job folder submitted, once per rank.
 //!
 //! Files, under `<results>/slurm/`: `array-<n>.sh` (the script, kept for the user to
 //! read or resubmit), `array-<n>.txt` (its job folders, task i = line i+1),
@@ -15,7 +16,7 @@ mod track;
 
 use crate::lock::RunLock;
 use crate::status::JobState;
-use crate::target::{JobRow, Target};
+use crate::target::{JobRow, Shape, Target, folder_shape};
 use anyhow::Context;
 use jobspec::status::{State, now, read_status};
 use std::path::{Path, PathBuf};
@@ -113,7 +114,56 @@ fn submit(
             active.count()
         ));
     }
-    let number = submissions.len() + 1;
+    let mut lines = Vec::new();
+    for (shape, group) in by_shape(&chosen) {
+        let number = submissions.len() + 1;
+        let submission = submit_array(results, name, &group, shape, number, settings, options)?;
+        let each = if shape == Shape::SINGLE {
+            String::new()
+        } else {
+            format!(" ({shape} each)")
+        };
+        lines.push(format!(
+            "submitted {} of {} jobs{each} as Slurm array {} (script {})",
+            group.len(),
+            rows.len(),
+            submission.slurm_job,
+            slurm_dir(results).join(&submission.script).display()
+        ));
+        // Recorded at once: an sbatch failing for a later shape leaves this one tracked.
+        submissions.push(submission);
+        track::write_submissions(results, &submissions)?;
+    }
+    Ok(lines.join("\n"))
+}
+
+/// Jobs grouped by the shape their trainers will run with (one array each: an
+/// sbatch script asks for one shape), groups in order of their first job.
+fn by_shape<'a>(rows: &[&'a JobRow]) -> Vec<(Shape, Vec<&'a JobRow>)> {
+    let mut groups: Vec<(Shape, Vec<&JobRow>)> = Vec::new();
+    for &row in rows {
+        let (shape, note) = folder_shape(row);
+        if let Some(note) = note {
+            eprintln!("{note}");
+        }
+        match groups.iter_mut().find(|(known, _)| *known == shape) {
+            Some((_, group)) => group.push(row),
+            None => groups.push((shape, vec![row])),
+        }
+    }
+    groups
+}
+
+/// Write array `number`'s job list and script for `jobs` (all of one shape) and sbatch it.
+fn submit_array(
+    results: &Path,
+    name: &str,
+    jobs: &[&JobRow],
+    shape: Shape,
+    number: usize,
+    settings: &Settings,
+    options: &SubmitOptions,
+) -> anyhow::Result<Submission> {
     let dir = slurm_dir(results);
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
@@ -123,14 +173,15 @@ fn submit(
         .with_context(|| format!("resolving {}", options.trainer.display()))?;
     let input = script::ScriptInput {
         sweep_name: name,
-        tasks: chosen.len(),
+        tasks: jobs.len(),
         array_file: &array_file,
         slurm_log_dir: &logs,
         trainer: &trainer,
+        shape,
     };
     let text = script::render(settings, &input)?;
     let mut folders = String::new();
-    for row in &chosen {
+    for row in jobs {
         let folder = std::path::absolute(&row.folder)
             .with_context(|| format!("resolving {}", row.folder.display()))?;
         folders.push_str(&format!("{}\n", folder.display()));
@@ -138,20 +189,13 @@ fn submit(
     write(&array_file, &folders)?;
     write(&script_path, &text)?;
     let slurm_job = client::sbatch(&script_path, results)?;
-    submissions.push(Submission {
-        slurm_job: slurm_job.clone(),
+    Ok(Submission {
+        slurm_job,
         script: format!("array-{number}.sh"),
         array_file: format!("array-{number}.txt"),
-        jobs: chosen.iter().map(|row| row.id.clone()).collect(),
+        jobs: jobs.iter().map(|row| row.id.clone()).collect(),
         submitted_at: now(),
-    });
-    track::write_submissions(results, &submissions)?;
-    Ok(format!(
-        "submitted {} of {} jobs as Slurm array {slurm_job} (script {})",
-        chosen.len(),
-        rows.len(),
-        script_path.display()
-    ))
+    })
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {

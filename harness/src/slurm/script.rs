@@ -3,8 +3,17 @@
 //! Task i trains the job folder on line i+1 of the array file. Paths go into the
 //! shell part single-quoted; `#SBATCH` lines only carry validated values (see
 //! settings.rs) and a log path checked to be one sbatch can read unquoted.
+//!
+//! Every job of one array has the same shape. A one-process job is one task whose
+//! shell becomes the trainer. A data-parallel job (train.devices N per node on
+//! train.nodes M) asks for `--nodes=M --ntasks-per-node=N`, exports the rendezvous
+//! (CROSSOVER_MASTER_ADDR: the allocation's first node; CROSSOVER_MASTER_PORT: from
+//! the Slurm job id) and becomes `srun`, which starts one trainer per rank; each
+//! reads its rank, the world size and its local rank from SLURM_PROCID, SLURM_NTASKS
+//! and SLURM_LOCALID.
 
 use super::settings::Settings;
+use crate::target::Shape;
 use anyhow::bail;
 use std::fmt::Write;
 use std::path::Path;
@@ -19,6 +28,8 @@ pub struct ScriptInput<'a> {
     /// Where Slurm writes what a task prints before it switches to the job's log.
     pub slurm_log_dir: &'a Path,
     pub trainer: &'a Path,
+    /// Every job's shape: processes per node and nodes.
+    pub shape: Shape,
 }
 
 /// `text` as one single-quoted shell word: nothing inside is expanded.
@@ -58,6 +69,14 @@ pub fn render(settings: &Settings, input: &ScriptInput) -> anyhow::Result<String
         "# Task i trains the job folder on line i+1 of {}.",
         input.array_file.display()
     );
+    if input.shape != Shape::SINGLE {
+        let _ = writeln!(
+            out,
+            "# Each job runs as {}: {} ranks, one srun task each (train.nodes x train.devices).",
+            input.shape,
+            input.shape.processes()
+        );
+    }
     out.push_str(&sbatch_lines(settings, input, &log_dir));
     out.push_str(&body(settings, input));
     Ok(out)
@@ -73,12 +92,21 @@ fn sbatch_lines(settings: &Settings, input: &ScriptInput, log_dir: &str) -> Stri
         format!("--array=0-{last}{cap}"),
         format!("--output={log_dir}/%A_%a.out"),
     ];
+    let shape = input.shape;
+    if shape != Shape::SINGLE {
+        lines.push(format!("--nodes={}", shape.nodes));
+        lines.push(format!("--ntasks-per-node={}", shape.devices));
+    }
+    let gres = settings
+        .gres
+        .as_ref()
+        .map(|gres| gres_per_node(gres, shape.devices));
     let named = [
         ("partition", &settings.partition),
         ("account", &settings.account),
         ("qos", &settings.qos),
         ("time", &settings.time),
-        ("gres", &settings.gres),
+        ("gres", &gres),
         ("mem", &settings.mem),
     ];
     for (option, value) in named {
@@ -126,6 +154,11 @@ fn body(settings: &Settings, input: &ScriptInput) -> String {
         out.push_str(setup.trim_end());
         out.push('\n');
     }
+    if input.shape != Shape::SINGLE {
+        out.push_str(&ranks(settings, input.shape));
+        let _ = writeln!(out, "{trainer} run \"$job\" --threads {threads}");
+        return out;
+    }
     out.push_str(
         "\n# exec: the trainer becomes the task, so Slurm's SIGTERM (scancel, time limit,\n\
          # preemption) reaches it: it checkpoints and exits with code 3, and a resubmitted\n\
@@ -135,81 +168,55 @@ fn body(settings: &Settings, input: &ScriptInput) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::PathBuf;
-
-    #[test]
-    fn quoting() {
-        let cases = [
-            ("plain", "'plain'"),
-            ("it's", r"'it'\''s'"),
-            ("$(touch x); `id`", "'$(touch x); `id`'"),
-        ];
-        for (text, expected) in cases {
-            assert_eq!(shell_quote(text), expected);
-        }
-    }
-
-    fn input<'a>(dir: &'a Path, file: &'a Path, trainer: &'a Path) -> ScriptInput<'a> {
-        ScriptInput {
-            sweep_name: "smoke",
-            tasks: 3,
-            array_file: file,
-            slurm_log_dir: dir,
-            trainer,
-        }
-    }
-
-    #[test]
-    fn a_script_carries_every_setting() {
-        let settings = Settings {
-            partition: Some("gpu".into()),
-            gres: Some("gpu:1".into()),
-            max_running: Some(2),
-            requeue: Some(true),
-            threads: Some(1),
-            extra: vec!["#SBATCH --exclusive".into()],
-            setup: Some("module load cuda\n".into()),
-            ..Settings::default()
-        };
-        let dir = PathBuf::from("/r/slurm/logs");
-        let file = PathBuf::from("/r/$x/array-1.txt");
-        let trainer = PathBuf::from("/it's/trainer");
-        let script = render(&settings, &input(&dir, &file, &trainer)).expect("renders");
-        for expected in [
-            "#SBATCH --array=0-2%2\n",
-            "#SBATCH --output=/r/slurm/logs/%A_%a.out\n",
-            "#SBATCH --partition=gpu\n",
-            "#SBATCH --gres=gpu:1\n",
-            "#SBATCH --requeue\n",
-            "#SBATCH --exclusive\n",
-            "array_file='/r/$x/array-1.txt'\n",
-            "module load cuda\n",
-            "exec '/it'\\''s/trainer' run \"$job\" --threads 1\n",
-        ] {
-            assert!(script.contains(expected), "{expected} in\n{script}");
-        }
-    }
-
-    #[test]
-    fn log_paths_sbatch_cannot_read_are_refused() {
-        let settings = Settings::default();
-        let file = PathBuf::from("/r/array-1.txt");
-        let trainer = PathBuf::from("/bin/trainer");
-        for dir in ["/r s/logs", "/r%j/logs", "/r'/logs"] {
-            let dir = PathBuf::from(dir);
-            assert!(
-                render(&settings, &input(&dir, &file, &trainer)).is_err(),
-                "{dir:?}"
-            );
-        }
-        let dir = PathBuf::from("/r$(touch${IFS}x)/logs");
-        let script = render(&settings, &input(&dir, &file, &trainer)).expect("renders");
-        assert!(
-            script.contains("--threads \"${SLURM_CPUS_PER_TASK:-1}\""),
-            "{script}"
-        );
-    }
+/// A data-parallel job's rendezvous and its `exec srun ...` up to the trainer's path.
+fn ranks(settings: &Settings, shape: Shape) -> String {
+    let mut out = String::from(
+        "\n# Rendezvous of the job's ranks: the allocation's first node, and a port from the\n\
+         # job id (each array task is its own Slurm job). sed, not head: it reads all of\n\
+         # scontrol's output, so no SIGPIPE can fail the pipeline under pipefail.\n\
+         CROSSOVER_MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | sed -n 1p)\n\
+         export CROSSOVER_MASTER_ADDR\n\
+         export CROSSOVER_MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))\n\
+         \n\
+         # srun starts one trainer per rank; each reads its rank, the world size and its\n\
+         # local rank from SLURM_PROCID, SLURM_NTASKS and SLURM_LOCALID. --kill-on-bad-exit:\n\
+         # one dead rank ends the step rather than leaving the others waiting. exec: Slurm's\n\
+         # SIGTERM (scancel, time limit, preemption) reaches srun, which passes it to every\n\
+         # rank: they checkpoint and exit with code 3, and the job resumes when run again.\n",
+    );
+    // Since Slurm 22.05 srun does not inherit --cpus-per-task from sbatch: say it again.
+    let cpus = settings
+        .cpus_per_task
+        .map_or_else(String::new, |cpus| format!(" --cpus-per-task={cpus}"));
+    let _ = write!(
+        out,
+        "exec srun --kill-on-bad-exit=1 --nodes={} --ntasks-per-node={}{cpus} ",
+        shape.nodes, shape.devices
+    );
+    out
 }
+
+/// `--gres` for a job of `devices` processes per node: a `gpu` gres asks for at least
+/// one GPU per process (`gpu:a100:1` -> `gpu:a100:4` for 4 devices; Slurm counts gres
+/// per node); other gres, and larger counts, as written.
+fn gres_per_node(gres: &str, devices: usize) -> String {
+    let parts: Vec<&str> = gres.split(':').collect();
+    let (name, count) = match parts.as_slice() {
+        [name, count] | [name, _, count] => (*name, *count),
+        _ => return gres.to_owned(),
+    };
+    let Ok(count) = count.parse::<usize>() else {
+        return gres.to_owned();
+    };
+    if name != "gpu" || count >= devices {
+        return gres.to_owned();
+    }
+    let kind = parts
+        .get(2)
+        .map_or(String::new(), |_| format!("{}:", parts[1]));
+    format!("gpu:{kind}{devices}")
+}
+
+#[cfg(test)]
+#[path = "script_tests.rs"]
+mod tests;

@@ -1,0 +1,305 @@
+//! Tests of script.rs: the generated sbatch lines for each job shape, checked with
+//! `bash -n`; the one-process script byte for byte.
+
+use super::*;
+use std::path::PathBuf;
+
+#[test]
+fn quoting() {
+    let cases = [
+        ("plain", "'plain'"),
+        ("it's", r"'it'\''s'"),
+        ("$(touch x); `id`", "'$(touch x); `id`'"),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(shell_quote(text), expected);
+    }
+}
+
+fn input<'a>(dir: &'a Path, file: &'a Path, trainer: &'a Path) -> ScriptInput<'a> {
+    ScriptInput {
+        sweep_name: "smoke",
+        tasks: 3,
+        array_file: file,
+        slurm_log_dir: dir,
+        trainer,
+        shape: Shape::SINGLE,
+    }
+}
+
+#[test]
+fn a_script_carries_every_setting() {
+    let settings = Settings {
+        partition: Some("gpu".into()),
+        gres: Some("gpu:1".into()),
+        max_running: Some(2),
+        requeue: Some(true),
+        threads: Some(1),
+        extra: vec!["#SBATCH --exclusive".into()],
+        setup: Some("module load cuda\n".into()),
+        ..Settings::default()
+    };
+    let dir = PathBuf::from("/r/slurm/logs");
+    let file = PathBuf::from("/r/$x/array-1.txt");
+    let trainer = PathBuf::from("/it's/trainer");
+    let script = render(&settings, &input(&dir, &file, &trainer)).expect("renders");
+    for expected in [
+        "#SBATCH --array=0-2%2\n",
+        "#SBATCH --output=/r/slurm/logs/%A_%a.out\n",
+        "#SBATCH --partition=gpu\n",
+        "#SBATCH --gres=gpu:1\n",
+        "#SBATCH --requeue\n",
+        "#SBATCH --exclusive\n",
+        "array_file='/r/$x/array-1.txt'\n",
+        "module load cuda\n",
+        "exec '/it'\\''s/trainer' run \"$job\" --threads 1\n",
+    ] {
+        assert!(script.contains(expected), "{expected} in\n{script}");
+    }
+}
+
+#[test]
+fn log_paths_sbatch_cannot_read_are_refused() {
+    let settings = Settings::default();
+    let file = PathBuf::from("/r/array-1.txt");
+    let trainer = PathBuf::from("/bin/trainer");
+    for dir in ["/r s/logs", "/r%j/logs", "/r'/logs"] {
+        let dir = PathBuf::from(dir);
+        assert!(
+            render(&settings, &input(&dir, &file, &trainer)).is_err(),
+            "{dir:?}"
+        );
+    }
+    let dir = PathBuf::from("/r$(touch${IFS}x)/logs");
+    let script = render(&settings, &input(&dir, &file, &trainer)).expect("renders");
+    assert!(
+        script.contains("--threads \"${SLURM_CPUS_PER_TASK:-1}\""),
+        "{script}"
+    );
+}
+
+/// The script of docs/running.md, byte for byte: a one-process job's script is
+/// what it was before data parallelism.
+#[test]
+fn a_single_process_script_is_unchanged() {
+    let settings = Settings {
+        time: Some("0:30:00".into()),
+        mem: Some("1G".into()),
+        cpus_per_task: Some(1),
+        max_running: Some(2),
+        requeue: Some(true),
+        threads: Some(1),
+        ..Settings::default()
+    };
+    let dir = PathBuf::from("/tmp/smoke-slurm/slurm/logs");
+    let file = PathBuf::from("/tmp/smoke-slurm/slurm/array-1.txt");
+    let trainer = PathBuf::from("/work/target-harness/debug/trainer");
+    let script = render(&settings, &input(&dir, &file, &trainer)).expect("renders");
+    let expected = r#"#!/bin/bash
+# Sweep `smoke`: 3 jobs as one Slurm job array, written by `harness run --backend slurm`.
+# Task i trains the job folder on line i+1 of /tmp/smoke-slurm/slurm/array-1.txt.
+#SBATCH --job-name=smoke
+#SBATCH --array=0-2%2
+#SBATCH --output=/tmp/smoke-slurm/slurm/logs/%A_%a.out
+#SBATCH --time=0:30:00
+#SBATCH --mem=1G
+#SBATCH --cpus-per-task=1
+#SBATCH --requeue
+set -eo pipefail
+
+array_file='/tmp/smoke-slurm/slurm/array-1.txt'
+job=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$array_file")
+if [ -z "$job" ]; then
+  echo "no job for task $SLURM_ARRAY_TASK_ID in $array_file" >&2
+  exit 2
+fi
+# From here on the task writes to its job's own log, like the local backend.
+exec >>"$job/log.txt" 2>&1
+echo "--- slurm task ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} on $(hostname) starts \`trainer run\` at unix time $(date +%s) ---"
+
+# exec: the trainer becomes the task, so Slurm's SIGTERM (scancel, time limit,
+# preemption) reaches it: it checkpoints and exits with code 3, and a resubmitted
+# or requeued task resumes from that checkpoint.
+exec '/work/target-harness/debug/trainer' run "$job" --threads 1
+"#;
+    assert_eq!(script, expected);
+}
+
+/// The lines that depend on a job's shape, for (devices, nodes) = (1, 1), (2, 1) and
+/// (4, 2), each with and without a GPU gres: each case is (devices, nodes, gres,
+/// cpus_per_task, texts the script must hold, texts it must not).
+#[test]
+fn lines_for_each_shape() {
+    type Case = (
+        usize,
+        usize,
+        Option<&'static str>,
+        Option<u32>,
+        Vec<&'static str>,
+        Vec<&'static str>,
+    );
+    let exec_srun = "exec srun --kill-on-bad-exit=1";
+    let rendezvous = [
+        "CROSSOVER_MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | sed -n 1p)\nexport CROSSOVER_MASTER_ADDR\n",
+        "export CROSSOVER_MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))\n",
+    ];
+    let single_exec =
+        "\nexec '/bin/trainer' run \"$job\" --threads \"${SLURM_CPUS_PER_TASK:-1}\"\n";
+    let cases: Vec<Case> = vec![
+        (
+            1,
+            1,
+            None,
+            None,
+            vec![single_exec],
+            vec![
+                "#SBATCH --nodes",
+                "#SBATCH --ntasks-per-node",
+                "#SBATCH --gres",
+                "srun",
+                "CROSSOVER_MASTER",
+            ],
+        ),
+        (
+            1,
+            1,
+            Some("gpu:1"),
+            Some(4),
+            vec![
+                "#SBATCH --gres=gpu:1\n",
+                "#SBATCH --cpus-per-task=4\n",
+                single_exec,
+            ],
+            vec!["#SBATCH --nodes", "srun", "CROSSOVER_MASTER"],
+        ),
+        (
+            2,
+            1,
+            None,
+            None,
+            vec![
+                "#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=2\n",
+                rendezvous[0],
+                rendezvous[1],
+                "exec srun --kill-on-bad-exit=1 --nodes=1 --ntasks-per-node=2 '/bin/trainer' run \"$job\" --threads \"${SLURM_CPUS_PER_TASK:-1}\"\n",
+                "# Each job runs as 1 node x 2 devices: 2 ranks",
+            ],
+            vec![
+                "#SBATCH --gres",
+                "#SBATCH --cpus-per-task",
+                "\nexec '/bin/trainer'",
+            ],
+        ),
+        (
+            2,
+            1,
+            Some("gpu:1"),
+            Some(3),
+            vec![
+                "#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=2\n",
+                "#SBATCH --gres=gpu:2\n",
+                "#SBATCH --cpus-per-task=3\n",
+                rendezvous[0],
+                rendezvous[1],
+                "exec srun --kill-on-bad-exit=1 --nodes=1 --ntasks-per-node=2 --cpus-per-task=3 '/bin/trainer' run",
+            ],
+            vec!["#SBATCH --gres=gpu:1\n", "\nexec '/bin/trainer'"],
+        ),
+        (
+            4,
+            2,
+            None,
+            Some(1),
+            vec![
+                "#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n",
+                "#SBATCH --cpus-per-task=1\n",
+                rendezvous[0],
+                rendezvous[1],
+                "exec srun --kill-on-bad-exit=1 --nodes=2 --ntasks-per-node=4 --cpus-per-task=1 '/bin/trainer' run",
+                "# Each job runs as 2 nodes x 4 devices: 8 ranks",
+            ],
+            vec!["#SBATCH --gres", "\nexec '/bin/trainer'"],
+        ),
+        (
+            4,
+            2,
+            Some("gpu:h100:1"),
+            None,
+            vec![
+                "#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=4\n",
+                "#SBATCH --gres=gpu:h100:4\n",
+                rendezvous[0],
+                rendezvous[1],
+                "exec srun --kill-on-bad-exit=1 --nodes=2 --ntasks-per-node=4 '/bin/trainer' run \"$job\" --threads \"${SLURM_CPUS_PER_TASK:-1}\"\n",
+            ],
+            vec!["#SBATCH --cpus-per-task", "\nexec '/bin/trainer'"],
+        ),
+    ];
+    let dir = PathBuf::from("/r/slurm/logs");
+    let file = PathBuf::from("/r/slurm/array-1.txt");
+    let trainer = PathBuf::from("/bin/trainer");
+    for (devices, nodes, gres, cpus, present, absent) in cases {
+        let settings = Settings {
+            gres: gres.map(str::to_owned),
+            cpus_per_task: cpus,
+            ..Settings::default()
+        };
+        let input = ScriptInput {
+            shape: Shape { devices, nodes },
+            ..input(&dir, &file, &trainer)
+        };
+        let script = render(&settings, &input).expect("renders");
+        let case = format!("devices {devices}, nodes {nodes}, gres {gres:?}, cpus {cpus:?}");
+        for line in present {
+            assert!(script.contains(line), "{case}: {line:?} in\n{script}");
+        }
+        for line in absent {
+            assert!(!script.contains(line), "{case}: no {line:?} in\n{script}");
+        }
+        assert_eq!(
+            script.matches(exec_srun).count(),
+            usize::from(devices * nodes > 1),
+            "{case}"
+        );
+        let exports = script.find("export CROSSOVER_MASTER_PORT");
+        let srun = script.find(exec_srun);
+        assert!(
+            exports < srun || srun.is_none(),
+            "{case}: rendezvous before srun"
+        );
+        check_syntax(&script);
+    }
+}
+
+#[test]
+fn gpu_gres_per_node() {
+    let cases = [
+        ("gpu:1", 1, "gpu:1"),
+        ("gpu:2", 1, "gpu:2"),
+        ("gpu:1", 4, "gpu:4"),
+        ("gpu:a100:1", 2, "gpu:a100:2"),
+        ("gpu:8", 4, "gpu:8"),
+        ("nic:1", 4, "nic:1"),
+        ("gpu", 4, "gpu"),
+    ];
+    for (gres, devices, expected) in cases {
+        assert_eq!(gres_per_node(gres, devices), expected, "{gres} {devices}");
+    }
+}
+
+/// `bash -n`: the script parses as shell (sbatch would run it with bash).
+fn check_syntax(script: &str) {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let path = folder.path().join("array.sh");
+    std::fs::write(&path, script).expect("write script");
+    let output = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .expect("bash runs");
+    assert!(
+        output.status.success(),
+        "{}\n{script}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

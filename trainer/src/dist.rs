@@ -1,0 +1,255 @@
+//! Collective communication for data-parallel training: LibTorch's own c10d process
+//! groups, which tch 0.24 does not expose, through the C++ shim in csrc/dist.cpp
+//! (compiled by build.rs).
+//!
+//! Every rank creates a [`ProcessGroup`] with the same master address, port and world
+//! size: rank 0 serves a c10d `TCPStore` there for the rendezvous, then the backend
+//! connects the ranks to each other.
+//! - Gloo (`ProcessGroupGloo`, TCP between hosts) always works; CUDA tensors are
+//!   staged through host memory.
+//! - NCCL (`ProcessGroupNCCL`) only in a trainer built with nccl.h and the CUDA
+//!   headers (see build.rs); LibTorch's CUDA library is loaded first (device.rs).
+//!   One GPU per rank. Its collectives return once queued on the current CUDA stream
+//!   (later work on that stream sees the result); a lost peer is caught by NCCL's
+//!   watchdog after the timeout, which by default ends the process
+//!   (TORCH_NCCL_ASYNC_ERROR_HANDLING) unless TORCH_NCCL_BLOCKING_WAIT=1 makes the
+//!   call wait and return the error.
+//!
+//! Each collective takes a list of tensors and sends one flat buffer per element type,
+//! so a model's gradients cost one all-reduce, not one per parameter. Every rank must
+//! issue the same collectives in the same order with lists of the same shapes.
+//!
+//! Nothing hangs forever: the rendezvous fails once a rank has not come within the
+//! rendezvous timeout, and every collective once a peer is gone or silent for the
+//! group's timeout (Gloo; NCCL's own watchdog decides there). After such an error the
+//! group is unusable: drop it.
+#![allow(unsafe_code)]
+
+use crate::fused::{checked, handles};
+use std::ffi::{CString, c_char, c_int, c_void};
+use std::ptr::NonNull;
+use std::time::Duration;
+use tch::{TchError, Tensor};
+
+unsafe extern "C" {
+    fn crossover_dist_has_nccl() -> c_int;
+    fn crossover_dist_create(
+        kind: c_int,
+        host: *const c_char,
+        port: u16,
+        rank: c_int,
+        world: c_int,
+        rendezvous_ms: i64,
+        timeout_ms: i64,
+        out: *mut *mut c_void,
+    ) -> *mut c_char;
+    fn crossover_dist_destroy(group: *mut c_void);
+    fn crossover_dist_all_reduce(
+        group: *mut c_void,
+        tensors: *const *mut c_void,
+        count: usize,
+        average: c_int,
+    ) -> *mut c_char;
+    fn crossover_dist_broadcast(
+        group: *mut c_void,
+        tensors: *const *mut c_void,
+        count: usize,
+        root: c_int,
+    ) -> *mut c_char;
+    fn crossover_dist_barrier(group: *mut c_void) -> *mut c_char;
+}
+
+/// Which c10d backend carries the collectives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// ProcessGroupGloo: CPU tensors (CUDA tensors through host memory).
+    Gloo,
+    /// ProcessGroupNCCL: CUDA tensors, one GPU per rank.
+    Nccl,
+}
+
+impl Backend {
+    fn code(self) -> c_int {
+        match self {
+            Backend::Gloo => 0,
+            Backend::Nccl => 1,
+        }
+    }
+}
+
+/// Whether this trainer was built with the NCCL process group (build.rs found nccl.h
+/// and the CUDA headers).
+pub fn nccl_available() -> bool {
+    // SAFETY: reads a constant.
+    unsafe { crossover_dist_has_nccl() != 0 }
+}
+
+/// Where and how one rank joins its group.
+#[derive(Clone, Debug)]
+pub struct GroupConfig {
+    pub backend: Backend,
+    /// Host of rank 0, where the rendezvous store listens (an address or a name).
+    pub master_addr: String,
+    /// Port of the rendezvous store on `master_addr`.
+    pub port: u16,
+    pub rank: usize,
+    pub world: usize,
+    /// How long joining may wait for the other ranks (they may start late: a job
+    /// scheduler, a slow data load).
+    pub rendezvous_timeout: Duration,
+    /// How long each collective may wait for the peers before failing.
+    pub timeout: Duration,
+}
+
+/// This rank's membership in a process group. Dropping it leaves the group: peers'
+/// pending and later collectives then fail; on rank 0 the rendezvous store closes too.
+pub struct ProcessGroup {
+    handle: NonNull<c_void>,
+    rank: usize,
+    world: usize,
+    backend: Backend,
+}
+
+// SAFETY: a c10d process group is not tied to the thread that made it; the handle is
+// only used through `&self` methods of this non-Sync type, so one thread at a time.
+unsafe impl Send for ProcessGroup {}
+
+fn as_c_int(value: usize, what: &str) -> Result<c_int, String> {
+    c_int::try_from(value).map_err(|_| format!("{what} {value} is too large"))
+}
+
+impl ProcessGroup {
+    /// Join the group described by `config`; returns once every rank has joined, or
+    /// fails after `config.rendezvous_timeout`.
+    pub fn new(config: &GroupConfig) -> Result<Self, TchError> {
+        let context = format!(
+            "joining the {:?} process group as rank {} of {} at {}:{}",
+            config.backend, config.rank, config.world, config.master_addr, config.port
+        );
+        let fail = |message: String| TchError::Torch(format!("{context}: {message}"));
+        if config.backend == Backend::Nccl && nccl_available() {
+            // The shim finds ProcessGroupNCCL by dlsym in the loaded CUDA library.
+            crate::device::load_cuda().map_err(fail)?;
+        }
+        let host = CString::new(config.master_addr.as_str())
+            .map_err(|_| fail("the master address holds a NUL byte".into()))?;
+        let rank = as_c_int(config.rank, "rank").map_err(fail)?;
+        let world = as_c_int(config.world, "world size").map_err(fail)?;
+        let millis = |duration: Duration| {
+            i64::try_from(duration.as_millis())
+                .unwrap_or(i64::MAX)
+                .max(1)
+        };
+        let mut out: *mut c_void = std::ptr::null_mut();
+        // SAFETY: `host` is NUL-terminated and outlives the call; on success `out` is a
+        // new group handle owned by the returned value and destroyed once by Drop.
+        checked(
+            unsafe {
+                crossover_dist_create(
+                    config.backend.code(),
+                    host.as_ptr(),
+                    config.port,
+                    rank,
+                    world,
+                    millis(config.rendezvous_timeout),
+                    millis(config.timeout),
+                    &mut out,
+                )
+            },
+            &context,
+        )?;
+        let handle = NonNull::new(out).ok_or_else(|| fail("no group handle".into()))?;
+        Ok(Self {
+            handle,
+            rank: config.rank,
+            world: config.world,
+            backend: config.backend,
+        })
+    }
+
+    /// This process's rank, 0..world.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// Number of ranks in the group.
+    pub fn world(&self) -> usize {
+        self.world
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn all_reduce(&self, tensors: &[Tensor], average: bool, what: &str) -> Result<(), TchError> {
+        if tensors.is_empty() {
+            return Ok(());
+        }
+        let list = handles(tensors);
+        // SAFETY: `list` holds live tensor handles for the duration of the call; the
+        // shim writes the results into those tensors' storage.
+        checked(
+            unsafe {
+                crossover_dist_all_reduce(
+                    self.handle.as_ptr(),
+                    list.as_ptr(),
+                    list.len(),
+                    c_int::from(average),
+                )
+            },
+            what,
+        )
+    }
+
+    /// Replace every tensor, in place, by its elementwise sum over the ranks.
+    pub fn all_reduce_sum(&self, tensors: &[Tensor]) -> Result<(), TchError> {
+        self.all_reduce(tensors, false, "all-reduce (sum)")
+    }
+
+    /// Replace every tensor, in place, by its elementwise mean over the ranks (the sum,
+    /// then divided by the world size; floating-point tensors only). Gradients averaged
+    /// this way match one large batch made of every rank's batch.
+    pub fn all_reduce_mean(&self, tensors: &[Tensor]) -> Result<(), TchError> {
+        self.all_reduce(tensors, true, "all-reduce (mean)")
+    }
+
+    /// Overwrite every tensor, in place, with rank 0's values (for example the initial
+    /// parameters, so all replicas start equal).
+    pub fn broadcast(&self, tensors: &[Tensor]) -> Result<(), TchError> {
+        if tensors.is_empty() {
+            return Ok(());
+        }
+        let list = handles(tensors);
+        // SAFETY: as in `all_reduce`.
+        checked(
+            unsafe { crossover_dist_broadcast(self.handle.as_ptr(), list.as_ptr(), list.len(), 0) },
+            "broadcast from rank 0",
+        )
+    }
+
+    /// Return once every rank has reached this barrier.
+    pub fn barrier(&self) -> Result<(), TchError> {
+        // SAFETY: the handle is live until Drop.
+        checked(
+            unsafe { crossover_dist_barrier(self.handle.as_ptr()) },
+            "barrier",
+        )
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from crossover_dist_create and is destroyed only here.
+        unsafe { crossover_dist_destroy(self.handle.as_ptr()) };
+    }
+}
+
+impl std::fmt::Debug for ProcessGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessGroup")
+            .field("backend", &self.backend)
+            .field("rank", &self.rank)
+            .field("world", &self.world)
+            .finish()
+    }
+}
