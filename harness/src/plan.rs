@@ -17,6 +17,30 @@ fn job_hours(flops: f64, mfu: f64, processes: usize) -> (f64, f64) {
     (gpu_hours, gpu_hours / processes.max(1) as f64)
 }
 
+/// Bytes of training state one GPU of a job holds for `params` parameters: fp32
+/// weights and gradients (4 + 4 bytes each) and AdamW's two fp32 moments (8 bytes),
+/// the moments divided over the job's `processes` when `train.shard_optimizer` is on
+/// (ZeRO stage 1). Activations are not counted: they depend on the micro-batch.
+fn state_bytes_per_gpu(params: u64, processes: usize, sharded: bool) -> f64 {
+    let moments = if sharded {
+        8.0 / processes.max(1) as f64
+    } else {
+        8.0
+    };
+    params as f64 * (8.0 + moments)
+}
+
+/// GiB for a table cell.
+fn gib_cell(bytes: f64) -> String {
+    let gib = bytes / f64::from(1u32 << 30);
+    match gib {
+        g if g.is_nan() => "?".into(),
+        g if g >= 10.0 => format!("{g:.0}"),
+        g if g >= 0.1 => format!("{g:.1}"),
+        g => format!("{g:.1e}"),
+    }
+}
+
 /// Hours for a table cell: three significant figures or so, tiny CPU jobs in e-notation.
 fn hours_cell(hours: f64) -> String {
     match hours {
@@ -41,6 +65,7 @@ pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64) -> String {
         "GPU-hours".into(),
         "devices".into(),
         "hours".into(),
+        "GiB/GPU".into(),
     ]);
     let mut rows = vec![header];
     let (mut tokens, mut flops, mut hours) = (0u64, 0.0f64, 0.0f64);
@@ -49,7 +74,8 @@ pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64) -> String {
         row.extend(job.values.iter().map(|(_, value)| plain(value)));
         let job_tokens = job.config.planned_tokens();
         let job_flops = job.config.planned_flops().unwrap_or(f64::NAN);
-        let (total, active) = job.config.planned_params().map_or_else(
+        let planned = job.config.planned_params();
+        let (total, active) = planned.map_or_else(
             || ("?".to_owned(), "?".to_owned()),
             |(total, active)| {
                 (
@@ -63,10 +89,14 @@ pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64) -> String {
         row.push(format!("{job_flops:.2e}"));
         let processes = Shape::of(&job.config).processes();
         let (gpu_hours, job_wall) = job_hours(job_flops, mfu, processes);
+        let state = planned.map_or(f64::NAN, |(total, _)| {
+            state_bytes_per_gpu(total, processes, job.config.train.shard_optimizer)
+        });
         row.extend([
             hours_cell(gpu_hours),
             processes.to_string(),
             hours_cell(job_wall),
+            gib_cell(state),
         ]);
         tokens += job_tokens;
         flops += job_flops;
@@ -106,6 +136,9 @@ fn summary(sweep: &Sweep, totals: &Totals, tokens_per_s: Option<f64>, mfu: f64) 
         gpu_hours,
         mfu * 100.0,
         hours_cell(hours)
+    );
+    out.push_str(
+        "GiB/GPU: fp32 weights, gradients and AdamW moments on each GPU (moments split over the ranks with train.shard_optimizer); activations not counted\n",
     );
     let multi_node = sweep
         .jobs
@@ -253,6 +286,40 @@ mod tests {
         }
     }
 
+    /// Training state per GPU: 16 bytes a parameter, 8 + 8 / ranks when the
+    /// optimizer is sharded; the study's 8b-a1b mixture needs its optimizer sharded
+    /// over 8 GPUs to fit an 80 GB H100 before activations.
+    #[test]
+    fn state_per_gpu_counts_weights_gradients_and_shared_moments() {
+        // (params, processes, sharded, bytes)
+        let cases = [
+            (1_000, 1, false, 16_000.0),
+            (1_000, 8, false, 16_000.0),
+            (1_000, 1, true, 16_000.0),
+            (1_000, 2, true, 12_000.0),
+            (1_000, 8, true, 9_000.0),
+        ];
+        for (params, processes, sharded, bytes) in cases {
+            assert_eq!(
+                state_bytes_per_gpu(params, processes, sharded),
+                bytes,
+                "{params} {processes} {sharded}"
+            );
+        }
+        let cells = [
+            (16e9 * 1.0737, "16"),
+            (0.5 * 1.0737e9, "0.5"),
+            (1e6, "9.3e-4"),
+        ];
+        for (bytes, cell) in cells {
+            assert_eq!(gib_cell(bytes), cell, "{bytes}");
+        }
+        let total = 8_370_000_000u64;
+        let gib = |bytes: f64| bytes / f64::from(1u32 << 30);
+        assert!(gib(state_bytes_per_gpu(total, 8, false)) > 120.0);
+        assert!(gib(state_bytes_per_gpu(total, 8, true)) < 71.0);
+    }
+
     /// A 2-device x 2-node job: the same GPU-hours as on one device, a quarter of
     /// the hours, and `devices` 4, in its row and in the totals.
     #[test]
@@ -266,7 +333,7 @@ mod tests {
         let header = table.lines().nth(1).expect("header");
         let columns: Vec<&str> = header.split_whitespace().collect();
         assert!(
-            columns.ends_with(&["FLOPs", "GPU-hours", "devices", "hours"]),
+            columns.ends_with(&["FLOPs", "GPU-hours", "devices", "hours", "GiB/GPU"]),
             "{table}"
         );
         let flops = sweep.jobs[0].config.planned_flops().expect("flops");
@@ -280,7 +347,7 @@ mod tests {
         let processes = Shape::of(&sweep.jobs[0].config).processes();
         assert_eq!(processes, 4);
         assert_eq!(
-            row[row.len() - 3..],
+            row[row.len() - 4..row.len() - 1],
             [
                 hours_cell(gpu_hours),
                 processes.to_string(),

@@ -27,7 +27,8 @@ pub fn load_sweep(sweep_path: &Path) -> Result<Sweep> {
 
 /// Create `<results>/sweep.yaml`, `plan.csv` and `jobs/<id>/{job.yaml,status.json}`;
 /// existing job folders (same id = same config) are left untouched, except that
-/// job.yaml follows a change of `train.devices` or `train.nodes`. Returns the job
+/// job.yaml follows a change of `train.devices`, `train.nodes` or
+/// `train.shard_optimizer`. Returns the job
 /// folders in grid order.
 pub fn write_sweep(sweep_path: &Path, results: &Path) -> Result<Vec<PathBuf>> {
     let sweep = load_sweep(sweep_path)?;
@@ -57,13 +58,15 @@ pub fn write_jobs(sweep: &Sweep, sweep_path: &Path, results: &Path) -> Result<Ve
     Ok(folders)
 }
 
-/// Whether an existing job.yaml asks for other `train.devices` or `train.nodes` than
-/// the sweep now does. They are not part of the job id (a job computes the same on
+/// Whether an existing job.yaml asks for other `train.devices`, `train.nodes` or
+/// `train.shard_optimizer` than the sweep now does. They are not part of the job id (a job computes the same on
 /// any number of devices), so the same folder is rewritten to run the new way and
 /// resume from its checkpoints; every other field is fixed by the id.
 fn spread_changed(job_file: &Path, config: &crate::JobConfig) -> bool {
     crate::JobConfig::from_file(job_file).is_ok_and(|old| {
-        (old.train.devices, old.train.nodes) != (config.train.devices, config.train.nodes)
+        let spread =
+            |train: &crate::TrainConfig| (train.devices, train.nodes, train.shard_optimizer);
+        spread(&old.train) != spread(&config.train)
     })
 }
 

@@ -515,8 +515,8 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
 /// Short hash of the canonical resolved config (keys sorted, numbers normalised by
 /// serde), so key order and formatting in the YAML do not change a job's id.
 ///
-/// `train.devices` and `train.nodes` are left out: they decide how a job is spread
-/// over processes, not what it computes (a batch and its noise are drawn for the
+/// `train.devices`, `train.nodes` and `train.shard_optimizer` are left out: they
+/// decide how a job is spread over processes, not what it computes (a batch and its noise are drawn for the
 /// whole batch before it is split), so a job keeps its id, its folder and its
 /// checkpoints whether it runs on one GPU or eight; a folder can be resumed with a
 /// different number.
@@ -525,6 +525,7 @@ pub fn job_id(config: &JobConfig) -> String {
     if let Some(Value::Object(train)) = value.get_mut("train") {
         train.remove("devices");
         train.remove("nodes");
+        train.remove("shard_optimizer");
     }
     let canonical = canonical_json(&value);
     blake3::hash(canonical.as_bytes()).to_hex()[..12].to_owned()

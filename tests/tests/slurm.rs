@@ -420,12 +420,13 @@ fn a_two_task_job_through_slurm_equals_the_local_two_rank_run() {
 }
 
 /// A fake trainer for the multi-rank script: each rank appends what Slurm and the
-/// script told it, holds on for a second so the ranks overlap, and rank 0 marks the
+/// script told it, prints a line (to the job's log.txt), holds on for a second so the ranks overlap, and rank 0 marks the
 /// job done. (The real trainer's ranks are tested once it has them.)
 const FAKE_RANK: &str = r#"#!/bin/sh
 # Called by srun as: trainer run <job-dir> --threads N
 job=$2
 echo "rank=${SLURM_PROCID-} ntasks=${SLURM_NTASKS-} local=${SLURM_LOCALID-} cpus=${SLURM_CPUS_PER_TASK-} gpus=${CUDA_VISIBLE_DEVICES-} addr=${CROSSOVER_MASTER_ADDR-} port=${CROSSOVER_MASTER_PORT-}" >>"$job/ranks.txt"
+echo "output of rank ${SLURM_PROCID-}"
 sleep 1
 if [ "${SLURM_PROCID:-0}" = 0 ]; then
   printf '{"state":"done","attempts":1}\n' >"$job/status.json"
@@ -467,7 +468,7 @@ fn a_2_device_job_runs_as_2_srun_tasks_with_one_rendezvous() {
         "#SBATCH --nodes=1\n",
         "#SBATCH --ntasks-per-node=2\n",
         "#SBATCH --gres=gpu:2\n",
-        "exec srun --kill-on-bad-exit=1 --nodes=1 --ntasks-per-node=2 --cpus-per-task=2 ",
+        "exec srun --label --kill-on-bad-exit=1 --nodes=1 --ntasks-per-node=2 --cpus-per-task=2 ",
     ] {
         assert!(script.contains(line), "{line} in\n{script}");
     }
@@ -490,4 +491,14 @@ fn a_2_device_job_runs_as_2_srun_tasks_with_one_rendezvous() {
         assert!((20000..40000).contains(&port(line)), "{log}");
     }
     assert_eq!(port(lines[0]), port(lines[1]), "one rendezvous: {log}");
+    // Both ranks write to the job's log.txt, each line labelled with its rank.
+    let log = std::fs::read_to_string(job_folder(&results, &jobs[1]).join("log.txt"))
+        .expect("the job's log");
+    for rank in 0..2 {
+        let line = format!("{rank}: output of rank {rank}");
+        assert!(
+            log.lines().any(|l| l.trim_start() == line),
+            "{line} in\n{log}"
+        );
+    }
 }

@@ -4,10 +4,10 @@
 //! all the RNG and data-loader state a resume needs.
 
 use crate::error::{Result, TrainerError, io_error};
-use crate::optim::AdamW;
 use crate::runfolder::{CHECKPOINTS, write_atomic};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use tch::Tensor;
 use tch::nn::VarStore;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,12 +47,13 @@ pub fn folder_name(step: u64) -> String {
     format!("step-{step:08}")
 }
 
-/// Write a checkpoint, then remove older non-milestone ones.
+/// Write a checkpoint, then remove older non-milestone ones. `optimizer`: the whole
+/// optimizer state by name ([`crate::optim::AdamW::gathered_state`]).
 pub fn save(
     job_dir: &Path,
     state: &CheckpointState,
     variables: &VarStore,
-    optimizer: &AdamW,
+    optimizer: &[(String, Tensor)],
 ) -> Result<PathBuf> {
     let root = job_dir.join(CHECKPOINTS);
     std::fs::create_dir_all(&root).map_err(io_error(&root))?;
@@ -69,9 +70,7 @@ pub fn save(
     variables
         .save(staging.join(MODEL_FILE))
         .map_err(|error| failed(error.to_string()))?;
-    optimizer
-        .save(&staging.join(OPTIMIZER_FILE))
-        .map_err(|error| failed(error.to_string()))?;
+    crate::optim::write_state(optimizer, &staging.join(OPTIMIZER_FILE)).map_err(failed)?;
     let text = serde_json::to_string_pretty(state).unwrap_or_default();
     write_atomic(&staging.join(STATE_FILE), text.as_bytes())?;
     if target.exists() {

@@ -216,14 +216,24 @@ impl ProcessGroup {
     /// Overwrite every tensor, in place, with rank 0's values (for example the initial
     /// parameters, so all replicas start equal).
     pub fn broadcast(&self, tensors: &[Tensor]) -> Result<(), TchError> {
+        self.broadcast_from(0, tensors)
+    }
+
+    /// Overwrite every tensor, in place, with rank `root`'s values (every rank passes
+    /// tensors of the same shapes and kinds, in the same order).
+    pub fn broadcast_from(&self, root: usize, tensors: &[Tensor]) -> Result<(), TchError> {
         if tensors.is_empty() {
             return Ok(());
         }
+        let root_rank = c_int::try_from(root)
+            .map_err(|_| TchError::Torch(format!("broadcast root {root} is out of range")))?;
         let list = handles(tensors);
         // SAFETY: as in `all_reduce`.
         checked(
-            unsafe { crossover_dist_broadcast(self.handle.as_ptr(), list.as_ptr(), list.len(), 0) },
-            "broadcast from rank 0",
+            unsafe {
+                crossover_dist_broadcast(self.handle.as_ptr(), list.as_ptr(), list.len(), root_rank)
+            },
+            &format!("broadcast from rank {root}"),
         )
     }
 

@@ -6,6 +6,13 @@
 //! which is torch.optim.AdamW's (non-amsgrad). The step runs LibTorch's fused kernel
 //! (`torch.optim.AdamW(fused=True)`, see `fused.rs`): one pass over each parameter,
 //! its gradient and moments, on CPU and CUDA, with gradient clipping folded in.
+//!
+//! Sharded (ZeRO stage 1, Rajbhandari et al. 2020; `train.shard_optimizer`): in a
+//! data-parallel job every rank holds the averaged gradients of every parameter, but
+//! only the owner of a parameter (see [`partition`]) keeps its moments and updates it;
+//! the owners then broadcast what they updated. The update of a parameter is the same
+//! kernel on the same numbers wherever it runs, so the weights are bit-identical to an
+//! unsharded run's. Checkpoints hold the whole state, gathered from the owners.
 
 use crate::fused::{self, AdamWStep};
 use std::path::Path;
@@ -20,6 +27,35 @@ struct Slot {
     /// float32 step counter on the variable's device (the fused kernel reads it).
     step: Tensor,
     decay: bool,
+    /// The rank that keeps this parameter's moments and updates it (0 unsharded).
+    owner: usize,
+}
+
+/// Sharding of the optimizer state over a data-parallel job's ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sharding {
+    rank: usize,
+    world: usize,
+}
+
+/// Which rank owns each parameter in a sharded optimizer: parameters from the largest
+/// to the smallest (equal sizes in their given order), each to the rank holding the
+/// fewest elements so far (ties to the lowest rank). The same on every rank, since it
+/// depends only on the sizes and the world size.
+pub fn partition(sizes: &[i64], world: usize) -> Vec<usize> {
+    let world = world.max(1);
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&index| std::cmp::Reverse(sizes[index]));
+    let mut load = vec![0i64; world];
+    let mut owners = vec![0; sizes.len()];
+    for index in order {
+        let rank = (0..world)
+            .min_by_key(|&rank| (load[rank], rank))
+            .unwrap_or(0);
+        load[rank] += sizes[index];
+        owners[index] = rank;
+    }
+    owners
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +70,7 @@ pub struct AdamWConfig {
 pub struct AdamW {
     slots: Vec<Slot>,
     config: AdamWConfig,
+    sharding: Option<Sharding>,
     pub steps_taken: i64,
     /// Set by `clip_gradients`: the next step divides the gradients by it.
     pending_scale: Option<Tensor>,
@@ -51,14 +88,125 @@ impl AdamW {
                 name,
                 variable,
                 decay,
+                owner: 0,
             })
             .collect();
         Self {
             slots,
             config,
+            sharding: None,
             steps_taken: 0,
             pending_scale: None,
         }
+    }
+
+    /// Shard the state over `world` ranks as rank `rank` (before loading a
+    /// checkpoint): the moments of parameters other ranks own are freed, and `step`
+    /// updates this rank's parameters only (see [`AdamW::share_updates`]). A world of
+    /// one leaves the optimizer whole.
+    pub fn shard(&mut self, rank: usize, world: usize) {
+        if world <= 1 {
+            return;
+        }
+        let sizes: Vec<i64> = self
+            .slots
+            .iter()
+            .map(|slot| slot.variable.numel() as i64)
+            .collect();
+        for (slot, owner) in self.slots.iter_mut().zip(partition(&sizes, world)) {
+            slot.owner = owner;
+            if owner != rank {
+                let empty = Tensor::empty([0], (Kind::Float, slot.variable.device()));
+                slot.first_moment = empty.shallow_clone();
+                slot.second_moment = empty;
+            }
+        }
+        self.sharding = Some(Sharding { rank, world });
+    }
+
+    fn owns(&self, slot: &Slot) -> bool {
+        self.sharding
+            .is_none_or(|sharding| slot.owner == sharding.rank)
+    }
+
+    /// Bytes of optimizer state (the two moments): (kept by this rank, the whole).
+    pub fn state_bytes(&self) -> (u64, u64) {
+        let bytes = |tensor: &Tensor| (tensor.numel() * tensor.kind().elt_size_in_bytes()) as u64;
+        self.slots.iter().fold((0, 0), |(kept, whole), slot| {
+            (
+                kept + bytes(&slot.first_moment) + bytes(&slot.second_moment),
+                whole + 2 * bytes(&slot.variable),
+            )
+        })
+    }
+
+    /// After a sharded `step`: every owner sends the parameters it updated to the
+    /// other ranks (one broadcast per rank), so all replicas hold the same weights.
+    /// `broadcast(root, tensors)` is the job's collective. Unsharded, nothing happens.
+    pub fn share_updates(
+        &self,
+        mut broadcast: impl FnMut(usize, &[Tensor]) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let Some(sharding) = self.sharding else {
+            return Ok(());
+        };
+        for root in 0..sharding.world {
+            let owned: Vec<Tensor> = self
+                .slots
+                .iter()
+                .filter(|slot| slot.owner == root)
+                .map(|slot| slot.variable.shallow_clone())
+                .collect();
+            broadcast(root, &owned)?;
+        }
+        Ok(())
+    }
+
+    /// The whole state by name (`m.<parameter>`, `v.<parameter>`), as a checkpoint
+    /// holds it. Sharded, it is gathered from the owners one parameter at a time
+    /// (every rank must call this at the same point); the result is complete on rank 0
+    /// only, on the CPU there, and empty elsewhere.
+    pub fn gathered_state(
+        &self,
+        mut broadcast: impl FnMut(usize, &[Tensor]) -> Result<(), String>,
+    ) -> Result<Vec<(String, Tensor)>, String> {
+        let mut named = Vec::with_capacity(self.slots.len() * 2);
+        let Some(sharding) = self.sharding else {
+            for slot in &self.slots {
+                named.push((
+                    format!("m.{}", slot.name),
+                    slot.first_moment.shallow_clone(),
+                ));
+                named.push((
+                    format!("v.{}", slot.name),
+                    slot.second_moment.shallow_clone(),
+                ));
+            }
+            return Ok(named);
+        };
+        for slot in &self.slots {
+            let moments = if slot.owner == sharding.rank {
+                [
+                    slot.first_moment.shallow_clone(),
+                    slot.second_moment.shallow_clone(),
+                ]
+            } else {
+                [slot.variable.zeros_like(), slot.variable.zeros_like()]
+            };
+            broadcast(slot.owner, &moments)?;
+            if sharding.rank == 0 {
+                let [first, second] = moments;
+                named.push((
+                    format!("m.{}", slot.name),
+                    first.to_device(tch::Device::Cpu),
+                ));
+                named.push((
+                    format!("v.{}", slot.name),
+                    second.to_device(tch::Device::Cpu),
+                ));
+            }
+        }
+        Ok(named)
     }
 
     fn variables(&self) -> Vec<&Tensor> {
@@ -109,7 +257,7 @@ impl AdamW {
             let group: Vec<&Slot> = self
                 .slots
                 .iter()
-                .filter(|slot| slot.decay == decay)
+                .filter(|slot| slot.decay == decay && self.owns(slot))
                 .collect();
             if group.is_empty() {
                 continue;
@@ -142,20 +290,16 @@ impl AdamW {
         fused::clear_gradients(&self.variables())
     }
 
-    pub fn save(&self, path: &Path) -> Result<(), tch::TchError> {
-        let mut named: Vec<(String, &Tensor)> = Vec::with_capacity(self.slots.len() * 2);
-        for slot in &self.slots {
-            named.push((format!("m.{}", slot.name), &slot.first_moment));
-            named.push((format!("v.{}", slot.name), &slot.second_moment));
-        }
-        Tensor::write_safetensors(&named, path)
-    }
-
     pub fn load(&mut self, path: &Path, steps_taken: i64) -> Result<(), String> {
         let tensors = Tensor::read_safetensors(path).map_err(|error| error.to_string())?;
         let lookup: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
         let _guard = tch::no_grad_guard();
+        let sharding = self.sharding;
         for slot in &mut self.slots {
+            let _ = slot.step.fill_(steps_taken as f64);
+            if sharding.is_some_and(|sharding| slot.owner != sharding.rank) {
+                continue;
+            }
             for (prefix, target) in [
                 ("m", &mut slot.first_moment),
                 ("v", &mut slot.second_moment),
@@ -173,9 +317,35 @@ impl AdamW {
                 }
                 target.copy_(source);
             }
-            let _ = slot.step.fill_(steps_taken as f64);
         }
         self.steps_taken = steps_taken;
         Ok(())
+    }
+}
+
+/// Write optimizer state (from [`AdamW::gathered_state`]) as safetensors.
+pub fn write_state(named: &[(String, Tensor)], path: &Path) -> Result<(), String> {
+    Tensor::write_safetensors(named, path).map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition;
+
+    #[test]
+    fn partition_balances_elements_largest_first() {
+        // (sizes, world, owners)
+        let cases: &[(&[i64], usize, &[usize])] = &[
+            (&[10, 10, 10, 10], 2, &[0, 1, 0, 1]),
+            (&[100, 1, 1, 1], 2, &[0, 1, 1, 1]),
+            (&[1, 2, 3, 4], 2, &[0, 1, 1, 0]),
+            (&[5, 5, 5], 4, &[0, 1, 2]),
+            (&[7, 3], 1, &[0, 0]),
+            (&[], 3, &[]),
+            (&[4, 4], 0, &[0, 0]),
+        ];
+        for (sizes, world, owners) in cases {
+            assert_eq!(partition(sizes, *world), *owners, "{sizes:?} over {world}");
+        }
     }
 }

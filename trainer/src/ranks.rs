@@ -259,6 +259,16 @@ impl Ranks {
         }
     }
 
+    /// Overwrite `tensors` in place with rank `root`'s values (nothing to do alone).
+    pub fn broadcast_from(&self, root: usize, tensors: &[Tensor]) -> Result<(), String> {
+        match &self.group {
+            Some(group) => group
+                .broadcast_from(root, tensors)
+                .map_err(|error| self.lost(error)),
+            None => Ok(()),
+        }
+    }
+
     fn lost(&self, error: tch::TchError) -> String {
         format!(
             "rank {} of {}: a collective with the other ranks failed ({error}); a rank has probably died (see its output); run the job again to resume from its last checkpoint",

@@ -188,6 +188,9 @@ fn train(
             weight_decay: train.weight_decay,
         },
     );
+    if train.shard_optimizer {
+        optimizer.shard(ranks.rank, ranks.world);
+    }
     let flops_per_token = shape.train_flops_per_token(rows, seq_len);
     let peak_flops = device::peak_flops(device, precision, options.peak_tflops);
     let milestones = milestone_steps(
@@ -288,6 +291,16 @@ fn train(
         precision,
         if start > 0 { format!(", resuming after step {start}") } else { String::new() },
     ));
+    if train.shard_optimizer && ranks.world > 1 {
+        let (kept, whole) = optimizer.state_bytes();
+        let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+        progress.note(&format!(
+            "AdamW state sharded over {} ranks: {:.1} MiB on rank 0 of {:.1} MiB",
+            ranks.world,
+            mib(kept),
+            mib(whole),
+        ));
+    }
     status.total_steps = total;
     status.step = start;
     if writes {
@@ -325,9 +338,18 @@ fn train(
         let loss = forward_backward_shard(&model, config, &batch, vocab, shard);
         // Data parallel: average gradients and statistics over the ranks, and agree on
         // stopping (a signal to any rank stops all of them after this step).
-        let (loss, stop_requested) =
-            reduce_step(ranks, &optimizer, loss, options.stop.load(Ordering::SeqCst))
-                .map_err(TrainerError::Device)?;
+        // Rank 0's checkpoint timer decides for all ranks: a sharded optimizer's state
+        // is gathered from every rank when a checkpoint is written.
+        let timer_due = writes
+            && train.checkpoint_minutes > 0.0
+            && last_checkpoint.elapsed().as_secs_f64() >= train.checkpoint_minutes * 60.0;
+        let flags = Flags {
+            stop: options.stop.load(Ordering::SeqCst),
+            checkpoint: timer_due,
+        };
+        let (loss, flags) =
+            reduce_step(ranks, &optimizer, loss, flags).map_err(TrainerError::Device)?;
+        let (stop_requested, timer_due) = (flags.stop, flags.checkpoint);
         if let Some(router) = &loss.router {
             load_sum = Some(match load_sum.take() {
                 Some((sum, steps)) => (sum + &router.load, steps + 1),
@@ -341,6 +363,9 @@ fn train(
         optimizer
             .step(lr)
             .map_err(torch_error(format!("AdamW step {}", step + 1)))?;
+        optimizer
+            .share_updates(|root, tensors| ranks.broadcast_from(root, tensors))
+            .map_err(TrainerError::Device)?;
         let done = step + 1;
         let (epoch, seen, flops) = position(done);
         let milestone = milestones.contains(&done);
@@ -418,34 +443,38 @@ fn train(
             }
         }
         let stopping = stop_requested || options.max_steps.is_some_and(|max| done >= max);
-        let timer_due = train.checkpoint_minutes > 0.0
-            && last_checkpoint.elapsed().as_secs_f64() >= train.checkpoint_minutes * 60.0;
-        if writes && (milestone || timer_due || (stopping && done < total)) {
-            let state = CheckpointState {
-                step: done,
-                total_steps: total,
-                epoch,
-                tokens: seen,
-                flops,
-                elapsed_s: elapsed(),
-                milestone,
-                vocab_size: dataset.vocab_size,
-                tokenizer_id: dataset.tokenizer_id.clone(),
-                expert_load: load_sum.as_ref().map(|(sum, steps)| {
-                    let (blocks, experts) = sum.size2().unwrap_or_default();
-                    let sums = sum.to_device(Device::Cpu).to_kind(tch::Kind::Double);
-                    checkpoint::LoadSum {
-                        steps: *steps,
-                        blocks,
-                        experts,
-                        sums: Vec::<f64>::try_from(&sums.reshape([-1])).unwrap_or_default(),
-                    }
-                }),
-            };
-            checkpoint::save(job_dir, &state, &variables, &optimizer)?;
+        if milestone || timer_due || (stopping && done < total) {
+            // Every rank takes part (a sharded optimizer's moments are sent to rank 0).
+            let optimizer_state = optimizer
+                .gathered_state(|root, tensors| ranks.broadcast_from(root, tensors))
+                .map_err(TrainerError::Device)?;
             last_checkpoint = Instant::now();
-            status.step = done;
-            runfolder::write_status(job_dir, status)?;
+            if writes {
+                let state = CheckpointState {
+                    step: done,
+                    total_steps: total,
+                    epoch,
+                    tokens: seen,
+                    flops,
+                    elapsed_s: elapsed(),
+                    milestone,
+                    vocab_size: dataset.vocab_size,
+                    tokenizer_id: dataset.tokenizer_id.clone(),
+                    expert_load: load_sum.as_ref().map(|(sum, steps)| {
+                        let (blocks, experts) = sum.size2().unwrap_or_default();
+                        let sums = sum.to_device(Device::Cpu).to_kind(tch::Kind::Double);
+                        checkpoint::LoadSum {
+                            steps: *steps,
+                            blocks,
+                            experts,
+                            sums: Vec::<f64>::try_from(&sums.reshape([-1])).unwrap_or_default(),
+                        }
+                    }),
+                };
+                checkpoint::save(job_dir, &state, &variables, &optimizer_state)?;
+                status.step = done;
+                runfolder::write_status(job_dir, status)?;
+            }
         }
         if stopping && done < total {
             progress.finish(&format!(
@@ -559,21 +588,35 @@ pub fn forward_backward_shard(
     })
 }
 
+/// What the ranks agree on after each step: any rank's stop request stops all of
+/// them, and rank 0's checkpoint timer makes all of them take part in a checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Flags {
+    stop: bool,
+    checkpoint: bool,
+}
+
 /// Average the gradients (in place) and the step's statistics over the ranks, and
-/// agree on stopping: one collective per step (the statistics ride with the
-/// gradients). Alone, nothing happens.
+/// agree on the flags: one collective per step (the statistics and flags ride with
+/// the gradients). Alone, nothing happens.
 fn reduce_step(
     ranks: &crate::ranks::Ranks,
     optimizer: &AdamW,
     loss: TrainingLoss,
-    stop: bool,
-) -> std::result::Result<(TrainingLoss, bool), String> {
+    flags: Flags,
+) -> std::result::Result<(TrainingLoss, Flags), String> {
     if ranks.world <= 1 {
-        return Ok((loss, stop));
+        return Ok((loss, flags));
     }
     let device = loss.total.device();
-    let flag = Tensor::from_slice(&[if stop { 1.0f32 } else { 0.0 }]).to_device(device);
-    let mut parts = vec![loss.total.reshape([1]), loss.objective.reshape([1]), flag];
+    let flag = |on: bool| if on { 1.0f32 } else { 0.0 };
+    let flag_values =
+        Tensor::from_slice(&[flag(flags.stop), flag(flags.checkpoint)]).to_device(device);
+    let mut parts = vec![
+        loss.total.reshape([1]),
+        loss.objective.reshape([1]),
+        flag_values,
+    ];
     if let Some(router) = &loss.router {
         parts.extend([
             router.balance.reshape([1]),
@@ -585,12 +628,18 @@ fn reduce_step(
     let mut tensors = optimizer.gradients();
     tensors.push(stats.shallow_clone());
     ranks.mean(&tensors)?;
-    let stop = stats.double_value(&[2]) > 0.0;
+    // A mean above 0: at least one rank raised the flag (one read from the device).
+    let raised = Vec::<f32>::try_from(stats.narrow(0, 2, 2).to_device(Device::Cpu))
+        .map_err(|error| format!("reading the ranks' flags: {error}"))?;
+    let agreed = Flags {
+        stop: raised[0] > 0.0,
+        checkpoint: raised[1] > 0.0,
+    };
     let router = loss.router.map(|router| RouterStats {
-        balance: stats.get(3),
-        z: stats.get(4),
+        balance: stats.get(4),
+        z: stats.get(5),
         load: stats
-            .narrow(0, 5, router.load.numel() as i64)
+            .narrow(0, 6, router.load.numel() as i64)
             .view_as(&router.load),
     });
     Ok((
@@ -599,7 +648,7 @@ fn reduce_step(
             objective: stats.get(1),
             router,
         },
-        stop,
+        agreed,
     ))
 }
 

@@ -562,6 +562,120 @@ fn two_ranks_train_exactly_as_one_process() {
     }
 }
 
+/// The last checkpoint's optimizer state, as bytes.
+fn last_checkpoint_optimizer(job: &Path) -> Vec<u8> {
+    let weights = last_checkpoint_weights(job);
+    assert!(!weights.is_empty());
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(job.join("checkpoints"))
+        .expect("checkpoints")
+        .map(|entry| entry.expect("entry").path())
+        .collect();
+    folders.sort();
+    std::fs::read(
+        folders
+            .last()
+            .expect("a checkpoint")
+            .join("optimizer.safetensors"),
+    )
+    .expect("optimizer state")
+}
+
+/// A sharded optimizer (`train.shard_optimizer`, ZeRO stage 1: each rank keeps the
+/// AdamW moments of its share of the parameters, updates those and broadcasts them)
+/// moves the state, not the numbers: two sharded ranks give the same losses,
+/// evaluations, weight bytes and optimizer-state bytes (gathered into the checkpoint)
+/// as two unsharded ones. A sharded job stopped midway and resumed ends the same,
+/// also when it checkpoints on rank 0's timer every step (the ranks agree on when to
+/// gather) and when it is resumed unsharded. The job id ignores the setting.
+#[test]
+fn a_sharded_optimizer_changes_nothing_but_where_the_state_lives() {
+    let fixture = Fixture::new();
+    let plain = job_with_train(&fixture, "plain", "dlm", ", devices: 2");
+    let sharded = job_with_train(
+        &fixture,
+        "sharded",
+        "dlm",
+        ", devices: 2, shard_optimizer: true",
+    );
+    // "checkpoint_minutes: 0" + ".0001": a timer checkpoint after (almost) every step.
+    let timed = job_with_train(
+        &fixture,
+        "timed",
+        "dlm",
+        ".0001, devices: 2, shard_optimizer: true",
+    );
+    let switched = job_with_train(
+        &fixture,
+        "switched",
+        "dlm",
+        ", devices: 2, shard_optimizer: true",
+    );
+    for job in [&plain, &sharded] {
+        let output = run_binary(&fixture, job);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    for job in [&timed, &switched] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+            .arg("run")
+            .arg(job)
+            .args(["--threads", "1", "--quiet", "--max-steps", "20"])
+            .env("CROSSOVER_CACHE", fixture.root.join("cache"))
+            .output()
+            .expect("trainer runs");
+        assert_eq!(
+            output.status.code(),
+            Some(3),
+            "stopped at step 20: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert!(
+        timed.join("checkpoints").join("step-00000020").exists()
+            && switched.join("checkpoints").join("step-00000020").exists()
+    );
+    // Resume `switched` without sharding: the checkpoint holds the whole state.
+    let path = switched.join("job.yaml");
+    let text = std::fs::read_to_string(&path).expect("job.yaml");
+    std::fs::write(&path, text.replace(", shard_optimizer: true", "")).expect("job.yaml");
+    for job in [&timed, &switched] {
+        let output = run_binary(&fixture, job);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    for job in [&sharded, &timed, &switched] {
+        for log in ["train.csv", "eval.csv", "eval_items.csv"] {
+            assert_eq!(
+                deterministic_columns(&plain.join(log)),
+                deterministic_columns(&job.join(log)),
+                "{log} of {} differs from the unsharded run's",
+                job.display()
+            );
+        }
+        assert!(
+            last_checkpoint_weights(&plain) == last_checkpoint_weights(job),
+            "the weights of {} differ",
+            job.display()
+        );
+        assert!(
+            last_checkpoint_optimizer(&plain) == last_checkpoint_optimizer(job),
+            "the optimizer state of {} differs",
+            job.display()
+        );
+    }
+    let config = |job: &Path| jobspec::JobConfig::from_file(&job.join("job.yaml")).expect("job");
+    assert_eq!(
+        jobspec::job_id(&config(&plain)),
+        jobspec::job_id(&config(&sharded))
+    );
+}
+
 /// The pids of `parent`'s children (from /proc).
 fn children_of(parent: u32) -> Vec<u32> {
     let mut children = Vec::new();

@@ -180,7 +180,8 @@ fn ranks(settings: &Settings, shape: Shape) -> String {
          \n\
          # srun starts one trainer per rank; each reads its rank, the world size and its\n\
          # local rank from SLURM_PROCID, SLURM_NTASKS and SLURM_LOCALID. --kill-on-bad-exit:\n\
-         # one dead rank ends the step rather than leaving the others waiting. exec: Slurm's\n\
+         # one dead rank ends the step rather than leaving the others waiting. --label: each\n\
+         # line of log.txt starts with the rank that wrote it (\"1: ...\"). exec: Slurm's\n\
          # SIGTERM (scancel, time limit, preemption) reaches srun, which passes it to every\n\
          # rank: they checkpoint and exit with code 3, and the job resumes when run again.\n",
     );
@@ -190,7 +191,7 @@ fn ranks(settings: &Settings, shape: Shape) -> String {
         .map_or_else(String::new, |cpus| format!(" --cpus-per-task={cpus}"));
     let _ = write!(
         out,
-        "exec srun --kill-on-bad-exit=1 --nodes={} --ntasks-per-node={}{cpus} ",
+        "exec srun --label --kill-on-bad-exit=1 --nodes={} --ntasks-per-node={}{cpus} ",
         shape.nodes, shape.devices
     );
     out

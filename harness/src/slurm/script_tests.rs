@@ -138,7 +138,7 @@ fn lines_for_each_shape() {
         Vec<&'static str>,
         Vec<&'static str>,
     );
-    let exec_srun = "exec srun --kill-on-bad-exit=1";
+    let exec_srun = "exec srun --label --kill-on-bad-exit=1";
     let rendezvous = [
         "CROSSOVER_MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | sed -n 1p)\nexport CROSSOVER_MASTER_ADDR\n",
         "export CROSSOVER_MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))\n",
@@ -181,7 +181,7 @@ fn lines_for_each_shape() {
                 "#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=2\n",
                 rendezvous[0],
                 rendezvous[1],
-                "exec srun --kill-on-bad-exit=1 --nodes=1 --ntasks-per-node=2 '/bin/trainer' run \"$job\" --threads \"${SLURM_CPUS_PER_TASK:-1}\"\n",
+                "exec srun --label --kill-on-bad-exit=1 --nodes=1 --ntasks-per-node=2 '/bin/trainer' run \"$job\" --threads \"${SLURM_CPUS_PER_TASK:-1}\"\n",
                 "# Each job runs as 1 node x 2 devices: 2 ranks",
             ],
             vec![
@@ -201,7 +201,7 @@ fn lines_for_each_shape() {
                 "#SBATCH --cpus-per-task=3\n",
                 rendezvous[0],
                 rendezvous[1],
-                "exec srun --kill-on-bad-exit=1 --nodes=1 --ntasks-per-node=2 --cpus-per-task=3 '/bin/trainer' run",
+                "exec srun --label --kill-on-bad-exit=1 --nodes=1 --ntasks-per-node=2 --cpus-per-task=3 '/bin/trainer' run",
             ],
             vec!["#SBATCH --gres=gpu:1\n", "\nexec '/bin/trainer'"],
         ),
@@ -215,7 +215,7 @@ fn lines_for_each_shape() {
                 "#SBATCH --cpus-per-task=1\n",
                 rendezvous[0],
                 rendezvous[1],
-                "exec srun --kill-on-bad-exit=1 --nodes=2 --ntasks-per-node=4 --cpus-per-task=1 '/bin/trainer' run",
+                "exec srun --label --kill-on-bad-exit=1 --nodes=2 --ntasks-per-node=4 --cpus-per-task=1 '/bin/trainer' run",
                 "# Each job runs as 2 nodes x 4 devices: 8 ranks",
             ],
             vec!["#SBATCH --gres", "\nexec '/bin/trainer'"],
@@ -230,7 +230,7 @@ fn lines_for_each_shape() {
                 "#SBATCH --gres=gpu:h100:4\n",
                 rendezvous[0],
                 rendezvous[1],
-                "exec srun --kill-on-bad-exit=1 --nodes=2 --ntasks-per-node=4 '/bin/trainer' run \"$job\" --threads \"${SLURM_CPUS_PER_TASK:-1}\"\n",
+                "exec srun --label --kill-on-bad-exit=1 --nodes=2 --ntasks-per-node=4 '/bin/trainer' run \"$job\" --threads \"${SLURM_CPUS_PER_TASK:-1}\"\n",
             ],
             vec!["#SBATCH --cpus-per-task", "\nexec '/bin/trainer'"],
         ),
