@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::yamlpos::{self, Segment};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Deserialize)]
@@ -126,15 +126,18 @@ impl Sweep {
             drafts.push(overrides(entry, source));
         }
         let axes = axes(&file);
-        let mut jobs = Vec::with_capacity(drafts.len());
-        let mut seen = HashSet::with_capacity(drafts.len());
+        let mut jobs: Vec<Job> = Vec::with_capacity(drafts.len());
+        let mut seen: HashMap<String, usize> = HashMap::with_capacity(drafts.len());
         let mut duplicates = 0;
         for draft in &drafts {
             let job = reader.job(&file.base, draft, &axes)?;
-            if seen.insert(job.id.clone()) {
-                jobs.push(job);
-            } else {
-                duplicates += 1;
+            match seen.get(&job.id) {
+                None => {
+                    seen.insert(job.id.clone(), jobs.len());
+                    jobs.push(job);
+                }
+                Some(&first) if jobs[first].config == job.config => duplicates += 1,
+                Some(&first) => return Err(reader.spread_only(draft, &jobs[first], &job)),
             }
         }
         Ok(Self {
@@ -328,6 +331,32 @@ impl Reader<'_> {
         self.at(&place, message)
     }
 
+    /// Two jobs that differ only in how they are spread over processes
+    /// (`train.devices`, `train.nodes`, `train.shard_optimizer`: left out of the job
+    /// id) would be one job run twice into one folder: an error at the override that
+    /// makes the second one.
+    fn spread_only(&self, draft: &[Override], first: &Job, second: &Job) -> Error {
+        let spread = |job: &Job| {
+            let train = &job.config.train;
+            format!(
+                "devices {}, nodes {}, shard_optimizer {}",
+                train.devices, train.nodes, train.shard_optimizer
+            )
+        };
+        let field = draft
+            .iter()
+            .map(|(key, _, _)| key.as_str())
+            .find(|key| SPREAD_FIELDS.contains(key))
+            .unwrap_or("train.devices");
+        let message = format!(
+            "two jobs differ only in how they are spread over processes ({} against {}): that changes where a job runs, not what it computes, so both are job {} with one folder; give each job one spread (set it in base, or vary it together with a field that changes the job)",
+            spread(first),
+            spread(second),
+            first.id
+        );
+        self.in_job(draft, field, message)
+    }
+
     /// An error at `place`, with the line and column where the text writes it.
     fn at(&self, place: &[Segment], message: String) -> Error {
         let (line, column) = yamlpos::find(self.text, place);
@@ -512,6 +541,9 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The fields that say how a job is spread over processes, not what it computes.
+const SPREAD_FIELDS: [&str; 3] = ["train.devices", "train.nodes", "train.shard_optimizer"];
+
 /// Short hash of the canonical resolved config (keys sorted, numbers normalised by
 /// serde), so key order and formatting in the YAML do not change a job's id.
 ///
@@ -523,9 +555,9 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
 pub fn job_id(config: &JobConfig) -> String {
     let mut value = serde_json::to_value(config).unwrap_or(Value::Null);
     if let Some(Value::Object(train)) = value.get_mut("train") {
-        train.remove("devices");
-        train.remove("nodes");
-        train.remove("shard_optimizer");
+        for field in SPREAD_FIELDS {
+            train.remove(field.trim_start_matches("train."));
+        }
     }
     let canonical = canonical_json(&value);
     blake3::hash(canonical.as_bytes()).to_hex()[..12].to_owned()

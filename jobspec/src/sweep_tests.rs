@@ -126,6 +126,33 @@ fn duplicate_jobs_are_dropped_and_counted() {
     assert_eq!(sweep.duplicates, 1);
 }
 
+/// A grid over how jobs are spread (not part of the id) would make one job twice:
+/// refused at the axis, naming both spreads. Spreads that go with different jobs
+/// (a zip with the objective) are fine.
+#[test]
+fn jobs_that_differ_only_in_their_spread_are_refused() {
+    let cases = [
+        (
+            "grid:\n  train.devices: [1, 2]\n",
+            "t.yaml:8:3: `grid.train.devices`",
+            "devices 1, nodes 1, shard_optimizer false against devices 2, nodes 1, shard_optimizer false",
+        ),
+        (
+            "grid:\n  train.shard_optimizer: [false, true]\n",
+            "t.yaml:8:3: `grid.train.shard_optimizer`",
+            "against devices 1, nodes 1, shard_optimizer true",
+        ),
+    ];
+    for (rest, place, spreads) in cases {
+        let message = sweep(rest).expect_err(rest).to_string();
+        assert!(message.starts_with(place), "{rest}: {message}");
+        assert!(message.contains(spreads), "{rest}: {message}");
+        assert!(message.contains("set it in base"), "{message}");
+    }
+    let zipped = sweep("zip:\n  objective: [ar, dlm]\n  train.devices: [1, 2]\n").expect("zip");
+    assert_eq!(zipped.jobs.len(), 2);
+}
+
 /// Bad sweeps and the exact message each gives: file, line, column, key, reason.
 #[test]
 fn errors_name_file_line_column_and_key() {
