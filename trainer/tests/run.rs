@@ -481,18 +481,17 @@ fn column(path: &Path, name: &str) -> Vec<f64> {
 }
 
 fn last_checkpoint_weights(job: &Path) -> Vec<u8> {
+    last_checkpoint_file(job, "model.safetensors")
+}
+
+/// A file of the job's newest checkpoint, as bytes.
+fn last_checkpoint_file(job: &Path, name: &str) -> Vec<u8> {
     let mut folders: Vec<PathBuf> = std::fs::read_dir(job.join("checkpoints"))
         .expect("checkpoints")
         .map(|entry| entry.expect("entry").path())
         .collect();
     folders.sort();
-    std::fs::read(
-        folders
-            .last()
-            .expect("a checkpoint")
-            .join("model.safetensors"),
-    )
-    .expect("weights")
+    std::fs::read(folders.last().expect("a checkpoint").join(name)).expect(name)
 }
 
 /// Two ranks (`train.devices: 2`, Gloo on the CPU) give exactly what one process
@@ -560,24 +559,6 @@ fn two_ranks_train_exactly_as_one_process() {
             .expect("written");
         assert_eq!((status.state, status.attempts), (State::Done, 1));
     }
-}
-
-/// The last checkpoint's optimizer state, as bytes.
-fn last_checkpoint_optimizer(job: &Path) -> Vec<u8> {
-    let weights = last_checkpoint_weights(job);
-    assert!(!weights.is_empty());
-    let mut folders: Vec<PathBuf> = std::fs::read_dir(job.join("checkpoints"))
-        .expect("checkpoints")
-        .map(|entry| entry.expect("entry").path())
-        .collect();
-    folders.sort();
-    std::fs::read(
-        folders
-            .last()
-            .expect("a checkpoint")
-            .join("optimizer.safetensors"),
-    )
-    .expect("optimizer state")
 }
 
 /// A sharded optimizer (`train.shard_optimizer`, ZeRO stage 1: each rank keeps the
@@ -664,7 +645,8 @@ fn a_sharded_optimizer_changes_nothing_but_where_the_state_lives() {
             job.display()
         );
         assert!(
-            last_checkpoint_optimizer(&plain) == last_checkpoint_optimizer(job),
+            last_checkpoint_file(&plain, "optimizer.safetensors")
+                == last_checkpoint_file(job, "optimizer.safetensors"),
             "the optimizer state of {} differs",
             job.display()
         );
