@@ -297,6 +297,12 @@ impl TrainConfig {
         self.devices.max(1) * self.nodes.max(1)
     }
 
+    /// How the job is spread over processes: (devices, nodes, shard_optimizer). Not
+    /// part of what it computes, so left out of the job id.
+    pub fn spread(&self) -> (usize, usize, bool) {
+        (self.devices, self.nodes, self.shard_optimizer)
+    }
+
     /// Rows of each batch that one process trains on.
     pub fn rows_per_rank(&self) -> usize {
         self.batch_size / self.world_size()

@@ -58,16 +58,14 @@ pub fn write_jobs(sweep: &Sweep, sweep_path: &Path, results: &Path) -> Result<Ve
     Ok(folders)
 }
 
-/// Whether an existing job.yaml asks for other `train.devices`, `train.nodes` or
-/// `train.shard_optimizer` than the sweep now does. They are not part of the job id (a job computes the same on
-/// any number of devices), so the same folder is rewritten to run the new way and
-/// resume from its checkpoints; every other field is fixed by the id.
+/// Whether an existing job.yaml asks for another spread (`train.devices`,
+/// `train.nodes`, `train.shard_optimizer`) than the sweep now does. The spread is not
+/// part of the job id (a job computes the same however it is spread), so the same
+/// folder is rewritten to run the new way and resume from its checkpoints; every
+/// other field is fixed by the id.
 fn spread_changed(job_file: &Path, config: &crate::JobConfig) -> bool {
-    crate::JobConfig::from_file(job_file).is_ok_and(|old| {
-        let spread =
-            |train: &crate::TrainConfig| (train.devices, train.nodes, train.shard_optimizer);
-        spread(&old.train) != spread(&config.train)
-    })
+    crate::JobConfig::from_file(job_file)
+        .is_ok_and(|old| old.train.spread() != config.train.spread())
 }
 
 /// plan.csv: the job id and every varying value (as JSON), one row per job.

@@ -337,11 +337,8 @@ impl Reader<'_> {
     /// makes the second one.
     fn spread_only(&self, draft: &[Override], first: &Job, second: &Job) -> Error {
         let spread = |job: &Job| {
-            let train = &job.config.train;
-            format!(
-                "devices {}, nodes {}, shard_optimizer {}",
-                train.devices, train.nodes, train.shard_optimizer
-            )
+            let (devices, nodes, shard_optimizer) = job.config.train.spread();
+            format!("devices {devices}, nodes {nodes}, shard_optimizer {shard_optimizer}")
         };
         let field = draft
             .iter()
