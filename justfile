@@ -131,3 +131,8 @@ lint:
 bench-plan:
     cargo build --release -p harness
     target/release/harness bench-plan --jobs 100000
+
+# The values live in tests/curves/pinned.csv; the reason is recorded in its history.
+# Re-pin the learning curves after a deliberate change to what a job computes.
+pin-curves reason: setup (corpus "demo")
+    CROSSOVER_PIN_CURVES="{{ reason }}" cargo test -p trainer --test curves every_objective -- --nocapture

@@ -459,8 +459,15 @@ struct Block {
 }
 
 impl Block {
+    /// Parameters are drawn from LibTorch's generator in the order they are created,
+    /// so that order is part of what a job computes: attention, then the MLP, exactly
+    /// as before mixtures existed (a dense job's id promises the same initial weights).
+    /// Creating the MLP first silently re-seeded every dense model (issue 25).
     fn new(path: nn::Path, shape: &ModelShape, index: usize) -> Self {
         let c = shape.d_model as i64;
+        let attention_norm = RmsNorm::new(&path / "attention_norm", c, shape.norm_eps);
+        let attention = Attention::new(&path / "attention", shape);
+        let mlp_norm = RmsNorm::new(&path / "mlp_norm", c, shape.norm_eps);
         let mlp = match &shape.moe {
             Some(moe) if moe.is_moe_block(index) => {
                 FeedForward::Mixture(Mixture::new(&path / "mlp", shape, moe))
@@ -468,9 +475,9 @@ impl Block {
             _ => FeedForward::Dense(Mlp::new(&path / "mlp", shape)),
         };
         Self {
-            attention_norm: RmsNorm::new(&path / "attention_norm", c, shape.norm_eps),
-            attention: Attention::new(&path / "attention", shape),
-            mlp_norm: RmsNorm::new(&path / "mlp_norm", c, shape.norm_eps),
+            attention_norm,
+            attention,
+            mlp_norm,
             mlp,
         }
     }
