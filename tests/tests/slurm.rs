@@ -369,10 +369,15 @@ fn gres_gpu_tasks_receive_distinct_fake_gpus() {
         return;
     };
     let folder = tempfile::tempdir().expect("temp dir");
-    // The trainer ignores CUDA for now: the setup preamble records the device, and
-    // waits so both tasks hold their GPU at once.
+    // The GPUs are fake, so the jobs train on the CPU on purpose (`device: auto` would
+    // refuse: it sees CUDA_VISIBLE_DEVICES and no CUDA); the setup preamble records the
+    // device, and waits so both tasks hold their GPU at once.
     let rest = "grid:\n  objective: [ar, dlm]\nslurm:\n  gres: gpu:1\n  setup: |\n    echo \"gpu=$CUDA_VISIBLE_DEVICES\"\n    sleep 2\n";
     let sweep = write_sweep(folder.path(), "gpus", rest);
+    let text = std::fs::read_to_string(&sweep).expect("sweep");
+    assert!(text.contains("log_every: 2 }"), "{text}");
+    std::fs::write(&sweep, text.replace("log_every: 2 }", "log_every: 2, device: cpu }"))
+        .expect("sweep");
     let results = folder.path().join("gpus");
     submit(conf, folder.path(), &sweep, &results, &[]);
     let jobs = wait_for_slurm(conf, &results);

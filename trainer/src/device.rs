@@ -46,13 +46,74 @@ pub fn search_folders(explicit: Option<PathBuf>, recorded: PathBuf) -> Vec<PathB
 }
 
 /// The device a job asks for, resolved on this machine. `auto` is CUDA device 0 when
-/// LibTorch's CUDA library loads and sees a GPU, else the CPU.
+/// LibTorch's CUDA library loads and sees a GPU, the CPU when this machine shows no
+/// GPU, and an error with the loader's reason when it shows one that CUDA cannot use
+/// (a 1B job must not train on the CPU for days by accident).
 pub fn select(spec: DeviceSpec) -> Result<Device, String> {
     match spec {
         DeviceSpec::Cpu => Ok(Device::Cpu),
-        DeviceSpec::Auto => Ok(cuda_device(0).unwrap_or(Device::Cpu)),
+        DeviceSpec::Auto => {
+            let cuda = cuda_device(0);
+            let visible = cuda.is_err().then(visible_gpu).flatten();
+            resolve_auto(cuda, visible)
+        }
         DeviceSpec::Cuda(index) => cuda_device(index),
     }
+}
+
+/// `device: auto` given what CUDA said and which GPU, if any, this machine shows.
+pub fn resolve_auto(
+    cuda: Result<Device, String>,
+    visible: Option<String>,
+) -> Result<Device, String> {
+    match (cuda, visible) {
+        (Ok(device), _) => Ok(device),
+        (Err(_), None) => Ok(Device::Cpu),
+        (Err(reason), Some(gpu)) => Err(format!(
+            "device: auto sees a GPU here ({gpu}) but cannot use it, and will not fall back to the CPU silently: {reason}. Set `train.device: cpu` (or `--device cpu`) to train on the CPU on purpose"
+        )),
+    }
+}
+
+/// A GPU this process is shown, described for an error: a CUDA_VISIBLE_DEVICES list
+/// (empty, `-1` or `NoDevFiles` hide every GPU), an NVIDIA device node, or a GPU
+/// `nvidia-smi -L` lists.
+fn visible_gpu() -> Option<String> {
+    let listed = || {
+        let output = std::process::Command::new("nvidia-smi")
+            .arg("-L")
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        output.status.success().then_some(text)
+    };
+    gpu_shown(
+        std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref(),
+        Path::new("/dev/nvidia0").exists(),
+        listed,
+    )
+}
+
+/// The decision behind `visible_gpu`, on its inputs (`smi` is only asked when needed).
+pub fn gpu_shown(
+    cuda_visible: Option<&str>,
+    device_node: bool,
+    smi: impl FnOnce() -> Option<String>,
+) -> Option<String> {
+    if let Some(list) = cuda_visible.map(str::trim) {
+        return match list {
+            "" | "-1" | "NoDevFiles" => None,
+            list => Some(format!("CUDA_VISIBLE_DEVICES={list}")),
+        };
+    }
+    if device_node {
+        return Some("/dev/nvidia0".into());
+    }
+    smi().and_then(|text| {
+        text.lines()
+            .find(|line| line.starts_with("GPU"))
+            .map(str::to_owned)
+    })
 }
 
 fn cuda_device(index: usize) -> Result<Device, String> {
@@ -140,11 +201,13 @@ pub fn compute_kind(precision: Precision) -> Kind {
 
 /// Dense peak TFLOP/s of a GPU by its `nvidia-smi` name: bf16 tensor cores for bf16,
 /// TF32 for fp32 (vendor data sheets, without sparsity). None when unknown.
+///
+/// Names are matched by whole words (split at spaces and dashes, `NVIDIA` dropped), the
+/// longest entry first, so `L40` is not taken for `L4` nor `H200 NVL` for `H200`.
 pub fn peak_tflops_for(name: &str, precision: Precision) -> Option<f64> {
-    let name = name.to_ascii_uppercase();
-    // Most specific first: "H100 PCIE" before "H100".
-    let table: [(&str, f64); 12] = [
+    const TABLE: [(&str, f64); 15] = [
         ("GH200", 989.4),
+        ("H200 NVL", 835.5),
         ("H200", 989.4),
         ("H100 PCIE", 756.5),
         ("H100 NVL", 835.5),
@@ -152,14 +215,30 @@ pub fn peak_tflops_for(name: &str, precision: Precision) -> Option<f64> {
         ("B200", 2250.0),
         ("A100", 312.0),
         ("L40S", 362.05),
+        ("L40", 181.05),
         ("A10G", 70.0),
+        ("A10", 125.0),
         ("L4", 121.0),
         ("RTX 4090", 165.2),
         ("RTX 3090", 71.0),
     ];
-    let bf16 = table
-        .iter()
-        .find(|(key, _)| name.contains(key))
+    let words: Vec<String> = name
+        .to_ascii_uppercase()
+        .split([' ', '-', '_'])
+        .filter(|word| !word.is_empty() && *word != "NVIDIA")
+        .map(str::to_owned)
+        .collect();
+    let matches = |entry: &str| {
+        let wanted: Vec<&str> = entry.split(' ').collect();
+        words
+            .windows(wanted.len())
+            .any(|window| window.iter().zip(&wanted).all(|(word, want)| word == want))
+    };
+    let mut entries: Vec<&(&str, f64)> = TABLE.iter().collect();
+    entries.sort_by_key(|(entry, _)| std::cmp::Reverse(entry.split(' ').count()));
+    let bf16 = entries
+        .into_iter()
+        .find(|(entry, _)| matches(entry))
         .map(|&(_, tflops)| tflops)?;
     Some(match precision {
         Precision::Bf16 | Precision::Auto => bf16,
@@ -167,16 +246,16 @@ pub fn peak_tflops_for(name: &str, precision: Precision) -> Option<f64> {
     })
 }
 
-/// The name `nvidia-smi` gives the GPU behind LibTorch's `cuda:index`, honouring a
-/// numeric CUDA_VISIBLE_DEVICES.
+/// The name `nvidia-smi` gives the GPU behind LibTorch's `cuda:index`, honouring
+/// CUDA_VISIBLE_DEVICES (indices or GPU UUIDs, which `nvidia-smi -i` takes alike).
 pub fn gpu_name(index: usize) -> Option<String> {
     let physical = match std::env::var("CUDA_VISIBLE_DEVICES") {
-        Ok(list) if !list.trim().is_empty() => list.split(',').nth(index)?.trim().parse().ok()?,
-        _ => index,
+        Ok(list) if !list.trim().is_empty() => list.split(',').nth(index)?.trim().to_owned(),
+        _ => index.to_string(),
     };
     let output = std::process::Command::new("nvidia-smi")
         .args(["--query-gpu=name", "--format=csv,noheader", "-i"])
-        .arg(physical.to_string())
+        .arg(physical)
         .output()
         .ok()?;
     output
@@ -238,10 +317,53 @@ mod tests {
             ("NVIDIA H100 80GB HBM3", Precision::Fp32, Some(494.7)),
             ("NVIDIA A100-SXM4-80GB", Precision::Bf16, Some(312.0)),
             ("NVIDIA L4", Precision::Bf16, Some(121.0)),
+            ("NVIDIA L40", Precision::Bf16, Some(181.05)),
+            ("NVIDIA L40S", Precision::Bf16, Some(362.05)),
+            ("NVIDIA H200 NVL", Precision::Bf16, Some(835.5)),
+            ("NVIDIA H100 NVL", Precision::Bf16, Some(835.5)),
+            ("NVIDIA GH200 480GB", Precision::Bf16, Some(989.4)),
+            ("NVIDIA A10", Precision::Bf16, Some(125.0)),
+            ("NVIDIA A10G", Precision::Bf16, Some(70.0)),
+            ("NVIDIA GeForce RTX 4090", Precision::Bf16, Some(165.2)),
             ("Tesla T4", Precision::Bf16, None),
+            ("NVIDIA H1000", Precision::Bf16, None),
         ];
         for (name, precision, expected) in cases {
             assert_eq!(peak_tflops_for(name, precision), expected, "{name}");
+        }
+    }
+
+    /// `device: auto` falls back to the CPU only when no GPU is shown.
+    #[test]
+    fn auto_device_fails_loudly_when_a_gpu_is_shown() {
+        let failed = || Err::<Device, String>("libtorch_cuda.so: cannot open".into());
+        let gpu = || Some("CUDA_VISIBLE_DEVICES=0".to_owned());
+        assert_eq!(resolve_auto(Ok(Device::Cuda(0)), None), Ok(Device::Cuda(0)));
+        assert_eq!(resolve_auto(failed(), None), Ok(Device::Cpu));
+        let error = resolve_auto(failed(), gpu()).expect_err("a shown GPU");
+        assert!(
+            error.contains("cannot open") && error.contains("device: cpu"),
+            "{error}"
+        );
+        // (CUDA_VISIBLE_DEVICES, /dev/nvidia0, nvidia-smi -L, shown)
+        let smi_gpu = "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1234)\n";
+        let cases: [(Option<&str>, bool, Option<&str>, bool); 8] = [
+            (None, false, None, false),
+            (None, false, Some(smi_gpu), true),
+            (None, false, Some("No devices were found\n"), false),
+            (None, true, None, true),
+            (Some("0,1"), false, None, true),
+            (Some("GPU-1234"), false, None, true),
+            (Some(""), true, Some(smi_gpu), false),
+            (Some("-1"), true, Some(smi_gpu), false),
+        ];
+        for (visible, node, smi, shown) in cases {
+            let found = gpu_shown(visible, node, || smi.map(str::to_owned));
+            assert_eq!(
+                found.is_some(),
+                shown,
+                "{visible:?} {node} {smi:?}: {found:?}"
+            );
         }
     }
 

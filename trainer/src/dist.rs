@@ -29,7 +29,7 @@ use crate::fused::{checked, handles};
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::ptr::NonNull;
 use std::time::Duration;
-use tch::{TchError, Tensor};
+use tch::{Device, Kind, TchError, Tensor};
 
 unsafe extern "C" {
     fn crossover_dist_has_nccl() -> c_int;
@@ -75,6 +75,52 @@ impl Backend {
             Backend::Nccl => 1,
         }
     }
+}
+
+/// Whether a backend can carry tensors of these (device, kind)s, checked before every
+/// collective so a wrong input fails with its name instead of deep inside c10d (issue
+/// 28): NCCL moves CUDA tensors only, all on one GPU, of the kinds ncclDataType_t has
+/// (no bool, no complex); Gloo takes any device (CUDA through host memory).
+pub fn check_inputs(backend: Backend, inputs: &[(Device, Kind)], what: &str) -> Result<(), String> {
+    if backend == Backend::Gloo {
+        return Ok(());
+    }
+    let mut gpu = None;
+    for (index, &(device, kind)) in inputs.iter().enumerate() {
+        let Device::Cuda(ordinal) = device else {
+            return Err(format!(
+                "{what}: input {index} of {} is a {device:?} tensor, and NCCL only moves CUDA tensors; move it to the model's device first",
+                inputs.len()
+            ));
+        };
+        if *gpu.get_or_insert(ordinal) != ordinal {
+            return Err(format!(
+                "{what}: inputs on cuda:{} and cuda:{ordinal}; one rank's collective uses one GPU",
+                gpu.unwrap_or(ordinal)
+            ));
+        }
+        if !nccl_supports(kind) {
+            return Err(format!(
+                "{what}: input {index} is {kind:?}, which NCCL cannot reduce; convert it (flags as float, counts as int64)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The element types ncclDataType_t covers.
+fn nccl_supports(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Int8
+            | Kind::Uint8
+            | Kind::Int
+            | Kind::Int64
+            | Kind::Half
+            | Kind::BFloat16
+            | Kind::Float
+            | Kind::Double
+    )
 }
 
 /// Whether this trainer was built with the NCCL process group (build.rs found nccl.h
@@ -185,6 +231,7 @@ impl ProcessGroup {
         if tensors.is_empty() {
             return Ok(());
         }
+        self.check(tensors, what)?;
         let list = handles(tensors);
         // SAFETY: `list` holds live tensor handles for the duration of the call; the
         // shim writes the results into those tensors' storage.
@@ -199,6 +246,14 @@ impl ProcessGroup {
             },
             what,
         )
+    }
+
+    fn check(&self, tensors: &[Tensor], what: &str) -> Result<(), TchError> {
+        let inputs: Vec<(Device, Kind)> = tensors
+            .iter()
+            .map(|tensor| (tensor.device(), tensor.kind()))
+            .collect();
+        check_inputs(self.backend, &inputs, what).map_err(TchError::Torch)
     }
 
     /// Replace every tensor, in place, by its elementwise sum over the ranks.
@@ -227,6 +282,7 @@ impl ProcessGroup {
         }
         let root_rank = c_int::try_from(root)
             .map_err(|_| TchError::Torch(format!("broadcast root {root} is out of range")))?;
+        self.check(tensors, "broadcast")?;
         let list = handles(tensors);
         // SAFETY: as in `all_reduce`.
         checked(
@@ -261,5 +317,57 @@ impl std::fmt::Debug for ProcessGroup {
             .field("rank", &self.rank)
             .field("world", &self.world)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What each backend accepts: NCCL refuses host tensors (the benchmark scores of
+    /// a milestone were once built on the CPU), mixed GPUs and bool flags.
+    #[test]
+    fn collective_inputs_by_backend() {
+        let gpu = |kind| (Device::Cuda(0), kind);
+        // (backend, inputs, accepted)
+        let cases: Vec<(Backend, Vec<(Device, Kind)>, bool)> = vec![
+            (Backend::Gloo, vec![(Device::Cpu, Kind::Double)], true),
+            (Backend::Gloo, vec![gpu(Kind::Float)], true),
+            (Backend::Gloo, vec![(Device::Cpu, Kind::Bool)], true),
+            (
+                Backend::Nccl,
+                vec![gpu(Kind::Float), gpu(Kind::Double)],
+                true,
+            ),
+            (
+                Backend::Nccl,
+                vec![gpu(Kind::BFloat16), gpu(Kind::Int64)],
+                true,
+            ),
+            (Backend::Nccl, vec![(Device::Cpu, Kind::Double)], false),
+            (
+                Backend::Nccl,
+                vec![gpu(Kind::Float), (Device::Cpu, Kind::Float)],
+                false,
+            ),
+            (
+                Backend::Nccl,
+                vec![gpu(Kind::Float), (Device::Cuda(1), Kind::Float)],
+                false,
+            ),
+            (Backend::Nccl, vec![gpu(Kind::Bool)], false),
+            (Backend::Nccl, vec![], true),
+        ];
+        for (backend, inputs, accepted) in cases {
+            let result = check_inputs(backend, &inputs, "all-reduce (sum)");
+            assert_eq!(
+                result.is_ok(),
+                accepted,
+                "{backend:?} {inputs:?}: {result:?}"
+            );
+            if let Err(message) = result {
+                assert!(message.starts_with("all-reduce (sum): "), "{message}");
+            }
+        }
     }
 }

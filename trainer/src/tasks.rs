@@ -139,7 +139,7 @@ impl TaskSet {
                     };
                     let owned = |question: usize| shard.owns(question);
                     let scores = scoring::score_owned(model, questions, scorer, &settings, &owned);
-                    let scores = gather_scores(scores, shard)?;
+                    let scores = gather_scores(scores, shard, model.device())?;
                     if let Some((folder, step)) = item_scores {
                         write_item_scores(folder, task, step, questions, &scores)?;
                     }
@@ -274,10 +274,12 @@ fn cloze_questions(
 }
 
 /// Every rank's share of the scores added up: each question's comes from its owner
-/// (the others hold zeros), flattened as (score, stderr, greedy) per candidate.
+/// (the others hold zeros), flattened as (score, stderr, greedy) per candidate. The sum
+/// runs on the model's device: NCCL moves CUDA tensors only.
 fn gather_scores(
     scores: Vec<Vec<scoring::CandidateScore>>,
     shard: &eval::EvalShard<'_>,
+    device: tch::Device,
 ) -> Result<Vec<Vec<scoring::CandidateScore>>> {
     if shard.world() <= 1 {
         return Ok(scores);
@@ -287,9 +289,9 @@ fn gather_scores(
         .flatten()
         .flat_map(|s| [s.score, s.stderr, f64::from(u8::from(s.greedy))])
         .collect();
-    let tensor = tch::Tensor::from_slice(&flat);
+    let tensor = tch::Tensor::from_slice(&flat).to_device(device);
     shard.sum(&tensor).map_err(crate::TrainerError::Device)?;
-    let summed = Vec::<f64>::try_from(&tensor).unwrap_or(flat);
+    let summed = Vec::<f64>::try_from(&tensor.to_device(tch::Device::Cpu)).unwrap_or(flat);
     let mut values = summed.chunks(3);
     Ok(scores
         .iter()

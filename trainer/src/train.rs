@@ -412,7 +412,9 @@ fn train(
             progress.row(done, epoch, loss_value, tokens_per_s, mfu);
         }
         progress.tick(done);
-        // 4.4 Milestones: evaluate, then keep a checkpoint.
+        // 4.4 Milestones: evaluate, then keep a checkpoint. Their time is left out of
+        // the next train.csv row's tokens/s and MFU, which measure training steps.
+        let paused = Instant::now();
         if milestone {
             if let (Some(log), Some((sum, steps))) = (load_log.as_mut(), load_sum.take()) {
                 let at = EvalPoint {
@@ -476,6 +478,7 @@ fn train(
                 runfolder::write_status(job_dir, status)?;
             }
         }
+        last_row.1 += paused.elapsed().as_secs_f64();
         if stopping && done < total {
             progress.finish(&format!(
                 "stopped after step {done} of {total}; run again to resume"

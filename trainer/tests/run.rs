@@ -380,13 +380,14 @@ fn changing_the_tokenizer_under_a_checkpoint_is_refused() {
 }
 
 /// Asking for CUDA where LibTorch's CUDA library is missing fails the job with the
-/// documented message (docs/gpu.md); `auto` falls back to the CPU.
+/// documented message (docs/gpu.md); `auto` falls back to the CPU only when no GPU is
+/// shown to the process.
 #[test]
 fn cuda_request_without_cuda_names_what_to_install() {
     let fixture = Fixture::new();
     let empty = fixture.root.join("no-torch-lib");
     std::fs::create_dir_all(&empty).expect("folder");
-    let trainer = |job: &Path, extra: &[&str]| {
+    let trainer_shown = |job: &Path, extra: &[&str], shown: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
             .arg("run")
             .arg(job)
@@ -394,9 +395,12 @@ fn cuda_request_without_cuda_names_what_to_install() {
             .args(extra)
             .env("CROSSOVER_TORCH_LIB", &empty)
             .env("CROSSOVER_CACHE", fixture.root.join("cache"))
+            .env("CUDA_VISIBLE_DEVICES", shown)
             .output()
             .expect("trainer runs")
     };
+    // An empty CUDA_VISIBLE_DEVICES shows no GPU, whatever this machine has.
+    let trainer = |job: &Path, extra: &[&str]| trainer_shown(job, extra, "");
     let expected = format!(
         "CUDA was asked for but LibTorch's CUDA library (libtorch_cuda.so) is not installed here (looked in {}): on a GPU node run `just setup-cuda`",
         empty.display()
@@ -428,7 +432,8 @@ fn cuda_request_without_cuda_names_what_to_install() {
         "{:?}",
         status.error
     );
-    // `auto` trains on the CPU (stopped after 2 steps: exit code 3, resumable).
+    // `auto` trains on the CPU when no GPU is shown (stopped after 2 steps: exit code
+    // 3, resumable)...
     let auto = fixture.job("auto", "ar", "");
     let output = trainer(&auto, &["--device", "auto", "--max-steps", "2"]);
     assert_eq!(
@@ -437,6 +442,18 @@ fn cuda_request_without_cuda_names_what_to_install() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // ...and refuses, with the loader's reason, when one is shown but CUDA is unusable.
+    let shown = fixture.job("shown", "ar", "");
+    let output = trainer_shown(&shown, &["--device", "auto", "--max-steps", "2"], "0");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("device: auto sees a GPU here (CUDA_VISIBLE_DEVICES=0)")
+            && stderr.contains(&expected)
+            && stderr.contains("`train.device: cpu`"),
+        "{stderr}"
+    );
+    assert!(!shown.join("train.csv").exists(), "nothing trained on the CPU");
 }
 
 /// `trainer run` on a job, as the harness starts it (a data-parallel job's launcher
