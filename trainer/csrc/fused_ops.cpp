@@ -22,6 +22,8 @@
 #include <optional>
 #include <vector>
 
+#include <ATen/Context.h>
+
 #include "shim.h"
 
 using crossover::guarded;
@@ -30,6 +32,21 @@ using crossover::handle;
 extern "C" {
 
 void crossover_free_error(char* error) { free(error); }
+
+// TF32 for fp32 matmuls on CUDA, or strict IEEE fp32 (torch.backends.cuda.matmul.
+// fp32_precision = "tf32" / "ieee"): the CUDA backend only, so CPU kernels are
+// untouched. Writes the setting read back (1 = TF32).
+char* crossover_set_cuda_tf32(int on, int* now) {
+  return guarded([&] {
+    auto& context = at::globalContext();
+    context.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL,
+                                on != 0 ? at::Float32Precision::TF32 : at::Float32Precision::IEEE);
+    *now = context.float32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL) ==
+                   at::Float32Precision::TF32
+               ? 1
+               : 0;
+  });
+}
 
 // Forget every parameter's gradient, so the next backward writes a fresh one instead
 // of adding to zeros.

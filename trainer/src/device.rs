@@ -135,6 +135,21 @@ fn cuda_device(index: usize) -> Result<Device, String> {
     Ok(Device::Cuda(index))
 }
 
+/// The CUDA index of local rank `local_rank` when the process sees `visible` GPUs:
+/// the only one when each rank is shown its own (Slurm's `--gpus-per-task=1`), else
+/// the rank's own among all of the node's.
+pub fn rank_gpu(local_rank: usize, visible: usize) -> Result<usize, String> {
+    match visible {
+        0 => Err("no CUDA device is visible to this rank".into()),
+        1 => Ok(0),
+        _ if local_rank < visible => Ok(local_rank),
+        _ => Err(format!(
+            "local rank {local_rank} needs a GPU of its own but this process sees {visible} (cuda:0..cuda:{}); give each rank one GPU or a node's ranks all of them",
+            visible - 1
+        )),
+    }
+}
+
 /// Load `libtorch_cuda.so` once per process; the path it came from, or why not.
 pub fn load_cuda() -> Result<&'static Path, String> {
     static LOADED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -363,6 +378,26 @@ mod tests {
                 found.is_some(),
                 shown,
                 "{visible:?} {node} {smi:?}: {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_rank_finds_its_gpu() {
+        // (local rank, visible GPUs, index or error)
+        let cases = [
+            (0, 8, Some(0)),
+            (5, 8, Some(5)),
+            (5, 1, Some(0)),
+            (0, 1, Some(0)),
+            (3, 2, None),
+            (0, 0, None),
+        ];
+        for (rank, visible, expected) in cases {
+            assert_eq!(
+                rank_gpu(rank, visible).ok(),
+                expected,
+                "rank {rank} of {visible}"
             );
         }
     }

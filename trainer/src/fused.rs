@@ -10,11 +10,12 @@
 //! `TchError`.
 #![allow(unsafe_code)]
 
-use std::ffi::{CStr, c_char, c_void};
+use std::ffi::{CStr, c_char, c_int, c_void};
 use tch::{TchError, Tensor};
 
 unsafe extern "C" {
     fn crossover_free_error(error: *mut c_char);
+    fn crossover_set_cuda_tf32(on: c_int, now: *mut c_int) -> *mut c_char;
     fn crossover_clear_grads(params: *const *mut c_void, count: usize) -> *mut c_char;
     fn crossover_grad_norm(
         params: *const *mut c_void,
@@ -59,6 +60,19 @@ pub(crate) fn checked(error: *mut c_char, what: &str) -> Result<(), TchError> {
         .into_owned();
     unsafe { crossover_free_error(error) };
     Err(TchError::Torch(format!("{what}: {message}")))
+}
+
+/// TF32 for fp32 matmuls on CUDA (`true`) or strict fp32, through LibTorch's API
+/// rather than an environment variable read whenever its context happens to start;
+/// returns the setting read back. CPU kernels are not affected.
+pub fn set_cuda_tf32(on: bool) -> Result<bool, TchError> {
+    let mut now: c_int = -1;
+    // SAFETY: `now` outlives the call, which only writes it.
+    checked(
+        unsafe { crossover_set_cuda_tf32(c_int::from(on), &mut now) },
+        "setting TF32 for CUDA matmuls",
+    )?;
+    Ok(now == 1)
 }
 
 /// Drop the gradients of `parameters` (the next backward allocates fresh ones).

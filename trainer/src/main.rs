@@ -190,15 +190,13 @@ fn parse_scorer(text: &str) -> Result<jobspec::DlmScorer, String> {
     }
 }
 
-#[allow(unsafe_code)]
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // TF32 matmuls for fp32 work on CUDA (LibTorch reads this once, at its first
-    // cuBLAS call). The bench check leaves it off to compare against strict fp32.
-    let tf32 = "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE";
-    if !matches!(cli.command, Command::BenchCheck { .. }) && std::env::var_os(tf32).is_none() {
-        // SAFETY: nothing else runs yet: no thread has been started by this process.
-        unsafe { std::env::set_var(tf32, "1") };
+    // TF32 matmuls for fp32 work on CUDA, set through LibTorch's API (CPU kernels are
+    // untouched); the bench check turns it off to compare against strict fp32.
+    let tf32 = !matches!(cli.command, Command::BenchCheck { .. });
+    if let Err(error) = trainer::fused::set_cuda_tf32(tf32) {
+        eprintln!("warning: {error}");
     }
     match run(cli) {
         Ok(code) => code,

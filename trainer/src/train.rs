@@ -114,9 +114,13 @@ fn join_and_train(
         device.is_cuda(),
     )
     .map_err(TrainerError::Device)?;
-    // One GPU per rank: local rank r takes the r-th visible GPU.
+    // One GPU per rank: local rank r takes the r-th visible GPU, or the only one when
+    // the scheduler shows each rank its own (Slurm's --gpus-per-task).
     let device = match device {
-        Device::Cuda(_) if ranks.world > 1 => Device::Cuda(ranks.local_rank),
+        Device::Cuda(_) if ranks.world > 1 => {
+            let visible = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
+            Device::Cuda(device::rank_gpu(ranks.local_rank, visible).map_err(TrainerError::Device)?)
+        }
         other => other,
     };
     let outcome = train(job_dir, config, options, status, device, &ranks)?;

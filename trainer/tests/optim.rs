@@ -153,3 +153,21 @@ fn zero_grad_forgets_gradients_and_a_step_without_them_changes_nothing() {
     optimizer.step(1e-1).expect("step");
     assert_eq!(values(&w), vec![1.0, -2.0, 3.0]);
 }
+
+/// TF32 is set through LibTorch's API for CUDA matmuls only: the setting reads back,
+/// and a CPU matmul gives the same bits either way (issue 28).
+#[test]
+fn tf32_switch_reads_back_and_leaves_cpu_matmuls_alone() {
+    tch::manual_seed(7);
+    let a = tch::Tensor::randn([64, 96], (tch::Kind::Float, tch::Device::Cpu));
+    let b = tch::Tensor::randn([96, 48], (tch::Kind::Float, tch::Device::Cpu));
+    assert!(!trainer::fused::set_cuda_tf32(false).expect("strict"));
+    let strict = a.matmul(&b);
+    assert!(trainer::fused::set_cuda_tf32(true).expect("tf32"));
+    let tf32 = a.matmul(&b);
+    assert!(!trainer::fused::set_cuda_tf32(false).expect("strict again"));
+    assert!(
+        strict.equal(&tf32),
+        "CPU matmul changed with the CUDA TF32 switch"
+    );
+}

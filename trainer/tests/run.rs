@@ -453,7 +453,10 @@ fn cuda_request_without_cuda_names_what_to_install() {
             && stderr.contains("`train.device: cpu`"),
         "{stderr}"
     );
-    assert!(!shown.join("train.csv").exists(), "nothing trained on the CPU");
+    assert!(
+        !shown.join("train.csv").exists(),
+        "nothing trained on the CPU"
+    );
 }
 
 /// `trainer run` on a job, as the harness starts it (a data-parallel job's launcher
