@@ -277,6 +277,15 @@ pub struct TrainConfig {
     /// job.yaml when false). No effect on a job of one process.
     #[serde(default, skip_serializing_if = "is_false")]
     pub shard_optimizer: bool,
+    /// Bit-exact CUDA runs: LibTorch's deterministic algorithms, the math attention
+    /// kernel instead of flash / memory-efficient ones, and a fixed cuBLAS workspace
+    /// (`CUBLAS_WORKSPACE_CONFIG=:4096:8`). Without it a CUDA run (and a resumed one)
+    /// differs from another in the last bits (atomics in `index_add`, flash attention's
+    /// backward); CPU runs are bit-exact either way. Math attention rounds otherwise
+    /// than the default kernels (on the CPU too), so the flag is part of the job id
+    /// when true; left out of job.yaml when false. Slower on GPUs.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deterministic: bool,
 }
 
 fn is_false(value: &bool) -> bool {

@@ -48,6 +48,23 @@ char* crossover_set_cuda_tf32(int on, int* now) {
   });
 }
 
+// Deterministic kernels (torch.use_deterministic_algorithms) and attention through the
+// math kernel only (flash, memory-efficient and cuDNN attention off), or LibTorch's
+// defaults. Writes whether deterministic algorithms are now on.
+char* crossover_set_deterministic(int on, int* now) {
+  return guarded([&] {
+    auto& context = at::globalContext();
+    const bool deterministic = on != 0;
+    context.setDeterministicAlgorithms(deterministic, /*warn_only=*/false);
+    context.setBenchmarkCuDNN(false);
+    context.setSDPUseFlash(!deterministic);
+    context.setSDPUseMemEfficient(!deterministic);
+    context.setSDPUseCuDNN(!deterministic);
+    context.setSDPUseMath(true);
+    *now = context.deterministicAlgorithms() ? 1 : 0;
+  });
+}
+
 // Forget every parameter's gradient, so the next backward writes a fresh one instead
 // of adding to zeros.
 char* crossover_clear_grads(void* const* params, size_t count) {

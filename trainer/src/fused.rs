@@ -16,6 +16,7 @@ use tch::{TchError, Tensor};
 unsafe extern "C" {
     fn crossover_free_error(error: *mut c_char);
     fn crossover_set_cuda_tf32(on: c_int, now: *mut c_int) -> *mut c_char;
+    fn crossover_set_deterministic(on: c_int, now: *mut c_int) -> *mut c_char;
     fn crossover_clear_grads(params: *const *mut c_void, count: usize) -> *mut c_char;
     fn crossover_grad_norm(
         params: *const *mut c_void,
@@ -71,6 +72,21 @@ pub fn set_cuda_tf32(on: bool) -> Result<bool, TchError> {
     checked(
         unsafe { crossover_set_cuda_tf32(c_int::from(on), &mut now) },
         "setting TF32 for CUDA matmuls",
+    )?;
+    Ok(now == 1)
+}
+
+/// The cuBLAS workspace deterministic CUDA matmuls need (read when CUDA starts).
+pub const CUBLAS_WORKSPACE: (&str, &str) = ("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
+
+/// Deterministic kernels and math-only attention (`train.deterministic`), or LibTorch's
+/// defaults; returns whether deterministic algorithms are on, read back.
+pub fn set_deterministic(on: bool) -> Result<bool, TchError> {
+    let mut now: c_int = -1;
+    // SAFETY: `now` outlives the call, which only writes it.
+    checked(
+        unsafe { crossover_set_deterministic(c_int::from(on), &mut now) },
+        "setting deterministic algorithms",
     )?;
     Ok(now == 1)
 }

@@ -190,8 +190,21 @@ fn parse_scorer(text: &str) -> Result<jobspec::DlmScorer, String> {
     }
 }
 
+#[allow(unsafe_code)]
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A deterministic job (`train.deterministic`) needs cuBLAS' fixed workspace, which
+    // CUDA reads when it starts: set it now, before any other thread exists.
+    if let Command::Run { job_dir, .. } = &cli.command {
+        let (variable, value) = trainer::fused::CUBLAS_WORKSPACE;
+        let deterministic =
+            jobspec::JobConfig::from_file(&job_dir.join(trainer::runfolder::JOB_FILE))
+                .is_ok_and(|config| config.train.deterministic);
+        if deterministic && std::env::var_os(variable).is_none() {
+            // SAFETY: single-threaded here: nothing has been started yet.
+            unsafe { std::env::set_var(variable, value) };
+        }
+    }
     // TF32 matmuls for fp32 work on CUDA, set through LibTorch's API (CPU kernels are
     // untouched); the bench check turns it off to compare against strict fp32.
     let tf32 = !matches!(cli.command, Command::BenchCheck { .. });

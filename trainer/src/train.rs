@@ -151,8 +151,11 @@ fn train(
     ranks: &crate::ranks::Ranks,
 ) -> Result<Outcome> {
     let writes = ranks.is_writer();
-    // 0. Arithmetic.
+    // 0. Arithmetic: precision, and deterministic kernels if asked (LibTorch's
+    // defaults otherwise, so one process can run both kinds of job).
     let precision = config.train.precision.resolve(device.is_cuda());
+    crate::fused::set_deterministic(config.train.deterministic)
+        .map_err(torch_error("choosing deterministic kernels"))?;
     // 1. Data: tokenized once per (corpus, tokenizer), budgets are prefixes.
     let (shape, dataset, tokenizer) = prepare_job(job_dir, config, options.cache_root.clone())?;
     let tokens = dataset.budget(config.data.unique_tokens.get())?;

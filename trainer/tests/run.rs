@@ -835,3 +835,27 @@ fn a_killed_rank_fails_the_job_and_a_rerun_resumes() {
         }
     }
 }
+
+/// `train.deterministic` switches LibTorch's deterministic algorithms and math-only
+/// attention on for its job (and off again for the next job of the process); the job
+/// trains and logs as usual.
+#[test]
+fn deterministic_jobs_switch_kernels_per_job() {
+    let fixture = Fixture::new();
+    let plain = job_with_train(&fixture, "plain", "dlm", "");
+    let strict = job_with_train(&fixture, "strict", "dlm", ", deterministic: true");
+    trainer::run(&strict, &fixture.options(None)).expect("deterministic job");
+    trainer::run(&plain, &fixture.options(None)).expect("plain job");
+    let losses = column(&strict.join("train.csv"), "loss");
+    assert!(losses.iter().all(|loss| loss.is_finite()) && losses.len() > 4);
+    // Run to run the same, bit for bit; other numbers than the default kernels give
+    // (math attention instead of the CPU flash kernel), hence part of the job id.
+    let again = job_with_train(&fixture, "strict-again", "dlm", ", deterministic: true");
+    trainer::run(&again, &fixture.options(None)).expect("deterministic job again");
+    let rows = |job: &Path| deterministic_columns(&job.join("train.csv"));
+    assert_eq!(rows(&strict), rows(&again));
+    assert_ne!(rows(&strict), rows(&plain), "math attention differs in the last bits");
+    // The switch reads back, and the default job turned it off again.
+    assert!(trainer::fused::set_deterministic(true).expect("on"));
+    assert!(!trainer::fused::set_deterministic(false).expect("off"));
+}
