@@ -47,6 +47,10 @@ enum Command {
         /// Model FLOPs utilisation assumed for GPU-hours on an H100 (989 TFLOP/s bf16).
         #[arg(long, default_value_t = 0.4)]
         mfu: f64,
+        /// Memory of one GPU in GiB: jobs whose estimated peak (GiB/GPU) exceeds it are
+        /// named in a warning (80 for an H100, 141 for an H200).
+        #[arg(long, default_value_t = 80.0)]
+        gpu_memory: f64,
     },
     /// Run every job of a sweep that is not done: resumes interrupted jobs, retries
     /// failed ones, skips finished ones. Ctrl-C stops gracefully (twice kills).
@@ -158,7 +162,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             results,
             tokens_per_s,
             mfu,
-        } => plan_command(&sweep, results, tokens_per_s, mfu),
+            gpu_memory,
+        } => plan_command(&sweep, results, tokens_per_s, (mfu, gpu_memory)),
         Command::Run {
             sweep,
             results,
@@ -244,13 +249,13 @@ fn plan_command(
     sweep: &Path,
     results: Option<PathBuf>,
     tokens_per_s: Option<f64>,
-    mfu: f64,
+    (mfu, gpu_memory): (f64, f64),
 ) -> anyhow::Result<ExitCode> {
     let target = Target::resolve(sweep, results)?;
     let Some(sweep) = &target.sweep else {
         bail!("plan takes a sweep file");
     };
-    print!("{}", plan::render(sweep, tokens_per_s, mfu));
+    print!("{}", plan::render(sweep, tokens_per_s, mfu, gpu_memory));
     let results = &target.results;
     std::fs::create_dir_all(results).with_context(|| format!("creating {}", results.display()))?;
     let path = results.join(jobspec::store::PLAN_FILE);

@@ -30,6 +30,88 @@ fn state_bytes_per_gpu(params: u64, processes: usize, sharded: bool) -> f64 {
     params as f64 * (8.0 + moments)
 }
 
+/// What one GPU of a job holds at the peak of a training step, in bytes (issue 28):
+/// the training state, the bf16 copies of the weights that backward keeps, one
+/// micro-batch's activations and its logits. An estimate for planning: the caching
+/// allocator's fragmentation and LibTorch's workspace come on top.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MemoryEstimate {
+    /// fp32 weights and gradients, AdamW moments (split when sharded).
+    pub state: f64,
+    /// The compute-type copies of the weights saved for backward (bf16: 2 bytes each).
+    pub weight_copies: f64,
+    /// Tensors the blocks save for backward, for one micro-batch.
+    pub activations: f64,
+    /// Logits in the compute type, their fp32 copy and the loss' log-softmax, with the
+    /// gradient that backward starts from.
+    pub logits: f64,
+}
+
+impl MemoryEstimate {
+    pub fn total(&self) -> f64 {
+        self.state + self.weight_copies + self.activations + self.logits
+    }
+}
+
+/// The peak memory of one GPU training `shape` on `tokens` = micro-batch rows x
+/// seq_len per pass. Per token and block, what this trainer's block saves for backward
+/// (bf16 compute): the fp32 residual at both norms (4d + 4d), the normed inputs in
+/// bf16 (2d + 2d), q, k, v (6d) and rotated q, k (4d), the attention output (2d), and
+/// the SwiGLU's gate-up, SiLU and product (4f + 2f + 2f, with f the active width);
+/// fp32 compute doubles the non-fp32 terms. Logits per token: compute-type V, fp32 4V,
+/// log-softmax 4V and its gradient 4V. (Korthikanti et al. 2022 count 34 d per token
+/// and block for a GPT block with flash attention; this block's SwiGLU is wider.)
+pub fn memory_per_gpu(
+    shape: &jobspec::ModelShape,
+    vocab_rows: usize,
+    tokens: f64,
+    bf16: bool,
+    (processes, sharded): (usize, bool),
+) -> MemoryEstimate {
+    let (d, v) = (shape.d_model as f64, vocab_rows as f64);
+    let compute = if bf16 { 2.0 } else { 4.0 };
+    let per_block = |ffn: f64| {
+        8.0 * d + compute * (2.0 * d + 6.0 * d + 4.0 * d + 2.0 * d) + compute * 4.0 * ffn
+    };
+    let activations: f64 = (0..shape.n_layer)
+        .map(|block| {
+            let ffn = match &shape.moe {
+                Some(moe) if moe.is_moe_block(block) => {
+                    ((moe.top_k + moe.shared_experts) * moe.expert_ffn) as f64
+                }
+                _ => shape.d_ff as f64,
+            };
+            per_block(ffn) * tokens
+        })
+        .sum();
+    let total = shape.total_params(vocab_rows);
+    MemoryEstimate {
+        state: state_bytes_per_gpu(total, processes, sharded),
+        weight_copies: if bf16 { 2.0 * total as f64 } else { 0.0 },
+        activations,
+        logits: (compute + 12.0) * v * tokens,
+    }
+}
+
+/// A job's estimate as `harness plan` assumes it runs: on GPUs (precision `auto` is
+/// bf16), `train.micro_batch_size` rows per pass (else its share of the batch).
+fn job_memory(config: &jobspec::JobConfig) -> Option<MemoryEstimate> {
+    let shape = config.model.resolve().ok()?;
+    let vocab = config.data.tokenizer.known_vocab().unwrap_or(50_257);
+    let train = &config.train;
+    let rows = train
+        .micro_batch_size
+        .unwrap_or_else(|| train.rows_per_rank());
+    let bf16 = train.precision.resolve(true) == jobspec::Precision::Bf16;
+    Some(memory_per_gpu(
+        &shape,
+        jobspec::padded_vocab(vocab),
+        (rows * config.data.seq_len) as f64,
+        bf16,
+        (Shape::of(config).processes(), train.shard_optimizer),
+    ))
+}
+
 /// GiB for a table cell.
 fn gib_cell(bytes: f64) -> String {
     let gib = bytes / f64::from(1u32 << 30);
@@ -53,7 +135,7 @@ fn hours_cell(hours: f64) -> String {
     }
 }
 
-pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64) -> String {
+pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64, gpu_gib: f64) -> String {
     let mut out = format!("sweep {} ({})\n", sweep.name, sweep.path.display());
     let mut header = vec!["id".to_owned()];
     header.extend(sweep.axes.iter().cloned());
@@ -69,6 +151,7 @@ pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64) -> String {
     ]);
     let mut rows = vec![header];
     let (mut tokens, mut flops, mut hours) = (0u64, 0.0f64, 0.0f64);
+    let mut too_big = Vec::new();
     for job in &sweep.jobs {
         let mut row = vec![job.id.clone()];
         row.extend(job.values.iter().map(|(_, value)| plain(value)));
@@ -89,14 +172,15 @@ pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64) -> String {
         row.push(format!("{job_flops:.2e}"));
         let processes = Shape::of(&job.config).processes();
         let (gpu_hours, job_wall) = job_hours(job_flops, mfu, processes);
-        let state = planned.map_or(f64::NAN, |(total, _)| {
-            state_bytes_per_gpu(total, processes, job.config.train.shard_optimizer)
-        });
+        let memory = job_memory(&job.config).map_or(f64::NAN, |memory| memory.total());
+        if memory > gpu_gib * f64::from(1u32 << 30) {
+            too_big.push(format!("{} ({})", job.id, gib_cell(memory)));
+        }
         row.extend([
             hours_cell(gpu_hours),
             processes.to_string(),
             hours_cell(job_wall),
-            gib_cell(state),
+            gib_cell(memory),
         ]);
         tokens += job_tokens;
         flops += job_flops;
@@ -110,6 +194,13 @@ pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64) -> String {
         hours,
     };
     out.push_str(&summary(sweep, &totals, tokens_per_s, mfu));
+    if !too_big.is_empty() {
+        out.push_str(&format!(
+            "warning: {} jobs need more than {gpu_gib} GiB per GPU (--gpu-memory): {}; lower train.micro_batch_size, set train.shard_optimizer or spread them over more devices\n",
+            too_big.len(),
+            too_big.join(", ")
+        ));
+    }
     out
 }
 
@@ -138,7 +229,7 @@ fn summary(sweep: &Sweep, totals: &Totals, tokens_per_s: Option<f64>, mfu: f64) 
         hours_cell(hours)
     );
     out.push_str(
-        "GiB/GPU: fp32 weights, gradients and AdamW moments on each GPU (moments split over the ranks with train.shard_optimizer); activations not counted\n",
+        "GiB/GPU: estimated peak on each GPU: fp32 weights, gradients and AdamW moments (moments split over the ranks with train.shard_optimizer), bf16 weight copies, one micro-batch's activations and logits (docs/gpu.md)\n",
     );
     let multi_node = sweep
         .jobs
@@ -203,7 +294,7 @@ pub fn bench(jobs: usize) -> anyhow::Result<String> {
     std::fs::write(&path, text)?;
     let start = std::time::Instant::now();
     let sweep = jobspec::store::load_sweep(&path)?;
-    let rendered = render(&sweep, None, 0.4);
+    let rendered = render(&sweep, None, 0.4, 80.0);
     let csv = jobspec::store::plan_csv(&sweep);
     std::fs::write(folder.join("plan.csv"), &csv)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -240,7 +331,7 @@ mod tests {
             }
             let sweep = jobspec::store::load_sweep(&path)
                 .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-            let table = render(&sweep, Some(1e6), 0.4);
+            let table = render(&sweep, Some(1e6), 0.4, 80.0);
             assert!(table.contains("GPU-hours"), "{table}");
             assert!(table.contains("hours of wall clock"), "{table}");
             assert!(
@@ -320,6 +411,56 @@ mod tests {
         assert!(gib(state_bytes_per_gpu(total, 8, true)) < 71.0);
     }
 
+    /// The peak-memory estimate against an independent count (issue 28's review: about
+    /// 70 GB for 1b at seq 2048 x micro-batch 8 on one GPU), its terms by hand for a
+    /// small shape, and the warning for a job that does not fit.
+    #[test]
+    fn memory_estimate_counts_state_copies_activations_and_logits() {
+        let shape = jobspec::ModelShape::preset("1b").expect("1b");
+        let rows = jobspec::padded_vocab(50_257);
+        let tokens = 8.0 * 2048.0;
+        let one = memory_per_gpu(&shape, rows, tokens, true, (1, false));
+        let gb = one.total() / 1e9;
+        assert!(
+            (60.0..80.0).contains(&gb),
+            "1b x 8 x 2048: {gb:.1} GB ({one:?})"
+        );
+        // Halving the micro-batch halves activations and logits, nothing else.
+        let half = memory_per_gpu(&shape, rows, tokens / 2.0, true, (1, false));
+        assert_eq!(
+            (half.state, half.weight_copies),
+            (one.state, one.weight_copies)
+        );
+        assert!((half.activations * 2.0 - one.activations).abs() < 1.0);
+        // By hand: d = 4, f = 8, 2 blocks, 16 vocabulary rows, 10 tokens, bf16:
+        // per block and token 8 d + 2 (14 d) + 2 (4 f) = 32 + 112 + 64 = 208 bytes;
+        // logits (2 + 12) x 16 = 224 bytes a token.
+        let mut small = jobspec::ModelShape::preset("nano").expect("nano");
+        (small.d_model, small.d_ff, small.n_layer, small.n_head) = (4, 8, 2, 1);
+        let hand = memory_per_gpu(&small, 16, 10.0, true, (1, false));
+        assert_eq!(hand.activations, 2.0 * 208.0 * 10.0);
+        assert_eq!(hand.logits, 224.0 * 10.0);
+        let params = small.total_params(16) as f64;
+        assert_eq!(hand.weight_copies, 2.0 * params);
+        assert_eq!(hand.state, 16.0 * params);
+        // The plan names a job that does not fit the GPU it is given.
+        let folder = tempfile::tempdir().expect("temp dir");
+        let text = "name: big\nbase:\n  model: { preset: 1b }\n  data: { corpus: c4, tokenizer: gpt2, seq_len: 2048, unique_tokens: 1B, val_tokens: 10M }\n  train: { epochs: 1, batch_size: 256, micro_batch_size: 8, lr: 2e-4 }\ngrid:\n  objective: [ar]\n";
+        let path = folder.path().join("big.yaml");
+        std::fs::write(&path, text).expect("write sweep");
+        let sweep = jobspec::store::load_sweep(&path).expect("plans");
+        let fits = render(&sweep, None, 0.4, 141.0);
+        assert!(!fits.contains("warning:"), "{fits}");
+        let tight = render(&sweep, None, 0.4, 40.0);
+        assert!(
+            tight.contains(&format!(
+                "warning: 1 jobs need more than 40 GiB per GPU (--gpu-memory): {}",
+                sweep.jobs[0].id
+            )),
+            "{tight}"
+        );
+    }
+
     /// A 2-device x 2-node job: the same GPU-hours as on one device, a quarter of
     /// the hours, and `devices` 4, in its row and in the totals.
     #[test]
@@ -329,7 +470,7 @@ mod tests {
         let path = folder.path().join("dp.yaml");
         std::fs::write(&path, text).expect("write sweep");
         let sweep = jobspec::store::load_sweep(&path).expect("plans");
-        let table = render(&sweep, None, 0.4);
+        let table = render(&sweep, None, 0.4, 80.0);
         let header = table.lines().nth(1).expect("header");
         let columns: Vec<&str> = header.split_whitespace().collect();
         assert!(
