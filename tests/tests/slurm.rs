@@ -376,8 +376,11 @@ fn gres_gpu_tasks_receive_distinct_fake_gpus() {
     let sweep = write_sweep(folder.path(), "gpus", rest);
     let text = std::fs::read_to_string(&sweep).expect("sweep");
     assert!(text.contains("log_every: 2 }"), "{text}");
-    std::fs::write(&sweep, text.replace("log_every: 2 }", "log_every: 2, device: cpu }"))
-        .expect("sweep");
+    std::fs::write(
+        &sweep,
+        text.replace("log_every: 2 }", "log_every: 2, device: cpu }"),
+    )
+    .expect("sweep");
     let results = folder.path().join("gpus");
     submit(conf, folder.path(), &sweep, &results, &[]);
     let jobs = wait_for_slurm(conf, &results);

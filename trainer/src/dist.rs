@@ -330,7 +330,8 @@ mod tests {
     fn collective_inputs_by_backend() {
         let gpu = |kind| (Device::Cuda(0), kind);
         // (backend, inputs, accepted)
-        let cases: Vec<(Backend, Vec<(Device, Kind)>, bool)> = vec![
+        type Case = (Backend, Vec<(Device, Kind)>, bool);
+        let cases: Vec<Case> = vec![
             (Backend::Gloo, vec![(Device::Cpu, Kind::Double)], true),
             (Backend::Gloo, vec![gpu(Kind::Float)], true),
             (Backend::Gloo, vec![(Device::Cpu, Kind::Bool)], true),

@@ -67,13 +67,7 @@ pub(crate) fn checked(error: *mut c_char, what: &str) -> Result<(), TchError> {
 /// rather than an environment variable read whenever its context happens to start;
 /// returns the setting read back. CPU kernels are not affected.
 pub fn set_cuda_tf32(on: bool) -> Result<bool, TchError> {
-    let mut now: c_int = -1;
-    // SAFETY: `now` outlives the call, which only writes it.
-    checked(
-        unsafe { crossover_set_cuda_tf32(c_int::from(on), &mut now) },
-        "setting TF32 for CUDA matmuls",
-    )?;
-    Ok(now == 1)
+    switch(crossover_set_cuda_tf32, on, "setting TF32 for CUDA matmuls")
 }
 
 /// The cuBLAS workspace deterministic CUDA matmuls need (read when CUDA starts).
@@ -82,12 +76,22 @@ pub const CUBLAS_WORKSPACE: (&str, &str) = ("CUBLAS_WORKSPACE_CONFIG", ":4096:8"
 /// Deterministic kernels and math-only attention (`train.deterministic`), or LibTorch's
 /// defaults; returns whether deterministic algorithms are on, read back.
 pub fn set_deterministic(on: bool) -> Result<bool, TchError> {
+    switch(
+        crossover_set_deterministic,
+        on,
+        "setting deterministic algorithms",
+    )
+}
+
+/// Call a shim that turns a LibTorch setting on or off and reads it back.
+fn switch(
+    shim: unsafe extern "C" fn(c_int, *mut c_int) -> *mut c_char,
+    on: bool,
+    what: &str,
+) -> Result<bool, TchError> {
     let mut now: c_int = -1;
     // SAFETY: `now` outlives the call, which only writes it.
-    checked(
-        unsafe { crossover_set_deterministic(c_int::from(on), &mut now) },
-        "setting deterministic algorithms",
-    )?;
+    checked(unsafe { shim(c_int::from(on), &mut now) }, what)?;
     Ok(now == 1)
 }
 

@@ -6,53 +6,8 @@ use std::path::{Path, PathBuf};
 use trainer::runfolder::{self, State};
 use trainer::{RunOptions, TrainerError};
 
-/// Deterministic English-like text: documents of sentences from a small grammar.
-fn write_corpus(folder: &Path, documents: usize) {
-    let subjects = [
-        "the model",
-        "a reader",
-        "the old sailor",
-        "our nation",
-        "the whale",
-        "every student",
-    ];
-    let verbs = [
-        "sees",
-        "remembers",
-        "follows",
-        "questions",
-        "builds",
-        "describes",
-    ];
-    let objects = [
-        "the long sea",
-        "a quiet harbour",
-        "the final answer",
-        "its own data",
-        "the storm",
-        "a new law",
-    ];
-    std::fs::create_dir_all(folder).expect("corpus folder");
-    let mut state = 17u64;
-    let mut next = |n: usize| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) as usize % n
-    };
-    for document in 0..documents {
-        let mut text = String::new();
-        for _ in 0..40 {
-            text.push_str(&format!(
-                "{} {} {}. ",
-                subjects[next(6)],
-                verbs[next(6)],
-                objects[next(6)]
-            ));
-        }
-        std::fs::write(folder.join(format!("doc{document:03}.txt")), text).expect("document");
-    }
-}
+mod common;
+use common::write_corpus;
 
 /// LibTorch's generator is global to the process (the trainer runs one job per
 /// process); tests that train run one at a time so their draws do not interleave.
@@ -854,7 +809,11 @@ fn deterministic_jobs_switch_kernels_per_job() {
     trainer::run(&again, &fixture.options(None)).expect("deterministic job again");
     let rows = |job: &Path| deterministic_columns(&job.join("train.csv"));
     assert_eq!(rows(&strict), rows(&again));
-    assert_ne!(rows(&strict), rows(&plain), "math attention differs in the last bits");
+    assert_ne!(
+        rows(&strict),
+        rows(&plain),
+        "math attention differs in the last bits"
+    );
     // The switch reads back, and the default job turned it off again.
     assert!(trainer::fused::set_deterministic(true).expect("on"));
     assert!(!trainer::fused::set_deterministic(false).expect("off"));

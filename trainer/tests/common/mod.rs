@@ -1,0 +1,51 @@
+//! Helpers shared by the trainer's integration tests.
+
+use std::path::Path;
+
+/// Deterministic English-like text: documents of sentences from a small grammar.
+pub fn write_corpus(folder: &Path, documents: usize) {
+    let subjects = [
+        "the model",
+        "a reader",
+        "the old sailor",
+        "our nation",
+        "the whale",
+        "every student",
+    ];
+    let verbs = [
+        "sees",
+        "remembers",
+        "follows",
+        "questions",
+        "builds",
+        "describes",
+    ];
+    let objects = [
+        "the long sea",
+        "a quiet harbour",
+        "the final answer",
+        "its own data",
+        "the storm",
+        "a new law",
+    ];
+    std::fs::create_dir_all(folder).expect("corpus folder");
+    let mut state = 17u64;
+    let mut next = |n: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize % n
+    };
+    for document in 0..documents {
+        let mut text = String::new();
+        for _ in 0..40 {
+            text.push_str(&format!(
+                "{} {} {}. ",
+                subjects[next(6)],
+                verbs[next(6)],
+                objects[next(6)]
+            ));
+        }
+        std::fs::write(folder.join(format!("doc{document:03}.txt")), text).expect("document");
+    }
+}
