@@ -95,6 +95,12 @@ char* crossover_grad_norm(void* const* params, size_t count, void** out) {
   });
 }
 
+// A copy of a host tensor in page-locked memory (Tensor.pin_memory() without the
+// deprecated device argument tch passes, which warns at every call), as a new tensor.
+char* crossover_pin_memory(void* const* tensors, void** out) {
+  return guarded([&] { *out = new at::Tensor(handle(tensors, 0).pin_memory()); });
+}
+
 // One AdamW step over parameters with their moments and float32 step counters
 // (torch.optim.AdamW(fused=True)): the counters are advanced first, gradients are
 // divided by `grad_scale` when given (gradient clipping), parameters without a

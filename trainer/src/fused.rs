@@ -17,6 +17,7 @@ unsafe extern "C" {
     fn crossover_free_error(error: *mut c_char);
     fn crossover_set_cuda_tf32(on: c_int, now: *mut c_int) -> *mut c_char;
     fn crossover_set_deterministic(on: c_int, now: *mut c_int) -> *mut c_char;
+    fn crossover_pin_memory(tensors: *const *mut c_void, out: *mut *mut c_void) -> *mut c_char;
     fn crossover_clear_grads(params: *const *mut c_void, count: usize) -> *mut c_char;
     fn crossover_grad_norm(
         params: *const *mut c_void,
@@ -118,6 +119,24 @@ pub fn gradient_norm(parameters: &[&Tensor]) -> Result<Tensor, TchError> {
     )?;
     if out.is_null() {
         return Err(TchError::Torch("gradient norm: no result".into()));
+    }
+    // SAFETY: `out` is an `at::Tensor*` allocated with `new`, as tch's own are.
+    Ok(unsafe { Tensor::from_ptr(out.cast()) })
+}
+
+/// `tensor` copied into page-locked host memory (for non-blocking copies to a GPU),
+/// through LibTorch's `pin_memory()` without the deprecated device argument.
+pub fn pin_memory(tensor: &Tensor) -> Result<Tensor, TchError> {
+    let list = handles(&[tensor]);
+    let mut out: *mut c_void = std::ptr::null_mut();
+    // SAFETY: `list` holds a live tensor handle; on success `out` is a new heap tensor
+    // whose ownership passes to the returned `Tensor`.
+    checked(
+        unsafe { crossover_pin_memory(list.as_ptr(), &mut out) },
+        "pinning host memory",
+    )?;
+    if out.is_null() {
+        return Err(TchError::Torch("pinning host memory: no result".into()));
     }
     // SAFETY: `out` is an `at::Tensor*` allocated with `new`, as tch's own are.
     Ok(unsafe { Tensor::from_ptr(out.cast()) })

@@ -171,3 +171,18 @@ fn tf32_switch_reads_back_and_leaves_cpu_matmuls_alone() {
         "CPU matmul changed with the CUDA TF32 switch"
     );
 }
+
+/// Pinning goes through the shim (tch's `pin_memory(device)` warns at every step).
+/// Without a GPU LibTorch refuses to pin, which must come back as an error, not a
+/// crash; with one, the pinned copy holds the same values.
+#[test]
+fn pinning_through_the_shim_fails_cleanly_or_copies() {
+    let host = tch::Tensor::from_slice(&[1i64, 2, 3, 4]).view([2, 2]);
+    match trainer::fused::pin_memory(&host) {
+        Ok(pinned) => assert!(pinned.equal(&host)),
+        Err(error) => assert!(
+            error.to_string().contains("pinning host memory: "),
+            "{error}"
+        ),
+    }
+}
