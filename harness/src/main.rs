@@ -146,13 +146,27 @@ enum Backend {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if matches!(cli.command, Command::Plan { .. } | Command::Status { .. }) {
+        end_quietly_on_closed_pipe();
+    }
+    match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `harness plan ... | head`: end as other Unix tools do when the reader goes away,
+/// instead of panicking in `print!`. Only for the commands that just print (a
+/// closed pipe must not kill `run`, which supervises its jobs).
+#[allow(unsafe_code)]
+fn end_quietly_on_closed_pipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: the default disposition is installed before any thread is started.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -366,3 +366,44 @@ fn mixture_of_experts_jobs_learn_on_the_smoke_corpus() {
         assert_eq!(shares.len(), 3 * 4 * 8);
     }
 }
+
+/// `harness plan big.yaml | head` ends like other Unix tools when the reader goes
+/// away (SIGPIPE), without a panic and its backtrace. The plan is larger than a pipe's
+/// buffer, so the write after the reader closed is certain to fail.
+#[test]
+fn plan_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let folder = tempfile::tempdir().expect("temp dir");
+    let seeds: Vec<String> = (0..3000).map(|seed| seed.to_string()).collect();
+    let sweep = write_sweep(
+        folder.path(),
+        "many",
+        &format!("  objective: [ar]\n  seed: [{}]\n", seeds.join(", ")),
+    );
+    let mut child = harness()
+        .arg("plan")
+        .arg(&sweep)
+        .arg("--results")
+        .arg(folder.path().join("results"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("harness starts");
+    let mut first = [0u8; 64];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("the plan starts");
+    let output = child.wait_with_output().expect("harness ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        output.status.signal(),
+        Some(13),
+        "SIGPIPE: {:?}",
+        output.status
+    );
+}
