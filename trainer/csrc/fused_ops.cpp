@@ -23,6 +23,7 @@
 #include <vector>
 
 #include <ATen/Context.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include "shim.h"
 
@@ -92,6 +93,16 @@ char* crossover_grad_norm(void* const* params, size_t count, void** out) {
                           ? at::zeros({}, at::kFloat)
                           : at::linalg_vector_norm(at::stack(at::_foreach_norm(grads, 2)), 2);
     *out = new at::Tensor(std::move(norm));
+  });
+}
+
+// Make cuda:`index` this thread's current device (torch.cuda.set_device), through the
+// device-guard registry that libtorch_cuda.so fills when it is loaded, so this file
+// needs no CUDA headers or link. Without CUDA loaded: "not linked with support".
+char* crossover_set_cuda_device(int index) {
+  return guarded([&] {
+    c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)
+        ->setDevice(c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(index)));
   });
 }
 

@@ -17,6 +17,7 @@ unsafe extern "C" {
     fn crossover_free_error(error: *mut c_char);
     fn crossover_set_cuda_tf32(on: c_int, now: *mut c_int) -> *mut c_char;
     fn crossover_set_deterministic(on: c_int, now: *mut c_int) -> *mut c_char;
+    fn crossover_set_cuda_device(index: c_int) -> *mut c_char;
     fn crossover_pin_memory(tensors: *const *mut c_void, out: *mut *mut c_void) -> *mut c_char;
     fn crossover_clear_grads(params: *const *mut c_void, count: usize) -> *mut c_char;
     fn crossover_grad_norm(
@@ -122,6 +123,19 @@ pub fn gradient_norm(parameters: &[&Tensor]) -> Result<Tensor, TchError> {
     }
     // SAFETY: `out` is an `at::Tensor*` allocated with `new`, as tch's own are.
     Ok(unsafe { Tensor::from_ptr(out.cast()) })
+}
+
+/// Make cuda:`index` the process' current CUDA device (`torch.cuda.set_device`), so
+/// kernels, the caching allocator and NCCL's communicator start on the rank's own GPU
+/// rather than on cuda:0.
+pub fn set_cuda_device(index: usize) -> Result<(), TchError> {
+    let index = c_int::try_from(index)
+        .map_err(|_| TchError::Torch(format!("cuda:{index} is out of range")))?;
+    // SAFETY: plain integer argument; errors come back as the shim's message.
+    checked(
+        unsafe { crossover_set_cuda_device(index) },
+        &format!("making cuda:{index} the current device"),
+    )
 }
 
 /// `tensor` copied into page-locked host memory (for non-blocking copies to a GPU),

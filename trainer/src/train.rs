@@ -123,6 +123,9 @@ fn join_and_train(
         }
         other => other,
     };
+    if let Device::Cuda(index) = device {
+        crate::fused::set_cuda_device(index).map_err(torch_error("selecting the rank's GPU"))?;
+    }
     let outcome = train(job_dir, config, options, status, device, &ranks)?;
     let stopped = matches!(outcome, Outcome::Stopped { .. });
     ranks.finish(stopped).map_err(|message| {

@@ -186,3 +186,20 @@ fn pinning_through_the_shim_fails_cleanly_or_copies() {
         ),
     }
 }
+
+/// Setting the current CUDA device goes through LibTorch's device-guard registry; on a
+/// machine without CUDA loaded that is a clear error, not a crash.
+#[test]
+fn setting_the_cuda_device_without_cuda_is_a_clear_error() {
+    if tch::Cuda::is_available() {
+        trainer::fused::set_cuda_device(0).expect("cuda:0");
+        return;
+    }
+    let error = trainer::fused::set_cuda_device(0).expect_err("no CUDA here");
+    assert!(
+        error
+            .to_string()
+            .contains("making cuda:0 the current device: "),
+        "{error}"
+    );
+}
