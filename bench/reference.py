@@ -33,7 +33,6 @@ import math
 import os
 import resource
 import struct
-import subprocess
 import sys
 import time
 
@@ -256,22 +255,6 @@ def optimizer_for(params, case, fused):
     return torch.optim.AdamW(groups, lr=case["lr"], betas=(0.9, 0.95), eps=1e-8, **extra)
 
 
-def gpu_memory_mib():
-    """This process's GPU memory as nvidia-smi reports it (the harness's measure)."""
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return float("nan")
-    for line in out.splitlines():
-        pid, _, mib = line.partition(",")
-        if pid.strip() == str(os.getpid()):
-            return float(mib)
-    return float("nan")
-
-
 def bench(case):
     torch.set_num_threads(case["threads"])
     device = torch.device(case["device"])
@@ -323,7 +306,7 @@ def bench(case):
         step_seconds.append((time.perf_counter() - start) / case["steps"])
     seconds = typical_step_seconds(step_seconds)
     tokens = case["batch_size"] * case["seq_len"]
-    peak = gpu_memory_mib() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = (torch.cuda.max_memory_reserved() / 2**20) if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {"tokens_per_s": tokens / seconds, "step_ms": 1e3 * seconds, "peak_mem_mib": peak}
 
 

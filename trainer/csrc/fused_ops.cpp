@@ -23,6 +23,7 @@
 #include <vector>
 
 #include <ATen/Context.h>
+#include <c10/core/CachingDeviceAllocator.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include "shim.h"
@@ -103,6 +104,23 @@ char* crossover_set_cuda_device(int index) {
   return guarded([&] {
     c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)
         ->setDevice(c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(index)));
+  });
+}
+
+// The caching allocator's peak bytes on cuda:`index` since the last reset
+// (torch.cuda.max_memory_reserved and max_memory_allocated), through the device-
+// allocator registry libtorch_cuda.so fills; then reset the peaks if `reset`.
+char* crossover_cuda_peak_memory(int index, int reset, int64_t* reserved, int64_t* allocated) {
+  return guarded([&] {
+    auto* allocator = c10::getDeviceAllocator(c10::DeviceType::CUDA);
+    const auto device = static_cast<c10::DeviceIndex>(index);
+    const auto stats = allocator->getDeviceStats(device);
+    const auto all = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    *reserved = stats.reserved_bytes[all].peak;
+    *allocated = stats.allocated_bytes[all].peak;
+    if (reset != 0) {
+      allocator->resetPeakStats(device);
+    }
   });
 }
 

@@ -229,29 +229,17 @@ pub fn measure(case: &BenchCase) -> Result<BenchResult, String> {
     })
 }
 
-/// Peak memory of this process: VmHWM on the CPU, the GPU memory nvidia-smi reports
-/// for this process on CUDA (what LibTorch's caching allocator holds, plus the
-/// context). NaN when unknown.
+/// Peak memory of this process: VmHWM on the CPU; on CUDA the caching allocator's
+/// peak reservation (`torch.cuda.max_memory_reserved`, which the PyTorch reference
+/// reports too; the CUDA context's few hundred MiB are not in it). NaN when unknown.
 pub fn peak_memory_mib(device: Device) -> f64 {
-    if device.is_cuda() {
-        return gpu_memory_mib(std::process::id()).unwrap_or(f64::NAN);
+    match device {
+        Device::Cuda(index) => crate::fused::cuda_peak_memory(index, false)
+            .map_or(f64::NAN, |(reserved, _)| {
+                reserved as f64 / f64::from(1u32 << 20)
+            }),
+        _ => peak_rss_mib(),
     }
-    peak_rss_mib()
-}
-
-fn gpu_memory_mib(pid: u32) -> Option<f64> {
-    let output = std::process::Command::new("nvidia-smi")
-        .args([
-            "--query-compute-apps=pid,used_memory",
-            "--format=csv,noheader,nounits",
-        ])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.split_once(','))
-        .find(|(owner, _)| owner.trim() == pid.to_string())
-        .and_then(|(_, mib)| mib.trim().parse().ok())
 }
 
 /// Peak resident set size of this process (VmHWM), in MiB; NaN where /proc is absent.

@@ -18,6 +18,12 @@ unsafe extern "C" {
     fn crossover_set_cuda_tf32(on: c_int, now: *mut c_int) -> *mut c_char;
     fn crossover_set_deterministic(on: c_int, now: *mut c_int) -> *mut c_char;
     fn crossover_set_cuda_device(index: c_int) -> *mut c_char;
+    fn crossover_cuda_peak_memory(
+        index: c_int,
+        reset: c_int,
+        reserved: *mut i64,
+        allocated: *mut i64,
+    ) -> *mut c_char;
     fn crossover_pin_memory(tensors: *const *mut c_void, out: *mut *mut c_void) -> *mut c_char;
     fn crossover_clear_grads(params: *const *mut c_void, count: usize) -> *mut c_char;
     fn crossover_grad_norm(
@@ -136,6 +142,23 @@ pub fn set_cuda_device(index: usize) -> Result<(), TchError> {
         unsafe { crossover_set_cuda_device(index) },
         &format!("making cuda:{index} the current device"),
     )
+}
+
+/// Peak bytes (reserved, allocated) of LibTorch's caching allocator on cuda:`index`
+/// since the last reset, as `torch.cuda.max_memory_reserved` / `max_memory_allocated`
+/// report them; `reset` starts a new peak.
+pub fn cuda_peak_memory(index: usize, reset: bool) -> Result<(i64, i64), TchError> {
+    let device = c_int::try_from(index)
+        .map_err(|_| TchError::Torch(format!("cuda:{index} is out of range")))?;
+    let (mut reserved, mut allocated) = (0i64, 0i64);
+    // SAFETY: both outputs outlive the call, which only writes them.
+    checked(
+        unsafe {
+            crossover_cuda_peak_memory(device, c_int::from(reset), &mut reserved, &mut allocated)
+        },
+        &format!("reading cuda:{index}'s allocator peak"),
+    )?;
+    Ok((reserved, allocated))
 }
 
 /// `tensor` copied into page-locked host memory (for non-blocking copies to a GPU),

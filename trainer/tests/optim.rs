@@ -203,3 +203,22 @@ fn setting_the_cuda_device_without_cuda_is_a_clear_error() {
         "{error}"
     );
 }
+
+/// The allocator's peak comes from LibTorch's device-allocator registry; without CUDA
+/// loaded that is a clear error (and `trainer bench` prints NaN), not a crash.
+#[test]
+fn the_cuda_allocator_peak_without_cuda_is_a_clear_error() {
+    if tch::Cuda::is_available() {
+        let (reserved, allocated) = trainer::fused::cuda_peak_memory(0, true).expect("peak");
+        assert!(reserved >= allocated, "{reserved} < {allocated}");
+        return;
+    }
+    let error = trainer::fused::cuda_peak_memory(0, false).expect_err("no CUDA here");
+    assert!(
+        error
+            .to_string()
+            .contains("reading cuda:0's allocator peak: "),
+        "{error}"
+    );
+    assert!(trainer::bench::peak_memory_mib(tch::Device::Cuda(0)).is_nan());
+}
