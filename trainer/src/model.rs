@@ -282,7 +282,6 @@ struct Mixture {
     down: Tensor,    // (E, C, F)
     shared: Option<Mlp>,
     top_k: i64,
-    expert_ffn: i64,
     capacity: Capacity,
 }
 
@@ -305,7 +304,6 @@ impl Mixture {
             down: path.var("experts_down", &[e, c, f], randn(down_std)),
             shared,
             top_k: moe.top_k as i64,
-            expert_ffn: f,
             capacity: moe.capacity_factor,
         }
     }
@@ -328,39 +326,43 @@ impl Mixture {
             counts,
         } = route(&logits, k);
         let assignments = chosen.reshape([n * k]); // token-major: token = position / k
-        // 2. Dispatch: sort assignments by expert; slice sizes are needed on the host.
+        // 2. Dispatch: sort assignments by expert.
         let order = assignments.argsort_stable(true, 0, false); // (N k)
         let mut token_of = order.divide_scalar_mode(k, "floor");
         let mut gate_of = gates.reshape([n * k]).index_select(0, &order);
-        let sizes = Vec::<i64>::try_from(&counts.to_device(tch::Device::Cpu)).unwrap_or_default();
-        let kept = kept_sizes(&sizes, self.capacity, n * k);
         let mut inputs = flat.index_select(0, &token_of);
-        if kept != sizes {
-            let rows = kept_rows(&sizes, &kept);
-            let rows = Tensor::from_slice(&rows).to_device(x.device());
-            inputs = inputs.index_select(0, &rows);
-            token_of = token_of.index_select(0, &rows);
-            gate_of = gate_of.index_select(0, &rows);
-        }
-        let inputs = inputs.to_kind(compute);
-        let slices = inputs.split_with_sizes(&kept, 0);
-        let gate_ups = self.gate_up.to_kind(compute).unbind(0);
-        let downs = self.down.to_kind(compute).unbind(0);
-        let mut outputs = Vec::with_capacity(slices.len());
-        for (expert, slice) in slices.iter().enumerate() {
-            if kept[expert] == 0 {
-                continue;
+        let gate_up = self.gate_up.to_kind(compute);
+        let down = self.down.to_kind(compute);
+        let outputs = if self.capacity == Capacity::Dropless
+            && x.device().is_cuda()
+            && grouped_experts_work(x.device(), compute)
+        {
+            // One grouped matmul per projection, offsets counted on the device: no
+            // host read, no loop over experts.
+            Some(experts_grouped(
+                &inputs.to_kind(compute),
+                &counts,
+                &gate_up,
+                &down,
+            ))
+        } else {
+            // Slice sizes on the host (one read), then one pair of matmuls per expert.
+            let sizes =
+                Vec::<i64>::try_from(&counts.to_device(tch::Device::Cpu)).unwrap_or_default();
+            let kept = kept_sizes(&sizes, self.capacity, n * k);
+            if kept != sizes {
+                let rows = kept_rows(&sizes, &kept);
+                let rows = Tensor::from_slice(&rows).to_device(x.device());
+                inputs = inputs.index_select(0, &rows);
+                token_of = token_of.index_select(0, &rows);
+                gate_of = gate_of.index_select(0, &rows);
             }
-            let hidden = slice
-                .linear::<Tensor>(&gate_ups[expert], None)
-                .split(self.expert_ffn, -1); // 2 x (n_e, F)
-            let hidden = hidden[0].silu() * &hidden[1];
-            outputs.push(hidden.linear::<Tensor>(&downs[expert], None)); // (n_e, C)
-        }
+            experts_looped(&inputs.to_kind(compute), &kept, &gate_up, &down)
+        };
         // 3. Combine in fp32, gate-weighted, back at each token.
         let mut combined = Tensor::zeros([n, c], (Kind::Float, x.device()));
-        if !outputs.is_empty() {
-            let weighted = Tensor::cat(&outputs, 0).to_kind(Kind::Float) * gate_of.unsqueeze(1);
+        if let Some(outputs) = outputs {
+            let weighted = outputs.to_kind(Kind::Float) * gate_of.unsqueeze(1);
             combined = combined.index_add(0, &token_of, &weighted);
         }
         let routed = combined.view([b, t, c]);
@@ -416,6 +418,85 @@ pub fn route(logits: &Tensor, top_k: i64) -> Route {
         share,
         counts,
     }
+}
+
+/// The experts' SwiGLUs over expert-sorted rows, one pair of matmuls per expert:
+/// `inputs` (R, C) cut into slices of `sizes` rows (expert e's first), `gate_up`
+/// (E, 2F, C), `down` (E, C, F) -> (R, C), or None when no row is kept. The CPU path,
+/// and the reference the grouped one is tested against.
+pub fn experts_looped(
+    inputs: &Tensor,
+    sizes: &[i64],
+    gate_up: &Tensor,
+    down: &Tensor,
+) -> Option<Tensor> {
+    let ffn = down.size().last().copied().unwrap_or(0);
+    let slices = inputs.split_with_sizes(sizes, 0);
+    let gate_ups = gate_up.unbind(0);
+    let downs = down.unbind(0);
+    let outputs: Vec<Tensor> = slices
+        .iter()
+        .enumerate()
+        .filter(|(expert, _)| sizes[*expert] > 0)
+        .map(|(expert, slice)| {
+            let hidden = slice
+                .linear::<Tensor>(&gate_ups[expert], None)
+                .split(ffn, -1); // 2 x (n_e, F)
+            let hidden = hidden[0].silu() * &hidden[1];
+            hidden.linear::<Tensor>(&downs[expert], None) // (n_e, C)
+        })
+        .collect();
+    (!outputs.is_empty()).then(|| Tensor::cat(&outputs, 0))
+}
+
+/// `experts_looped` as two grouped matmuls (`torch._grouped_mm`, one launch each)
+/// with group ends from `counts` (E,) cumulated on the device: every row kept.
+pub fn experts_grouped(
+    inputs: &Tensor,
+    counts: &Tensor,
+    gate_up: &Tensor,
+    down: &Tensor,
+) -> Tensor {
+    let ffn = down.size().last().copied().unwrap_or(0);
+    let ends = counts.cumsum(0, Kind::Int);
+    let none = None::<&Tensor>;
+    let hidden = inputs
+        .internal_grouped_mm(&gate_up.transpose(1, 2), Some(&ends), none, None) // (R, 2F)
+        .split(ffn, -1);
+    let hidden = hidden[0].silu() * &hidden[1];
+    hidden.internal_grouped_mm(&down.transpose(1, 2), Some(&ends), none, None) // (R, C)
+}
+
+/// Whether this LibTorch's grouped matmul runs forward and backward on `device` in
+/// `compute` (it needs recent GPUs and aligned shapes), checked once per process on a
+/// small case against `experts_looped`; if not, mixtures keep the per-expert loop.
+fn grouped_experts_work(device: tch::Device, compute: Kind) -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| grouped_self_test(device, compute).is_ok())
+}
+
+fn grouped_self_test(device: tch::Device, compute: Kind) -> Result<(), tch::TchError> {
+    // Values from sin, not the generator: the test must not move the job's draws.
+    let values = |shape: &[i64]| {
+        let count: i64 = shape.iter().product();
+        Tensor::arange(count, (Kind::Float, device))
+            .sin()
+            .reshape(shape)
+            .to_kind(compute)
+    };
+    let inputs = values(&[48, 32]).set_requires_grad(true);
+    let gate_up = values(&[3, 64, 32]).set_requires_grad(true);
+    let down = values(&[3, 32, 32]);
+    let counts = Tensor::from_slice(&[16i64, 0, 32]).to_device(device);
+    let ends = counts.f_cumsum(0, Kind::Int)?;
+    let none = None::<&Tensor>;
+    let hidden = inputs
+        .f_internal_grouped_mm(&gate_up.f_transpose(1, 2)?, Some(&ends), none, None)?
+        .split(32, -1);
+    let hidden = hidden[0].silu() * &hidden[1];
+    let out = hidden.f_internal_grouped_mm(&down.f_transpose(1, 2)?, Some(&ends), none, None)?;
+    let weights = values(&[48, 32]);
+    (out * weights).f_sum(Kind::Float)?.f_backward()
 }
 
 /// Rows each expert computes: all of its assignments (dropless), or at most
