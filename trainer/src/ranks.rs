@@ -158,6 +158,20 @@ pub struct Launch {
     pub args: Vec<String>,
 }
 
+/// The process group's backend, and a warning when CUDA tensors must go through Gloo
+/// (a trainer built without NCCL): every step then copies all gradients to the host
+/// and back, seconds per step at 1B parameters.
+pub fn choose_backend(cuda: bool, nccl: bool) -> (Backend, Option<String>) {
+    match (cuda, nccl) {
+        (true, true) => (Backend::Nccl, None),
+        (true, false) => (
+            Backend::Gloo,
+            Some("this trainer was built without NCCL, so the ranks' GPUs exchange gradients through host memory with Gloo (slow: every step copies all gradients to the host and back); build with CROSSOVER_NCCL_INCLUDE set (docs/gpu.md)".into()),
+        ),
+        (false, _) => (Backend::Gloo, None),
+    }
+}
+
 impl Ranks {
     pub fn single() -> Self {
         Self {
@@ -192,11 +206,10 @@ impl Ranks {
                 launch_local(world, job_dir, launch)?
             }
         };
-        let backend = if cuda && crate::dist::nccl_available() {
-            Backend::Nccl
-        } else {
-            Backend::Gloo
-        };
+        let (backend, warning) = choose_backend(cuda, crate::dist::nccl_available());
+        if let (Some(warning), 0) = (warning, env.rank) {
+            eprintln!("warning: {warning}");
+        }
         let (mut rendezvous_timeout, timeout) = timeouts();
         if !children.is_empty() {
             // Ranks started here join within seconds; a crashed one should not keep
@@ -378,6 +391,27 @@ fn launch_local(
 
 #[cfg(test)]
 mod tests {
+
+    /// NCCL whenever CUDA ranks can have it; Gloo otherwise, with a warning for CUDA.
+    #[test]
+    fn backend_follows_the_device_and_the_build() {
+        // (cuda, nccl built, backend, warns)
+        let cases = [
+            (true, true, Backend::Nccl, false),
+            (true, false, Backend::Gloo, true),
+            (false, true, Backend::Gloo, false),
+            (false, false, Backend::Gloo, false),
+        ];
+        for (cuda, nccl, backend, warns) in cases {
+            let (chosen, warning) = choose_backend(cuda, nccl);
+            assert_eq!(
+                (chosen, warning.is_some()),
+                (backend, warns),
+                "{cuda} {nccl}"
+            );
+        }
+    }
+
     use super::*;
     use std::collections::HashMap;
 
