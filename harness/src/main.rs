@@ -153,7 +153,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", jobspec::chain_text(error.as_ref()));
             ExitCode::FAILURE
         }
     }

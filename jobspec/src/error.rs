@@ -41,3 +41,42 @@ pub(crate) fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) 
     let path = path.into();
     move |source| Error::Io { path, source }
 }
+
+/// An error and its causes as one line for the user, "a: b: c", leaving out a cause
+/// whose text the line already holds (these errors put their cause in their own
+/// message, so the plain chain would print it twice).
+pub fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        let part = current.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = current.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let missing = || std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let read = Error::Read {
+            path: PathBuf::from("s.yaml"),
+            source: missing(),
+        };
+        assert_eq!(chain_text(&read), "cannot read s.yaml: No such file");
+        #[derive(Debug, thiserror::Error)]
+        #[error("loading the sweep")]
+        struct Outer(#[source] std::io::Error);
+        assert_eq!(
+            chain_text(&Outer(missing())),
+            "loading the sweep: No such file"
+        );
+    }
+}

@@ -23,7 +23,7 @@ pub use config::{
     TrainConfig, ValWindows, Warmup, WindowMode,
 };
 pub use count::TokenCount;
-pub use error::{Error, Result};
+pub use error::{Error, Result, chain_text};
 pub use model::{Capacity, ModelConfig, ModelShape, MoeConfig, MoeShape, padded_vocab};
 pub use sweep::{Job, SlurmSection, Sweep, job_id};
 
