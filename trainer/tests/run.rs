@@ -803,17 +803,15 @@ fn deterministic_jobs_switch_kernels_per_job() {
     trainer::run(&plain, &fixture.options(None)).expect("plain job");
     let losses = column(&strict.join("train.csv"), "loss");
     assert!(losses.iter().all(|loss| loss.is_finite()) && losses.len() > 4);
-    // Run to run the same, bit for bit; other numbers than the default kernels give
-    // (math attention instead of the CPU flash kernel), hence part of the job id.
+    // Run to run the same, bit for bit. (Here the numbers also differ from the default
+    // kernels' in the last bits, math attention against the CPU flash kernel, which is
+    // why the flag is part of the job id; not asserted, since on a CPU where SDPA picks
+    // the math kernel anyway they would be equal.)
     let again = job_with_train(&fixture, "strict-again", "dlm", ", deterministic: true");
     trainer::run(&again, &fixture.options(None)).expect("deterministic job again");
     let rows = |job: &Path| deterministic_columns(&job.join("train.csv"));
     assert_eq!(rows(&strict), rows(&again));
-    assert_ne!(
-        rows(&strict),
-        rows(&plain),
-        "math attention differs in the last bits"
-    );
+    assert_eq!(rows(&plain).len(), rows(&strict).len());
     // The switch reads back, and the default job turned it off again.
     assert!(trainer::fused::set_deterministic(true).expect("on"));
     assert!(!trainer::fused::set_deterministic(false).expect("off"));
