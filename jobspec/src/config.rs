@@ -286,6 +286,28 @@ pub struct TrainConfig {
     /// when true; left out of job.yaml when false. Slower on GPUs.
     #[serde(default, skip_serializing_if = "is_false")]
     pub deterministic: bool,
+    /// What a milestone checkpoint keeps once a newer checkpoint exists: `weights`
+    /// (default: the model, enough for `trainer eval`; AdamW's moments, two thirds of
+    /// a checkpoint, are deleted), `all`, or `none` (deleted). The newest checkpoint
+    /// always keeps everything a resume needs. Left out of job.yaml when `weights`.
+    #[serde(default, skip_serializing_if = "Keep::is_default")]
+    pub keep: Keep,
+}
+
+/// Retention of milestone checkpoints (see [`TrainConfig::keep`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Keep {
+    #[default]
+    Weights,
+    All,
+    None,
+}
+
+impl Keep {
+    pub fn is_default(&self) -> bool {
+        *self == Self::Weights
+    }
 }
 
 fn is_false(value: &bool) -> bool {

@@ -19,8 +19,8 @@ mod yamlpos;
 
 pub use config::{
     DataConfig, DecayScope, DeviceSpec, DlmConfig, DlmPad, DlmScorer, DlmWeighting, DocumentOrder,
-    EvalConfig, JobConfig, KNOWN_TASKS, Milestones, Objective, Precision, Schedule, TokenizerSpec,
-    TrainConfig, ValWindows, Warmup, WindowMode,
+    EvalConfig, JobConfig, KNOWN_TASKS, Keep, Milestones, Objective, Precision, Schedule,
+    TokenizerSpec, TrainConfig, ValWindows, Warmup, WindowMode,
 };
 pub use count::TokenCount;
 pub use error::{Error, Result, chain_text};

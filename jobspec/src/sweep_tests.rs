@@ -244,7 +244,7 @@ fn errors_name_file_line_column_and_key() {
         ),
         (
             BASE.replace("lr: 1e-3", "lr: 1e-3, bogus: 1"),
-            "t.yaml:6:48: `base.train.bogus`: unknown field `bogus`, expected one of epochs, batch_size, lr, min_lr_ratio, warmup, schedule, decay_fraction, weight_decay, decay, beta1, beta2, adam_eps, grad_clip, log_every, checkpoint_minutes, device, precision, micro_batch_size, devices, nodes, shard_optimizer, deterministic",
+            "t.yaml:6:48: `base.train.bogus`: unknown field `bogus`, expected one of epochs, batch_size, lr, min_lr_ratio, warmup, schedule, decay_fraction, weight_decay, decay, beta1, beta2, adam_eps, grad_clip, log_every, checkpoint_minutes, device, precision, micro_batch_size, devices, nodes, shard_optimizer, deterministic, keep",
         ),
         (
             BASE.replace("batch_size: 2", "batch_size: two"),

@@ -5,6 +5,7 @@
 
 use crate::error::{Result, TrainerError, io_error};
 use crate::runfolder::{CHECKPOINTS, write_atomic};
+use jobspec::Keep;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::Tensor;
@@ -47,13 +48,15 @@ pub fn folder_name(step: u64) -> String {
     format!("step-{step:08}")
 }
 
-/// Write a checkpoint, then remove older non-milestone ones. `optimizer`: the whole
-/// optimizer state by name ([`crate::optim::AdamW::gathered_state`]).
+/// Write a checkpoint (every file and the folder synced to disk before the rename that
+/// publishes it), then apply the retention `keep` to the older ones. `optimizer`: the
+/// whole optimizer state by name ([`crate::optim::AdamW::gathered_state`]).
 pub fn save(
     job_dir: &Path,
     state: &CheckpointState,
     variables: &VarStore,
     optimizer: &[(String, Tensor)],
+    keep: Keep,
 ) -> Result<PathBuf> {
     let root = job_dir.join(CHECKPOINTS);
     std::fs::create_dir_all(&root).map_err(io_error(&root))?;
@@ -73,12 +76,54 @@ pub fn save(
     crate::optim::write_state(optimizer, &staging.join(OPTIMIZER_FILE)).map_err(failed)?;
     let text = serde_json::to_string_pretty(state).unwrap_or_default();
     write_atomic(&staging.join(STATE_FILE), text.as_bytes())?;
+    sync_folder(&staging)?;
     if target.exists() {
         std::fs::remove_dir_all(&target).map_err(io_error(&target))?;
     }
     std::fs::rename(&staging, &target).map_err(io_error(&target))?;
-    prune(job_dir, state.step)?;
+    sync(&root)?;
+    prune(job_dir, state.step, keep)?;
     Ok(target)
+}
+
+/// fsync a file or a folder (a folder's entries: the names renamed into it).
+fn sync(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|file| file.sync_all())
+        .map_err(io_error(path))
+}
+
+/// fsync every file of a folder, then the folder.
+fn sync_folder(folder: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(folder).map_err(io_error(folder))? {
+        let path = entry.map_err(io_error(folder))?.path();
+        if path.is_file() {
+            sync(&path)?;
+        }
+    }
+    sync(folder)
+}
+
+/// What an existing checkpoint keeps after a newer one is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retain {
+    /// Model, optimizer state and state.json.
+    Everything,
+    /// Model and state.json (`trainer eval` reads these).
+    Weights,
+    /// Nothing: the folder is removed.
+    Nothing,
+}
+
+/// The retention rule: the newest checkpoint keeps everything (a resume needs it);
+/// older ones that are not milestones go; milestones keep what `train.keep` says.
+pub fn retain(newest: bool, milestone: bool, keep: Keep) -> Retain {
+    match (newest, milestone, keep) {
+        (true, _, _) => Retain::Everything,
+        (false, false, _) | (false, true, Keep::None) => Retain::Nothing,
+        (false, true, Keep::Weights) => Retain::Weights,
+        (false, true, Keep::All) => Retain::Everything,
+    }
 }
 
 /// Every complete checkpoint, oldest first.
@@ -115,13 +160,20 @@ pub fn latest(job_dir: &Path) -> Result<Option<(CheckpointState, PathBuf)>> {
     Ok(list(job_dir)?.pop())
 }
 
-/// Keep milestone checkpoints and the newest one; drop the rest and any staging left
-/// by a crash.
-fn prune(job_dir: &Path, newest: u64) -> Result<()> {
+/// Apply [`retain`] to every checkpoint but the newest, and drop any staging left by a
+/// crash.
+fn prune(job_dir: &Path, newest: u64, keep: Keep) -> Result<()> {
     let root = job_dir.join(CHECKPOINTS);
     for (state, path) in list(job_dir)? {
-        if !state.milestone && state.step != newest {
-            std::fs::remove_dir_all(&path).map_err(io_error(&path))?;
+        match retain(state.step == newest, state.milestone, keep) {
+            Retain::Everything => {}
+            Retain::Weights => {
+                let moments = path.join(OPTIMIZER_FILE);
+                if moments.exists() {
+                    std::fs::remove_file(&moments).map_err(io_error(&moments))?;
+                }
+            }
+            Retain::Nothing => std::fs::remove_dir_all(&path).map_err(io_error(&path))?,
         }
     }
     for entry in std::fs::read_dir(&root).map_err(io_error(&root))? {
@@ -135,4 +187,30 @@ fn prune(job_dir: &Path, newest: u64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+
+    #[test]
+    fn retention_by_age_milestone_and_keep() {
+        // (newest, milestone, keep, retained)
+        let cases = [
+            (true, false, Keep::None, Retain::Everything),
+            (true, true, Keep::Weights, Retain::Everything),
+            (false, false, Keep::All, Retain::Nothing),
+            (false, false, Keep::Weights, Retain::Nothing),
+            (false, true, Keep::Weights, Retain::Weights),
+            (false, true, Keep::All, Retain::Everything),
+            (false, true, Keep::None, Retain::Nothing),
+        ];
+        for (newest, milestone, keep, retained) in cases {
+            assert_eq!(
+                retain(newest, milestone, keep),
+                retained,
+                "{newest} {milestone} {keep:?}"
+            );
+        }
+    }
 }

@@ -483,7 +483,13 @@ fn train(
                         }
                     }),
                 };
-                checkpoint::save(job_dir, &state, &variables, &optimizer_state)?;
+                checkpoint::save(
+                    job_dir,
+                    &state,
+                    &variables,
+                    &optimizer_state,
+                    config.train.keep,
+                )?;
                 status.step = done;
                 runfolder::write_status(job_dir, status)?;
             }

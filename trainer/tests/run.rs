@@ -816,3 +816,50 @@ fn deterministic_jobs_switch_kernels_per_job() {
     assert!(trainer::fused::set_deterministic(true).expect("on"));
     assert!(!trainer::fused::set_deterministic(false).expect("off"));
 }
+
+/// Checkpoint retention (`train.keep`): the newest checkpoint keeps everything a
+/// resume needs; older milestones keep the weights (default), everything, or nothing.
+#[test]
+fn milestone_checkpoints_keep_what_train_keep_says() {
+    let fixture = Fixture::new();
+    let folders = |job: &Path| -> Vec<(String, bool, bool)> {
+        let mut found: Vec<(String, bool, bool)> = std::fs::read_dir(job.join("checkpoints"))
+            .expect("checkpoints")
+            .map(|entry| entry.expect("entry").path())
+            .map(|path| {
+                (
+                    path.file_name()
+                        .expect("name")
+                        .to_string_lossy()
+                        .into_owned(),
+                    path.join("model.safetensors").exists(),
+                    path.join("optimizer.safetensors").exists(),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    for (keep, older) in [("", (true, false)), (", keep: all", (true, true))] {
+        let job = job_with_train(&fixture, &format!("keep{}", keep.len()), "ar", keep);
+        trainer::run(&job, &fixture.options(None)).expect("job");
+        let found = folders(&job);
+        assert!(found.len() >= 2, "{keep}: {found:?}");
+        let (newest, rest) = found.split_last().expect("a checkpoint");
+        assert_eq!(
+            (newest.1, newest.2),
+            (true, true),
+            "{keep}: newest {newest:?}"
+        );
+        for folder in rest {
+            assert_eq!((folder.1, folder.2), older, "{keep}: {folder:?}");
+        }
+    }
+    let job = job_with_train(&fixture, "keep-none", "ar", ", keep: none");
+    // Stopped half-way and resumed: the resume starts from the newest checkpoint.
+    trainer::run(&job, &fixture.options(Some(5))).expect("first half");
+    trainer::run(&job, &fixture.options(None)).expect("resumed");
+    let found = folders(&job);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].1, found[0].2), (true, true));
+}
