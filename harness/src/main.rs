@@ -102,13 +102,21 @@ enum Command {
         #[arg(long)]
         results: Option<PathBuf>,
     },
-    /// Reset jobs: `--failed` makes failed jobs pending again (checkpoints are kept).
+    /// Reset failed jobs (`--failed`: pending again, checkpoints kept), or free disk
+    /// (`--checkpoints`: done jobs drop the AdamW moments of every checkpoint, which only
+    /// a resume needs; the weights stay for `trainer eval`). `--dry-run` only counts.
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["failed", "checkpoints"])))]
     Clean {
         sweep: PathBuf,
         #[arg(long)]
         results: Option<PathBuf>,
-        #[arg(long, required = true)]
+        #[arg(long)]
         failed: bool,
+        #[arg(long)]
+        checkpoints: bool,
+        /// With --checkpoints: print what would be freed, delete nothing.
+        #[arg(long, requires = "checkpoints")]
+        dry_run: bool,
     },
     /// Read every job of a sweep into tables, find where the DLM overtakes AR (with
     /// bootstrap intervals), draw the figures and write analysis/report.{md,html}.
@@ -239,17 +247,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Clean { sweep, results, .. } => {
+        Command::Clean {
+            sweep,
+            results,
+            failed,
+            checkpoints,
+            dry_run,
+        } => {
             let target = Target::resolve(&sweep, results)?;
             // Resetting a job a running harness is about to retry would race with it.
             let (_lock, _) = lock::RunLock::acquire(&target.results)?;
             let (_, rows) = target.jobs()?;
-            let reset = status::clean_failed(&status::collect(rows)?)?;
-            println!(
-                "{} failed jobs reset to pending: {}",
-                reset.len(),
-                reset.join(" ")
-            );
+            let jobs = status::collect(rows)?;
+            if failed {
+                let reset = status::clean_failed(&jobs)?;
+                println!(
+                    "{} failed jobs reset to pending: {}",
+                    reset.len(),
+                    reset.join(" ")
+                );
+            }
+            if checkpoints {
+                let (files, bytes) = status::clean_checkpoints(&jobs, dry_run)?;
+                println!(
+                    "{} {files} optimizer files of done jobs: {:.2} GiB{}",
+                    if dry_run { "would delete" } else { "deleted" },
+                    bytes as f64 / f64::from(1u32 << 30),
+                    if dry_run {
+                        " (dry run: nothing deleted)"
+                    } else {
+                        ""
+                    }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchPlan { jobs } => {

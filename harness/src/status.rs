@@ -129,6 +129,34 @@ pub fn cancel(results: &std::path::Path, jobs: &[JobState]) -> anyhow::Result<Ve
 }
 
 /// Reset failed jobs to pending (checkpoints kept, so they resume). Returns their ids.
+/// Delete (or, on a dry run, count) the AdamW moments in every checkpoint of every
+/// done job: (files, bytes). A done job never resumes; its weights stay.
+pub fn clean_checkpoints(jobs: &[JobState], dry_run: bool) -> anyhow::Result<(usize, u64)> {
+    let (mut files, mut bytes) = (0, 0);
+    for job in jobs.iter().filter(|job| job.state == State::Done) {
+        let root = job.row.folder.join(jobspec::status::CHECKPOINTS);
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            continue;
+        };
+        for entry in entries {
+            let moments = entry
+                .map_err(|error| anyhow::anyhow!("listing {}: {error}", root.display()))?
+                .path()
+                .join(jobspec::status::OPTIMIZER_FILE);
+            let Ok(meta) = std::fs::metadata(&moments) else {
+                continue;
+            };
+            if !dry_run {
+                std::fs::remove_file(&moments)
+                    .map_err(|error| anyhow::anyhow!("deleting {}: {error}", moments.display()))?;
+            }
+            files += 1;
+            bytes += meta.len();
+        }
+    }
+    Ok((files, bytes))
+}
+
 pub fn clean_failed(jobs: &[JobState]) -> anyhow::Result<Vec<String>> {
     let mut reset = Vec::new();
     for job in jobs.iter().filter(|job| job.state == State::Failed) {

@@ -81,6 +81,8 @@ pub const STATUS_FILE: &str = "status.json";
 pub const TRAIN_LOG: &str = "train.csv";
 pub const EVAL_LOG: &str = "eval.csv";
 pub const CHECKPOINTS: &str = "checkpoints";
+/// A checkpoint's AdamW moments (inside `checkpoints/step-N/`): needed to resume only.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 
 pub const TRAIN_HEADER: &[&str] = &[
     "step",

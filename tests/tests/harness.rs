@@ -365,6 +365,50 @@ fn mixture_of_experts_jobs_learn_on_the_smoke_corpus() {
         // Milestones at epochs 1, 2, 4: three x four blocks x eight experts.
         assert_eq!(shares.len(), 3 * 4 * 8);
     }
+    // Retention: only each job's newest checkpoint kept its AdamW moments (the
+    // default `train.keep: weights`); `clean --checkpoints` frees those of done jobs.
+    let count = |name: &str| {
+        jobs.iter()
+            .flat_map(|job| {
+                let root = results
+                    .join("jobs")
+                    .join(job["id"].as_str().unwrap_or_default())
+                    .join("checkpoints");
+                std::fs::read_dir(root)
+                    .expect("checkpoints")
+                    .map(|entry| entry.expect("entry").path())
+            })
+            .filter(|checkpoint| checkpoint.join(name).exists())
+            .count()
+    };
+    assert_eq!(
+        (count("optimizer.safetensors"), count("model.safetensors")),
+        (2, 6)
+    );
+    let clean = |extra: &[&str]| {
+        let output = run_ok(
+            harness()
+                .args(["clean", "--checkpoints"])
+                .args(extra)
+                .arg(&results),
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let dry = clean(&["--dry-run"]);
+    assert!(
+        dry.starts_with("would delete 2 optimizer files of done jobs: "),
+        "{dry}"
+    );
+    assert_eq!(count("optimizer.safetensors"), 2);
+    let done = clean(&[]);
+    assert!(
+        done.starts_with("deleted 2 optimizer files of done jobs: "),
+        "{done}"
+    );
+    assert_eq!(
+        (count("optimizer.safetensors"), count("model.safetensors")),
+        (0, 6)
+    );
 }
 
 /// `harness plan big.yaml | head` ends like other Unix tools when the reader goes

@@ -41,7 +41,7 @@ pub struct LoadSum {
 }
 
 pub const MODEL_FILE: &str = "model.safetensors";
-pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const OPTIMIZER_FILE: &str = jobspec::status::OPTIMIZER_FILE;
 pub const STATE_FILE: &str = "state.json";
 
 pub fn folder_name(step: u64) -> String {
