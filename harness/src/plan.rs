@@ -97,7 +97,6 @@ pub fn memory_per_gpu(
 /// bf16), `train.micro_batch_size` rows per pass (else its share of the batch).
 fn job_memory(config: &jobspec::JobConfig) -> Option<MemoryEstimate> {
     let shape = config.model.resolve().ok()?;
-    let vocab = config.data.tokenizer.known_vocab().unwrap_or(50_257);
     let train = &config.train;
     let rows = train
         .micro_batch_size
@@ -105,7 +104,7 @@ fn job_memory(config: &jobspec::JobConfig) -> Option<MemoryEstimate> {
     let bf16 = train.precision.resolve(true) == jobspec::Precision::Bf16;
     Some(memory_per_gpu(
         &shape,
-        jobspec::padded_vocab(vocab),
+        config.planned_vocab_rows(),
         (rows * config.data.seq_len) as f64,
         bf16,
         (Shape::of(config).processes(), train.shard_optimizer),
@@ -411,6 +410,18 @@ mod tests {
         assert!(gib(state_bytes_per_gpu(total, 8, true)) < 71.0);
     }
 
+    /// A sweep of one AR job of the study's 1b shape (GPT-2 tokens, 2048 x 256 rows
+    /// a step) with extra `train` fields, planned from a temporary file.
+    fn one_1b_job(name: &str, train: &str) -> Sweep {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let text = format!(
+            "name: {name}\nbase:\n  model: {{ preset: 1b }}\n  data: {{ corpus: c4, tokenizer: gpt2, seq_len: 2048, unique_tokens: 1B, val_tokens: 10M }}\n  train: {{ epochs: 1, batch_size: 256, lr: 2e-4, {train} }}\ngrid:\n  objective: [ar]\n"
+        );
+        let path = folder.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, text).expect("write sweep");
+        jobspec::store::load_sweep(&path).expect("plans")
+    }
+
     /// The peak-memory estimate against an independent count (issue 28's review: about
     /// 70 GB for 1b at seq 2048 x micro-batch 8 on one GPU), its terms by hand for a
     /// small shape, and the warning for a job that does not fit.
@@ -444,11 +455,7 @@ mod tests {
         assert_eq!(hand.weight_copies, 2.0 * params);
         assert_eq!(hand.state, 16.0 * params);
         // The plan names a job that does not fit the GPU it is given.
-        let folder = tempfile::tempdir().expect("temp dir");
-        let text = "name: big\nbase:\n  model: { preset: 1b }\n  data: { corpus: c4, tokenizer: gpt2, seq_len: 2048, unique_tokens: 1B, val_tokens: 10M }\n  train: { epochs: 1, batch_size: 256, micro_batch_size: 8, lr: 2e-4 }\ngrid:\n  objective: [ar]\n";
-        let path = folder.path().join("big.yaml");
-        std::fs::write(&path, text).expect("write sweep");
-        let sweep = jobspec::store::load_sweep(&path).expect("plans");
+        let sweep = one_1b_job("big", "micro_batch_size: 8");
         let fits = render(&sweep, None, 0.4, 141.0);
         assert!(!fits.contains("warning:"), "{fits}");
         let tight = render(&sweep, None, 0.4, 40.0);
@@ -465,11 +472,7 @@ mod tests {
     /// the hours, and `devices` 4, in its row and in the totals.
     #[test]
     fn a_data_parallel_job_shows_its_devices_and_wall_clock() {
-        let folder = tempfile::tempdir().expect("temp dir");
-        let text = "name: dp\nbase:\n  model: { preset: 1b }\n  data: { corpus: c4, tokenizer: gpt2, seq_len: 2048, unique_tokens: 1B, val_tokens: 10M }\n  train: { epochs: 1, batch_size: 256, lr: 2e-4, devices: 2, nodes: 2 }\ngrid:\n  objective: [ar]\n";
-        let path = folder.path().join("dp.yaml");
-        std::fs::write(&path, text).expect("write sweep");
-        let sweep = jobspec::store::load_sweep(&path).expect("plans");
+        let sweep = one_1b_job("dp", "devices: 2, nodes: 2");
         let table = render(&sweep, None, 0.4, 80.0);
         let header = table.lines().nth(1).expect("header");
         let columns: Vec<&str> = header.split_whitespace().collect();

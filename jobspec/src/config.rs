@@ -915,12 +915,18 @@ impl JobConfig {
             * (self.train.batch_size * self.data.seq_len) as u64
     }
 
-    /// Training FLOPs of the whole job, or None when the model or vocabulary is unknown
-    /// before the tokenizer file is read (then 50,257 ids, GPT-2's, are assumed).
+    /// Rows of the embedding and output tables as planning assumes them: the
+    /// tokenizer's vocabulary padded, or 50,257 ids (GPT-2's) when it is unknown before
+    /// the tokenizer file is read.
+    pub fn planned_vocab_rows(&self) -> usize {
+        crate::model::padded_vocab(self.data.tokenizer.known_vocab().unwrap_or(50_257))
+    }
+
+    /// Training FLOPs of the whole job, or None when the model is unknown; the
+    /// vocabulary as `planned_vocab_rows` assumes it.
     pub fn planned_flops(&self) -> Option<f64> {
         let shape = self.model.resolve().ok()?;
-        let vocab = self.data.tokenizer.known_vocab().unwrap_or(50_257);
-        let rows = crate::model::padded_vocab(vocab);
+        let rows = self.planned_vocab_rows();
         Some(self.planned_tokens() as f64 * shape.train_flops_per_token(rows, self.data.seq_len))
     }
 
@@ -929,8 +935,7 @@ impl JobConfig {
     /// `planned_flops`.
     pub fn planned_params(&self) -> Option<(u64, u64)> {
         let shape = self.model.resolve().ok()?;
-        let vocab = self.data.tokenizer.known_vocab().unwrap_or(50_257);
-        let rows = crate::model::padded_vocab(vocab);
+        let rows = self.planned_vocab_rows();
         Some((shape.total_params(rows), shape.active_params(rows)))
     }
 

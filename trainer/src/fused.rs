@@ -135,21 +135,24 @@ pub fn gradient_norm(parameters: &[&Tensor]) -> Result<Tensor, TchError> {
 /// kernels, the caching allocator and NCCL's communicator start on the rank's own GPU
 /// rather than on cuda:0.
 pub fn set_cuda_device(index: usize) -> Result<(), TchError> {
-    let index = c_int::try_from(index)
-        .map_err(|_| TchError::Torch(format!("cuda:{index} is out of range")))?;
+    let ordinal = cuda_ordinal(index)?;
     // SAFETY: plain integer argument; errors come back as the shim's message.
     checked(
-        unsafe { crossover_set_cuda_device(index) },
+        unsafe { crossover_set_cuda_device(ordinal) },
         &format!("making cuda:{index} the current device"),
     )
+}
+
+/// A CUDA device index as the shims take it.
+fn cuda_ordinal(index: usize) -> Result<c_int, TchError> {
+    c_int::try_from(index).map_err(|_| TchError::Torch(format!("cuda:{index} is out of range")))
 }
 
 /// Peak bytes (reserved, allocated) of LibTorch's caching allocator on cuda:`index`
 /// since the last reset, as `torch.cuda.max_memory_reserved` / `max_memory_allocated`
 /// report them; `reset` starts a new peak.
 pub fn cuda_peak_memory(index: usize, reset: bool) -> Result<(i64, i64), TchError> {
-    let device = c_int::try_from(index)
-        .map_err(|_| TchError::Torch(format!("cuda:{index} is out of range")))?;
+    let device = cuda_ordinal(index)?;
     let (mut reserved, mut allocated) = (0i64, 0i64);
     // SAFETY: both outputs outlive the call, which only writes them.
     checked(
