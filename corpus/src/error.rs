@@ -17,8 +17,38 @@ pub enum CorpusError {
         hint: String,
     },
 
-    #[error("corpus {path} holds no documents (text files .txt/.text/.md or .jsonl records)")]
-    Empty { path: PathBuf },
+    #[error(
+        "corpus {path} holds no documents (text files, JSON lines, parquet or Arrow \
+         records){missing}"
+    )]
+    Empty { path: PathBuf, missing: String },
+
+    #[error(
+        "{path}: not a corpus format this harness reads ({formats}); move it out of the \
+         corpus folder, or set data.skip_unknown: true to skip such files with a warning",
+        formats = crate::read::FORMATS
+    )]
+    UnknownFormat { path: PathBuf },
+
+    #[error("{path}: changed while it was being read; run again once it is complete")]
+    Changed { path: PathBuf },
+
+    #[error("{path}: {message}")]
+    Damaged { path: PathBuf, message: String },
+
+    #[error("{path}: no column `{field}` (columns: {columns}); set data.text_field")]
+    NoColumn {
+        path: PathBuf,
+        field: String,
+        columns: String,
+    },
+
+    #[error("{path}: column `{field}` holds {found}, not text; set data.text_field")]
+    ColumnType {
+        path: PathBuf,
+        field: String,
+        found: String,
+    },
 
     #[error("{path}: not valid UTF-8 text (byte {valid_up_to})")]
     NotUtf8 { path: PathBuf, valid_up_to: usize },
@@ -28,13 +58,6 @@ pub enum CorpusError {
         path: PathBuf,
         line: usize,
         message: String,
-    },
-
-    #[error("{path}:{line}: record has no string field `{field}` (set data.text_field)")]
-    MissingField {
-        path: PathBuf,
-        line: usize,
-        field: String,
     },
 
     #[error("tokenizer {tokenizer}: {message}")]

@@ -1,215 +1,197 @@
-//! Corpora for the crossover harness: read a corpus (a built-in name, a text or jsonl
-//! file, or a folder), tokenize it once into an on-disk cache, hold out whole
-//! documents for validation, and serve training windows in a seeded epoch order.
+//! Corpora for the crossover harness: read a corpus (a built-in name, a file, or a
+//! folder of text, JSON lines, compressed JSON lines, parquet or Arrow files), tokenize
+//! it once into an on-disk token store, hold out whole documents for validation, and
+//! serve training windows in a seeded epoch order, reading only the windows drawn.
 //!
 //! ```text
-//! prepare(config) -> Dataset { train, val_documents, ... }
-//!   1. read      corpus files, sorted by path -> documents + content hash   (read.rs)
-//!   2. cache     <cache_root>/tokens/<key>/{tokens.bin, meta.json}          (cache.rs)
-//!      miss:     load/train the tokenizer, tokenize documents in parallel  (tokenizer.rs)
+//! prepare(config) -> Dataset { val_documents, store, split, ... }
+//!   1. list      corpus files, sorted by path; their content hash from a manifest
+//!                keyed by names, sizes and times (read.rs, manifest.rs)
+//!   2. store     <cache_root>/tokens/<key>/ shards of token ids + index   (store.rs)
+//!      miss:     stream the files, tokenize on every core, shard by shard (resumable,
+//!                one preparer at a time under a lock)
 //!   3. split     seeded shuffle of documents -> held-out set >= val_tokens, the rest
-//!                in a second seeded order (data.order: shuffled)           (split.rs)
-//! dataset.budget(unique_tokens) -> prefix of train (budgets nest)
-//! dataset.budget_documents(unique_tokens) -> its document lengths
-//! Windows::reshuffled(lengths, seq_len, seed).batch(budget, step, B)        (windows.rs)
-//! validation_starts(val_documents, seq_len, tokens, mode)                   (validation.rs)
+//!                in a second seeded order, written once per (val_tokens, split_seed,
+//!                order) as splits/*.bin                                  (split.rs)
+//! dataset.budget(unique_tokens) -> Budget: the prefix of the training order, its
+//!                documents read in place from the store (budgets nest)
+//! Windows::reshuffled(budget.document_lengths(), seq_len, seed)
+//!                .read_batch(&budget, step, B)                           (windows.rs)
+//! validation_starts(val_documents, seq_len, tokens, mode)               (validation.rs)
 //! ```
 //!
 //! Pure Rust, no LibTorch. Every random choice comes from an explicit seed through the
 //! crate's own SplitMix64, so results never depend on a dependency's version.
 
-mod cache;
+mod budget;
+mod columnar;
 mod error;
+mod manifest;
 mod read;
 mod rng;
 mod split;
+mod store;
 mod tokenizer;
 mod validation;
 mod windows;
 
+pub use budget::{Budget, Dataset};
 pub use error::CorpusError;
-pub use read::{BUILTIN_CORPORA, Corpus};
+pub use read::{BUILTIN_CORPORA, Corpus, FORMATS, Format, Listing, SourceFile, format_of};
+pub use store::{Meta as StoreMeta, PrepareOptions, Progress, plan_shards};
 pub use tokenizer::{END_OF_TEXT, Tokenizer};
 pub use validation::validation_starts;
-pub use windows::Windows;
-
-use jobspec::DataConfig;
-use rayon::prelude::*;
-use std::path::{Path, PathBuf};
+pub use windows::{TokenSource, Windows};
 
 /// The cache folder (`$CROSSOVER_CACHE`, else `$XDG_CACHE_HOME/crossover`, else
 /// `$HOME/.cache/crossover`); shared with the harness through jobspec.
 pub use jobspec::cache_root;
 
-/// A tokenized corpus split into a training stream and held-out documents.
-#[derive(Clone, Debug)]
-pub struct Dataset {
-    /// Number of tokenizer ids, the end-of-document id included.
-    pub vocab_size: usize,
-    /// End-of-document id, ending every document.
-    pub eos_id: u32,
-    /// Training stream: the non-held-out documents in budget order (`data.order`), each
-    /// followed by eos.
-    pub train: Vec<u32>,
-    /// Length of each document of `train`, in order (they add up to `train.len()`).
-    pub train_lengths: Vec<usize>,
-    /// Held-out documents (each ending in eos), in the order the split drew them.
-    pub val_documents: Vec<Vec<u32>>,
-    /// The held-out documents as text, in the same order.
-    pub val_texts: Vec<String>,
-    /// Whether the token stream came from the on-disk cache.
-    pub cache_hit: bool,
-    /// Folder holding tokens.bin + meta.json for this (corpus, tokenizer).
-    pub cache_dir: PathBuf,
-    /// Stable tokenizer id: `gpt2`, `bytes`, `bpe<size>-<hash>`, `file-<hash>`.
-    pub tokenizer_id: String,
-}
+use jobspec::DataConfig;
+use std::path::{Path, PathBuf};
 
-impl Dataset {
-    /// The first `unique_tokens` tokens of the training stream, so that smaller budgets
-    /// are prefixes of larger ones.
-    pub fn budget(&self, unique_tokens: u64) -> Result<&[u32], CorpusError> {
-        let available = self.train.len() as u64;
-        if unique_tokens > available {
-            let held_out = self
-                .val_documents
-                .iter()
-                .map(|document| document.len() as u64)
-                .sum();
-            return Err(CorpusError::BudgetTooLarge {
-                asked: unique_tokens,
-                available,
-                held_out,
-            });
-        }
-        Ok(&self.train[..unique_tokens as usize])
-    }
-
-    /// Lengths of the documents that make up `budget(unique_tokens)`, the last one cut
-    /// where the budget ends (call `budget` first for the error on a too-large budget).
-    pub fn budget_documents(&self, unique_tokens: u64) -> Vec<usize> {
-        let mut left = unique_tokens.min(self.train.len() as u64) as usize;
-        let mut lengths = Vec::new();
-        for &length in &self.train_lengths {
-            if left == 0 {
-                break;
-            }
-            lengths.push(length.min(left));
-            left -= length.min(left);
-        }
-        lengths
-    }
-
-    /// The held-out documents concatenated (each still ends in eos).
-    pub fn val_stream(&self) -> Vec<u32> {
-        self.val_documents.concat()
-    }
-}
-
-/// Read, tokenize (or load from the cache) and split the corpus `config` names.
+/// Read, tokenize (or find in the token store) and split the corpus `config` names.
 /// Relative corpus and tokenizer paths resolve against `base_dir`.
 pub fn prepare(
     config: &DataConfig,
     cache_root: &Path,
     base_dir: &Path,
 ) -> Result<Dataset, CorpusError> {
-    // 1. Read the documents and hash their files.
-    let corpus = read_corpus(config, cache_root, base_dir)?;
-    let tokenizer_id = tokenizer::tokenizer_id_for(config, &corpus.hash, base_dir)?;
+    prepare_with(config, cache_root, base_dir, &PrepareOptions::default())
+}
 
-    // 2. Tokens from the cache, or tokenize every document once (in parallel).
-    let cache_dir = cache::entry_dir(cache_root, &corpus.hash, &tokenizer_id);
-    let (meta, documents, cache_hit) = match cache::load(&cache_dir, &corpus.hash, &tokenizer_id) {
-        Some((meta, documents)) => (meta, documents, true),
-        None => {
-            let tokenizer = Tokenizer::load_for(config, &corpus, cache_root, base_dir)?;
-            let documents = tokenize(&tokenizer, &corpus.documents);
-            let fields = cache::Meta {
-                format: String::new(),
-                corpus_hash: corpus.hash.clone(),
-                tokenizer_id: tokenizer_id.clone(),
-                vocab_size: tokenizer.vocab_size(),
-                eos_id: tokenizer.eos_id(),
-                dtype: String::new(),
-                n_tokens: 0,
-                offsets: Vec::new(),
-            };
-            let meta = cache::store(&cache_dir, fields, &documents)?;
-            (meta, documents, false)
-        }
-    };
-
-    // 3. Hold out whole documents; train on the rest in a seeded (or corpus) order.
-    let lengths: Vec<usize> = documents.iter().map(Vec::len).collect();
+/// [`prepare`] with a shard size and a progress callback for the tokenization.
+pub fn prepare_with(
+    config: &DataConfig,
+    cache_root: &Path,
+    base_dir: &Path,
+    options: &PrepareOptions<'_>,
+) -> Result<Dataset, CorpusError> {
+    let prepared = prepare_store(config, cache_root, base_dir, options)?;
     let shuffle_train = config.order == jobspec::DocumentOrder::Shuffled;
-    let split = split::split(
-        &lengths,
-        config.val_tokens.get(),
-        config.split_seed,
-        shuffle_train,
-    )?;
-    let train_lengths = split
-        .train
-        .iter()
-        .map(|&document| lengths[document])
-        .collect();
-    let train = split
-        .train
-        .iter()
-        .flat_map(|&document| documents[document].iter().copied())
-        .collect();
-    let val_documents = split
-        .val
-        .iter()
-        .map(|&document| documents[document].clone())
-        .collect();
-    let val_texts = split
-        .val
-        .iter()
-        .map(|&document| corpus.documents[document].clone())
-        .collect();
-    Ok(Dataset {
-        vocab_size: meta.vocab_size,
-        eos_id: meta.eos_id,
-        train,
-        train_lengths,
-        val_documents,
-        val_texts,
-        cache_hit,
-        cache_dir,
-        tokenizer_id,
+    let (val_tokens, seed) = (config.val_tokens.get(), config.split_seed);
+    let path = split::split_path(&prepared.store.folder, val_tokens, seed, shuffle_train);
+    let split = match split::SplitFile::open(&path)? {
+        Some(split) => split,
+        None => store::with_lock(&prepared.store.folder, || {
+            if split::SplitFile::open(&path)?.is_none() {
+                split::write_split(&prepared.store, &path, val_tokens, seed, shuffle_train)?;
+            }
+            split::SplitFile::open(&path)?.ok_or_else(|| CorpusError::Damaged {
+                path: path.clone(),
+                message: "the split just written does not read back".into(),
+            })
+        })?,
+    };
+    Dataset::new(prepared.store, split, prepared.cache_hit)
+}
+
+/// A complete token store and what preparing it did.
+#[derive(Debug)]
+pub struct Prepared {
+    pub store: store::Store,
+    /// The store was complete before this call.
+    pub cache_hit: bool,
+    /// Files of no known format, skipped (`data.skip_unknown`).
+    pub skipped: Vec<PathBuf>,
+}
+
+/// The token store of the corpus and tokenizer `config` names, built if missing (by
+/// one process at a time: the others wait for it) and resumed if a build was cut short.
+pub fn prepare_store(
+    config: &DataConfig,
+    cache_root: &Path,
+    base_dir: &Path,
+    options: &PrepareOptions<'_>,
+) -> Result<Prepared, CorpusError> {
+    let source = read::resolve(&config.corpus, cache_root, base_dir)?;
+    let listing = read::list(&source, config.skip_unknown)?;
+    let corpus_hash = manifest::corpus_hash(&listing, &config.text_field, cache_root)?;
+    let tokenizer_id = tokenizer::tokenizer_id_for(config, &corpus_hash, base_dir)?;
+    let folder = store::entry_dir(cache_root, &corpus_hash, &tokenizer_id);
+    if let Some(store) = store::Store::open(&folder, &corpus_hash, &tokenizer_id)? {
+        return Ok(Prepared {
+            store,
+            cache_hit: true,
+            skipped: listing.skipped,
+        });
+    }
+    store::with_lock(&folder, || {
+        // Another process may have finished it while this one waited.
+        if let Some(store) = store::Store::open(&folder, &corpus_hash, &tokenizer_id)? {
+            return Ok(Prepared {
+                store,
+                cache_hit: true,
+                skipped: listing.skipped.clone(),
+            });
+        }
+        store::invalidate(&folder)?;
+        let documents = || {
+            read::read_all(&listing, &config.text_field, corpus_hash.clone())
+                .map(|corpus| corpus.documents)
+        };
+        let tokenizer =
+            Tokenizer::load_for(config, &corpus_hash, &documents, cache_root, base_dir)?;
+        let fields = store::Meta {
+            format: String::new(),
+            corpus_hash: corpus_hash.clone(),
+            tokenizer_id: tokenizer_id.clone(),
+            vocab_size: tokenizer.vocab_size(),
+            eos_id: tokenizer.eos_id(),
+            dtype: String::new(),
+            n_tokens: 0,
+            n_documents: 0,
+            text_bytes: 0,
+            shards: Vec::new(),
+            missing: read::Missing::default(),
+            sources: Vec::new(),
+        };
+        store::build(
+            &folder,
+            fields,
+            &listing.files,
+            &config.text_field,
+            &tokenizer,
+            options,
+        )?;
+        let store = store::Store::open(&folder, &corpus_hash, &tokenizer_id)?.ok_or_else(|| {
+            CorpusError::Damaged {
+                path: folder.clone(),
+                message: "the token store just written does not read back".into(),
+            }
+        })?;
+        Ok(Prepared {
+            store,
+            cache_hit: false,
+            skipped: listing.skipped.clone(),
+        })
     })
 }
 
-/// Every document's ids followed by the end-of-document id.
-fn tokenize(tokenizer: &Tokenizer, documents: &[String]) -> Vec<Vec<u32>> {
-    documents
-        .par_iter()
-        .map(|text| {
-            let mut ids = tokenizer.encode(text);
-            ids.push(tokenizer.eos_id());
-            ids
-        })
-        .collect()
-}
-
-/// The documents of the corpus `config` names (see [`prepare`]).
+/// The documents of the corpus `config` names, in memory (small corpora).
 pub fn read_corpus(
     config: &DataConfig,
     cache_root: &Path,
     base_dir: &Path,
 ) -> Result<Corpus, CorpusError> {
     let source = read::resolve(&config.corpus, cache_root, base_dir)?;
-    read::read(&source, &config.text_field)
+    let listing = read::list(&source, config.skip_unknown)?;
+    let hash = manifest::corpus_hash(&listing, &config.text_field, cache_root)?;
+    read::read_all(&listing, &config.text_field, hash)
 }
 
 /// The tokenizer `config` names; for a trained BPE, the one `prepare` cached (trained
-/// now if `prepare` has not run).
+/// now if `prepare` has not run). Reads no corpus text once the BPE is cached.
 pub fn load_tokenizer(
     config: &DataConfig,
     cache_root: &Path,
     base_dir: &Path,
 ) -> Result<Tokenizer, CorpusError> {
-    let corpus = read_corpus(config, cache_root, base_dir)?;
-    Tokenizer::load_for(config, &corpus, cache_root, base_dir)
+    let source = read::resolve(&config.corpus, cache_root, base_dir)?;
+    let listing = read::list(&source, config.skip_unknown)?;
+    let hash = manifest::corpus_hash(&listing, &config.text_field, cache_root)?;
+    let documents = || {
+        read::read_all(&listing, &config.text_field, hash.clone()).map(|corpus| corpus.documents)
+    };
+    Tokenizer::load_for(config, &hash, &documents, cache_root, base_dir)
 }

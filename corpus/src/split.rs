@@ -2,8 +2,13 @@
 //! unique-token budget ever touches validation text; the remaining documents in a
 //! second seeded order (or corpus order), which budgets are prefixes of.
 
-use crate::error::CorpusError;
+use crate::error::{CorpusError, io_error};
 use crate::rng::permutation;
+use crate::store::Store;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 /// Document indices: `val` in the order they were drawn, `train` in budget order.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,6 +66,141 @@ pub fn split(
         });
     }
     Ok(Split { val, train })
+}
+
+/// The split's file in a store: `splits/val<tokens>-seed<seed>-<order>.bin`.
+///
+/// Layout (little-endian u64 words): the magic `b"XOSPLIT1"`, then n_val, n_train,
+/// val_tokens (held out, in tokens), train_tokens; then n_val held-out documents and
+/// n_train training documents in budget order, each as (offset in the store's token
+/// stream, length in tokens, eos included). A job reads the prefix its budget needs.
+pub fn split_path(store: &Path, val_tokens: u64, split_seed: u64, shuffle_train: bool) -> PathBuf {
+    let order = if shuffle_train { "shuffled" } else { "corpus" };
+    store
+        .join("splits")
+        .join(format!("val{val_tokens}-seed{split_seed}-{order}.bin"))
+}
+
+const MAGIC: &[u8; 8] = b"XOSPLIT1";
+const HEADER_BYTES: u64 = 8 * 5;
+
+/// Draw the split from the store's document lengths and write it atomically.
+pub fn write_split(
+    store: &Store,
+    path: &Path,
+    val_tokens: u64,
+    split_seed: u64,
+    shuffle_train: bool,
+) -> Result<(), CorpusError> {
+    let offsets = store.offsets()?;
+    let lengths: Vec<usize> = offsets
+        .windows(2)
+        .map(|pair| (pair[1] - pair[0]) as usize)
+        .collect();
+    let split = split(&lengths, val_tokens, split_seed, shuffle_train)?;
+    let held: u64 = split.val.iter().map(|&d| lengths[d] as u64).sum();
+    let trained: u64 = split.train.iter().map(|&d| lengths[d] as u64).sum();
+    let mut bytes = Vec::with_capacity(HEADER_BYTES as usize + 16 * lengths.len());
+    bytes.extend_from_slice(MAGIC);
+    for word in [
+        split.val.len() as u64,
+        split.train.len() as u64,
+        held,
+        trained,
+    ] {
+        bytes.extend_from_slice(&word.to_le_bytes());
+    }
+    for &document in split.val.iter().chain(&split.train) {
+        bytes.extend_from_slice(&offsets[document].to_le_bytes());
+        bytes.extend_from_slice(&(lengths[document] as u64).to_le_bytes());
+    }
+    crate::store::write_atomic(path, &bytes)
+}
+
+/// A split file open for reading.
+#[derive(Debug)]
+pub struct SplitFile {
+    path: PathBuf,
+    file: File,
+    pub n_val: u64,
+    pub n_train: u64,
+    pub val_tokens: u64,
+    pub train_tokens: u64,
+}
+
+impl SplitFile {
+    /// The split at `path`, or `None` when it is missing or incomplete.
+    pub fn open(path: &Path) -> Result<Option<Self>, CorpusError> {
+        let Ok(mut file) = File::open(path) else {
+            return Ok(None);
+        };
+        let mut header = [0u8; HEADER_BYTES as usize];
+        if file.read_exact(&mut header).is_err() || &header[..8] != MAGIC {
+            return Ok(None);
+        }
+        let word = |i: usize| {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&header[8 * i..8 * i + 8]);
+            u64::from_le_bytes(bytes)
+        };
+        let (n_val, n_train) = (word(1), word(2));
+        let length = file.metadata().map_err(io_error(path))?.len();
+        if length != HEADER_BYTES + 16 * (n_val + n_train) {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            path: path.to_path_buf(),
+            file,
+            n_val,
+            n_train,
+            val_tokens: word(3),
+            train_tokens: word(4),
+        }))
+    }
+
+    /// Records `first .. first + count` as (offset, length).
+    fn records(&self, first: u64, count: u64) -> Result<Vec<(u64, u64)>, CorpusError> {
+        let mut bytes = vec![0u8; 16 * count as usize];
+        self.file
+            .read_exact_at(&mut bytes, HEADER_BYTES + 16 * first)
+            .map_err(io_error(&self.path))?;
+        Ok(bytes
+            .chunks_exact(16)
+            .map(|record| {
+                let mut start = [0u8; 8];
+                let mut length = [0u8; 8];
+                start.copy_from_slice(&record[..8]);
+                length.copy_from_slice(&record[8..]);
+                (u64::from_le_bytes(start), u64::from_le_bytes(length))
+            })
+            .collect())
+    }
+
+    /// The held-out documents, in the order the split drew them.
+    pub fn val_documents(&self) -> Result<Vec<(u64, u64)>, CorpusError> {
+        self.records(0, self.n_val)
+    }
+
+    /// The training documents in budget order until they hold `tokens` tokens (the
+    /// last one whole): reads only that prefix of the file.
+    pub fn train_prefix(&self, tokens: u64) -> Result<Vec<(u64, u64)>, CorpusError> {
+        const CHUNK: u64 = 1 << 16;
+        let mut documents = Vec::new();
+        let mut held = 0u64;
+        let mut next = 0u64;
+        while held < tokens && next < self.n_train {
+            let count = CHUNK.min(self.n_train - next);
+            for record in self.records(self.n_val + next, count)? {
+                if held >= tokens {
+                    break;
+                }
+                held += record.1;
+                documents.push(record);
+            }
+            next += count;
+        }
+        Ok(documents)
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Tokenizers: GPT-2 (built in), raw bytes, a byte-level BPE trained on the corpus and
 //! cached, or any Hugging Face `tokenizer.json`. Every one has an end-of-document id.
 
-use crate::cache::write_atomic;
 use crate::error::{CorpusError, io_error};
 use crate::read::Corpus;
+use crate::store::write_atomic;
 use jobspec::{DataConfig, TokenizerSpec};
 use rayon::prelude::*;
 use std::fs;
@@ -34,6 +34,9 @@ enum Kind {
     },
 }
 
+/// Reads a corpus' documents into memory, on demand.
+pub type Documents<'a> = &'a dyn Fn() -> Result<Vec<String>, CorpusError>;
+
 pub struct Tokenizer {
     kind: Kind,
     id: String,
@@ -61,7 +64,24 @@ impl Tokenizer {
         cache_root: &Path,
         base_dir: &Path,
     ) -> Result<Self, CorpusError> {
-        let id = tokenizer_id(spec, &corpus.hash, base_dir)?;
+        Self::load_spec(
+            spec,
+            &corpus.hash,
+            &|| Ok(corpus.documents.clone()),
+            cache_root,
+            base_dir,
+        )
+    }
+
+    /// [`Tokenizer::load`] with the corpus' documents read only if a BPE must be trained.
+    fn load_spec(
+        spec: &TokenizerSpec,
+        corpus_hash: &str,
+        documents: Documents<'_>,
+        cache_root: &Path,
+        base_dir: &Path,
+    ) -> Result<Self, CorpusError> {
+        let id = tokenizer_id(spec, corpus_hash, base_dir)?;
         match spec {
             TokenizerSpec::Gpt2 => {
                 let bpe = tiktoken_rs::r50k_base().map_err(|error| CorpusError::Tokenizer {
@@ -87,7 +107,7 @@ impl Tokenizer {
                     .join(&id)
                     .join("tokenizer.json");
                 if !path.exists() {
-                    train_bpe(*size, &corpus.documents, &path, &id)?;
+                    train_bpe(*size, &documents()?, &path, &id)?;
                 }
                 Self::from_file(&path, id)
             }
@@ -238,16 +258,27 @@ impl Tokenizer {
     /// held-out set, since a byte-level BPE token is at least one byte), train, split
     /// with the new tokenizer's lengths, and if that split holds out a document the
     /// BPE saw, exclude it too and train again (one or two rounds in practice).
+    ///
+    /// `documents` reads the corpus into memory: called only to train a BPE that is not
+    /// cached yet (trained BPEs are for corpora that fit in memory; a large corpus
+    /// comes with its tokenizer, `gpt2` or a `tokenizer.json`).
     pub fn load_for(
         config: &DataConfig,
-        corpus: &Corpus,
+        corpus_hash: &str,
+        documents: Documents<'_>,
         cache_root: &Path,
         base_dir: &Path,
     ) -> Result<Self, CorpusError> {
         let TokenizerSpec::Bpe(size) = config.tokenizer else {
-            return Self::load(&config.tokenizer, corpus, cache_root, base_dir);
+            return Self::load_spec(
+                &config.tokenizer,
+                corpus_hash,
+                documents,
+                cache_root,
+                base_dir,
+            );
         };
-        let id = tokenizer_id_for(config, &corpus.hash, base_dir)?;
+        let id = tokenizer_id_for(config, corpus_hash, base_dir)?;
         let path = cache_root
             .join("tokenizers")
             .join(&id)
@@ -264,12 +295,12 @@ impl Tokenizer {
             }
             Ok(held)
         };
-        let bytes: Vec<usize> = corpus.documents.iter().map(|text| text.len() + 1).collect();
+        let corpus = documents()?;
+        let bytes: Vec<usize> = corpus.iter().map(|text| text.len() + 1).collect();
         let mut excluded = held_out(&bytes)?;
         let candidate = path.with_file_name("candidate.json");
         for _round in 0..4 {
             let training: Vec<String> = corpus
-                .documents
                 .iter()
                 .zip(&excluded)
                 .filter(|(_, held)| !**held)
@@ -278,7 +309,6 @@ impl Tokenizer {
             train_bpe(size, &training, &candidate, &id)?;
             let trained = Self::from_file(&candidate, id.clone())?;
             let lengths: Vec<usize> = corpus
-                .documents
                 .par_iter()
                 .map(|text| trained.encode(text).len() + 1)
                 .collect();

@@ -208,10 +208,53 @@ impl Windows {
         }
         rows
     }
+
+    /// [`Windows::batch`] read from a token source (a budget of the token store): only
+    /// the batch's windows are read.
+    pub fn read_batch(
+        &self,
+        tokens: &dyn TokenSource,
+        step: u64,
+        batch_size: usize,
+    ) -> Result<Vec<u32>, CorpusError> {
+        if tokens.token_count() < self.n_tokens {
+            return Err(CorpusError::TooFewTokens {
+                n_tokens: tokens.token_count(),
+                window: self.n_tokens,
+            });
+        }
+        let mut rows = Vec::with_capacity(batch_size * (self.seq_len + 1));
+        let first = step * batch_size as u64;
+        for row in 0..batch_size as u64 {
+            for (offset, length) in self.pieces(first + row) {
+                tokens.read_into(offset, length, &mut rows)?;
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// A stream of token ids that windows are cut from, read a piece at a time.
+pub trait TokenSource {
+    /// Tokens in the stream.
+    fn token_count(&self) -> usize;
+    /// Append tokens `offset .. offset + len` to `out`.
+    fn read_into(&self, offset: usize, len: usize, out: &mut Vec<u32>) -> Result<(), CorpusError>;
+}
+
+impl TokenSource for [u32] {
+    fn token_count(&self) -> usize {
+        self.len()
+    }
+
+    fn read_into(&self, offset: usize, len: usize, out: &mut Vec<u32>) -> Result<(), CorpusError> {
+        out.extend_from_slice(&self[offset..offset + len]);
+        Ok(())
+    }
 }
 
 /// `[0, l0, l0 + l1, ..., total]`.
-fn prefix_sums(lengths: &[usize]) -> Vec<usize> {
+pub(crate) fn prefix_sums(lengths: &[usize]) -> Vec<usize> {
     let mut sums = Vec::with_capacity(lengths.len() + 1);
     let mut total = 0;
     sums.push(0);

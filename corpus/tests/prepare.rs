@@ -16,6 +16,7 @@ fn config(corpus: &str, tokenizer: TokenizerSpec, val_tokens: u64) -> DataConfig
         split_seed: 3,
         order: DocumentOrder::Shuffled,
         windows: WindowMode::Reshuffle,
+        skip_unknown: false,
     }
 }
 
@@ -49,7 +50,7 @@ fn second_prepare_is_a_cache_hit_with_identical_streams() {
     assert_eq!(first.vocab_size, 300);
     assert!(first.tokenizer_id.starts_with("bpe300-"));
     assert!(
-        first.cache_dir.join("tokens.bin").exists() && first.cache_dir.join("meta.json").exists()
+        first.cache_dir.join("index.bin").exists() && first.cache_dir.join("meta.json").exists()
     );
 
     // Without the trained tokenizer a re-tokenization would have to retrain it: a hit
@@ -63,16 +64,14 @@ fn second_prepare_is_a_cache_hit_with_identical_streams() {
     );
     assert_eq!(
         (
-            &second.train,
+            second.train_stream().expect("train"),
             &second.val_documents,
-            &second.val_texts,
             second.vocab_size,
             second.eos_id
         ),
         (
-            &first.train,
+            first.train_stream().expect("train"),
             &first.val_documents,
-            &first.val_texts,
             first.vocab_size,
             first.eos_id
         )
@@ -81,10 +80,9 @@ fn second_prepare_is_a_cache_hit_with_identical_streams() {
     // load_tokenizer rebuilds the same BPE, which decodes the held-out text back.
     let tokenizer = load_tokenizer(&config, &cache, folder.path()).expect("tokenizer");
     let document = &first.val_documents[0];
-    assert_eq!(
-        tokenizer.decode(&document[..document.len() - 1]),
-        first.val_texts[0]
-    );
+    let text = tokenizer.decode(&document[..document.len() - 1]);
+    let corpus = corpus::read_corpus(&config, &cache, folder.path()).expect("corpus");
+    assert!(corpus.documents.contains(&text), "{text}");
 
     // Another tokenizer on the same corpus is another cache entry.
     let bytes = prepare(
@@ -117,8 +115,7 @@ fn validation_never_overlaps_training() {
         let dataset = prepare(&config, &cache, folder.path()).expect("prepare");
         let held_out: u64 = dataset.val_stream().len() as u64;
         assert!(held_out >= val_tokens);
-        assert_eq!(dataset.val_documents.len(), dataset.val_texts.len());
-        let train_documents = documents_of(&dataset.train, dataset.eos_id);
+        let train_documents = documents_of(&dataset.train_stream().expect("train"), dataset.eos_id);
         assert_eq!(train_documents.len() + dataset.val_documents.len(), 60);
         for document in &dataset.val_documents {
             assert_eq!(document.last(), Some(&dataset.eos_id));
@@ -135,7 +132,10 @@ fn validation_never_overlaps_training() {
             "{numbers:?}"
         );
         let again = prepare(&config, &cache, folder.path()).expect("prepare");
-        assert_eq!(again.train, dataset.train);
+        assert_eq!(
+            again.train_stream().expect("train"),
+            dataset.train_stream().expect("train")
+        );
         let ordered = prepare(
             &DataConfig {
                 order: DocumentOrder::Corpus,
@@ -145,7 +145,10 @@ fn validation_never_overlaps_training() {
             folder.path(),
         )
         .expect("prepare");
-        let numbers = train_numbers(&documents_of(&ordered.train, ordered.eos_id));
+        let numbers = train_numbers(&documents_of(
+            &ordered.train_stream().expect("train"),
+            ordered.eos_id,
+        ));
         assert!(
             numbers.windows(2).all(|pair| pair[0] < pair[1]),
             "{numbers:?}"
@@ -190,15 +193,19 @@ fn budgets_nest_and_too_large_budgets_say_so() {
         folder.path(),
     )
     .expect("prepare");
-    let small = dataset.budget(50).expect("small");
-    let large = dataset.budget(200).expect("large");
-    assert_eq!(small, &large[..50]);
-    assert_eq!(
-        dataset.budget(dataset.train.len() as u64).expect("all"),
-        &dataset.train[..]
-    );
+    let tokens = |budget: u64| {
+        dataset
+            .budget(budget)
+            .expect("budget")
+            .to_vec()
+            .expect("tokens")
+    };
+    let train = dataset.train_stream().expect("train");
+    assert_eq!(train.len() as u64, dataset.train_tokens);
+    assert_eq!(tokens(50), tokens(200)[..50]);
+    assert_eq!(tokens(dataset.train_tokens), train);
 
-    let asked = dataset.train.len() as u64 + 1;
+    let asked = dataset.train_tokens + 1;
     let error = dataset.budget(asked).expect_err("an error");
     assert!(matches!(error, CorpusError::BudgetTooLarge { .. }));
     let message = error.to_string();
@@ -207,7 +214,7 @@ fn budgets_nest_and_too_large_budgets_say_so() {
         "{message}"
     );
     assert!(
-        message.contains(&format!("only {} tokens", dataset.train.len())),
+        message.contains(&format!("only {} tokens", train.len())),
         "{message}"
     );
     assert!(
@@ -230,17 +237,15 @@ fn jsonl_corpus_with_a_custom_text_field() {
     };
     let dataset = prepare(&config, &cache, folder.path()).expect("prepare");
     assert_eq!(
-        dataset.train.len() + dataset.val_stream().len(),
+        dataset.train_tokens as usize + dataset.val_stream().len(),
         (0..20)
             .map(|i| format!("record number {i}").len() + 1)
             .sum::<usize>()
     );
-    assert!(
-        dataset
-            .val_texts
-            .iter()
-            .all(|text| text.starts_with("record number "))
-    );
+    assert!(dataset.val_documents.iter().all(|document| {
+        let bytes: Vec<u8> = document.iter().map(|&id| id as u8).collect();
+        bytes.starts_with(b"record number ")
+    }));
 
     let error = prepare(
         &DataConfig {
@@ -252,7 +257,7 @@ fn jsonl_corpus_with_a_custom_text_field() {
     )
     .expect_err("an error");
     assert!(
-        error.to_string().contains("data.jsonl:1:") && error.to_string().contains("`text`"),
+        error.to_string().contains("data.jsonl:1") && error.to_string().contains("`text`"),
         "{error}"
     );
 }
@@ -309,21 +314,29 @@ fn shuffled_budgets_sample_both_halves_and_still_nest() {
         String::from_utf8_lossy(&tokens.iter().map(|&t| t as u8).collect::<Vec<_>>()).into_owned()
     };
     // The smallest useful budget: about four documents.
-    let small = text(shuffled.budget(300).expect("small"));
+    let tokens = |dataset: &Dataset, budget: u64| {
+        dataset
+            .budget(budget)
+            .expect("budget")
+            .to_vec()
+            .expect("tokens")
+    };
+    let small = text(&tokens(&shuffled, 300));
     assert!(
         small.contains("alpha") && small.contains("beta"),
         "a 300-token budget drew from one half only: {small}"
     );
-    let large = shuffled.budget(1200).expect("large");
-    assert_eq!(shuffled.budget(300).expect("small"), &large[..300]);
+    let large = tokens(&shuffled, 1200);
+    assert_eq!(tokens(&shuffled, 300), large[..300]);
     assert_eq!(
-        shuffled.budget_documents(1200).iter().sum::<usize>(),
+        shuffled
+            .budget(1200)
+            .expect("budget")
+            .document_lengths()
+            .iter()
+            .sum::<usize>(),
         1200,
         "budget documents add up to the budget"
-    );
-    assert_eq!(
-        shuffled.train_lengths.iter().sum::<usize>(),
-        shuffled.train.len()
     );
 
     // `order: corpus` keeps the old file order: the small budget is all "alpha".
@@ -336,7 +349,7 @@ fn shuffled_budgets_sample_both_halves_and_still_nest() {
         folder.path(),
     )
     .expect("prepare");
-    let small = text(ordered.budget(300).expect("small"));
+    let small = text(&tokens(&ordered, 300));
     assert!(
         small.contains("alpha") && !small.contains("beta"),
         "{small}"
@@ -356,7 +369,12 @@ fn a_trained_bpe_never_sees_held_out_documents() {
     // The same BPE trained by hand on exactly the training documents.
     let corpus =
         corpus::read_corpus(&config, &folder.path().join("cache"), folder.path()).expect("corpus");
-    let held_out: Vec<&String> = dataset.val_texts.iter().collect();
+    let held_out_texts: Vec<String> = dataset
+        .val_documents
+        .iter()
+        .map(|document| tokenizer.decode(&document[..document.len() - 1]))
+        .collect();
+    let held_out: Vec<&String> = held_out_texts.iter().collect();
     let training = corpus::Corpus {
         documents: corpus
             .documents

@@ -112,6 +112,10 @@ pub struct DataConfig {
     /// same windows every epoch, only visited in a new order).
     #[serde(default)]
     pub windows: WindowMode,
+    /// Skip files of no known format in the corpus folder (each named in a warning)
+    /// instead of stopping with an error.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub skip_unknown: bool,
 }
 
 /// Order of the training documents (see [`DataConfig::order`]).

@@ -14,6 +14,7 @@ pub mod init;
 pub mod model;
 pub mod objectives;
 pub mod optim;
+pub mod prepare;
 mod progress;
 pub mod ranks;
 pub mod runfolder;

@@ -43,6 +43,23 @@ enum Command {
         #[arg(long)]
         peak_tflops: Option<f64>,
     },
+    /// Tokenize the corpus of the job in JOB (a job folder or a job.yaml) into the token
+    /// store, once for every job on that corpus and tokenizer: streamed, on every core,
+    /// resumable (a killed prepare continues from its finished shards), one process at
+    /// a time (others wait). `trainer run` does this itself when the store is missing.
+    #[command(
+        after_help = "Formats: .txt/.text/.md (one document a file), .jsonl/.json, .jsonl.gz, .jsonl.zst (one record a line, data.text_field), .parquet and .arrow (the data.text_field column).\nThe store: $CROSSOVER_CACHE/tokens/<key>/ (docs/data.md); on a cluster, point CROSSOVER_CACHE at storage every node sees."
+    )]
+    Prepare {
+        /// A job folder (holding job.yaml) or a job.yaml.
+        job: PathBuf,
+        /// Text per shard in MB (a shard ends at the first file boundary past it).
+        #[arg(long, default_value_t = 1024.0)]
+        shard_mb: f64,
+        /// Print only errors.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Score a saved checkpoint on tasks (default: the job's eval.tasks) without
     /// touching training state; rows are printed and appended to eval_adhoc.csv.
     Eval {
@@ -272,6 +289,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(trainer::ranks::STOPPED_EXIT as u8));
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Prepare {
+            job,
+            shard_mb,
+            quiet,
+        } => {
+            trainer::prepare::prepare(&trainer::prepare::PrepareArgs {
+                job,
+                shard_bytes: (shard_mb.max(0.0) * f64::from(1u32 << 20)) as u64,
+                quiet,
+                cache_root: None,
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {

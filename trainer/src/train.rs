@@ -161,15 +161,15 @@ fn train(
         .map_err(torch_error("choosing deterministic kernels"))?;
     // 1. Data: tokenized once per (corpus, tokenizer), budgets are prefixes.
     let (shape, dataset, tokenizer) = prepare_job(job_dir, config, options.cache_root.clone())?;
+    // The budget's documents are located in the token store; their tokens stay on
+    // disk (in the page cache) and each step reads its own windows.
     let tokens = dataset.budget(config.data.unique_tokens.get())?;
     let seq_len = config.data.seq_len;
     let batch_size = config.train.batch_size;
     let windows = match config.data.windows {
-        jobspec::WindowMode::Reshuffle => corpus::Windows::reshuffled(
-            &dataset.budget_documents(config.data.unique_tokens.get()),
-            seq_len,
-            config.seed,
-        )?,
+        jobspec::WindowMode::Reshuffle => {
+            corpus::Windows::reshuffled(tokens.document_lengths(), seq_len, config.seed)?
+        }
         jobspec::WindowMode::Fixed => corpus::Windows::try_new(tokens.len(), seq_len, config.seed)?,
     };
     let windows_per_epoch = windows.windows_per_epoch();
@@ -332,7 +332,7 @@ fn train(
         // 4.1 Every draw of this step comes from (seed, step).
         tch::manual_seed(step_seed(config.seed, step));
         let batch = to_device(
-            &windows.batch(tokens, step, batch_size),
+            &windows.read_batch(&tokens, step, batch_size)?,
             [batch_size as i64, seq_len as i64 + 1],
             device,
         );

@@ -1,0 +1,233 @@
+//! Every corpus format reads to the same documents, damaged files name themselves,
+//! and two concurrent prepares of one corpus make one store (issue 26).
+
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use corpus::{Dataset, prepare, read_corpus};
+use jobspec::{DataConfig, DocumentOrder, TokenCount, TokenizerSpec, WindowMode};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn config(corpus: &str) -> DataConfig {
+    DataConfig {
+        corpus: corpus.into(),
+        text_field: "text".into(),
+        tokenizer: TokenizerSpec::Bytes,
+        seq_len: 16,
+        unique_tokens: TokenCount(1000),
+        val_tokens: TokenCount(300),
+        split_seed: 1,
+        order: DocumentOrder::Shuffled,
+        windows: WindowMode::Reshuffle,
+        skip_unknown: false,
+    }
+}
+
+/// 300 documents with multi-byte characters, quotes and newlines inside.
+fn texts() -> Vec<String> {
+    (0..300)
+        .map(|d| {
+            let words: Vec<String> = (0..(3 + d % 11))
+                .map(|w| format!("wörd{}", (w * 7 + d) % 13))
+                .collect();
+            format!("doc {d}: \"{}\"\nend é", words.join(" "))
+        })
+        .collect()
+}
+
+fn jsonl(texts: &[String]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (id, text) in texts.iter().enumerate() {
+        let record = serde_json::json!({ "id": id, "text": text });
+        bytes.extend_from_slice(record.to_string().as_bytes());
+        bytes.push(b'\n');
+    }
+    bytes
+}
+
+fn batch(texts: &[String]) -> RecordBatch {
+    let schema = Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("text", DataType::Utf8, true),
+    ]);
+    let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..texts.len() as i64));
+    let text: ArrayRef = Arc::new(StringArray::from_iter_values(texts));
+    RecordBatch::try_new(Arc::new(schema), vec![ids, text]).expect("batch")
+}
+
+/// The corpus written as `name` (two files, so the document order spans files).
+fn write_corpus(folder: &Path, name: &str, texts: &[String]) -> PathBuf {
+    let root = folder.join(name);
+    fs::create_dir_all(&root).expect("mkdir");
+    let (first, second) = texts.split_at(texts.len() / 3);
+    for (part, texts) in [(0, first), (1, second)] {
+        match name {
+            "jsonl" => fs::write(root.join(format!("part{part}.jsonl")), jsonl(texts)),
+            "gz" => {
+                let file =
+                    fs::File::create(root.join(format!("part{part}.jsonl.gz"))).expect("create");
+                let mut encoder = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+                encoder.write_all(&jsonl(texts)).expect("gzip");
+                encoder.finish().map(drop)
+            }
+            "zst" => fs::write(
+                root.join(format!("part{part}.jsonl.zst")),
+                zstd::encode_all(&jsonl(texts)[..], 3).expect("zstd"),
+            ),
+            "parquet" => {
+                let file =
+                    fs::File::create(root.join(format!("part{part}.parquet"))).expect("create");
+                let batch = batch(texts);
+                let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)
+                    .expect("writer");
+                // Two row groups, so the reader crosses a boundary.
+                let half = batch.num_rows() / 2;
+                writer.write(&batch.slice(0, half)).expect("write");
+                writer.flush().expect("row group");
+                writer
+                    .write(&batch.slice(half, batch.num_rows() - half))
+                    .expect("write");
+                writer.close().map(drop).expect("close");
+                Ok(())
+            }
+            "arrow" => {
+                // As `datasets.save_to_disk` lays it out: IPC streams plus metadata.
+                let file = fs::File::create(root.join(format!("data-0000{part}-of-00002.arrow")))
+                    .expect("create");
+                let batch = batch(texts);
+                let mut writer =
+                    arrow_ipc::writer::StreamWriter::try_new(file, &batch.schema()).expect("ipc");
+                writer.write(&batch).expect("write");
+                writer.finish().expect("finish");
+                fs::write(root.join("state.json"), "{}").expect("state");
+                fs::write(root.join("dataset_info.json"), "{}")
+            }
+            "arrow-file" => {
+                let file =
+                    fs::File::create(root.join(format!("part{part}.arrow"))).expect("create");
+                let batch = batch(texts);
+                let mut writer =
+                    arrow_ipc::writer::FileWriter::try_new(file, &batch.schema()).expect("ipc");
+                writer.write(&batch).expect("write");
+                writer
+                    .finish()
+                    .map_err(|error| std::io::Error::other(error.to_string()))
+            }
+            other => panic!("no format {other}"),
+        }
+        .expect("write");
+    }
+    root
+}
+
+const FORMATS: [&str; 6] = ["jsonl", "gz", "zst", "parquet", "arrow", "arrow-file"];
+
+#[test]
+fn every_format_reads_to_the_same_documents_and_tokens() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    let cache = folder.path().join("cache");
+    let texts = texts();
+    let mut reference: Option<(Vec<u32>, Vec<Vec<u32>>)> = None;
+    for format in FORMATS {
+        write_corpus(folder.path(), format, &texts);
+        let corpus = read_corpus(&config(format), &cache, folder.path()).expect(format);
+        assert_eq!(corpus.documents, texts, "{format}");
+        let dataset: Dataset = prepare(&config(format), &cache, folder.path()).expect(format);
+        let streams = (
+            dataset.train_stream().expect("train"),
+            dataset.val_documents.clone(),
+        );
+        match &reference {
+            None => reference = Some(streams),
+            Some(reference) => assert!(&streams == reference, "{format}: other tokens"),
+        }
+    }
+}
+
+#[test]
+fn damaged_files_name_themselves() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    let cache = folder.path().join("cache");
+    let texts = texts();
+    for (format, file, expected) in [
+        ("gz", "part1.jsonl.gz", "truncated or corrupt"),
+        ("zst", "part1.jsonl.zst", "truncated or corrupt"),
+        ("parquet", "part1.parquet", "parquet"),
+    ] {
+        let root = write_corpus(folder.path(), format, &texts);
+        let path = root.join(file);
+        let bytes = fs::read(&path).expect("read");
+        fs::write(&path, &bytes[..bytes.len() * 2 / 3]).expect("truncate");
+        let error = prepare(&config(format), &cache, folder.path())
+            .expect_err(format)
+            .to_string();
+        assert!(
+            error.contains(&path.display().to_string()) && error.contains(expected),
+            "{format}: {error}"
+        );
+    }
+    // A parquet file without the text column says which columns it has.
+    let root = write_corpus(folder.path(), "parquet", &texts);
+    let error = prepare(
+        &DataConfig {
+            text_field: "body".into(),
+            ..config("parquet")
+        },
+        &cache,
+        folder.path(),
+    )
+    .expect_err("no column")
+    .to_string();
+    assert!(
+        error.contains("no column `body`") && error.contains("id, text"),
+        "{error}"
+    );
+    drop(root);
+}
+
+#[test]
+fn two_concurrent_prepares_make_one_store() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    let cache = folder.path().join("cache");
+    let texts: Vec<String> = (0..4000)
+        .map(|d| format!("document {d} {}", "text ".repeat(d % 40)))
+        .collect();
+    write_corpus(folder.path(), "jsonl", &texts);
+    let config = DataConfig {
+        tokenizer: TokenizerSpec::Gpt2,
+        ..config("jsonl")
+    };
+    let results: Vec<(bool, PathBuf, Vec<u32>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| {
+                    let dataset = prepare(&config, &cache, folder.path()).expect("prepare");
+                    (
+                        dataset.cache_hit,
+                        dataset.cache_dir.clone(),
+                        dataset.train_stream().expect("train"),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("thread"))
+            .collect()
+    });
+    let built = results.iter().filter(|(hit, _, _)| !hit).count();
+    assert_eq!(built, 1, "exactly one prepare tokenized the corpus");
+    assert!(
+        results
+            .windows(2)
+            .all(|pair| pair[0].1 == pair[1].1 && pair[0].2 == pair[1].2)
+    );
+    let stores: Vec<_> = fs::read_dir(cache.join("tokens"))
+        .expect("tokens")
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().is_dir())
+        .collect();
+    assert_eq!(stores.len(), 1);
+}

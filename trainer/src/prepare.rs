@@ -1,0 +1,136 @@
+//! `trainer prepare`: tokenize a job's corpus into the token store ahead of training
+//! (a sweep's first step, `harness prepare`), with a progress bar in MB/s and tokens/s
+//! and a summary of what the store holds.
+
+use crate::runfolder::JOB_FILE;
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What `trainer prepare` is asked to do.
+#[derive(Clone, Debug)]
+pub struct PrepareArgs {
+    /// A job folder or its job.yaml.
+    pub job: PathBuf,
+    /// Text per shard in bytes.
+    pub shard_bytes: u64,
+    pub quiet: bool,
+    /// Where the store goes (default: `corpus::cache_root()`).
+    pub cache_root: Option<PathBuf>,
+}
+
+/// What a prepare found or made, for the summary and for tests.
+#[derive(Clone, Debug)]
+pub struct PrepareReport {
+    pub store: PathBuf,
+    pub cache_hit: bool,
+    pub documents: u64,
+    pub tokens: u64,
+    pub text_bytes: u64,
+    pub train_tokens: u64,
+    pub val_tokens: u64,
+    pub seconds: f64,
+}
+
+/// Prepare the corpus of one job: the token store and the job's split.
+pub fn prepare(args: &PrepareArgs) -> Result<PrepareReport> {
+    let (job_dir, job_file) = if args.job.is_dir() {
+        (args.job.clone(), args.job.join(JOB_FILE))
+    } else {
+        let folder = args.job.parent().unwrap_or(Path::new(".")).to_path_buf();
+        (folder, args.job.clone())
+    };
+    let config = jobspec::JobConfig::from_file(&job_file)
+        .with_context(|| format!("reading {}", job_file.display()))?;
+    let cache_root = args.cache_root.clone().unwrap_or_else(corpus::cache_root);
+    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(0);
+        let style = ProgressStyle::with_template(
+            "{bar:30} {bytes}/{total_bytes} [{elapsed_precise} < {eta_precise}] {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar
+    });
+    let clock = Instant::now();
+    let report_progress = |progress: &corpus::Progress| {
+        let seconds = clock.elapsed().as_secs_f64().max(1e-9);
+        let message = format!(
+            "shard {}/{} {:.1} MB/s {:.0} tokens/s",
+            progress.shards_done.min(progress.shards),
+            progress.shards,
+            progress.text_bytes as f64 / 1e6 / seconds,
+            progress.tokens as f64 / seconds
+        );
+        match &bar {
+            Some(bar) => {
+                bar.set_length(progress.input_total);
+                bar.set_position(progress.input_bytes);
+                bar.set_message(message);
+            }
+            None if !args.quiet => eprintln!("prepare: {message}"),
+            None => {}
+        }
+    };
+    let options = corpus::PrepareOptions {
+        shard_bytes: args.shard_bytes,
+        progress: Some(&report_progress),
+    };
+    let dataset = corpus::prepare_with(&config.data, &cache_root, &job_dir, &options)?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let meta = dataset.store_meta();
+    let val_tokens = dataset
+        .val_documents
+        .iter()
+        .map(|document| document.len() as u64)
+        .sum();
+    let report = PrepareReport {
+        store: dataset.cache_dir.clone(),
+        cache_hit: dataset.cache_hit,
+        documents: meta.n_documents,
+        tokens: meta.n_tokens,
+        text_bytes: meta.text_bytes,
+        train_tokens: dataset.train_tokens,
+        val_tokens,
+        seconds: clock.elapsed().as_secs_f64(),
+    };
+    if !args.quiet {
+        let how = if report.cache_hit {
+            "already prepared".to_owned()
+        } else {
+            format!(
+                "prepared in {:.1} s ({:.1} MB/s, {:.0} tokens/s)",
+                report.seconds,
+                report.text_bytes as f64 / 1e6 / report.seconds.max(1e-9),
+                report.tokens as f64 / report.seconds.max(1e-9)
+            )
+        };
+        eprintln!(
+            "{}: {how}\n  {} documents, {} tokens ({} ids, {}) from {:.1} MB of text in {} shard(s)\n  split: {} tokens to train on, {} held out (val_tokens {}, split_seed {})",
+            report.store.display(),
+            report.documents,
+            report.tokens,
+            meta.vocab_size,
+            meta.dtype,
+            report.text_bytes as f64 / 1e6,
+            meta.shards.len(),
+            report.train_tokens,
+            report.val_tokens,
+            config.data.val_tokens.get(),
+            config.data.split_seed,
+        );
+        if meta.missing.records > 0 {
+            eprintln!(
+                "  warning: {} records had no string field `{}` and were skipped (the first at {})",
+                meta.missing.records,
+                config.data.text_field,
+                meta.missing.first.as_deref().unwrap_or("?")
+            );
+        }
+    }
+    Ok(report)
+}
