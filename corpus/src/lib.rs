@@ -68,6 +68,13 @@ pub fn prepare_with(
     options: &PrepareOptions<'_>,
 ) -> Result<Dataset, CorpusError> {
     let prepared = prepare_store(config, cache_root, base_dir, options)?;
+    if let Some(first) = prepared.skipped.first() {
+        eprintln!(
+            "corpus: skipped {} file(s) of no known format (data.skip_unknown), the first {}",
+            prepared.skipped.len(),
+            first.display()
+        );
+    }
     let shuffle_train = config.order == jobspec::DocumentOrder::Shuffled;
     let (val_tokens, seed) = (config.val_tokens.get(), config.split_seed);
     let path = split::split_path(&prepared.store.folder, val_tokens, seed, shuffle_train);

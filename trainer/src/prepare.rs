@@ -55,6 +55,8 @@ pub fn prepare(args: &PrepareArgs) -> Result<PrepareReport> {
         bar
     });
     let clock = Instant::now();
+    // Without a terminal (a log file), a line every 10 s at most.
+    let last_line = std::sync::Mutex::new(None::<Instant>);
     let report_progress = |progress: &corpus::Progress| {
         let seconds = clock.elapsed().as_secs_f64().max(1e-9);
         let message = format!(
@@ -70,7 +72,15 @@ pub fn prepare(args: &PrepareArgs) -> Result<PrepareReport> {
                 bar.set_position(progress.input_bytes);
                 bar.set_message(message);
             }
-            None if !args.quiet => eprintln!("prepare: {message}"),
+            None if !args.quiet => {
+                let mut last = last_line
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if last.is_none_or(|at| at.elapsed().as_secs_f64() >= 10.0) {
+                    eprintln!("prepare: {message}");
+                    *last = Some(Instant::now());
+                }
+            }
             None => {}
         }
     };
