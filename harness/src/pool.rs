@@ -89,6 +89,20 @@ pub fn run_pool(
     result
 }
 
+/// The checks [`run_pool`] makes before it starts anything (every job can run on
+/// these slots), made without starting: so a sweep that cannot run is refused before
+/// its corpora are prepared.
+pub fn check(jobs: &[JobRow], options: &PoolOptions) -> anyhow::Result<()> {
+    for job in jobs {
+        let phase = plan_job(job, options.max_retries)?;
+        if matches!(phase, Phase::Queued | Phase::External(_)) {
+            let (shape, _) = folder_shape(job);
+            check_fits(&job.id, shape, &options.slots)?;
+        }
+    }
+    Ok(())
+}
+
 struct Pool<'a> {
     jobs: &'a [JobRow],
     options: &'a PoolOptions,

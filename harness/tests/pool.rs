@@ -10,7 +10,9 @@ use std::process::{Command, Output};
 
 /// What the fake trainer writes to `<job>/fake.txt`: `<devices>|<start ns>|<end ns>|<args>`.
 const FAKE_TRAINER: &str = r#"#!/bin/sh
-# Called as: trainer run <job-dir> --threads N
+# Called as: trainer run <job-dir> --threads N (and `trainer prepare <job-dir>` first,
+# which has nothing to do here)
+[ "$1" = prepare ] && exit 0
 job=$2
 start=$(date +%s%N)
 sleep 1
@@ -248,6 +250,7 @@ fn jobs_the_pool_cannot_run_are_refused_by_name_before_any_starts() {
 /// A trainer that starts another rank (here a `sleep`) and ignores SIGTERM, as a
 /// rank stuck in a collective might; it records both pids.
 const STUCK_TRAINER: &str = r#"#!/bin/sh
+[ "$1" = prepare ] && exit 0
 job=$2
 trap '' TERM
 sleep 60 &

@@ -184,6 +184,24 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Measure the data path (used by bench/data.py, `just bench-data`): with JOB, the
+    /// cost of a prepared job's data (open, budget, batches) as JSON; with --tokenize,
+    /// the tokenizer's own MB/s on a jsonl file, on every core.
+    #[command(hide = true)]
+    BenchData {
+        /// A prepared job folder.
+        #[arg(long)]
+        job: Option<PathBuf>,
+        /// Batches to time.
+        #[arg(long, default_value_t = 200)]
+        steps: u64,
+        /// A jsonl file to measure the tokenizer on instead.
+        #[arg(long)]
+        tokenize: Option<PathBuf>,
+        /// MB of its text to tokenize.
+        #[arg(long, default_value_t = 64.0)]
+        megabytes: f64,
+    },
     /// Measure one benchmark case given as JSON (used by `bench`, one process per case).
     #[command(hide = true)]
     BenchOne { case: String },
@@ -472,6 +490,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 worst <= tolerance,
                 "the harness and the PyTorch reference disagree: largest relative difference {worst:.2e} > {tolerance:.0e}"
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchData {
+            job,
+            steps,
+            tokenize,
+            megabytes,
+        } => {
+            if let Some(file) = tokenize {
+                let rate = trainer::prepare::bench_tokenizer(
+                    &file,
+                    &jobspec::TokenizerSpec::Gpt2,
+                    megabytes,
+                )?;
+                println!("{}", serde_json::json!({ "tokenizer_mb_s": rate }));
+            }
+            if let Some(job) = job {
+                let cost = trainer::prepare::bench_data(&job, steps)?;
+                println!("{}", serde_json::to_string(&cost)?);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchEval {
