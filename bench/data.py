@@ -90,6 +90,25 @@ def run(command, env, timeout=3600):
     return wall, out.decode(), err.decode()
 
 
+def run_peak(command, env):
+    """Run a command; returns (wall seconds, its peak RSS in MB from wait4's rusage)."""
+    start = time.monotonic()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.monotonic() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 3):
+        sys.stderr.write(process.stderr.read().decode(errors="replace"))
+        raise SystemExit(f"{' '.join(map(str, command))} failed ({code})")
+    process.returncode = code
+    return wall, usage.ru_maxrss / 1024
+
+
+def median(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
 def descendants(pid: int):
     children = []
     try:
@@ -146,6 +165,7 @@ def main():
     parser.add_argument("--work", default=None, help="scratch folder (default: a temp folder, removed)")
     parser.add_argument("--ranks", type=int, default=8, help="CPU ranks of the multi-rank row (0: skip)")
     parser.add_argument("--json", default=None, help="also write the rows here")
+    parser.add_argument("--repeat", type=int, default=3, help="job start-up runs per size (median)")
     args = parser.parse_args()
     trainer = str(Path(args.trainer).resolve())
     work = Path(args.work) if args.work else Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-data-{os.getpid()}"
@@ -162,7 +182,14 @@ def main():
             _, out, _ = run([trainer, "bench-data", "--tokenize", str(corpus / "part-00000.jsonl"), "--megabytes", "32"], env)
             limit = json.loads(out.strip().splitlines()[-1])["tokenizer_mb_s"]
             prepare_s, _, err = run([trainer, "prepare", "--quiet", str(job)], env, timeout=6 * 3600)
-            start_s, start_rss, _, _ = run_sampled([trainer, "run", "--quiet", "--threads", "2", "--max-steps", "1", str(job)], env)
+            # Start-up to the end of step 1, from scratch each time (a resumed run would
+            # load a checkpoint instead): the median of --repeat runs.
+            starts = []
+            for repeat in range(args.repeat):
+                fresh = write_job(work / f"job-{size}gb-run{repeat}", corpus, "2M")
+                starts.append(run_peak([trainer, "run", "--quiet", "--threads", "2", "--max-steps", "1", str(fresh)], env))
+            start_s = median([wall for wall, _ in starts])
+            start_rss = median([rss for _, rss in starts])
             _, out, _ = run([trainer, "bench-data", "--job", str(job), "--steps", "200"], env)
             cost = json.loads(out.strip().splitlines()[-1])
             tokens = cost["store_tokens"]
@@ -190,7 +217,7 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
     cores = os.cpu_count() or 1
     print(f"\n## Data at scale ({cores} cores; synthetic jsonl, GPT-2 tokenizer, nano model)\n")
-    print("| text | tokens | prepare | MB/s | MB/s per core | tokenizer limit MB/s | limit / prepare | job start (1 step) | job RSS | store open | budget | batch (8x257) | peak RSS (bench-data) |")
+    print("| text | tokens | prepare | MB/s | MB/s per core | tokenizer limit MB/s | limit / prepare | job start (1 step, median) | job peak RSS | store open | budget | batch (8x257) | peak RSS (bench-data) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(
@@ -206,17 +233,30 @@ def main():
             if "ranks" in row:
                 print(f"| {row['text_gb']:.2f} GB | {row['ranks']} | {row['ranks_start_s']:.1f} s | {row['ranks_rss_sum_mb']:.0f} MB | {row['ranks_rss_max_mb']:.0f} MB |")
     if len(rows) >= 2:
-        first, last = rows[0], rows[-1]
-        per_token = lambda key: (last[key] - first[key]) / (last["tokens"] - first["tokens"])
-        scale = 100e9
-        print("\nExtrapolated to 100B tokens with the slope between the smallest and largest corpus:")
-        print(f"- prepare: {last['prepare_s'] / last['tokens'] * scale / 3600:.1f} h on {cores} cores at the measured rate "
-              f"({last['prepare_s'] / last['tokens'] * scale / 3600 * cores / 64:.1f} h on 64 cores if it scales with cores)")
-        print(f"- job start-up: {first['start_s'] + per_token('start_s') * (scale - first['tokens']):.2f} s "
-              f"(slope {per_token('start_s') * 1e9:.3f} s per 1B tokens)")
-        print(f"- job RSS: {first['start_rss_mb'] + per_token('start_rss_mb') * (scale - first['tokens']):.0f} MB "
-              f"(slope {per_token('start_rss_mb') * 1e9:.2f} MB per 1B tokens)")
-        print(f"- store open: {(first['open_s'] + per_token('open_s') * (scale - first['tokens'])) * 1e3:.0f} ms")
+        xs = [row["tokens"] for row in rows]
+
+        def fit(key):
+            """Least-squares slope (per token) and the value it gives at 100B tokens."""
+            ys = [row[key] for row in rows]
+            mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+            slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+            return slope, my + slope * (100e9 - mx), min(ys), max(ys)
+
+        last = rows[-1]
+        hours = last["prepare_s"] / last["tokens"] * 100e9 / 3600
+        print(f"\nExtrapolated to 100B tokens (least-squares line through the {len(rows)} sizes):")
+        print(f"- prepare: {hours:.1f} h on {cores} cores at the largest size's rate; "
+              f"{hours * cores / 64:.1f} h on 64 cores if it scales with cores as tokenization does")
+        for key, name, unit, scale in [
+            ("start_s", "job start-up to the end of step 1", "s", 1.0),
+            ("start_rss_mb", "job peak RSS (model included)", "MB", 1.0),
+            ("peak_rss_mb", "data path peak RSS (bench-data, no model)", "MB", 1.0),
+            ("open_s", "store and split open", "ms", 1e3),
+            ("batch_ms", "one step's batch", "ms", 1.0),
+        ]:
+            slope, at, low, high = fit(key)
+            print(f"- {name}: measured {low * scale:.3g}-{high * scale:.3g} {unit}; slope "
+                  f"{slope * 1e9 * scale:+.3g} {unit} per 1B tokens; line at 100B: {at * scale:.3g} {unit}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

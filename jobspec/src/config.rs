@@ -85,9 +85,10 @@ impl TokenizerSpec {
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// A built-in corpus name (`sotu`, `wiki`, `moby`, see docs/data.md) or a path to a
-    /// text file, a jsonl file, or a folder of them.
+    /// file or a folder of files: .txt/.md, .jsonl/.json, .jsonl.gz, .jsonl.zst, .parquet,
+    /// .arrow (docs/data.md).
     pub corpus: String,
-    /// Field holding the text in jsonl records.
+    /// Field (JSON lines) or column (parquet, Arrow) holding the text.
     #[serde(default = "default_text_field")]
     pub text_field: String,
     pub tokenizer: TokenizerSpec,

@@ -202,6 +202,24 @@ fn a_sweep_through_slurm_equals_a_local_run() {
     let script = std::fs::read_to_string(slurm.join("slurm/array-1.sh")).expect("script kept");
     assert!(script.contains("#SBATCH --array=0-1\n"), "{script}");
     assert!(script.contains("--threads 1"), "{script}");
+    // The corpus was prepared once, by its own Slurm job, which the array waited for.
+    assert!(script.contains("#SBATCH --dependency=afterok:"), "{script}");
+    let prepare =
+        std::fs::read_to_string(slurm.join("slurm/prepare-1.sh")).expect("prepare script");
+    assert_eq!(
+        prepare.matches(" prepare '").count(),
+        1,
+        "one corpus: {prepare}"
+    );
+    let logs: Vec<String> = std::fs::read_dir(slurm.join("slurm/logs"))
+        .expect("logs")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("prepare-"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let log = std::fs::read_to_string(slurm.join("slurm/logs").join(&logs[0])).expect("log");
+    assert!(log.contains("tokens to train on"), "{log}");
 }
 
 #[test]
@@ -431,7 +449,9 @@ fn a_two_task_job_through_slurm_equals_the_local_two_rank_run() {
 /// script told it, prints a line (to the job's log.txt), holds on for a second so the ranks overlap, and rank 0 marks the
 /// job done. (The real trainer's ranks are tested once it has them.)
 const FAKE_RANK: &str = r#"#!/bin/sh
-# Called by srun as: trainer run <job-dir> --threads N
+# Called by srun as: trainer run <job-dir> --threads N (and by the prepare job as
+# `trainer prepare <job-dir>`, which has nothing to do here)
+[ "$1" = prepare ] && exit 0
 job=$2
 echo "rank=${SLURM_PROCID-} ntasks=${SLURM_NTASKS-} local=${SLURM_LOCALID-} cpus=${SLURM_CPUS_PER_TASK-} gpus=${CUDA_VISIBLE_DEVICES-} addr=${CROSSOVER_MASTER_ADDR-} port=${CROSSOVER_MASTER_PORT-}" >>"$job/ranks.txt"
 echo "output of rank ${SLURM_PROCID-}"

@@ -115,9 +115,30 @@ fn submit(
         ));
     }
     let mut lines = Vec::new();
+    let rows_to_run: Vec<JobRow> = chosen.iter().map(|row| (*row).clone()).collect();
+    let units = crate::prepare::units(&rows_to_run)?;
+    let prepare_job = if units.is_empty() {
+        None
+    } else {
+        let (id, script) = submit_prepare(results, name, &units, settings, options)?;
+        lines.push(format!(
+            "submitted the preparation of {} corpus(es) as Slurm job {id} (script {}); the arrays start when it succeeds",
+            units.len(),
+            script.display()
+        ));
+        Some(id)
+    };
     for (shape, group) in by_shape(&chosen) {
         let number = submissions.len() + 1;
-        let submission = submit_array(results, name, &group, shape, number, settings, options)?;
+        let submission = submit_array(
+            results,
+            name,
+            &group,
+            (shape, prepare_job.as_deref()),
+            number,
+            settings,
+            options,
+        )?;
         let each = if shape == Shape::SINGLE {
             String::new()
         } else {
@@ -154,12 +175,51 @@ fn by_shape<'a>(rows: &[&'a JobRow]) -> Vec<(Shape, Vec<&'a JobRow>)> {
     groups
 }
 
-/// Write array `number`'s job list and script for `jobs` (all of one shape) and sbatch it.
+/// Write the prepare job's script (`slurm/prepare-<n>.sh`) and sbatch it: its id,
+/// and the script's path.
+fn submit_prepare(
+    results: &Path,
+    name: &str,
+    units: &[crate::prepare::Unit],
+    settings: &Settings,
+    options: &SubmitOptions,
+) -> anyhow::Result<(String, PathBuf)> {
+    let dir = slurm_dir(results);
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let trainer = std::path::absolute(&options.trainer)
+        .with_context(|| format!("resolving {}", options.trainer.display()))?;
+    let folders = units
+        .iter()
+        .map(|unit| std::path::absolute(&unit.folder))
+        .collect::<Result<Vec<_>, _>>()
+        .context("resolving the job folders")?;
+    let text = script::render_prepare(
+        settings,
+        &script::PrepareInput {
+            sweep_name: name,
+            slurm_log_dir: &logs,
+            trainer: &trainer,
+            folders: &folders,
+        },
+    )?;
+    let mut number = 1;
+    while dir.join(format!("prepare-{number}.sh")).exists() {
+        number += 1;
+    }
+    let script_path = dir.join(format!("prepare-{number}.sh"));
+    write(&script_path, &text)?;
+    let id = client::sbatch(&script_path, results)?;
+    Ok((id, script_path))
+}
+
+/// Write array `number`'s job list and script for `jobs` (all of one shape) and sbatch
+/// it, after the prepare job if there is one.
 fn submit_array(
     results: &Path,
     name: &str,
     jobs: &[&JobRow],
-    shape: Shape,
+    (shape, after): (Shape, Option<&str>),
     number: usize,
     settings: &Settings,
     options: &SubmitOptions,
@@ -178,6 +238,7 @@ fn submit_array(
         slurm_log_dir: &logs,
         trainer: &trainer,
         shape,
+        after,
     };
     let text = script::render(settings, &input)?;
     let mut folders = String::new();

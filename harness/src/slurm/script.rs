@@ -30,6 +30,8 @@ pub struct ScriptInput<'a> {
     pub trainer: &'a Path,
     /// Every job's shape: processes per node and nodes.
     pub shape: Shape,
+    /// The Slurm job that prepares the corpora: the array starts once it succeeded.
+    pub after: Option<&'a str>,
 }
 
 /// `text` as one single-quoted shell word: nothing inside is expanded.
@@ -82,6 +84,79 @@ pub fn render(settings: &Settings, input: &ScriptInput) -> anyhow::Result<String
     Ok(out)
 }
 
+/// What the prepare job's script needs besides the settings.
+pub struct PrepareInput<'a> {
+    pub sweep_name: &'a str,
+    pub slurm_log_dir: &'a Path,
+    pub trainer: &'a Path,
+    /// One job folder per corpus to prepare (absolute).
+    pub folders: &'a [std::path::PathBuf],
+}
+
+/// The script of the job that tokenizes a sweep's corpora into the token store
+/// (`trainer prepare`, one corpus after another, every CPU of the task) before its
+/// arrays start: CPU work, so no GPUs are asked for; the sweep's partition, account,
+/// QoS, time, memory and CPUs are.
+pub fn render_prepare(settings: &Settings, input: &PrepareInput) -> anyhow::Result<String> {
+    let log_dir = check_sbatch_path(input.slurm_log_dir)?;
+    let mut out = String::from("#!/bin/bash\n");
+    let _ = writeln!(
+        out,
+        "# Sweep `{}`: tokenize its {} corpus(es) into the token store once, before its \
+         arrays start (they depend on this job), written by `harness run --backend slurm`.",
+        input.sweep_name,
+        input.folders.len()
+    );
+    let mut lines = vec![
+        format!("--job-name={}-prepare", input.sweep_name),
+        format!("--output={log_dir}/prepare-%j.out"),
+    ];
+    let named = [
+        ("partition", &settings.partition),
+        ("account", &settings.account),
+        ("qos", &settings.qos),
+        ("time", &settings.time),
+        ("mem", &settings.mem),
+    ];
+    for (option, value) in named {
+        if let Some(value) = value {
+            lines.push(format!("--{option}={value}"));
+        }
+    }
+    if let Some(cpus) = settings.cpus_per_task {
+        lines.push(format!("--cpus-per-task={cpus}"));
+    }
+    for line in &lines {
+        let _ = writeln!(out, "#SBATCH {line}");
+    }
+    for line in &settings.extra {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str("set -eo pipefail\n");
+    if let Some(setup) = &settings.setup {
+        out.push_str("\n# Setup: the sweep file's slurm.setup, verbatim.\n");
+        out.push_str(setup.trim_end());
+        out.push('\n');
+    }
+    out.push_str(
+        "\n# The store goes under $CROSSOVER_CACHE (default ~/.cache/crossover): every node\n\
+         # must see it. A prepare cut short (a time limit) fails this job, which cancels the\n\
+         # arrays; the next `harness run` resubmits both and the prepare resumes from its\n\
+         # finished shards. A corpus that cannot be read (a user error) fails only its own\n\
+         # jobs, which report the same error, as a local run does.\n",
+    );
+    let trainer = shell_quote(&input.trainer.display().to_string());
+    for folder in input.folders {
+        let folder = shell_quote(&folder.display().to_string());
+        let _ = writeln!(
+            out,
+            "{trainer} prepare {folder} || echo \"prepare of \"{folder}\" failed (above): its jobs will report it\" >&2"
+        );
+    }
+    Ok(out)
+}
+
 fn sbatch_lines(settings: &Settings, input: &ScriptInput, log_dir: &str) -> String {
     let last = input.tasks - 1;
     let cap = settings
@@ -92,6 +167,12 @@ fn sbatch_lines(settings: &Settings, input: &ScriptInput, log_dir: &str) -> Stri
         format!("--array=0-{last}{cap}"),
         format!("--output={log_dir}/%A_%a.out"),
     ];
+    if let Some(prepare) = input.after {
+        // If the prepare job fails, Slurm cancels the array instead of leaving it
+        // pending forever; a later `harness run` resubmits both (prepare resumes).
+        lines.push(format!("--dependency=afterok:{prepare}"));
+        lines.push("--kill-on-invalid-dep=yes".into());
+    }
     let shape = input.shape;
     if shape != Shape::SINGLE {
         lines.push(format!("--nodes={}", shape.nodes));

@@ -24,6 +24,7 @@ fn input<'a>(dir: &'a Path, file: &'a Path, trainer: &'a Path) -> ScriptInput<'a
         slurm_log_dir: dir,
         trainer,
         shape: Shape::SINGLE,
+        after: None,
     }
 }
 
@@ -302,4 +303,62 @@ fn check_syntax(script: &str) {
         "{}\n{script}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[test]
+fn arrays_wait_for_the_prepare_job_which_asks_for_no_gpu() {
+    let dir = PathBuf::from("/r/slurm/logs");
+    let file = PathBuf::from("/r/slurm/array-1.txt");
+    let trainer = PathBuf::from("/bin/trainer");
+    let settings = Settings {
+        partition: Some("gpu".into()),
+        gres: Some("gpu:1".into()),
+        time: Some("48:00:00".into()),
+        cpus_per_task: Some(16),
+        setup: Some("module load cuda\n".into()),
+        ..Settings::default()
+    };
+    let waiting = ScriptInput {
+        after: Some("4242"),
+        ..input(&dir, &file, &trainer)
+    };
+    let script = render(&settings, &waiting).expect("renders");
+    for expected in [
+        "#SBATCH --dependency=afterok:4242\n",
+        "#SBATCH --kill-on-invalid-dep=yes\n",
+    ] {
+        assert!(script.contains(expected), "{expected} in\n{script}");
+    }
+    let alone = render(&settings, &input(&dir, &file, &trainer)).expect("renders");
+    assert!(!alone.contains("--dependency"), "{alone}");
+
+    let folders = [PathBuf::from("/r/jobs/a"), PathBuf::from("/r/it's/b")];
+    let prepare = render_prepare(
+        &settings,
+        &PrepareInput {
+            sweep_name: "smoke",
+            slurm_log_dir: &dir,
+            trainer: &trainer,
+            folders: &folders,
+        },
+    )
+    .expect("renders");
+    for expected in [
+        "#SBATCH --job-name=smoke-prepare\n",
+        "#SBATCH --output=/r/slurm/logs/prepare-%j.out\n",
+        "#SBATCH --partition=gpu\n",
+        "#SBATCH --time=48:00:00\n",
+        "#SBATCH --cpus-per-task=16\n",
+        "module load cuda\n",
+        "'/bin/trainer' prepare '/r/jobs/a' || echo",
+        "'/bin/trainer' prepare '/r/it'\\''s/b' || echo",
+    ] {
+        assert!(prepare.contains(expected), "{expected} in\n{prepare}");
+    }
+    assert!(!prepare.contains("gres"), "{prepare}");
+    let check = std::process::Command::new("bash")
+        .args(["-n", "-c", &prepare])
+        .status()
+        .expect("bash");
+    assert!(check.success(), "{prepare}");
 }
