@@ -405,10 +405,10 @@ fn write_shard(
     for file in files {
         let mut missing = Missing::default();
         read::for_each_document(file, text_field, &mut missing, &mut |text| {
-            if shard.push(text, progress)? {
-                if let Some(report) = options.progress {
-                    report(progress);
-                }
+            if shard.push(text, progress)?
+                && let Some(report) = options.progress
+            {
+                report(progress);
             }
             Ok(())
         })?;

@@ -231,3 +231,48 @@ fn two_concurrent_prepares_make_one_store() {
         .collect();
     assert_eq!(stores.len(), 1);
 }
+
+#[test]
+fn many_small_shards_read_back_as_one_stream() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    let texts = texts();
+    // Ten files, so that 1-byte shards give ten shards and windows cross them.
+    let root = folder.path().join("many");
+    fs::create_dir_all(&root).expect("mkdir");
+    for (part, chunk) in texts.chunks(30).enumerate() {
+        fs::write(root.join(format!("part{part:02}.jsonl")), jsonl(chunk)).expect("write");
+    }
+    let one = prepare(&config("many"), &folder.path().join("one"), folder.path()).expect("one");
+    let options = corpus::PrepareOptions {
+        shard_bytes: 1,
+        progress: None,
+    };
+    let many = corpus::prepare_with(
+        &config("many"),
+        &folder.path().join("many-shards"),
+        folder.path(),
+        &options,
+    )
+    .expect("many");
+    assert_eq!(
+        (
+            one.store_meta().shards.len(),
+            many.store_meta().shards.len()
+        ),
+        (1, 10)
+    );
+    assert_eq!(
+        one.train_stream().expect("one"),
+        many.train_stream().expect("many")
+    );
+    assert_eq!(one.val_documents, many.val_documents);
+    // Windows cut across documents (and so shards) read the same rows either way.
+    let (a, b) = (one.budget(2000).expect("a"), many.budget(2000).expect("b"));
+    let windows = corpus::Windows::try_new(a.len(), 64, 5).expect("windows");
+    for step in 0..40 {
+        assert_eq!(
+            windows.read_batch(&a, step, 4).expect("a"),
+            windows.read_batch(&b, step, 4).expect("b")
+        );
+    }
+}
