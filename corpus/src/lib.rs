@@ -111,9 +111,7 @@ pub fn prepare_store(
     base_dir: &Path,
     options: &PrepareOptions<'_>,
 ) -> Result<Prepared, CorpusError> {
-    let source = read::resolve(&config.corpus, cache_root, base_dir)?;
-    let listing = read::list(&source, config.skip_unknown)?;
-    let corpus_hash = manifest::corpus_hash(&listing, &config.text_field, cache_root)?;
+    let (listing, corpus_hash) = identify(config, cache_root, base_dir)?;
     let tokenizer_id = tokenizer::tokenizer_id_for(config, &corpus_hash, base_dir)?;
     let folder = store::entry_dir(cache_root, &corpus_hash, &tokenizer_id);
     if let Some(store) = store::Store::open(&folder, &corpus_hash, &tokenizer_id)? {
@@ -175,15 +173,26 @@ pub fn prepare_store(
     })
 }
 
+/// The files of the corpus `config` names and its content hash (from the manifest
+/// when the files' names, sizes and times are unchanged).
+fn identify(
+    config: &DataConfig,
+    cache_root: &Path,
+    base_dir: &Path,
+) -> Result<(Listing, String), CorpusError> {
+    let source = read::resolve(&config.corpus, cache_root, base_dir)?;
+    let listing = read::list(&source, config.skip_unknown)?;
+    let hash = manifest::corpus_hash(&listing, &config.text_field, cache_root)?;
+    Ok((listing, hash))
+}
+
 /// The documents of the corpus `config` names, in memory (small corpora).
 pub fn read_corpus(
     config: &DataConfig,
     cache_root: &Path,
     base_dir: &Path,
 ) -> Result<Corpus, CorpusError> {
-    let source = read::resolve(&config.corpus, cache_root, base_dir)?;
-    let listing = read::list(&source, config.skip_unknown)?;
-    let hash = manifest::corpus_hash(&listing, &config.text_field, cache_root)?;
+    let (listing, hash) = identify(config, cache_root, base_dir)?;
     read::read_all(&listing, &config.text_field, hash)
 }
 
@@ -194,9 +203,7 @@ pub fn load_tokenizer(
     cache_root: &Path,
     base_dir: &Path,
 ) -> Result<Tokenizer, CorpusError> {
-    let source = read::resolve(&config.corpus, cache_root, base_dir)?;
-    let listing = read::list(&source, config.skip_unknown)?;
-    let hash = manifest::corpus_hash(&listing, &config.text_field, cache_root)?;
+    let (listing, hash) = identify(config, cache_root, base_dir)?;
     let documents = || {
         read::read_all(&listing, &config.text_field, hash.clone()).map(|corpus| corpus.documents)
     };

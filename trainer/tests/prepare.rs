@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
 /// A jsonl corpus of `files` files of about `kb` KB of varied English-like text.
 fn write_jsonl_corpus(folder: &Path, files: usize, kb: usize) {
     let words = [
@@ -37,13 +39,7 @@ fn write_jsonl_corpus(folder: &Path, files: usize, kb: usize) {
         "history",
     ];
     std::fs::create_dir_all(folder).expect("corpus folder");
-    let mut state = 5u64;
-    let mut next = |n: usize| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) as usize % n
-    };
+    let mut next = common::draws(5);
     for file in 0..files {
         let mut lines = String::new();
         while lines.len() < kb * 1024 {
@@ -81,6 +77,16 @@ fn prepare_command(job: &Path, cache: &Path) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command
+}
+
+/// `trainer prepare JOB` with its summary on stderr.
+fn prepare_verbose(job: &Path, cache: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .arg("prepare")
+        .arg(job)
+        .env("CROSSOVER_CACHE", cache)
+        .output()
+        .expect("prepare")
 }
 
 /// Every file under `folder` (relative path -> bytes), lock files left out.
@@ -192,12 +198,7 @@ fn prepare_prints_what_the_store_holds_and_names_bad_files() {
     )
     .expect("write");
     let job = write_job(root, &root.join("corpus"));
-    let output = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .arg("prepare")
-        .arg(&job)
-        .env("CROSSOVER_CACHE", root.join("cache"))
-        .output()
-        .expect("prepare");
+    let output = prepare_verbose(&job, &root.join("cache"));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     for expected in [
@@ -213,22 +214,12 @@ fn prepare_prints_what_the_store_holds_and_names_bad_files() {
             "`{expected}` missing from:\n{stderr}"
         );
     }
-    let again = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .arg("prepare")
-        .arg(&job)
-        .env("CROSSOVER_CACHE", root.join("cache"))
-        .output()
-        .expect("prepare");
+    let again = prepare_verbose(&job, &root.join("cache"));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already prepared"));
 
     // A stray file of no known format stops the prepare and is named.
     std::fs::write(root.join("corpus/notes.csv"), "a,b\n").expect("write");
-    let output = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .arg("prepare")
-        .arg(&job)
-        .env("CROSSOVER_CACHE", root.join("cache"))
-        .output()
-        .expect("prepare");
+    let output = prepare_verbose(&job, &root.join("cache"));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(

@@ -111,21 +111,7 @@ pub fn render_prepare(settings: &Settings, input: &PrepareInput) -> anyhow::Resu
         format!("--job-name={}-prepare", input.sweep_name),
         format!("--output={log_dir}/prepare-%j.out"),
     ];
-    let named = [
-        ("partition", &settings.partition),
-        ("account", &settings.account),
-        ("qos", &settings.qos),
-        ("time", &settings.time),
-        ("mem", &settings.mem),
-    ];
-    for (option, value) in named {
-        if let Some(value) = value {
-            lines.push(format!("--{option}={value}"));
-        }
-    }
-    if let Some(cpus) = settings.cpus_per_task {
-        lines.push(format!("--cpus-per-task={cpus}"));
-    }
+    lines.extend(resource_lines(settings, None));
     for line in &lines {
         let _ = writeln!(out, "#SBATCH {line}");
     }
@@ -157,6 +143,27 @@ pub fn render_prepare(settings: &Settings, input: &PrepareInput) -> anyhow::Resu
     Ok(out)
 }
 
+/// The `#SBATCH` options (without the prefix) for where and with what a job runs:
+/// partition, account, QoS, time, GPUs (when given), memory and CPUs per task.
+fn resource_lines(settings: &Settings, gres: Option<&String>) -> Vec<String> {
+    let named = [
+        ("partition", settings.partition.as_ref()),
+        ("account", settings.account.as_ref()),
+        ("qos", settings.qos.as_ref()),
+        ("time", settings.time.as_ref()),
+        ("gres", gres),
+        ("mem", settings.mem.as_ref()),
+    ];
+    let mut lines: Vec<String> = named
+        .into_iter()
+        .filter_map(|(option, value)| value.map(|value| format!("--{option}={value}")))
+        .collect();
+    if let Some(cpus) = settings.cpus_per_task {
+        lines.push(format!("--cpus-per-task={cpus}"));
+    }
+    lines
+}
+
 fn sbatch_lines(settings: &Settings, input: &ScriptInput, log_dir: &str) -> String {
     let last = input.tasks - 1;
     let cap = settings
@@ -182,22 +189,7 @@ fn sbatch_lines(settings: &Settings, input: &ScriptInput, log_dir: &str) -> Stri
         .gres
         .as_ref()
         .map(|gres| gres_per_node(gres, shape.devices));
-    let named = [
-        ("partition", &settings.partition),
-        ("account", &settings.account),
-        ("qos", &settings.qos),
-        ("time", &settings.time),
-        ("gres", &gres),
-        ("mem", &settings.mem),
-    ];
-    for (option, value) in named {
-        if let Some(value) = value {
-            lines.push(format!("--{option}={value}"));
-        }
-    }
-    if let Some(cpus) = settings.cpus_per_task {
-        lines.push(format!("--cpus-per-task={cpus}"));
-    }
+    lines.extend(resource_lines(settings, gres.as_ref()));
     match settings.requeue {
         Some(true) => lines.push("--requeue".into()),
         Some(false) => lines.push("--no-requeue".into()),

@@ -1,4 +1,6 @@
 //! Helpers shared by the trainer's integration tests.
+// Each test crate includes this module and uses part of it.
+#![allow(dead_code)]
 
 use std::path::Path;
 
@@ -29,13 +31,7 @@ pub fn write_corpus(folder: &Path, documents: usize) {
         "a new law",
     ];
     std::fs::create_dir_all(folder).expect("corpus folder");
-    let mut state = 17u64;
-    let mut next = |n: usize| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) as usize % n
-    };
+    let mut next = draws(17);
     for document in 0..documents {
         let mut text = String::new();
         for _ in 0..40 {
@@ -47,5 +43,16 @@ pub fn write_corpus(folder: &Path, documents: usize) {
             ));
         }
         std::fs::write(folder.join(format!("doc{document:03}.txt")), text).expect("document");
+    }
+}
+
+/// A small deterministic generator of draws in `0..n` (Knuth's MMIX LCG), for test data.
+pub fn draws(seed: u64) -> impl FnMut(usize) -> usize {
+    let mut state = seed;
+    move |n: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize % n
     }
 }
