@@ -147,9 +147,12 @@ pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64, gpu_gib: f64) 
         "devices".into(),
         "hours".into(),
         "GiB/GPU".into(),
+        "evals".into(),
+        "disk".into(),
     ]);
     let mut rows = vec![header];
     let (mut tokens, mut flops, mut hours) = (0u64, 0.0f64, 0.0f64);
+    let mut disk_total = 0.0f64;
     let mut too_big = Vec::new();
     for job in &sweep.jobs {
         let mut row = vec![job.id.clone()];
@@ -175,12 +178,16 @@ pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64, gpu_gib: f64) 
         if memory > gpu_gib * f64::from(1u32 << 30) {
             too_big.push(format!("{} ({})", job.id, gib_cell(memory)));
         }
+        let disk = job.config.planned_checkpoint_bytes().unwrap_or(f64::NAN);
         row.extend([
             hours_cell(gpu_hours),
             processes.to_string(),
             hours_cell(job_wall),
             gib_cell(memory),
+            job.config.planned_evaluations().to_string(),
+            disk_cell(disk),
         ]);
+        disk_total += disk;
         tokens += job_tokens;
         flops += job_flops;
         hours += job_wall;
@@ -193,6 +200,10 @@ pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64, gpu_gib: f64) 
         hours,
     };
     out.push_str(&summary(sweep, &totals, tokens_per_s, mfu));
+    out.push_str(&format!(
+        "disk: {} of checkpoints when every job is done (per job: the newest checkpoint in full, 12 bytes a parameter, plus each earlier evaluation's as train.keep says: weights 4, all 12, none 0); `harness clean --checkpoints` then frees 8 bytes a parameter per job\n",
+        disk_cell(disk_total)
+    ));
     if !too_big.is_empty() {
         out.push_str(&format!(
             "warning: {} jobs need more than {gpu_gib} GiB per GPU (--gpu-memory): {}; lower train.micro_batch_size, set train.shard_optimizer or spread them over more devices\n",
@@ -209,6 +220,19 @@ struct Totals {
     flops: f64,
     /// Wall-clock hours with the jobs run one after another, each on its devices.
     hours: f64,
+}
+
+/// Bytes as GB or TB (decimal, as disks are sold), `?` when unknown.
+fn disk_cell(bytes: f64) -> String {
+    if !bytes.is_finite() {
+        "?".into()
+    } else if bytes >= 1e12 {
+        format!("{:.2} TB", bytes / 1e12)
+    } else if bytes >= 1e9 {
+        format!("{:.1} GB", bytes / 1e9)
+    } else {
+        format!("{:.0} MB", bytes / 1e6)
+    }
 }
 
 fn summary(sweep: &Sweep, totals: &Totals, tokens_per_s: Option<f64>, mfu: f64) -> String {
@@ -422,6 +446,52 @@ mod tests {
         jobspec::store::load_sweep(&path).expect("plans")
     }
 
+    /// Evaluations and checkpoint disk per job, against counts by hand: a 1-epoch job
+    /// of 1B tokens at 256 x 2048 tokens a step is 1,908 steps (log2: the end only;
+    /// `{points: 8}`: 8), and its disk is 12 bytes a parameter for the newest checkpoint
+    /// plus 4 (weights), 12 (all) or 0 (none) for each earlier evaluation.
+    #[test]
+    fn evaluations_and_disk_follow_eval_at_and_train_keep() {
+        let params =
+            |sweep: &Sweep| sweep.jobs[0].config.planned_params().expect("params").0 as f64;
+        for (train, eval, evals, bytes_per_param) in [
+            ("epochs: 1", "log2", 1, 12.0),
+            ("epochs: 1", "{ points: 8 }", 8, 12.0 + 7.0 * 4.0),
+            (
+                "epochs: 1, keep: all",
+                "{ points: 8 }",
+                8,
+                12.0 + 7.0 * 12.0,
+            ),
+            ("epochs: 1, keep: none", "{ points: 8 }", 8, 12.0),
+            ("epochs: 8", "log2", 4, 12.0 + 3.0 * 4.0),
+            ("epochs: 1", "{ every_tokens: 250M }", 4, 12.0 + 3.0 * 4.0),
+        ] {
+            let sweep = one_1b_job_with("disk", train, eval);
+            let config = &sweep.jobs[0].config;
+            assert_eq!(config.planned_evaluations(), evals, "{train} {eval}");
+            let bytes = config.planned_checkpoint_bytes().expect("bytes");
+            let expected = params(&sweep) * bytes_per_param;
+            assert!(
+                (bytes - expected).abs() < 1.0,
+                "{train} {eval}: {bytes} vs {expected}"
+            );
+            let table = render(&sweep, None, 0.4, 80.0);
+            assert!(table.contains(&disk_cell(expected)), "{table}");
+            assert!(table.contains("disk: "), "{table}");
+        }
+    }
+
+    fn one_1b_job_with(name: &str, train: &str, eval: &str) -> Sweep {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let text = format!(
+            "name: {name}\nbase:\n  model: {{ preset: 1b }}\n  data: {{ corpus: c4, tokenizer: gpt2, seq_len: 2048, unique_tokens: 1B, val_tokens: 10M }}\n  train: {{ batch_size: 256, lr: 2e-4, {train} }}\n  eval: {{ at: {eval} }}\ngrid:\n  objective: [ar]\n"
+        );
+        let path = folder.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, text).expect("write sweep");
+        jobspec::store::load_sweep(&path).expect("plans")
+    }
+
     /// The peak-memory estimate against an independent count (issue 28's review: about
     /// 70 GB for 1b at seq 2048 x micro-batch 8 on one GPU), its terms by hand for a
     /// small shape, and the warning for a job that does not fit.
@@ -477,7 +547,15 @@ mod tests {
         let header = table.lines().nth(1).expect("header");
         let columns: Vec<&str> = header.split_whitespace().collect();
         assert!(
-            columns.ends_with(&["FLOPs", "GPU-hours", "devices", "hours", "GiB/GPU"]),
+            columns.ends_with(&[
+                "FLOPs",
+                "GPU-hours",
+                "devices",
+                "hours",
+                "GiB/GPU",
+                "evals",
+                "disk"
+            ]),
             "{table}"
         );
         let flops = sweep.jobs[0].config.planned_flops().expect("flops");
@@ -490,8 +568,9 @@ mod tests {
             .collect();
         let processes = Shape::of(&sweep.jobs[0].config).processes();
         assert_eq!(processes, 4);
+        // The row ends with GiB/GPU, evals and the disk (a number and its unit).
         assert_eq!(
-            row[row.len() - 4..row.len() - 1],
+            row[row.len() - 7..row.len() - 4],
             [
                 hours_cell(gpu_hours),
                 processes.to_string(),

@@ -539,14 +539,54 @@ impl Default for DlmConfig {
     }
 }
 
-/// When to evaluate (and checkpoint): `log2` (epochs 1, 2, 4, ... and the end), a list
-/// of epochs, or `{every_tokens: 1M}`.
+/// When to evaluate (and keep a milestone checkpoint): `log2` (epochs 1, 2, 4, ... and
+/// the end), a list of epochs (fractions too: `[0.25, 0.5, 1]`), `{every_tokens: 1B}`,
+/// or `{points: 8}` (8 evenly spaced evaluations over the whole job, so that a 1-epoch
+/// job draws a curve). The end of training is always one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Milestones {
     Log2,
     Epochs(Vec<f64>),
     EveryTokens(TokenCount),
+    Points(u64),
+}
+
+/// Steps (counted as steps completed, 1..=total) after which to evaluate and keep a
+/// checkpoint. The last step is always one. A step consumes `batch_size` windows of
+/// `seq_len` tokens.
+pub fn milestone_steps(
+    at: &Milestones,
+    total: u64,
+    windows_per_epoch: u64,
+    batch_size: usize,
+    seq_len: usize,
+) -> Vec<u64> {
+    let step_at_epoch =
+        |epoch: f64| ((epoch * windows_per_epoch as f64) / batch_size as f64).ceil() as u64;
+    let mut steps: Vec<u64> = match at {
+        Milestones::Log2 => {
+            let epochs = total as f64 * batch_size as f64 / windows_per_epoch.max(1) as f64;
+            std::iter::successors(Some(1.0f64), |epoch| Some(epoch * 2.0))
+                .take_while(|epoch| *epoch < epochs)
+                .map(step_at_epoch)
+                .collect()
+        }
+        Milestones::Epochs(epochs) => epochs.iter().map(|epoch| step_at_epoch(*epoch)).collect(),
+        Milestones::EveryTokens(count) => {
+            let tokens_per_step = (batch_size * seq_len) as u64;
+            let every = count.get().div_ceil(tokens_per_step).max(1);
+            (1..=total / every).map(|i| i * every).collect()
+        }
+        Milestones::Points(points) => (1..=*points)
+            .map(|i| (i as f64 * total as f64 / *points as f64).round() as u64)
+            .collect(),
+    };
+    steps.retain(|step| *step >= 1 && *step <= total);
+    steps.push(total);
+    steps.sort_unstable();
+    steps.dedup();
+    steps
 }
 
 /// How the DLM scores a benchmark continuation (reference/recipes.md).
@@ -905,6 +945,13 @@ impl JobConfig {
                 "epochs must be positive".into(),
             )?;
         }
+        if let Milestones::Points(points) = &self.eval.at {
+            check(
+                *points >= 1,
+                "eval.at.points",
+                "give at least 1 evaluation (the end of training is always one)".into(),
+            )?;
+        }
         Ok(())
     }
 
@@ -942,6 +989,35 @@ impl JobConfig {
         let shape = self.model.resolve().ok()?;
         let rows = self.planned_vocab_rows();
         Some((shape.total_params(rows), shape.active_params(rows)))
+    }
+
+    /// Evaluations the job will make (its milestones, the end included).
+    pub fn planned_evaluations(&self) -> usize {
+        let windows = self.windows_per_epoch();
+        milestone_steps(
+            &self.eval.at,
+            self.total_steps(windows),
+            windows,
+            self.train.batch_size,
+            self.data.seq_len,
+        )
+        .len()
+    }
+
+    /// Bytes of checkpoints a finished job keeps under `train.keep`: the newest in full
+    /// (fp32 weights and both AdamW moments, 12 bytes a parameter) and every earlier
+    /// milestone as `keep` says (weights: 4 bytes a parameter; all: 12; none: 0).
+    /// `harness clean --checkpoints` later frees the newest one's moments (8 bytes a
+    /// parameter). None when the model is unknown.
+    pub fn planned_checkpoint_bytes(&self) -> Option<f64> {
+        let (params, _) = self.planned_params()?;
+        let per_milestone = match self.train.keep {
+            Keep::Weights => 4.0,
+            Keep::All => 12.0,
+            Keep::None => 0.0,
+        };
+        let earlier = self.planned_evaluations().saturating_sub(1) as f64;
+        Some(params as f64 * (12.0 + earlier * per_milestone))
     }
 
     /// Training windows per epoch for the unique budget: the stream is cut into

@@ -20,7 +20,7 @@ mod yamlpos;
 pub use config::{
     DataConfig, DecayScope, DeviceSpec, DlmConfig, DlmPad, DlmScorer, DlmWeighting, DocumentOrder,
     EvalConfig, JobConfig, KNOWN_TASKS, Keep, Milestones, Objective, Precision, Schedule,
-    TokenizerSpec, TrainConfig, ValWindows, Warmup, WindowMode,
+    TokenizerSpec, TrainConfig, ValWindows, Warmup, WindowMode, milestone_steps,
 };
 pub use count::TokenCount;
 pub use error::{Error, Result, chain_text};

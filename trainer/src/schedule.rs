@@ -1,7 +1,7 @@
 //! Pure decisions of the training loop: learning rate per step, and at which steps
 //! to evaluate and checkpoint. Tested as tables of cases.
 
-use jobspec::{Milestones, Schedule, TrainConfig};
+use jobspec::{Schedule, TrainConfig};
 use std::f64::consts::PI;
 
 /// Learning rate for optimizer step `step` (0-based) of `total` steps.
@@ -33,44 +33,13 @@ pub fn learning_rate(train: &TrainConfig, step: u64, total: u64) -> f64 {
     }
 }
 
-/// Steps (counted as steps completed, 1..=total) after which to evaluate and keep a
-/// checkpoint. The last step is always one. A step consumes `batch_size` windows of
-/// `seq_len` tokens.
-pub fn milestone_steps(
-    at: &Milestones,
-    total: u64,
-    windows_per_epoch: u64,
-    batch_size: usize,
-    seq_len: usize,
-) -> Vec<u64> {
-    let step_at_epoch =
-        |epoch: f64| ((epoch * windows_per_epoch as f64) / batch_size as f64).ceil() as u64;
-    let mut steps: Vec<u64> = match at {
-        Milestones::Log2 => {
-            let epochs = total as f64 * batch_size as f64 / windows_per_epoch.max(1) as f64;
-            std::iter::successors(Some(1.0f64), |epoch| Some(epoch * 2.0))
-                .take_while(|epoch| *epoch < epochs)
-                .map(step_at_epoch)
-                .collect()
-        }
-        Milestones::Epochs(epochs) => epochs.iter().map(|epoch| step_at_epoch(*epoch)).collect(),
-        Milestones::EveryTokens(count) => {
-            let tokens_per_step = (batch_size * seq_len) as u64;
-            let every = count.get().div_ceil(tokens_per_step).max(1);
-            (1..=total / every).map(|i| i * every).collect()
-        }
-    };
-    steps.retain(|step| *step >= 1 && *step <= total);
-    steps.push(total);
-    steps.sort_unstable();
-    steps.dedup();
-    steps
-}
+/// Milestone steps: jobspec's rule (the plan counts evaluations with it too).
+pub use jobspec::milestone_steps;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jobspec::{TokenCount, Warmup};
+    use jobspec::{Milestones, TokenCount, Warmup};
 
     fn config(schedule: Schedule, warmup: Warmup) -> TrainConfig {
         let yaml = "epochs: 1\nbatch_size: 1\nlr: 1.0\nmin_lr_ratio: 0.1\n";
@@ -123,5 +92,18 @@ mod tests {
             vec![5, 10, 15, 16]
         );
         assert_eq!(milestone_steps(&Milestones::Log2, 1, 10, 5, 4), vec![1]);
+        // Evenly spaced points: a 1-epoch job of 100 steps draws a curve of 4.
+        assert_eq!(
+            milestone_steps(&Milestones::Points(4), 100, 400, 4, 8),
+            vec![25, 50, 75, 100]
+        );
+        assert_eq!(
+            milestone_steps(&Milestones::Points(3), 10, 40, 4, 8),
+            vec![3, 7, 10]
+        );
+        assert_eq!(
+            milestone_steps(&Milestones::Points(50), 3, 12, 4, 8),
+            vec![1, 2, 3]
+        );
     }
 }

@@ -863,3 +863,25 @@ fn milestone_checkpoints_keep_what_train_keep_says() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!((found[0].1, found[0].2), (true, true));
 }
+
+/// `eval.at: {points: N}` evaluates N times, evenly spaced, so that a 1-epoch job
+/// draws a curve (issue 27): 4k unique bytes / 32 = 124 windows, batch 8, one epoch =
+/// 16 steps, so points at steps 4, 8, 12 and 16.
+#[test]
+fn points_spread_evaluations_over_a_one_epoch_job() {
+    let fixture = Fixture::new();
+    let job = fixture.root.join("points");
+    std::fs::create_dir_all(&job).expect("job folder");
+    let yaml = format!(
+        "objective: ar\nseed: 3\nmodel: {{ preset: nano }}\n\
+         data: {{ corpus: {}, tokenizer: bytes, seq_len: 32, unique_tokens: 4k, val_tokens: 2k }}\n\
+         train: {{ epochs: 1, batch_size: 8, lr: 3e-3, log_every: 1, checkpoint_minutes: 0 }}\n\
+         eval: {{ at: {{ points: 4 }}, tasks: [val_loss], val_loss_tokens: 1k }}\n",
+        fixture.root.join("corpus").display()
+    );
+    std::fs::write(job.join("job.yaml"), yaml).expect("job.yaml");
+    trainer::run(&job, &fixture.options(None)).expect("run");
+    let mut steps = column(&job.join("eval.csv"), "step");
+    steps.dedup();
+    assert_eq!(steps, [4.0, 8.0, 12.0, 16.0]);
+}
