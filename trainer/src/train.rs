@@ -284,8 +284,10 @@ fn train(
         None => String::new(),
     };
     let progress = Progress::new(total, start, options.quiet || !writes);
+    let ready =
+        process_age_s().map_or_else(String::new, |age| format!(", ready {age:.2} s after start"));
     progress.note(&format!(
-        "{} {}: {:.2}M params{active}, {:.3e} FLOPs/token, {} unique tokens, {} windows/epoch, {} steps, {} {:?}{}",
+        "{} {}: {:.2}M params{active}, {:.3e} FLOPs/token, {} unique tokens, {} windows/epoch, {} steps, {} {:?}{}{ready}",
         config.objective.label(),
         job_dir.display(),
         params as f64 / 1e6,
@@ -720,6 +722,24 @@ fn write_load_rows(log: &mut CsvLog, at: EvalPoint, load: &Tensor, blocks: &[usi
         }
     }
     Ok(())
+}
+
+/// Seconds since this process started (Linux: /proc, 10 ms resolution), for the
+/// start-up a resumed job pays before its first step (issue 27); None elsewhere.
+pub fn process_age_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Field 22 (starttime, in clock ticks since boot) counts from after the `)` that
+    // ends the command name, which may hold spaces.
+    let after_name = stat.rsplit_once(')')?.1;
+    let start_ticks: f64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    // USER_HZ is 100 on every Linux architecture this runs on.
+    Some((uptime - start_ticks / 100.0).max(0.0))
 }
 
 /// The resolved model shape, the prepared data and the tokenizer of a job.
