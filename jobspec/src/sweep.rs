@@ -66,6 +66,12 @@ pub struct SlurmSection {
     pub requeue: Option<bool>,
     /// LibTorch threads per trainer (default: the task's CPUs).
     pub threads: Option<u32>,
+    /// Seconds before the time limit at which Slurm signals a task so that it
+    /// checkpoints and requeues itself (default 120; 0: no signal, no requeue).
+    pub signal_lead: Option<u32>,
+    /// Requeues after time limits per task before it waits for the next `harness run`
+    /// (default 20).
+    pub max_requeues: Option<u32>,
     /// Extra lines, each `#SBATCH --option[=value]`.
     #[serde(default)]
     pub extra: Vec<String>,

@@ -113,6 +113,10 @@ fn slurm_active(job: &Value) -> bool {
 
 /// Poll `harness status` until every job has a Slurm record and none is queued or running.
 fn wait_for_slurm(conf: &str, results: &Path) -> Vec<Value> {
+    wait_for_slurm_within(conf, results, Duration::from_secs(120))
+}
+
+fn wait_for_slurm_within(conf: &str, results: &Path, limit: Duration) -> Vec<Value> {
     let start = Instant::now();
     loop {
         let jobs = status(conf, results);
@@ -122,10 +126,7 @@ fn wait_for_slurm(conf: &str, results: &Path) -> Vec<Value> {
         {
             return jobs;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "timed out: {jobs:?}"
-        );
+        assert!(start.elapsed() < limit, "timed out: {jobs:?}");
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -496,7 +497,8 @@ fn a_2_device_job_runs_as_2_srun_tasks_with_one_rendezvous() {
         "#SBATCH --nodes=1\n",
         "#SBATCH --ntasks-per-node=2\n",
         "#SBATCH --gres=gpu:2\n",
-        "exec srun --label --kill-on-bad-exit=1 --nodes=1 --ntasks-per-node=2 --cpus-per-task=2 ",
+        "srun --label --kill-on-bad-exit=1 --nodes=1 --ntasks-per-node=2 --cpus-per-task=2 ",
+        "#SBATCH --signal=B:USR1@120\n",
     ] {
         assert!(script.contains(line), "{line} in\n{script}");
     }
@@ -529,4 +531,54 @@ fn a_2_device_job_runs_as_2_srun_tasks_with_one_rendezvous() {
             "{line} in\n{log}"
         );
     }
+}
+
+/// Issue 27: a job that needs more than its time limit finishes by itself. Slurm
+/// signals the task (USR1) `signal_lead` seconds before its 2-minute limit (its
+/// controller checks every 30 s or so, so between 30 and 60 s into the task here);
+/// the trainer checkpoints and the task requeues itself; Slurm starts it again about
+/// two minutes later (its fixed delay for requeued jobs) and it resumes. About 60 s of
+/// training takes two or three allocations (4-8 minutes in all), and its logs equal a
+/// local run's.
+#[test]
+fn a_job_longer_than_its_time_limit_requeues_itself_to_the_end() {
+    let Some((_serial, conf)) = setup() else {
+        return;
+    };
+    let folder = tempfile::tempdir().expect("temp dir");
+    let rest = "grid:\n  train.epochs: [170]\nslurm:\n  time: \"2\"\n  signal_lead: 60\n";
+    let sweep = write_sweep(folder.path(), "limit", rest);
+    let local = folder.path().join("local");
+    run_ok(
+        harness(conf, folder.path())
+            .arg("run")
+            .arg(&sweep)
+            .arg("--results")
+            .arg(&local)
+            .args(["--threads", "1"]),
+    );
+    let slurm = folder.path().join("slurm");
+    submit(conf, folder.path(), &sweep, &slurm, &[]);
+    let script = std::fs::read_to_string(slurm.join("slurm/array-1.sh")).expect("script");
+    assert!(script.contains("#SBATCH --signal=B:USR1@60\n"), "{script}");
+    let jobs = wait_for_slurm_within(conf, &slurm, Duration::from_secs(900));
+    assert_eq!(states(&jobs), ["done"], "{jobs:?}");
+    let restarts = jobs[0]["slurm"]["restarts"].as_u64().unwrap_or(0);
+    assert!(
+        restarts >= 1,
+        "never requeued: the test cannot tell: {jobs:?}"
+    );
+    let log = std::fs::read_to_string(job_folder(&slurm, &jobs[0]).join("log.txt")).expect("log");
+    assert_eq!(
+        log.matches("time limit near, checkpointed; requeued")
+            .count() as u64,
+        restarts,
+        "{log}"
+    );
+    assert_same_logs(
+        &slurm,
+        &local,
+        &jobs[0],
+        &[("train.csv", "loss"), ("eval.csv", "value")],
+    );
 }

@@ -268,11 +268,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stop = Arc::new(AtomicBool::new(false));
             let flag = stop.clone();
             // First Ctrl-C / SIGTERM: checkpoint at the end of the step and exit.
-            // A second one exits at once.
+            // A second one exits at once, unless it comes within STOP_ECHO of the
+            // first: a Slurm batch script passes the TERM it gets on to the trainer,
+            // which Slurm may also have signalled itself; that is one stop, not two.
+            let first = std::sync::Mutex::new(None::<std::time::Instant>);
             ctrlc::set_handler(move || {
+                let mut first = first
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if flag.swap(true, Ordering::SeqCst) {
+                    if first.is_some_and(|at| at.elapsed() < trainer::ranks::STOP_ECHO) {
+                        return;
+                    }
                     std::process::exit(130);
                 }
+                *first = Some(std::time::Instant::now());
                 eprintln!("stopping after this step (again to kill)");
             })
             .context("installing the signal handler")?;

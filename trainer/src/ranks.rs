@@ -35,6 +35,11 @@ pub struct RankEnv {
 }
 
 /// Exit code of `trainer run` when it stopped early with a checkpoint.
+/// A second stop signal this soon after the first is the same stop delivered twice
+/// (Slurm signals a job's processes and its batch script passes the signal on), not a
+/// request to kill at once.
+pub const STOP_ECHO: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub const STOPPED_EXIT: i32 = 3;
 
 /// Environment variables of a launched rank.

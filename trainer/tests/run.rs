@@ -885,3 +885,36 @@ fn points_spread_evaluations_over_a_one_epoch_job() {
     steps.dedup();
     assert_eq!(steps, [4.0, 8.0, 12.0, 16.0]);
 }
+
+/// Issue 27: what a kill in the middle of writing a checkpoint leaves behind (its
+/// staging folder, half written) and a kill in the middle of pruning an older one (a
+/// folder whose state.json is already gone) do not stop the resume: it continues from
+/// the last complete checkpoint, logs exactly what an uninterrupted run does, and
+/// clears the half-written staging folder when it writes that step again.
+#[test]
+fn a_kill_during_a_checkpoint_write_leaves_the_previous_one_usable() {
+    let fixture = Fixture::new();
+    let straight = fixture.job("straight", "ar", "");
+    trainer::run(&straight, &fixture.options(None)).expect("uninterrupted run");
+    let resumed = fixture.job("killed", "ar", "");
+    let stopped = trainer::run(&resumed, &fixture.options(Some(5))).expect("first part");
+    assert_eq!(stopped, trainer::Outcome::Stopped { step: 5 });
+    let checkpoints = resumed.join("checkpoints");
+    // The next checkpoint, cut short while its weights were being written.
+    let staging = checkpoints.join(".staging-step-00000007");
+    std::fs::create_dir_all(&staging).expect("staging");
+    std::fs::write(staging.join("model.safetensors"), b"\x00\x01half").expect("partial");
+    // An older checkpoint being pruned: its state.json gone, its weights not yet.
+    let pruned = checkpoints.join("step-00000003");
+    std::fs::create_dir_all(&pruned).expect("pruned");
+    std::fs::write(pruned.join("model.safetensors"), b"left over").expect("left over");
+    trainer::run(&resumed, &fixture.options(None)).expect("resumed run");
+    for log in ["train.csv", "eval.csv"] {
+        let a = deterministic_columns(&straight.join(log));
+        let b = deterministic_columns(&resumed.join(log));
+        assert_eq!(a, b, "{log} differs after resuming past a torn checkpoint");
+    }
+    // The resumed run went on from step 5: its first logged step after the stop is 6.
+    let steps = column(&resumed.join("train.csv"), "step");
+    assert!(steps.contains(&6.0), "{steps:?}");
+}

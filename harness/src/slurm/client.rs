@@ -63,7 +63,7 @@ pub fn squeue(ids: &[String]) -> anyhow::Result<Vec<TaskRecord>> {
     let mut records = Vec::new();
     // One id per call: squeue fails a whole call when its only id is unknown.
     for id in ids {
-        let format = "JobArrayID:|,State:|,Reason:|,exit_code:|";
+        let format = "JobArrayID:|,State:|,Reason:|,exit_code:|,RestartCnt:|,TimeLeft:|";
         let output = run("squeue", &["-h", "-t", "all", "-j", id, "-O", format], None)?;
         if !output.status.success() {
             let error = stderr_of(&output);

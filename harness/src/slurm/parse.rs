@@ -21,6 +21,11 @@ pub struct TaskRecord {
     pub exit_code: Option<i32>,
     /// The signal that ended it, when one did.
     pub signal: Option<i32>,
+    /// Times Slurm requeued it (after time limits, preemption or node failures;
+    /// squeue only, 0 where unknown).
+    pub restarts: u32,
+    /// Time left of its allocation as squeue prints it (`1-02:03:04`), when running.
+    pub time_left: Option<String>,
 }
 
 impl TaskRecord {
@@ -117,7 +122,21 @@ pub fn squeue_line(line: &str) -> Vec<TaskRecord> {
         Ok(raw) => split_wait_status(raw),
         Err(_) => (None, None),
     };
-    records(id, state, reason, exit_code, signal)
+    let restarts = fields.get(4).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let time_left = fields
+        .get(5)
+        .filter(|left| !left.is_empty() && !matches!(**left, "INVALID" | "UNLIMITED" | "N/A"))
+        .map(|left| (*left).to_owned());
+    let mut found = records(id, state, reason, exit_code, signal);
+    for record in &mut found {
+        record.restarts = restarts;
+        record.time_left = if state == &"RUNNING" {
+            time_left.clone()
+        } else {
+            None
+        };
+    }
+    found
 }
 
 /// One line of `sacct -X -P --noheader -o JobID,State,ExitCode`. Step lines
@@ -154,6 +173,8 @@ fn records(
             reason: reason.to_owned(),
             exit_code,
             signal,
+            restarts: 0,
+            time_left: None,
         })
         .collect()
 }
@@ -200,6 +221,8 @@ mod tests {
             reason: String::new(),
             exit_code: exit,
             signal,
+            restarts: 0,
+            time_left: None,
         }
     }
 
@@ -273,5 +296,24 @@ mod tests {
         for (stdout, expected) in cases {
             assert_eq!(sbatch_job_id(stdout).as_deref(), expected, "{stdout}");
         }
+    }
+
+    #[test]
+    fn squeue_restarts_and_time_left() {
+        let [running] = squeue_line("7_2|RUNNING|None|0|3|1-02:03:04|")
+            .try_into()
+            .expect("one record");
+        assert_eq!(
+            (running.restarts, running.time_left.as_deref()),
+            (3, Some("1-02:03:04"))
+        );
+        let [pending] = squeue_line("7_1|PENDING|BeginTime|0|1|1:00|")
+            .try_into()
+            .expect("one record");
+        assert_eq!((pending.restarts, pending.time_left), (1, None));
+        let [old] = squeue_line("7_0|RUNNING|None|0|")
+            .try_into()
+            .expect("one record");
+        assert_eq!((old.restarts, old.time_left), (0, None));
     }
 }

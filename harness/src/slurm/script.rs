@@ -190,10 +190,14 @@ fn sbatch_lines(settings: &Settings, input: &ScriptInput, log_dir: &str) -> Stri
         .as_ref()
         .map(|gres| gres_per_node(gres, shape.devices));
     lines.extend(resource_lines(settings, gres.as_ref()));
-    match settings.requeue {
-        Some(true) => lines.push("--requeue".into()),
-        Some(false) => lines.push("--no-requeue".into()),
-        None => {}
+    if settings.signal_lead > 0 {
+        lines.push(format!("--signal=B:USR1@{}", settings.signal_lead));
+    }
+    // A task requeues itself after a time limit: it must be requeueable.
+    match (settings.requeue, settings.signal_lead > 0) {
+        (Some(true), _) | (None, true) => lines.push("--requeue".into()),
+        (Some(false), _) => lines.push("--no-requeue".into()),
+        (None, false) => {}
     }
     let mut out: String = lines
         .iter()
@@ -227,9 +231,19 @@ fn body(settings: &Settings, input: &ScriptInput) -> String {
         out.push_str(setup.trim_end());
         out.push('\n');
     }
+    let run = format!("{trainer} run \"$job\" --threads {threads}");
     if input.shape != Shape::SINGLE {
-        out.push_str(&ranks(settings, input.shape));
-        let _ = writeln!(out, "{trainer} run \"$job\" --threads {threads}");
+        let (rendezvous, srun) = ranks(settings, input.shape);
+        out.push_str(&rendezvous);
+        if settings.signal_lead == 0 {
+            let _ = writeln!(out, "exec {srun}{run}");
+        } else {
+            out.push_str(&time_limit_block(settings, &format!("{srun}{run}")));
+        }
+        return out;
+    }
+    if settings.signal_lead > 0 {
+        out.push_str(&time_limit_block(settings, &run));
         return out;
     }
     out.push_str(
@@ -237,13 +251,58 @@ fn body(settings: &Settings, input: &ScriptInput) -> String {
          # preemption) reaches it: it checkpoints and exits with code 3, and a resubmitted\n\
          # or requeued task resumes from that checkpoint.\n",
     );
-    let _ = writeln!(out, "exec {trainer} run \"$job\" --threads {threads}");
+    let _ = writeln!(out, "exec {run}");
     out
 }
 
-/// A data-parallel job's rendezvous and its `exec srun ...` up to the trainer's path.
-fn ranks(settings: &Settings, shape: Shape) -> String {
+/// Run `command` (the trainer, or srun and its ranks) in the background and handle
+/// the time limit: Slurm sends this script USR1 `signal_lead` seconds before the
+/// limit (`--signal=B:USR1@lead`); the trainer is told to stop (TERM: every rank
+/// checkpoints after its step and exits with code 3), and the task requeues itself
+/// (`scontrol requeue`), up to `max_requeues` times, to resume from that checkpoint.
+/// scancel and preemption send TERM: passed on, no requeue. Any other ending (a
+/// crash, NaN, a bad config: not code 3 after USR1) is not retried here.
+fn time_limit_block(settings: &Settings, command: &str) -> String {
+    let max = settings.max_requeues;
     let mut out = String::from(
+        "\n# Time limit: Slurm sends USR1 ahead of it (#SBATCH --signal); the trainer is told to\n\
+         # stop (TERM: it checkpoints after its step and exits with code 3) and the task is\n\
+         # requeued to resume from that checkpoint. scancel and preemption send TERM, which\n\
+         # is passed on without a requeue; any other ending is the trainer's exit code.\n\
+         limit=0\n\
+         trap 'limit=1; kill -TERM \"$pid\" 2>/dev/null' USR1\n\
+         trap 'kill -TERM \"$pid\" 2>/dev/null' TERM\n",
+    );
+    let _ = writeln!(out, "{command} &");
+    out.push_str(
+        "pid=$!\n\
+         # wait returns early when a trapped signal arrives: wait until the trainer is gone\n\
+         # (`|| code=$?`: a non-zero wait must not end the script under set -e).\n\
+         while :; do\n  \
+         code=0; wait \"$pid\" || code=$?\n  \
+         kill -0 \"$pid\" 2>/dev/null || break\n\
+         done\n\
+         restarts=${SLURM_RESTART_COUNT:-0}\n",
+    );
+    let _ = writeln!(
+        out,
+        "if [ \"$limit\" = 1 ] && [ \"$code\" = 3 ]; then\n  \
+         if [ \"$restarts\" -lt {max} ]; then\n    \
+         echo \"--- slurm: time limit near, checkpointed; requeued (requeue $((restarts + 1)) of at most {max}) at unix time $(date +%s) ---\"\n    \
+         scontrol requeue \"${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}\"\n    \
+         exit 0\n  \
+         fi\n  \
+         echo \"--- slurm: time limit near, checkpointed; {max} requeues done, so not requeued: run harness run again ---\"\n\
+         fi\n\
+         exit \"$code\""
+    );
+    out
+}
+
+/// A data-parallel job's rendezvous (shell lines), and its `srun ...` up to the
+/// trainer's path.
+fn ranks(settings: &Settings, shape: Shape) -> (String, String) {
+    let out = String::from(
         "\n# Rendezvous of the job's ranks: the allocation's first node, and a port from the\n\
          # job id (each array task is its own Slurm job). sed, not head: it reads all of\n\
          # scontrol's output, so no SIGPIPE can fail the pipeline under pipefail.\n\
@@ -262,12 +321,11 @@ fn ranks(settings: &Settings, shape: Shape) -> String {
     let cpus = settings
         .cpus_per_task
         .map_or_else(String::new, |cpus| format!(" --cpus-per-task={cpus}"));
-    let _ = write!(
-        out,
-        "exec srun --label --kill-on-bad-exit=1 --nodes={} --ntasks-per-node={}{cpus} ",
+    let srun = format!(
+        "srun --label --kill-on-bad-exit=1 --nodes={} --ntasks-per-node={}{cpus} ",
         shape.nodes, shape.devices
     );
-    out
+    (out, srun)
 }
 
 /// `--gres` for a job of `devices` processes per node: a `gpu` gres asks for at least

@@ -362,3 +362,71 @@ fn arrays_wait_for_the_prepare_job_which_asks_for_no_gpu() {
         .expect("bash");
     assert!(check.success(), "{prepare}");
 }
+
+#[test]
+fn time_limits_signal_the_task_which_checkpoints_and_requeues_itself() {
+    let dir = PathBuf::from("/r/slurm/logs");
+    let file = PathBuf::from("/r/slurm/array-1.txt");
+    let trainer = PathBuf::from("/bin/trainer");
+    let settings = Settings {
+        signal_lead: 120,
+        max_requeues: 5,
+        ..Settings::default()
+    };
+    for shape in [
+        Shape::SINGLE,
+        Shape {
+            devices: 2,
+            nodes: 1,
+        },
+    ] {
+        let script = render(
+            &settings,
+            &ScriptInput {
+                shape,
+                ..input(&dir, &file, &trainer)
+            },
+        )
+        .expect("renders");
+        for expected in [
+            "#SBATCH --signal=B:USR1@120\n",
+            "#SBATCH --requeue\n",
+            "trap 'limit=1; kill -TERM \"$pid\" 2>/dev/null' USR1\n",
+            "trap 'kill -TERM \"$pid\" 2>/dev/null' TERM\n",
+            "run \"$job\" --threads \"${SLURM_CPUS_PER_TASK:-1}\" &\n",
+            "code=0; wait \"$pid\" || code=$?\n",
+            "if [ \"$limit\" = 1 ] && [ \"$code\" = 3 ]; then\n",
+            "if [ \"$restarts\" -lt 5 ]; then\n",
+            "scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n",
+            "exit \"$code\"\n",
+        ] {
+            assert!(
+                script.contains(expected),
+                "{shape}: {expected} in\n{script}"
+            );
+        }
+        assert!(
+            !script.contains("exec '/bin/trainer'") && !script.contains("exec srun"),
+            "{shape}: the script stays to requeue\n{script}"
+        );
+        let check = std::process::Command::new("bash")
+            .args(["-n", "-c", &script])
+            .status()
+            .expect("bash");
+        assert!(check.success(), "{script}");
+    }
+    // --no-requeue is kept when asked for (the trap still checkpoints; the requeue
+    // then fails and the task ends as the limit leaves it, resumable by harness run).
+    let refused = Settings {
+        requeue: Some(false),
+        ..settings.clone()
+    };
+    let script = render(&refused, &input(&dir, &file, &trainer)).expect("renders");
+    assert!(script.contains("#SBATCH --no-requeue\n"), "{script}");
+    // Lead 0: no signal, the trainer is exec'd as before.
+    let off = render(&Settings::default(), &input(&dir, &file, &trainer)).expect("renders");
+    assert!(
+        !off.contains("--signal") && off.contains("exec '/bin/trainer'"),
+        "{off}"
+    );
+}

@@ -39,10 +39,25 @@ pub struct SlurmFlags {
     pub requeue: bool,
     #[arg(long)]
     pub no_requeue: bool,
+    /// Seconds before the time limit at which a task is told to checkpoint and
+    /// requeues itself (`--signal=B:USR1@N`; default 120, 0 turns it off). Slurm may
+    /// send it up to a minute earlier.
+    #[arg(long, value_name = "SECONDS")]
+    pub signal_lead: Option<u32>,
+    /// Requeues after time limits per task before it waits for the next `harness run`
+    /// (default 20).
+    #[arg(long)]
+    pub max_requeues: Option<u32>,
     /// Extra `#SBATCH --option` line (repeatable).
     #[arg(long = "sbatch-line", value_name = "LINE")]
     pub extra: Vec<String>,
 }
+
+/// Default lead of the time-limit signal, in seconds: a checkpoint of a 1B model
+/// (13 GB) with a step in flight fits in it.
+pub const DEFAULT_SIGNAL_LEAD: u32 = 120;
+/// Default requeues after time limits: a 516-hour job under a 48-hour limit needs 11.
+pub const DEFAULT_MAX_REQUEUES: u32 = 20;
 
 /// Validated settings for one sbatch script.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -58,6 +73,9 @@ pub struct Settings {
     pub requeue: Option<bool>,
     /// LibTorch threads per trainer; None: the task's CPUs (`$SLURM_CPUS_PER_TASK`).
     pub threads: Option<u32>,
+    /// Seconds before the limit of the checkpoint-and-requeue signal; 0: none.
+    pub signal_lead: u32,
+    pub max_requeues: u32,
     pub extra: Vec<String>,
     pub setup: Option<String>,
 }
@@ -88,6 +106,14 @@ impl Settings {
             max_running: flags.max_running.or(section.max_running),
             requeue,
             threads: threads.or(section.threads),
+            signal_lead: flags
+                .signal_lead
+                .or(section.signal_lead)
+                .unwrap_or(DEFAULT_SIGNAL_LEAD),
+            max_requeues: flags
+                .max_requeues
+                .or(section.max_requeues)
+                .unwrap_or(DEFAULT_MAX_REQUEUES),
             extra,
             setup: section.setup,
         };

@@ -95,10 +95,24 @@ pub fn merged_state(folder: State, record: Option<&TaskRecord>) -> (State, Optio
         (State::Done, _) => (State::Done, None),
         (_, "PENDING" | "REQUEUED" | "REQUEUE_HOLD" | "CONFIGURING") => (
             State::Pending,
-            Some(format!("queued as Slurm task {task} ({})", record.reason)),
+            Some(format!(
+                "queued as Slurm task {task} ({}){}",
+                record.reason,
+                requeues(record)
+            )),
         ),
         (_, state) if record.active() => {
-            (State::Running, Some(format!("Slurm task {task} {state}")))
+            let left = record
+                .time_left
+                .as_ref()
+                .map_or_else(String::new, |left| format!(", {left} left"));
+            (
+                State::Running,
+                Some(format!(
+                    "Slurm task {task} {state}{left}{}",
+                    requeues(record)
+                )),
+            )
         }
         (State::Cancelled, "TIMEOUT" | "PREEMPTED" | "CANCELLED" | "FAILED")
         | (State::Running | State::Pending, "TIMEOUT" | "PREEMPTED" | "CANCELLED") => (
@@ -122,6 +136,15 @@ pub fn merged_state(folder: State, record: Option<&TaskRecord>) -> (State, Optio
     }
 }
 
+/// `, requeued N times` when Slurm requeued the task (time limits, preemption).
+fn requeues(record: &TaskRecord) -> String {
+    match record.restarts {
+        0 => String::new(),
+        1 => ", requeued once".into(),
+        n => format!(", requeued {n} times"),
+    }
+}
+
 fn exit_text(record: &TaskRecord) -> String {
     match (record.exit_code, record.signal) {
         (_, Some(signal)) => format!(", signal {signal}"),
@@ -142,6 +165,8 @@ mod tests {
             reason: "Priority".into(),
             exit_code: exit,
             signal,
+            restarts: 0,
+            time_left: None,
         }
     }
 
