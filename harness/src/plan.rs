@@ -437,13 +437,7 @@ mod tests {
     /// A sweep of one AR job of the study's 1b shape (GPT-2 tokens, 2048 x 256 rows
     /// a step) with extra `train` fields, planned from a temporary file.
     fn one_1b_job(name: &str, train: &str) -> Sweep {
-        let folder = tempfile::tempdir().expect("temp dir");
-        let text = format!(
-            "name: {name}\nbase:\n  model: {{ preset: 1b }}\n  data: {{ corpus: c4, tokenizer: gpt2, seq_len: 2048, unique_tokens: 1B, val_tokens: 10M }}\n  train: {{ epochs: 1, batch_size: 256, lr: 2e-4, {train} }}\ngrid:\n  objective: [ar]\n"
-        );
-        let path = folder.path().join(format!("{name}.yaml"));
-        std::fs::write(&path, text).expect("write sweep");
-        jobspec::store::load_sweep(&path).expect("plans")
+        one_1b_job_with(name, &format!("epochs: 1, {train}"), "log2")
     }
 
     /// Evaluations and checkpoint disk per job, against counts by hand: a 1-epoch job

@@ -497,6 +497,21 @@ fn train(
             }
         }
         last_row.1 += paused.elapsed().as_secs_f64();
+        if stopping && done < total && ranks.world > 1 {
+            // Rank 0 records the stop, then every rank waits for it before exiting: a
+            // launcher such as `srun --kill-on-bad-exit` ends the step when the first
+            // rank exits, and must not cut rank 0's checkpoint or status short.
+            if writes {
+                status.state = State::Cancelled;
+                status.pid = None;
+                status.error = Some(format!("stopped after step {done}; run again to resume"));
+                runfolder::write_status(job_dir, status)?;
+            }
+            let written = Tensor::zeros([1], (tch::Kind::Float, device));
+            ranks
+                .broadcast_from(0, &[written])
+                .map_err(TrainerError::Device)?;
+        }
         if stopping && done < total {
             progress.finish(&format!(
                 "stopped after step {done} of {total}; run again to resume"

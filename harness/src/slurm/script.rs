@@ -238,12 +238,12 @@ fn body(settings: &Settings, input: &ScriptInput) -> String {
         if settings.signal_lead == 0 {
             let _ = writeln!(out, "exec {srun}{run}");
         } else {
-            out.push_str(&time_limit_block(settings, &format!("{srun}{run}")));
+            out.push_str(&time_limit_block(settings, &format!("{srun}{run}"), true));
         }
         return out;
     }
     if settings.signal_lead > 0 {
-        out.push_str(&time_limit_block(settings, &run));
+        out.push_str(&time_limit_block(settings, &run, false));
         return out;
     }
     out.push_str(
@@ -262,17 +262,24 @@ fn body(settings: &Settings, input: &ScriptInput) -> String {
 /// (`scontrol requeue`), up to `max_requeues` times, to resume from that checkpoint.
 /// scancel and preemption send TERM: passed on, no requeue. Any other ending (a
 /// crash, NaN, a bad config: not code 3 after USR1) is not retried here.
-fn time_limit_block(settings: &Settings, command: &str) -> String {
+fn time_limit_block(settings: &Settings, command: &str, ranks: bool) -> String {
     let max = settings.max_requeues;
     let mut out = String::from(
         "\n# Time limit: Slurm sends USR1 ahead of it (#SBATCH --signal); the trainer is told to\n\
          # stop (TERM: it checkpoints after its step and exits with code 3) and the task is\n\
          # requeued to resume from that checkpoint. scancel and preemption send TERM, which\n\
          # is passed on without a requeue; any other ending is the trainer's exit code.\n\
-         limit=0\n\
-         trap 'limit=1; kill -TERM \"$pid\" 2>/dev/null' USR1\n\
-         trap 'kill -TERM \"$pid\" 2>/dev/null' TERM\n",
+         limit=0\n",
     );
+    // srun ends its step when it is signalled; its ranks are signalled through Slurm
+    // instead (`scancel --signal` signals the step's tasks and ends nothing).
+    let stop = if ranks {
+        "scancel --signal=TERM \"${SLURM_JOB_ID}.0\" 2>/dev/null"
+    } else {
+        "kill -TERM \"$pid\" 2>/dev/null"
+    };
+    let _ = writeln!(out, "trap 'limit=1; {stop}' USR1");
+    let _ = writeln!(out, "trap '{stop}' TERM");
     let _ = writeln!(out, "{command} &");
     out.push_str(
         "pid=$!\n\
@@ -286,7 +293,11 @@ fn time_limit_block(settings: &Settings, command: &str) -> String {
     );
     let _ = writeln!(
         out,
-        "if [ \"$limit\" = 1 ] && [ \"$code\" = 3 ]; then\n  \
+        "# Stopped with a checkpoint: the trainer's exit code 3, or (srun, whose code is that of\n\
+         # the rank it ended last) the job's status.json saying so.\n\
+         stopped=0\n\
+         if [ \"$code\" = 3 ] || grep -q '\"state\": *\"cancelled\"' \"$job/status.json\" 2>/dev/null; then stopped=1; fi\n\
+         if [ \"$limit\" = 1 ] && [ \"$stopped\" = 1 ]; then\n  \
          if [ \"$restarts\" -lt {max} ]; then\n    \
          echo \"--- slurm: time limit near, checkpointed; requeued (requeue $((restarts + 1)) of at most {max}) at unix time $(date +%s) ---\"\n    \
          scontrol requeue \"${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}\"\n    \

@@ -391,11 +391,15 @@ fn time_limits_signal_the_task_which_checkpoints_and_requeues_itself() {
         for expected in [
             "#SBATCH --signal=B:USR1@120\n",
             "#SBATCH --requeue\n",
-            "trap 'limit=1; kill -TERM \"$pid\" 2>/dev/null' USR1\n",
-            "trap 'kill -TERM \"$pid\" 2>/dev/null' TERM\n",
+            if shape == Shape::SINGLE {
+                "trap 'limit=1; kill -TERM \"$pid\" 2>/dev/null' USR1\n"
+            } else {
+                "trap 'limit=1; scancel --signal=TERM \"${SLURM_JOB_ID}.0\" 2>/dev/null' USR1\n"
+            },
             "run \"$job\" --threads \"${SLURM_CPUS_PER_TASK:-1}\" &\n",
             "code=0; wait \"$pid\" || code=$?\n",
-            "if [ \"$limit\" = 1 ] && [ \"$code\" = 3 ]; then\n",
+            "if [ \"$code\" = 3 ] || grep -q '\"state\": *\"cancelled\"' \"$job/status.json\" 2>/dev/null; then stopped=1; fi\n",
+            "if [ \"$limit\" = 1 ] && [ \"$stopped\" = 1 ]; then\n",
             "if [ \"$restarts\" -lt 5 ]; then\n",
             "scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n",
             "exit \"$code\"\n",
