@@ -581,10 +581,10 @@ fn a_job_longer_than_its_time_limit_requeues_itself_to_the_end() {
     );
 }
 
-/// Issue 27, the same for a 2-task job: USR1 reaches the batch script, which passes
-/// TERM to srun, which passes it to both ranks; they checkpoint together (rank 0
-/// writes) and exit with code 3, and the task requeues itself and resumes on 2 ranks
-/// again, ending with the logs of a local 2-rank run.
+/// Issue 27, the same for a 2-task job: USR1 reaches the batch script, which signals
+/// both ranks through Slurm (`scancel --signal=TERM` on the srun step); rank 0 writes
+/// the checkpoint while rank 1 waits for it, both exit with code 3, and the task
+/// requeues itself and resumes on 2 ranks again, ending with a local 2-rank run's logs.
 #[test]
 fn a_two_task_job_longer_than_its_time_limit_requeues_itself_to_the_end() {
     let Some((_serial, conf)) = setup() else {
