@@ -138,6 +138,23 @@ impl Budget {
     }
 }
 
+impl Budget {
+    /// This budget's training windows as `data.windows` cuts them.
+    pub fn windows(
+        &self,
+        mode: jobspec::WindowMode,
+        seq_len: usize,
+        seed: u64,
+    ) -> Result<crate::Windows, CorpusError> {
+        match mode {
+            jobspec::WindowMode::Reshuffle => {
+                crate::Windows::reshuffled(self.document_lengths(), seq_len, seed)
+            }
+            jobspec::WindowMode::Fixed => crate::Windows::try_new(self.len(), seq_len, seed),
+        }
+    }
+}
+
 impl TokenSource for Budget {
     fn token_count(&self) -> usize {
         self.len()

@@ -6,7 +6,7 @@
 //! demo budget, plus the held-out stream; the hashes were taken with the in-memory
 //! implementation (commit 405888e) before the store replaced it.
 
-use corpus::{Windows, cache_root, prepare};
+use corpus::{cache_root, prepare};
 use jobspec::{DataConfig, DocumentOrder, TokenCount, TokenizerSpec, WindowMode};
 
 /// Steps hashed per case: past the first epoch of the 25k budget (24 steps of 8).
@@ -70,12 +70,7 @@ fn demo_windows_match_the_in_memory_stream() {
         let config = demo(unique_tokens, mode);
         let dataset = prepare(&config, &cache, std::path::Path::new(".")).expect("prepare");
         let budget = dataset.budget(unique_tokens).expect("budget");
-        let windows = match mode {
-            WindowMode::Reshuffle => {
-                Windows::reshuffled(budget.document_lengths(), 128, seed).expect("windows")
-            }
-            WindowMode::Fixed => Windows::try_new(budget.len(), 128, seed).expect("windows"),
-        };
+        let windows = budget.windows(mode, 128, seed).expect("windows");
         // The same rows from the budget in memory and read piece by piece from the store.
         let in_memory = budget.to_vec().expect("budget tokens");
         let mut hasher = blake3::Hasher::new();

@@ -175,16 +175,7 @@ pub fn bench_data(job_dir: &Path, steps: u64) -> Result<DataCost> {
     let clock = Instant::now();
     let budget = dataset.budget(config.data.unique_tokens.get())?;
     let budget_s = clock.elapsed().as_secs_f64();
-    let windows = match config.data.windows {
-        jobspec::WindowMode::Reshuffle => corpus::Windows::reshuffled(
-            budget.document_lengths(),
-            config.data.seq_len,
-            config.seed,
-        )?,
-        jobspec::WindowMode::Fixed => {
-            corpus::Windows::try_new(budget.len(), config.data.seq_len, config.seed)?
-        }
-    };
+    let windows = budget.windows(config.data.windows, config.data.seq_len, config.seed)?;
     let batch_size = config.train.batch_size;
     let clock = Instant::now();
     windows.read_batch(&budget, 0, batch_size)?;

@@ -166,12 +166,7 @@ fn train(
     let tokens = dataset.budget(config.data.unique_tokens.get())?;
     let seq_len = config.data.seq_len;
     let batch_size = config.train.batch_size;
-    let windows = match config.data.windows {
-        jobspec::WindowMode::Reshuffle => {
-            corpus::Windows::reshuffled(tokens.document_lengths(), seq_len, config.seed)?
-        }
-        jobspec::WindowMode::Fixed => corpus::Windows::try_new(tokens.len(), seq_len, config.seed)?,
-    };
+    let windows = tokens.windows(config.data.windows, seq_len, config.seed)?;
     let windows_per_epoch = windows.windows_per_epoch();
     let total = config.total_steps(windows_per_epoch);
     let task_set = TaskSet::prepare(
