@@ -39,21 +39,21 @@ check-fresh *args:
 # It ends at parity on the task, not with the DLM ahead: docs/demo-exploration.md.
 # The longer CPU demo (11.5 minutes on 2 cores): 6.25k unique bytes, 512 epochs, AR given its best chance.
 demo-long: setup (corpus "sotu")
-    cargo build -p trainer -p harness
+    cargo build -p launcher -p trainer -p harness
     target/debug/harness run sweeps/demo-long.yaml --slots 2
     target/debug/harness analyze sweeps/demo-long.yaml
     @echo "report: results/demo-long/analysis/report.html (and report.md, figures/, crossover.csv)"
 
 # Dense vs mixture of experts at equal active size, AR and DLM (CPU, 8 jobs): sweeps/moe-vs-dense.yaml.
 moe: setup (corpus "demo")
-    cargo build -p trainer -p harness
+    cargo build -p launcher -p trainer -p harness
     target/debug/harness run sweeps/moe-vs-dense.yaml --slots 2
     target/debug/harness analyze sweeps/moe-vs-dense.yaml
     @echo "report: results/moe-vs-dense/analysis/report.html (moe_vs_dense.csv, figures/expert_load.png)"
 
 # Train the smoke sweep (AR, DLM, AR-masked on a real corpus), two jobs at a time.
 smoke: setup (corpus "demo")
-    cargo build -p trainer -p harness
+    cargo build -p launcher -p trainer -p harness
     target/debug/harness run sweeps/smoke.yaml --slots 2
     target/debug/harness analyze sweeps/smoke.yaml
 
@@ -67,7 +67,7 @@ slurm-down:
 
 # The CPU demo: the demo sweep on a real corpus (figures and report come with `harness analyze`).
 demo: setup (corpus "demo")
-    cargo build -p trainer -p harness
+    cargo build -p launcher -p trainer -p harness
     target/debug/harness run sweeps/demo.yaml --slots 2
     target/debug/harness analyze sweeps/demo.yaml
     @echo "report: results/demo/analysis/report.html (and report.md, figures/, crossover.csv)"
@@ -77,13 +77,13 @@ demo: setup (corpus "demo")
 # once (about 4.7 GB).
 # Speed against PyTorch on this machine (tables and ratios).
 bench *args: setup
-    cargo build --release -p trainer
+    cargo build --release -p launcher -p trainer
     python=$(scripts/setup-torch.sh) && target/release/trainer bench-check --reference "$python" && target/release/trainer bench --reference "$python" {{ args }}
     target/release/trainer bench-eval
 
 # Training tokens/s and peak memory of the harness alone (no PyTorch needed).
 bench-train *args: setup
-    cargo build --release -p trainer
+    cargo build --release -p launcher -p trainer
     target/release/trainer bench {{ args }}
 
 # PyTorch 2.11 in a venv under ~/.cache/crossover for bench/reference.py (once, about 4.7 GB).
@@ -101,7 +101,7 @@ gpu-check: setup
 
 # Scoring items/s for AR and DLM (K draws) on CPU, and DLM cost relative to K AR passes.
 bench-eval: setup
-    cargo build --release -p trainer
+    cargo build --release -p launcher -p trainer
     target/release/trainer bench-eval
 
 # Synthetic text at 0.3, 1 and 3 GB (`--sizes-gb 0.05,0.2` for a quick look); dev build (our corpus crate at opt-level 3).
@@ -116,7 +116,7 @@ benchmarks:
 
 # Score a job's newest checkpoint, e.g. `just eval results/smoke/jobs/<id> hellaswag,arc_easy`.
 eval job tasks="": setup
-    cargo build -p trainer
+    cargo build -p launcher -p trainer
     target/debug/trainer eval {{ job }} {{ if tasks != "" { "--tasks " + tasks } else { "" } }}
 
 # Tables, crossovers, figures and report of a sweep (file or results folder).

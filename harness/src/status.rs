@@ -81,6 +81,17 @@ pub fn table(axes: &[String], jobs: &[JobState]) -> String {
     out
 }
 
+/// A task's Slurm record with `active` added: whether Slurm will still run it (the
+/// harness's rule, so scripts polling `status --json` need not keep their own list of
+/// Slurm's transient states such as SIGNALING or REQUEUE_FED).
+fn slurm_json(record: &crate::slurm::TaskRecord) -> Value {
+    let mut value = json!(record);
+    if let Value::Object(map) = &mut value {
+        map.insert("active".into(), Value::Bool(record.active()));
+    }
+    value
+}
+
 pub fn to_json(jobs: &[JobState], results: &std::path::Path, changed: bool) -> Value {
     let rows: Vec<Value> = jobs
         .iter()
@@ -96,7 +107,7 @@ pub fn to_json(jobs: &[JobState], results: &std::path::Path, changed: bool) -> V
                 "failures": job.failures,
                 "error": job.error,
                 "pid": job.pid,
-                "slurm": job.slurm,
+                "slurm": job.slurm.as_ref().map(slurm_json),
             })
         })
         .collect();
@@ -171,4 +182,38 @@ pub fn clean_failed(jobs: &[JobState]) -> anyhow::Result<Vec<String>> {
         reset.push(job.row.id.clone());
     }
     Ok(reset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_slurm_record_says_whether_slurm_still_runs_the_task() {
+        let cases = [
+            ("PENDING", true),
+            ("RUNNING", true),
+            ("SIGNALING", true),
+            ("REQUEUE_FED", true),
+            ("COMPLETED", false),
+            ("TIMEOUT", false),
+            ("FAILED", false),
+        ];
+        for (state, active) in cases {
+            let record = crate::slurm::TaskRecord {
+                array: "12".into(),
+                task: 3,
+                state: state.into(),
+                reason: "None".into(),
+                exit_code: None,
+                signal: None,
+                restarts: 1,
+                time_left: None,
+            };
+            let value = slurm_json(&record);
+            assert_eq!(value["active"], active, "{state}");
+            assert_eq!(value["state"], state);
+            assert_eq!(value["restarts"], 1);
+        }
+    }
 }

@@ -104,11 +104,10 @@ fn status(conf: &str, results: &Path) -> Vec<Value> {
 }
 
 fn slurm_active(job: &Value) -> bool {
-    let state = job["slurm"]["state"].as_str().unwrap_or_default();
-    matches!(
-        state,
-        "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "REQUEUED"
-    )
+    // The harness's own rule (SIGNALING, REQUEUE_FED and other transient states count).
+    job["slurm"]["active"]
+        .as_bool()
+        .expect("harness status --json gives each Slurm record `active`")
 }
 
 /// Poll `harness status` until every job has a Slurm record and none is queued or running.

@@ -20,30 +20,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use tch::{Device, Kind};
 
-/// Environment variable naming the folder that holds `libtorch_cuda.so`.
-pub const TORCH_LIB_ENV: &str = "CROSSOVER_TORCH_LIB";
+pub use launcher::{CUDA_HELP, SYSTEM_TORCH_LIB, TORCH_LIB_ENV, recorded_folder, search_folders};
 /// Environment variable overriding the device's peak FLOP/s (in TFLOP/s) for MFU.
 pub const PEAK_TFLOPS_ENV: &str = "CROSSOVER_PEAK_TFLOPS";
-/// PyTorch's own lib folder on the project's GPU nodes.
-pub const SYSTEM_TORCH_LIB: &str = "/opt/torch/.venv/lib/python3.12/site-packages/torch/lib";
-const CUDA_LIBRARY: &str = "libtorch_cuda.so";
-
-/// What to do on a machine without CUDA, in every CUDA error.
-pub const CUDA_HELP: &str = "on a GPU node run `just setup-cuda` (it finds PyTorch 2.11 with CUDA under /opt/torch/.venv or installs torch==2.11.0 into ~/.cache/crossover/torch-cuda), or set CROSSOVER_TORCH_LIB to the torch/lib folder of a PyTorch 2.11 CUDA install; on a CPU-only machine use `device: cpu`";
-
-/// The folder `just setup-cuda` links to the torch/lib folder it prepared.
-pub fn recorded_folder() -> PathBuf {
-    corpus::cache_root().join("torch-cuda-lib")
-}
-
-/// Folders searched for `libtorch_cuda.so`, in order: only `explicit` when given,
-/// else the recorded folder, then the system one.
-pub fn search_folders(explicit: Option<PathBuf>, recorded: PathBuf) -> Vec<PathBuf> {
-    match explicit {
-        Some(folder) => vec![folder],
-        None => vec![recorded, PathBuf::from(SYSTEM_TORCH_LIB)],
-    }
-}
+const CUDA_LIBRARY: &str = launcher::CUDA_LIBRARY;
 
 /// The device a job asks for, resolved on this machine. `auto` is CUDA device 0 when
 /// LibTorch's CUDA library loads and sees a GPU, the CPU when this machine shows no
@@ -75,45 +55,8 @@ pub fn resolve_auto(
     }
 }
 
-/// A GPU this process is shown, described for an error: a CUDA_VISIBLE_DEVICES list
-/// (empty, `-1` or `NoDevFiles` hide every GPU), an NVIDIA device node, or a GPU
-/// `nvidia-smi -L` lists.
 fn visible_gpu() -> Option<String> {
-    let listed = || {
-        let output = std::process::Command::new("nvidia-smi")
-            .arg("-L")
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        output.status.success().then_some(text)
-    };
-    gpu_shown(
-        std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref(),
-        Path::new("/dev/nvidia0").exists(),
-        listed,
-    )
-}
-
-/// The decision behind `visible_gpu`, on its inputs (`smi` is only asked when needed).
-pub fn gpu_shown(
-    cuda_visible: Option<&str>,
-    device_node: bool,
-    smi: impl FnOnce() -> Option<String>,
-) -> Option<String> {
-    if let Some(list) = cuda_visible.map(str::trim) {
-        return match list {
-            "" | "-1" | "NoDevFiles" => None,
-            list => Some(format!("CUDA_VISIBLE_DEVICES={list}")),
-        };
-    }
-    if device_node {
-        return Some("/dev/nvidia0".into());
-    }
-    smi().and_then(|text| {
-        text.lines()
-            .find(|line| line.starts_with("GPU"))
-            .map(str::to_owned)
-    })
+    launcher::visible_gpu()
 }
 
 fn cuda_device(index: usize) -> Result<Device, String> {
@@ -154,6 +97,14 @@ pub fn rank_gpu(local_rank: usize, visible: usize) -> Result<usize, String> {
 pub fn load_cuda() -> Result<&'static Path, String> {
     static LOADED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let loaded = LOADED.get_or_init(|| {
+        if let Some(why) = std::env::var(launcher::UNUSABLE_ENV)
+            .ok()
+            .filter(|why| !why.is_empty())
+        {
+            return Err(format!(
+                "CUDA was asked for but no LibTorch with CUDA here passed the launcher's checks: {why}"
+            ));
+        }
         let explicit = std::env::var_os(TORCH_LIB_ENV)
             .filter(|value| !value.is_empty())
             .map(PathBuf::from);
@@ -172,6 +123,9 @@ pub fn load_cuda() -> Result<&'static Path, String> {
                 looked.join(", ")
             ));
         };
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        let core = mapped_library(&maps, launcher::CORE_LIBRARY);
+        one_build(core.as_deref(), &library)?;
         open_global(&library).map_err(|message| {
             format!(
                 "CUDA was asked for but {} does not load ({message}); it must come from PyTorch 2.11 with its CUDA libraries: {CUDA_HELP}",
@@ -181,6 +135,43 @@ pub fn load_cuda() -> Result<&'static Path, String> {
         Ok(library)
     });
     loaded.as_deref().map_err(Clone::clone)
+}
+
+/// The file a library named `name` (`libtorch_cpu.so`) is mapped from, in the text
+/// of /proc/self/maps (the kernel shows the path the loader opened, links resolved).
+pub fn mapped_library(maps: &str, name: &str) -> Option<PathBuf> {
+    maps.lines().find_map(|line| {
+        let path = line.split_whitespace().nth(5)?;
+        (Path::new(path).file_name()? == name).then(|| PathBuf::from(path))
+    })
+}
+
+/// Refuse to load `cuda_library` unless the core library this process runs on
+/// (`core`, from /proc/self/maps) is the very file beside it: LibTorch's CUDA part of
+/// one build on the core of another loads, then fails where nobody can read why.
+pub fn one_build(core: Option<&Path>, cuda_library: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let folder = cuda_library.parent().unwrap_or(Path::new("."));
+    let beside = folder.join(launcher::CORE_LIBRARY);
+    let identity = |path: &Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|meta| (meta.dev(), meta.ino()))
+    };
+    let Some(core) = core else {
+        // Not linked dynamically against LibTorch (cannot happen with tch's build):
+        // nothing to mix.
+        return Ok(());
+    };
+    if identity(core).is_some() && identity(core) == identity(&beside) {
+        return Ok(());
+    }
+    Err(format!(
+        "CUDA was asked for but LibTorch's core library was loaded from {} while its CUDA library is {}: two LibTorch builds must not be mixed. Start jobs with `trainer` (it puts one torch/lib folder first on LD_LIBRARY_PATH; `trainer-worker` alone runs on the LibTorch it was built with), or run it with LD_LIBRARY_PATH={}",
+        core.display(),
+        cuda_library.display(),
+        folder.display()
+    ))
 }
 
 /// dlopen(path, RTLD_NOW | RTLD_GLOBAL), keeping the library for the whole process.
@@ -311,16 +302,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn explicit_folder_is_the_only_one_searched() {
-        let recorded = PathBuf::from("/cache/torch-cuda-lib");
+    fn the_core_library_is_found_in_the_process_map() {
+        let maps = "7f0000000000-7f0000001000 r-xp 00000000 fd:01 123 /usr/lib/libc.so.6\n\
+7f0000002000-7f0000003000 r-xp 00000000 fd:01 456 /cache/libtorch/lib/libtorch_cpu.so\n\
+7f0000004000-7f0000005000 rw-p 00000000 00:00 0 \n";
         assert_eq!(
-            search_folders(Some(PathBuf::from("/x")), recorded.clone()),
-            vec![PathBuf::from("/x")]
+            mapped_library(maps, "libtorch_cpu.so"),
+            Some(PathBuf::from("/cache/libtorch/lib/libtorch_cpu.so"))
         );
-        assert_eq!(
-            search_folders(None, recorded.clone()),
-            vec![recorded, PathBuf::from(SYSTEM_TORCH_LIB)]
+        assert_eq!(mapped_library(maps, "libtorch_cuda.so"), None);
+    }
+
+    /// The CUDA library is loaded only beside the very core library in use; a link to
+    /// that file counts as the same file.
+    #[test]
+    fn cuda_from_another_build_is_refused() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let ours = folder.path().join("ours");
+        let other = folder.path().join("other");
+        let linked = folder.path().join("linked");
+        for lib in [&ours, &other, &linked] {
+            std::fs::create_dir(lib).expect("folder");
+            std::fs::write(lib.join("libtorch_cuda.so"), b"").expect("file");
+        }
+        std::fs::write(ours.join("libtorch_cpu.so"), b"core").expect("core");
+        std::fs::write(other.join("libtorch_cpu.so"), b"core").expect("another core");
+        std::os::unix::fs::symlink(ours.join("libtorch_cpu.so"), linked.join("libtorch_cpu.so"))
+            .expect("link");
+        let core = ours.join("libtorch_cpu.so");
+        assert_eq!(one_build(Some(&core), &ours.join("libtorch_cuda.so")), Ok(()));
+        assert_eq!(one_build(Some(&core), &linked.join("libtorch_cuda.so")), Ok(()));
+        let error = one_build(Some(&core), &other.join("libtorch_cuda.so")).expect_err("mixed");
+        assert!(
+            error.contains("must not be mixed") && error.contains(&format!("LD_LIBRARY_PATH={}", other.display())),
+            "{error}"
         );
+        assert_eq!(one_build(None, &other.join("libtorch_cuda.so")), Ok(()));
     }
 
     #[test]
@@ -360,26 +377,6 @@ mod tests {
             error.contains("cannot open") && error.contains("device: cpu"),
             "{error}"
         );
-        // (CUDA_VISIBLE_DEVICES, /dev/nvidia0, nvidia-smi -L, shown)
-        let smi_gpu = "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1234)\n";
-        let cases: [(Option<&str>, bool, Option<&str>, bool); 8] = [
-            (None, false, None, false),
-            (None, false, Some(smi_gpu), true),
-            (None, false, Some("No devices were found\n"), false),
-            (None, true, None, true),
-            (Some("0,1"), false, None, true),
-            (Some("GPU-1234"), false, None, true),
-            (Some(""), true, Some(smi_gpu), false),
-            (Some("-1"), true, Some(smi_gpu), false),
-        ];
-        for (visible, node, smi, shown) in cases {
-            let found = gpu_shown(visible, node, || smi.map(str::to_owned));
-            assert_eq!(
-                found.is_some(),
-                shown,
-                "{visible:?} {node} {smi:?}: {found:?}"
-            );
-        }
     }
 
     #[test]

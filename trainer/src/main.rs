@@ -14,7 +14,7 @@ use trainer::{Outcome, RunOptions};
 /// train.csv, eval.csv and checkpoints/ beside it and resumes from the newest
 /// checkpoint when run again.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None, after_help = "Examples:\n  trainer init sweeps/smoke.yaml --results results/smoke\n  trainer run results/smoke/jobs/<id>")]
+#[command(name = "trainer", version, about, long_about = None, after_help = "Examples:\n  trainer init sweeps/smoke.yaml --results results/smoke\n  trainer run results/smoke/jobs/<id>")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

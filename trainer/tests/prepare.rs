@@ -68,7 +68,7 @@ fn write_job(root: &Path, corpus: &Path) -> PathBuf {
 }
 
 fn prepare_command(job: &Path, cache: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_trainer"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_trainer-worker"));
     command
         .args(["prepare", "--quiet", "--shard-mb", "0.25"])
         .arg(job)
@@ -81,7 +81,7 @@ fn prepare_command(job: &Path, cache: &Path) -> Command {
 
 /// `trainer prepare JOB` with its summary on stderr.
 fn prepare_verbose(job: &Path, cache: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_trainer"))
+    Command::new(env!("CARGO_BIN_EXE_trainer-worker"))
         .arg("prepare")
         .arg(job)
         .env("CROSSOVER_CACHE", cache)
@@ -172,7 +172,7 @@ fn a_killed_prepare_resumes_to_a_byte_identical_store() {
     }
 
     // A job on the prepared corpus finds the store (no tokenizing) and trains.
-    let run = Command::new(env!("CARGO_BIN_EXE_trainer"))
+    let run = Command::new(env!("CARGO_BIN_EXE_trainer-worker"))
         .args(["run", "--threads", "1", "--max-steps", "2"])
         .arg(&job)
         .env("CROSSOVER_CACHE", &cache)

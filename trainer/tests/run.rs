@@ -343,7 +343,7 @@ fn cuda_request_without_cuda_names_what_to_install() {
     let empty = fixture.root.join("no-torch-lib");
     std::fs::create_dir_all(&empty).expect("folder");
     let trainer_shown = |job: &Path, extra: &[&str], shown: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+        std::process::Command::new(env!("CARGO_BIN_EXE_trainer-worker"))
             .arg("run")
             .arg(job)
             .args(["--threads", "1", "--quiet"])
@@ -417,7 +417,7 @@ fn cuda_request_without_cuda_names_what_to_install() {
 /// `trainer run` on a job, as the harness starts it (a data-parallel job's launcher
 /// starts its other ranks itself).
 fn run_binary(fixture: &Fixture, job: &Path) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+    std::process::Command::new(env!("CARGO_BIN_EXE_trainer-worker"))
         .arg("run")
         .arg(job)
         .args(["--threads", "1", "--quiet"])
@@ -575,7 +575,7 @@ fn a_sharded_optimizer_changes_nothing_but_where_the_state_lives() {
         );
     }
     for job in [&timed, &switched] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_trainer-worker"))
             .arg("run")
             .arg(job)
             .args(["--threads", "1", "--quiet", "--max-steps", "20"])
@@ -658,7 +658,7 @@ fn children_of(parent: u32) -> Vec<u32> {
 /// Start `trainer run` on a job in the background and wait for its first milestone
 /// checkpoint (epoch 1, step 16).
 fn start_until_first_checkpoint(fixture: &Fixture, job: &Path) -> std::process::Child {
-    let launcher = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+    let launcher = std::process::Command::new(env!("CARGO_BIN_EXE_trainer-worker"))
         .arg("run")
         .arg(job)
         .args(["--threads", "1", "--quiet"])
