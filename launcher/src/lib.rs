@@ -183,10 +183,16 @@ pub fn min_driver(cuda_major: u32) -> Option<&'static str> {
     }
 }
 
+/// A driver version as NVIDIA writes it (`580.65.06`: the parts after the first have
+/// two digits).
 fn dotted(parts: &[u32]) -> String {
     parts
         .iter()
-        .map(u32::to_string)
+        .enumerate()
+        .map(|(index, part)| match index {
+            0 => part.to_string(),
+            _ => format!("{part:02}"),
+        })
         .collect::<Vec<_>>()
         .join(".")
 }
@@ -305,6 +311,125 @@ pub fn choose(
             ))
         }
     }
+}
+
+/// The LibTorch lib folder the worker was linked against (build.rs).
+pub const BUILD_LIB: &str = env!("CROSSOVER_BUILD_LIBTORCH_LIB");
+
+/// What the launcher reads from this machine to decide.
+#[derive(Clone, Debug)]
+pub struct Facts {
+    pub gpu: Option<String>,
+    pub installs: Vec<(PathBuf, Option<Result<Install, String>>)>,
+    pub driver: Option<Vec<u32>>,
+    pub build_present: bool,
+}
+
+impl Facts {
+    pub fn read() -> Facts {
+        let explicit = std::env::var_os(TORCH_LIB_ENV)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from);
+        let installs = search_folders(explicit, recorded_folder())
+            .into_iter()
+            .map(|folder| {
+                let install = read_install(&folder);
+                (folder, install)
+            })
+            .collect();
+        let gpu = visible_gpu();
+        let driver = gpu.as_ref().and_then(|_| driver_version());
+        Facts {
+            gpu,
+            installs,
+            driver,
+            build_present: Path::new(BUILD_LIB).join(CORE_LIBRARY).exists(),
+        }
+    }
+
+    pub fn decide(&self) -> Result<Launch, String> {
+        choose(
+            self.gpu.as_deref(),
+            &self.installs,
+            self.driver.as_deref(),
+            self.build_present,
+        )
+    }
+
+    /// What `trainer libtorch` prints: what was found and what was chosen, and why.
+    pub fn report(&self) -> String {
+        let mut lines = vec![format!(
+            "GPU shown: {}",
+            self.gpu.as_deref().unwrap_or("none")
+        )];
+        lines.push(format!(
+            "NVIDIA driver: {}",
+            self.driver
+                .as_deref()
+                .map_or_else(|| "none answers".into(), dotted)
+        ));
+        lines.push(format!(
+            "build's LibTorch: {BUILD_LIB} ({})",
+            if self.build_present {
+                "present"
+            } else {
+                "not on this machine"
+            }
+        ));
+        for (folder, install) in &self.installs {
+            let what = match install {
+                None => "no LibTorch there".to_owned(),
+                Some(Err(why)) => why.clone(),
+                Some(Ok(install)) => {
+                    let verdict = match check(install, self.driver.as_deref()) {
+                        Ok(()) => "usable for CUDA".to_owned(),
+                        Err(why) => format!("not usable for CUDA: {why}"),
+                    };
+                    format!(
+                        "PyTorch {} (CUDA {}): {verdict}",
+                        install.version,
+                        install.cuda.as_deref().unwrap_or("none")
+                    )
+                }
+            };
+            lines.push(format!("candidate {}: {what}", folder.display()));
+        }
+        lines.push(match self.decide() {
+            Ok(Launch { lib: Some(lib), .. }) => format!(
+                "chosen: every LibTorch library from {} (first on LD_LIBRARY_PATH)",
+                lib.display()
+            ),
+            Ok(Launch { lib: None, .. }) if self.gpu.is_some() => {
+                format!("chosen: the build's LibTorch ({BUILD_LIB}); CUDA jobs cannot run here")
+            }
+            Ok(Launch { lib: None, .. }) => format!("chosen: the build's LibTorch ({BUILD_LIB})"),
+            Err(why) => format!("chosen: nothing: {why}"),
+        });
+        lines.join("\n")
+    }
+}
+
+/// The NVIDIA driver's version: `$CROSSOVER_NVIDIA_DRIVER`, the kernel module's
+/// /proc/driver/nvidia/version, or `nvidia-smi`.
+fn driver_version() -> Option<Vec<u32>> {
+    if let Ok(stated) = std::env::var(DRIVER_ENV) {
+        return parse_driver(&stated);
+    }
+    if let Some(version) = std::fs::read_to_string("/proc/driver/nvidia/version")
+        .ok()
+        .and_then(|text| parse_driver(&text))
+    {
+        return Some(version);
+    }
+    let output = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=driver_version", "--format=csv,noheader"])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| parse_driver(&String::from_utf8_lossy(&output.stdout)))
+        .flatten()
 }
 
 /// `LD_LIBRARY_PATH` with `first` in front of what it held.

@@ -26,13 +26,24 @@ fn explicit_folder_is_the_only_one_searched() {
 fn which_gpu_is_shown() {
     let smi_gpu = "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1234)\n";
     // (CUDA_VISIBLE_DEVICES, /dev/nvidia0, nvidia-smi -L, what is shown)
-    let cases: [(Option<&str>, bool, Option<&str>, Option<&str>); 9] = [
+    type Case<'a> = (Option<&'a str>, bool, Option<&'a str>, Option<&'a str>);
+    let cases: [Case; 9] = [
         (None, false, None, None),
-        (None, false, Some(smi_gpu), Some("GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1234)")),
+        (
+            None,
+            false,
+            Some(smi_gpu),
+            Some("GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1234)"),
+        ),
         (None, false, Some("No devices were found\n"), None),
         (None, true, None, Some("/dev/nvidia0")),
         (Some("0,1"), false, None, Some("CUDA_VISIBLE_DEVICES=0,1")),
-        (Some("GPU-1234"), false, None, Some("CUDA_VISIBLE_DEVICES=GPU-1234")),
+        (
+            Some("GPU-1234"),
+            false,
+            None,
+            Some("CUDA_VISIBLE_DEVICES=GPU-1234"),
+        ),
         (Some(""), true, Some(smi_gpu), None),
         (Some("-1"), true, Some(smi_gpu), None),
         (Some("NoDevFiles"), true, Some(smi_gpu), None),
@@ -75,17 +86,32 @@ fn driver_versions_as_the_driver_prints_them() {
     assert_eq!(min_driver(13), Some("580.65.06"));
     assert_eq!(min_driver(12), Some("525.60.13"));
     assert_eq!(min_driver(10), None);
+    assert_eq!(dotted(&[580, 65, 6]), "580.65.06");
+    assert_eq!(dotted(&[550, 54]), "550.54");
 }
 
 #[test]
 fn each_check_names_what_to_install() {
     let new_driver = [580, 95, 5];
     let old_driver = [570, 86, 15];
-    let cases: [(Install, Option<&[u32]>, Option<&str>); 8] = [
-        (install("2.11.0+cu130", Some("13.0"), true), Some(&new_driver), None),
+    type Case<'a> = (Install, Option<&'a [u32]>, Option<&'a str>);
+    let cases: [Case; 8] = [
+        (
+            install("2.11.0+cu130", Some("13.0"), true),
+            Some(&new_driver),
+            None,
+        ),
         // Exactly the minimum passes.
-        (install("2.11.0+cu130", Some("13.0"), true), Some(&[580, 65, 6]), None),
-        (install("2.11.0+cu126", Some("12.6"), true), Some(&old_driver), None),
+        (
+            install("2.11.0+cu130", Some("13.0"), true),
+            Some(&[580, 65, 6]),
+            None,
+        ),
+        (
+            install("2.11.0+cu126", Some("12.6"), true),
+            Some(&old_driver),
+            None,
+        ),
         (
             install("2.11.0+cu130", Some("13.0"), true),
             Some(&old_driver),
@@ -155,26 +181,49 @@ fn one_libtorch_per_process() {
     };
     // A GPU node: the first folder that passes, every library from it.
     assert_eq!(
-        choose(gpu, &[absent.clone(), good("/node/lib")], Some(&driver), true),
+        choose(
+            gpu,
+            &[absent.clone(), good("/node/lib")],
+            Some(&driver),
+            true
+        ),
         Ok(use_lib("/node/lib"))
     );
     assert_eq!(
-        choose(gpu, &[cpu_only.clone(), good("/node/lib")], Some(&driver), true),
+        choose(
+            gpu,
+            &[cpu_only.clone(), good("/node/lib")],
+            Some(&driver),
+            true
+        ),
         Ok(use_lib("/node/lib"))
     );
     // No folder passes: the build's LibTorch, with the reasons for the worker.
-    let launch = choose(gpu, &[cpu_only.clone(), unreadable.clone()], Some(&driver), true)
-        .expect("the build's LibTorch");
+    let launch = choose(
+        gpu,
+        &[cpu_only.clone(), unreadable.clone()],
+        Some(&driver),
+        true,
+    )
+    .expect("the build's LibTorch");
     assert_eq!(launch.lib, None);
     let why = launch.unusable.expect("reasons");
-    assert!(why.contains("CPU-only build") && why.contains("no such file"), "{why}");
+    assert!(
+        why.contains("CPU-only build") && why.contains("no such file"),
+        "{why}"
+    );
     // A driver too old for the CUDA build: not used, and the worker says why.
     let launch = choose(gpu, &[good("/node/lib")], Some(&[535, 0]), true).expect("launch");
     assert_eq!(launch.lib, None);
-    assert!(launch.unusable.expect("reason").contains("needs NVIDIA driver"));
+    assert!(
+        launch
+            .unusable
+            .expect("reason")
+            .contains("needs NVIDIA driver")
+    );
     // Nothing found at all: the worker's own "not installed" error applies.
     assert_eq!(
-        choose(gpu, &[absent.clone()], Some(&driver), true),
+        choose(gpu, std::slice::from_ref(&absent), Some(&driver), true),
         Ok(Launch {
             lib: None,
             unusable: None
@@ -190,10 +239,11 @@ fn one_libtorch_per_process() {
     );
     // A copied build on a machine without its LibTorch: any 2.11 stands in.
     assert_eq!(
-        choose(None, &[cpu_only.clone()], None, false),
+        choose(None, std::slice::from_ref(&cpu_only), None, false),
         Ok(use_lib("/cpu/lib"))
     );
-    let launch = choose(gpu, &[cpu_only.clone()], Some(&driver), false).expect("launch");
+    let launch =
+        choose(gpu, std::slice::from_ref(&cpu_only), Some(&driver), false).expect("launch");
     assert_eq!(launch.lib, Some(PathBuf::from("/cpu/lib")));
     assert!(launch.unusable.is_some());
     let error = choose(None, &[absent, unreadable], None, false).expect_err("nothing to run on");

@@ -14,6 +14,10 @@ pub fn workspace_root() -> PathBuf {
 
 /// Path of a workspace binary in the dev profile, building it if it is missing.
 pub fn binary(name: &str) -> PathBuf {
+    // `trainer` is the launcher; it runs `trainer-worker` from its own folder.
+    if name == "trainer" {
+        binary("trainer-worker");
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace_root().join("target"), PathBuf::from);
     let path = target.join("debug").join(name);

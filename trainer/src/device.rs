@@ -330,11 +330,18 @@ mod tests {
         std::os::unix::fs::symlink(ours.join("libtorch_cpu.so"), linked.join("libtorch_cpu.so"))
             .expect("link");
         let core = ours.join("libtorch_cpu.so");
-        assert_eq!(one_build(Some(&core), &ours.join("libtorch_cuda.so")), Ok(()));
-        assert_eq!(one_build(Some(&core), &linked.join("libtorch_cuda.so")), Ok(()));
+        assert_eq!(
+            one_build(Some(&core), &ours.join("libtorch_cuda.so")),
+            Ok(())
+        );
+        assert_eq!(
+            one_build(Some(&core), &linked.join("libtorch_cuda.so")),
+            Ok(())
+        );
         let error = one_build(Some(&core), &other.join("libtorch_cuda.so")).expect_err("mixed");
         assert!(
-            error.contains("must not be mixed") && error.contains(&format!("LD_LIBRARY_PATH={}", other.display())),
+            error.contains("must not be mixed")
+                && error.contains(&format!("LD_LIBRARY_PATH={}", other.display())),
             "{error}"
         );
         assert_eq!(one_build(None, &other.join("libtorch_cuda.so")), Ok(()));

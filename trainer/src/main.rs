@@ -187,6 +187,10 @@ enum Command {
     /// Measure the data path (used by bench/data.py, `just bench-data`): with JOB, the
     /// cost of a prepared job's data (open, budget, batches) as JSON; with --tokenize,
     /// the tokenizer's own MB/s on a jsonl file, on every core.
+    /// Say which LibTorch this process runs on and why: the GPU shown, the driver, each
+    /// PyTorch torch/lib found and whether it can give CUDA (version 2.11, a CUDA build,
+    /// a new enough driver), and the folder the `trainer` launcher chose (docs/gpu.md).
+    Libtorch,
     #[command(hide = true)]
     BenchData {
         /// A prepared job folder.
@@ -316,6 +320,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Outcome::Stopped { .. } => {
                     return Ok(ExitCode::from(trainer::ranks::STOPPED_EXIT as u8));
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Libtorch => {
+            println!("{}", launcher::Facts::read().report());
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+            let core = trainer::device::mapped_library(&maps, launcher::CORE_LIBRARY);
+            println!(
+                "this process' core library: {}",
+                core.map_or_else(|| "not found".into(), |path| path.display().to_string())
+            );
+            if std::env::var_os(launcher::LAUNCHED_ENV).is_none() {
+                println!(
+                    "started without the launcher: run `trainer`, not `trainer-worker`, so the chosen folder applies"
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
