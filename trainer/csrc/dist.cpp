@@ -378,8 +378,11 @@ int crossover_dist_has_nccl() {
 // host:port, every rank connects to it, then the backend connects the ranks to each
 // other. The rendezvous fails after `rendezvous_ms`, each later collective after
 // `timeout_ms`, rather than waiting forever.
+// `device_index` (>= 0) is the rank's GPU: NCCL is bound to it explicitly (as
+// init_process_group(device_id=...) does) instead of guessing from the current device.
 char* crossover_dist_create(int kind, const char* host, uint16_t port, int rank, int world,
-                            int64_t rendezvous_ms, int64_t timeout_ms, void** out) {
+                            int64_t rendezvous_ms, int64_t timeout_ms, int device_index,
+                            void** out) {
   return guarded([&] {
     TORCH_CHECK(out != nullptr, "null output handle");
     *out = nullptr;
@@ -412,6 +415,11 @@ char* crossover_dist_create(int kind, const char* host, uint16_t port, int rank,
     if (kind == kNccl) {
       group->backend = make_nccl(group->store, rank, world, timeout);
       group->host_staging = false;
+      if (device_index >= 0) {
+        // Backend::setBoundDeviceId is inline in Backend.hpp: no symbol to look up.
+        group->backend->setBoundDeviceId(
+            at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device_index)));
+      }
     }
 #endif
     if (kind == kGloo) {

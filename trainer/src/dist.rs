@@ -41,6 +41,7 @@ unsafe extern "C" {
         world: c_int,
         rendezvous_ms: i64,
         timeout_ms: i64,
+        device_index: c_int,
         out: *mut *mut c_void,
     ) -> *mut c_char;
     fn crossover_dist_destroy(group: *mut c_void);
@@ -145,6 +146,38 @@ pub struct GroupConfig {
     pub rendezvous_timeout: Duration,
     /// How long each collective may wait for the peers before failing.
     pub timeout: Duration,
+    /// The rank's GPU, bound to the NCCL group explicitly (None on the CPU).
+    pub device: Option<usize>,
+    /// All-reduces go in buckets of at most this many bytes (a larger tensor alone),
+    /// so the flat buffer a bucket is reduced in never holds more than this on top of
+    /// the gradients: one bucket, not a second copy of every gradient (4 GB at 1B
+    /// parameters in fp32).
+    pub bucket_bytes: usize,
+}
+
+/// Default bucket size of all-reduces (DDP's default is 25 MiB; larger buckets mean
+/// fewer collectives, each still far below a gradient copy).
+pub const BUCKET_BYTES: usize = 64 << 20;
+
+/// The buckets of an all-reduce: consecutive runs of tensors (`bytes[i]` each) of at
+/// most `limit` bytes together; a tensor larger than `limit` is a bucket alone. Every
+/// rank computes the same buckets from the same shapes, so the collectives pair up.
+pub fn buckets(bytes: &[usize], limit: usize) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    let mut held = 0usize;
+    for (index, &size) in bytes.iter().enumerate() {
+        if index > start && held + size > limit {
+            ranges.push(start..index);
+            start = index;
+            held = 0;
+        }
+        held += size;
+    }
+    if start < bytes.len() {
+        ranges.push(start..bytes.len());
+    }
+    ranges
 }
 
 /// This rank's membership in a process group. Dropping it leaves the group: peers'
@@ -154,6 +187,7 @@ pub struct ProcessGroup {
     rank: usize,
     world: usize,
     backend: Backend,
+    bucket_bytes: usize,
 }
 
 // SAFETY: a c10d process group is not tied to the thread that made it; the handle is
@@ -180,6 +214,10 @@ impl ProcessGroup {
         let host = CString::new(config.master_addr.as_str())
             .map_err(|_| fail("the master address holds a NUL byte".into()))?;
         let rank = as_c_int(config.rank, "rank").map_err(fail)?;
+        let device_index = match config.device {
+            Some(index) => as_c_int(index, "device index").map_err(fail)?,
+            None => -1,
+        };
         let world = as_c_int(config.world, "world size").map_err(fail)?;
         let millis = |duration: Duration| {
             i64::try_from(duration.as_millis())
@@ -199,6 +237,7 @@ impl ProcessGroup {
                     world,
                     millis(config.rendezvous_timeout),
                     millis(config.timeout),
+                    device_index,
                     &mut out,
                 )
             },
@@ -210,6 +249,7 @@ impl ProcessGroup {
             rank: config.rank,
             world: config.world,
             backend: config.backend,
+            bucket_bytes: config.bucket_bytes.max(1),
         })
     }
 
@@ -232,20 +272,27 @@ impl ProcessGroup {
             return Ok(());
         }
         self.check(tensors, what)?;
-        let list = handles(tensors);
-        // SAFETY: `list` holds live tensor handles for the duration of the call; the
-        // shim writes the results into those tensors' storage.
-        checked(
-            unsafe {
-                crossover_dist_all_reduce(
-                    self.handle.as_ptr(),
-                    list.as_ptr(),
-                    list.len(),
-                    c_int::from(average),
-                )
-            },
-            what,
-        )
+        let bytes: Vec<usize> = tensors
+            .iter()
+            .map(|tensor| tensor.numel() * tensor.kind().elt_size_in_bytes())
+            .collect();
+        for bucket in buckets(&bytes, self.bucket_bytes) {
+            let list = handles(&tensors[bucket]);
+            // SAFETY: `list` holds live tensor handles for the duration of the call;
+            // the shim writes the results into those tensors' storage.
+            checked(
+                unsafe {
+                    crossover_dist_all_reduce(
+                        self.handle.as_ptr(),
+                        list.as_ptr(),
+                        list.len(),
+                        c_int::from(average),
+                    )
+                },
+                what,
+            )?;
+        }
+        Ok(())
     }
 
     fn check(&self, tensors: &[Tensor], what: &str) -> Result<(), TchError> {
@@ -323,6 +370,23 @@ impl std::fmt::Debug for ProcessGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buckets_hold_at_most_the_limit_and_keep_the_order() {
+        // (tensor bytes, limit, buckets)
+        let cases: [(&[usize], usize, Vec<std::ops::Range<usize>>); 6] = [
+            (&[], 10, vec![]),
+            (&[4, 4, 4], 12, vec![0..3]),
+            (&[4, 4, 4], 8, vec![0..2, 2..3]),
+            // A tensor larger than the limit is a bucket alone.
+            (&[4, 20, 4], 8, vec![0..1, 1..2, 2..3]),
+            (&[20], 8, vec![0..1]),
+            (&[3, 3, 3, 3, 3], 7, vec![0..2, 2..4, 4..5]),
+        ];
+        for (bytes, limit, expected) in cases {
+            assert_eq!(buckets(bytes, limit), expected, "{bytes:?} / {limit}");
+        }
+    }
 
     /// What each backend accepts: NCCL refuses host tensors (the benchmark scores of
     /// a milestone were once built on the CPU), mixed GPUs and bool flags.

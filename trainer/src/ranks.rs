@@ -133,12 +133,24 @@ fn timeouts() -> (Duration, Duration) {
     )
 }
 
+/// Bucket size of the gradients' all-reduce: `CROSSOVER_BUCKET_MB` or
+/// [`crate::dist::BUCKET_BYTES`].
+fn bucket_bytes() -> usize {
+    std::env::var("CROSSOVER_BUCKET_MB")
+        .ok()
+        .and_then(|text| text.parse::<f64>().ok())
+        .filter(|mb| *mb > 0.0)
+        .map_or(crate::dist::BUCKET_BYTES, |mb| (mb * f64::from(1u32 << 20)) as usize)
+}
+
 /// This process's membership in its job: rank, world and (world > 1) the process
 /// group; on a launcher, the local ranks it started.
 pub struct Ranks {
     pub rank: usize,
     pub world: usize,
     pub local_rank: usize,
+    /// This rank's GPU (made the current CUDA device before the group was joined).
+    pub gpu: Option<usize>,
     group: Option<ProcessGroup>,
     children: Vec<Child>,
 }
@@ -183,6 +195,7 @@ impl Ranks {
             rank: 0,
             world: 1,
             local_rank: 0,
+            gpu: None,
             group: None,
             children: Vec::new(),
         }
@@ -221,6 +234,33 @@ impl Ranks {
             // rank 0 waiting as long as a scheduler's late start may.
             rendezvous_timeout = rendezvous_timeout.min(Duration::from_secs(120));
         }
+        let mut ranks = Self {
+            rank: env.rank,
+            world,
+            local_rank: env.local_rank,
+            gpu: None,
+            group: None,
+            children,
+        };
+        // One GPU per rank: local rank r takes the r-th visible GPU, or the only one
+        // when the scheduler shows each rank its own (Slurm's --gpus-per-task). It is
+        // the current device before the group exists, and NCCL is bound to it.
+        if cuda {
+            let visible = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
+            let gpu = crate::device::rank_gpu(env.local_rank, visible)
+                .and_then(|index| {
+                    crate::fused::set_cuda_device(index)
+                        .map(|()| index)
+                        .map_err(|error| format!("selecting the rank's GPU: {error}"))
+                });
+            match gpu {
+                Ok(index) => ranks.gpu = Some(index),
+                Err(message) => {
+                    ranks.stop_children();
+                    return Err(message);
+                }
+            }
+        }
         let config = GroupConfig {
             backend,
             master_addr: env.master_addr.clone(),
@@ -229,13 +269,8 @@ impl Ranks {
             world,
             rendezvous_timeout,
             timeout,
-        };
-        let mut ranks = Self {
-            rank: env.rank,
-            world,
-            local_rank: env.local_rank,
-            group: None,
-            children,
+            device: ranks.gpu,
+            bucket_bytes: bucket_bytes(),
         };
         match ProcessGroup::new(&config) {
             Ok(group) => {

@@ -114,14 +114,10 @@ fn join_and_train(
         device.is_cuda(),
     )
     .map_err(TrainerError::Device)?;
-    // One GPU per rank: local rank r takes the r-th visible GPU, or the only one when
-    // the scheduler shows each rank its own (Slurm's --gpus-per-task).
-    let device = match device {
-        Device::Cuda(_) if ranks.world > 1 => {
-            let visible = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
-            Device::Cuda(device::rank_gpu(ranks.local_rank, visible).map_err(TrainerError::Device)?)
-        }
-        other => other,
+    // One GPU per rank: the one `join` chose and made current (see Ranks::gpu).
+    let device = match (device, ranks.gpu) {
+        (Device::Cuda(_), Some(index)) => Device::Cuda(index),
+        (other, _) => other,
     };
     if let Device::Cuda(index) = device {
         crate::fused::set_cuda_device(index).map_err(torch_error("selecting the rank's GPU"))?;

@@ -37,6 +37,8 @@ fn config(port: u16, rank: usize) -> GroupConfig {
         world: 2,
         rendezvous_timeout: RENDEZVOUS,
         timeout: TIMEOUT,
+        device: None,
+        bucket_bytes: trainer::dist::BUCKET_BYTES,
     }
 }
 
@@ -44,11 +46,22 @@ fn config(port: u16, rank: usize) -> GroupConfig {
 fn two_ranks<T: Send + 'static>(
     body: impl Fn(usize, ProcessGroup) -> T + Send + Sync + Clone + 'static,
 ) -> (T, T) {
+    two_ranks_bucketed(trainer::dist::BUCKET_BYTES, body)
+}
+
+/// `two_ranks` with all-reduces in buckets of `bucket_bytes`.
+fn two_ranks_bucketed<T: Send + 'static>(
+    bucket_bytes: usize,
+    body: impl Fn(usize, ProcessGroup) -> T + Send + Sync + Clone + 'static,
+) -> (T, T) {
     let port = free_port();
     let spawn = |rank: usize| {
         let body = body.clone();
         thread::spawn(move || {
-            let group = ProcessGroup::new(&config(port, rank))
+            let group = ProcessGroup::new(&GroupConfig {
+                bucket_bytes,
+                ..config(port, rank)
+            })
                 .unwrap_or_else(|error| panic!("rank {rank}: {error}"));
             assert_eq!((group.rank(), group.world()), (rank, 2));
             body(rank, group)
@@ -67,6 +80,41 @@ fn values(tensor: &Tensor) -> Vec<f64> {
 
 fn cpu(kind: Kind) -> (Kind, Device) {
     (kind, Device::Cpu)
+}
+
+/// Gradients reduced in small buckets (here 24 bytes: some buckets hold several
+/// tensors, a large tensor is one alone, a non-contiguous one and an integer one are
+/// mixed in) end exactly as the elementwise means computed here.
+#[test]
+fn bucketed_all_reduce_equals_the_mean_of_every_tensor() {
+    const SHAPES: [&[i64]; 6] = [&[2], &[3], &[7, 5], &[1], &[4, 2], &[2]];
+    let make = |rank: usize| -> Vec<Tensor> {
+        SHAPES
+            .iter()
+            .enumerate()
+            .map(|(index, shape)| {
+                let numel: i64 = shape.iter().product();
+                let base = Tensor::arange(numel, cpu(Kind::Float)).reshape(*shape);
+                let tensor = base * (rank as f64 + 1.0) + index as f64;
+                if shape.len() == 2 { tensor.transpose(0, 1) } else { tensor }
+            })
+            .collect()
+    };
+    let (zero, one) = two_ranks_bucketed(24, move |rank, group| {
+        let tensors = make(rank);
+        group.all_reduce_mean(&tensors).expect("all-reduce");
+        tensors.iter().map(values).collect::<Vec<_>>()
+    });
+    assert_eq!(zero, one);
+    let (ranks0, ranks1) = (make(0), make(1));
+    for (index, reduced) in zero.iter().enumerate() {
+        let expected: Vec<f64> = values(&ranks0[index])
+            .iter()
+            .zip(values(&ranks1[index]))
+            .map(|(a, b)| (a + b) / 2.0)
+            .collect();
+        assert_eq!(reduced, &expected, "tensor {index}");
+    }
 }
 
 #[test]
