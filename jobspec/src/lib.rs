@@ -9,6 +9,7 @@
 //! tables of cases.
 
 mod config;
+pub mod memory;
 mod count;
 mod error;
 mod model;

@@ -51,6 +51,10 @@ pub struct BenchResult {
     pub flops_per_token: f64,
     pub precision: Precision,
     pub harness: Measurement,
+    /// What `harness plan` would estimate for one GPU training this case
+    /// (jobspec::memory), to set beside the CUDA allocator's measured peak.
+    #[serde(default)]
+    pub estimate_mib: f64,
     pub mfu: Option<f64>,
     /// PyTorch eager and torch.compile on the same case, when asked for.
     pub eager: Option<Measurement>,
@@ -220,6 +224,15 @@ pub fn measure(case: &BenchCase) -> Result<BenchResult, String> {
             step_ms: 1e3 * seconds,
             peak_mem_mib: peak_memory_mib(device),
         },
+        estimate_mib: jobspec::memory::memory_per_gpu(
+            &shape,
+            rows,
+            (case.batch_size * case.seq_len) as f64,
+            precision == Precision::Bf16,
+            (1, false),
+        )
+        .total()
+            / f64::from(1u32 << 20),
         mfu,
         eager: None,
         compiled: None,
@@ -339,7 +352,7 @@ fn tokens(reference: Option<&Measurement>) -> String {
 /// back-to-back pair's ratio, with the lowest and highest.
 pub fn table(results: &[BenchResult]) -> String {
     let mut out = String::from(
-        "| preset | params | objective | device | precision | batch x seq | tokens/s | MFU | peak MiB | PyTorch eager tokens/s | harness/eager | torch.compile tokens/s | harness/compile |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| preset | params | objective | device | precision | batch x seq | tokens/s | MFU | peak MiB | estimate MiB | PyTorch eager tokens/s | harness/eager | torch.compile tokens/s | harness/compile |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for result in results {
         let case = &result.case;
@@ -349,7 +362,7 @@ pub fn table(results: &[BenchResult]) -> String {
             format!("cpu x{}", case.threads)
         };
         out.push_str(&format!(
-            "| {} | {:.1}M | {} | {} | {:?} | {} x {} | {:.0} | {} | {:.0} | {} | {} | {} | {} |\n",
+            "| {} | {:.1}M | {} | {} | {:?} | {} x {} | {:.0} | {} | {:.0} | {:.0} | {} | {} | {} | {} |\n",
             case.preset,
             result.params as f64 / 1e6,
             case.objective,
@@ -362,6 +375,7 @@ pub fn table(results: &[BenchResult]) -> String {
                 .mfu
                 .map_or_else(|| "-".into(), |mfu| format!("{:.1}%", 100.0 * mfu)),
             result.harness.peak_mem_mib,
+            result.estimate_mib,
             tokens(result.eager.as_ref()),
             ratio(
                 result.harness.tokens_per_s,
