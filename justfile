@@ -94,10 +94,17 @@ setup-torch:
 setup-cuda:
     scripts/setup-cuda.sh
 
-# Pack the stripped trainer, the PyTorch reference and a runner into target/gpu-check; runs it when a GPU is here.
-gpu-check: setup
+# On a GPU node: `target/gpu-check/run.sh` (pass/fail table in target/gpu-check/results/summary.md).
+# Pack the GPU check (release trainer with NCCL, reference, corpus) into target/gpu-check; runs it when a GPU is here.
+gpu-check: setup (corpus "demo")
     scripts/gpu-check-pack.sh
-    if nvidia-smi -L >/dev/null 2>&1; then target/gpu-check/run.sh; else echo "no GPU here: copy target/gpu-check to a GPU node and run run.sh there"; fi
+    if nvidia-smi -L >/dev/null 2>&1; then target/gpu-check/run.sh; else echo "no GPU here: copy target/gpu-check to a GPU node and run run.sh there (or: just gpu-check-rehearsal)"; fi
+
+# Rehearse the GPU check on this CPU: every step a CPU can run, small models (a few minutes).
+gpu-check-rehearsal *args: setup (corpus "demo")
+    cargo build -p launcher -p trainer
+    scripts/gpu-check-pack.sh --debug --out target/gpu-check-rehearsal
+    target/gpu-check-rehearsal/run.sh --cpu-rehearsal {{ args }}
 
 # Scoring items/s for AR and DLM (K draws) on CPU, and DLM cost relative to K AR passes.
 bench-eval: setup

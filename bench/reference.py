@@ -331,12 +331,16 @@ def check(folder):
     batch = {name: t.to(device) for name, t in read_safetensors(os.path.join(folder, "batch.safetensors")).items()}
     cos, sin = rope_tables(shape["d_model"] // shape["n_head"], shape["max_seq_len"], shape["rope_base"], device)
     optimizer = optimizer_for(params, case, fused=False)
+    # bf16: PyTorch's autocast, against the harness's mixed precision (weights,
+    # optimizer, norms and losses in fp32; matmuls and attention in bf16).
+    bf16 = case["precision"] == "bf16"
     losses, norms = [], []
     for _ in range(case["steps"]):
-        if case["objective"] == "ar":
-            loss = ar_loss(params, batch["windows"], case, cos, sin)
-        else:
-            loss = dlm_loss(params, batch["clean"], batch["mask"].bool(), batch["p_mask"], case, cos, sin)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            if case["objective"] == "ar":
+                loss = ar_loss(params, batch["windows"], case, cos, sin)
+            else:
+                loss = dlm_loss(params, batch["clean"], batch["mask"].bool(), batch["p_mask"], case, cos, sin)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(params.values(), case["grad_clip"])

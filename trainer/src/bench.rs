@@ -409,15 +409,14 @@ pub fn write_check(
     folder: &Path,
     objective: &str,
     preset: &str,
-    device: Device,
+    (device, precision): (Device, Precision),
     steps: usize,
 ) -> Result<CheckTrace, String> {
     let shape = ModelShape::preset(preset).ok_or_else(|| format!("unknown preset `{preset}`"))?;
     let vocab_size = 250;
     let rows = padded_vocab(vocab_size);
     let (batch_size, seq_len) = (4, 32);
-    let (variables, model, mut optimizer) =
-        model_and_optimizer(&shape, rows, device, Precision::Fp32);
+    let (variables, model, mut optimizer) = model_and_optimizer(&shape, rows, device, precision);
     let vocab = Vocab {
         size: vocab_size as i64,
     };
@@ -459,7 +458,7 @@ pub fn write_check(
             Device::Cuda(index) => format!("cuda:{index}"),
             _ => "cpu".into(),
         },
-        precision: Precision::Fp32,
+        precision,
         compile: false,
         lr: LR,
         weight_decay: WEIGHT_DECAY,

@@ -165,7 +165,11 @@ enum Command {
         /// AdamW steps compared (lr 1e-3, weight decay 0.1, clipping at 1).
         #[arg(long, default_value_t = 3)]
         steps: usize,
-        /// Largest relative difference allowed [default: 1e-5 on CPU, 2e-3 on CUDA].
+        /// fp32, or bf16 (the harness's mixed precision against PyTorch's autocast).
+        #[arg(long, default_value = "fp32", value_parser = parse_precision)]
+        precision: jobspec::Precision,
+        /// Largest relative difference allowed [default: fp32 1e-5 on CPU, 2e-3 on
+        /// CUDA; bf16 2e-2, bf16's 8-bit mantissa over a few steps].
         #[arg(long)]
         tolerance: Option<f64>,
         /// LibTorch threads (default: all cores).
@@ -191,6 +195,13 @@ enum Command {
     /// PyTorch torch/lib found and whether it can give CUDA (version 2.11, a CUDA build,
     /// a new enough driver), and the folder the `trainer` launcher chose (docs/gpu.md).
     Libtorch,
+    /// A process group of one on DEVICE (NCCL on a GPU when built with it): bucketed
+    /// all-reduce, broadcast and barrier must leave the tensors exact (`just gpu-check`).
+    #[command(hide = true)]
+    DistCheck {
+        #[arg(long, default_value = "cpu")]
+        device: jobspec::DeviceSpec,
+    },
     #[command(hide = true)]
     BenchData {
         /// A prepared job folder.
@@ -470,6 +481,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             device,
             presets,
             steps,
+            precision,
             tolerance,
             threads,
         } => {
@@ -477,7 +489,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tch::set_num_threads(threads as i32);
             }
             let device = trainer::device::select(device).map_err(anyhow::Error::msg)?;
-            let tolerance = tolerance.unwrap_or(if device.is_cuda() { 2e-3 } else { 1e-5 });
+            let precision = precision.resolve(device.is_cuda());
+            let tolerance = tolerance.unwrap_or(match (precision, device.is_cuda()) {
+                (jobspec::Precision::Bf16, _) => 2e-2,
+                (_, true) => 2e-3,
+                (_, false) => 1e-5,
+            });
             let mut worst: f64 = 0.0;
             println!(
                 "| preset | objective | step | harness loss | PyTorch loss | harness grad norm | PyTorch grad norm |"
@@ -489,8 +506,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             {
                 let folder = tempfile::tempdir().context("making a temporary folder")?;
                 let ours =
-                    trainer::bench::write_check(folder.path(), objective, preset, device, steps)
-                        .map_err(anyhow::Error::msg)?;
+                    trainer::bench::write_check(
+                        folder.path(),
+                        objective,
+                        preset,
+                        (device, precision),
+                        steps,
+                    )
+                    .map_err(anyhow::Error::msg)?;
                 let theirs: trainer::bench::CheckTrace = trainer::bench::run_reference(
                     &reference,
                     "check",
@@ -552,6 +575,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let results = trainer::bench::measure_scoring(&preset, items, draws, threads)
                 .map_err(anyhow::Error::msg)?;
             println!("{}", trainer::bench::scoring_table(&results, threads));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DistCheck { device } => {
+            let device = trainer::device::select(device).map_err(anyhow::Error::msg)?;
+            let line = trainer::ranks::self_check(device).map_err(anyhow::Error::msg)?;
+            println!("{line}");
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchOne { case } => {
