@@ -222,11 +222,12 @@ mod tests {
                 }
             }
             refused += usize::from(censored > 0);
-            if censored > 0 && crossed.len() >= MIN_BUDGETS {
-                if let Some(law) = fit(&crossed) {
-                    dropped += law.b;
-                    fits += 1;
-                }
+            let law = (censored > 0 && crossed.len() >= MIN_BUDGETS)
+                .then(|| fit(&crossed))
+                .flatten();
+            if let Some(law) = law {
+                dropped += law.b;
+                fits += 1;
             }
         }
         let mean = dropped / f64::from(fits);
