@@ -69,7 +69,7 @@ pub fn crossover_table(rows: &[CrossoverRow], kind: Kind, dropped: &[Axis]) -> B
         [
             "gap at end [90%]",
             "P(crossed)",
-            "method",
+            "method; seeds in the interval",
             "best DLM vs best baseline",
         ]
         .map(String::from),
@@ -111,7 +111,11 @@ pub fn crossover_table(rows: &[CrossoverRow], kind: Kind, dropped: &[Axis]) -> B
         line.extend([
             row.gap(),
             format::value(row.estimate.share_crossed),
-            row.estimate.method.label().to_string(),
+            format!(
+                "{}; {}",
+                row.estimate.method.label(),
+                row.estimate.seed_note()
+            ),
             best,
         ]);
         table_rows.push(line);
@@ -330,19 +334,19 @@ fn notes(inputs: &ReportInputs<'_>) -> Vec<Block> {
     let unpaired = count(&|r| !r.estimate.method.paired() && with_intervals(r));
     if unpaired > 0 {
         notes.push(format!(
-            "{unpaired} comparison(s) have no per-item scores (eval_items.csv absent for some of their jobs), so their intervals fall back to the unpaired bootstrap: seeds resampled jointly with at least 5 per side (seed_bootstrap), otherwise each point redrawn from its standard error (stderr_bootstrap). Both ignore that the two objectives are scored on the same items, so these intervals are approximate."
+            "{unpaired} comparison(s) have no per-item scores (eval_items.csv absent for some of their jobs), so their intervals fall back to the unpaired bootstrap: with at least 2 seeds per side the seed level alone (seed_bootstrap: each draw moves the seed mean along the seeds' own paired deviations by a Student t with n - 1 degrees of freedom), with one seed each point redrawn from its standard error (stderr_bootstrap). Both ignore that the two objectives are scored on the same items, so these intervals are approximate."
         ));
     }
     let paired = count(&|r| r.estimate.method.paired());
     if paired > 0 {
         notes.push(format!(
-            "{paired} comparison(s) use the paired bootstrap: each draw resamples the evaluation items (validation windows, benchmark questions) once and applies the same resample to both objectives at every checkpoint; with at least 5 seeds per side seeds are resampled jointly too (seed s of AR with seed s of the DLM), with fewer they are averaged."
+            "{paired} comparison(s) use the paired bootstrap: each draw resamples the evaluation items (validation windows, benchmark questions) once and applies the same resample to both objectives, every seed and every checkpoint; with at least 2 seeds per side each draw also moves the seed mean along the seeds' own deviations (seed s of AR paired with seed s of the DLM) by a Student t with n - 1 degrees of freedom, the small-sample correction for seed noise estimated from n seeds (so 2 seeds give wide intervals: a t with 1 degree of freedom). The crossover table says per comparison how many seeds carry the interval."
         ));
     }
     let one_seed = count(&|r| r.dlm_seeds.min(r.baseline_seeds) == 1 && with_intervals(r));
     if one_seed > 0 {
         notes.push(format!(
-            "{one_seed} comparison(s) have one seed on a side: their intervals reflect evaluation noise (which windows and questions were drawn) only, not how another seed would have trained; more seeds are needed for that."
+            "{one_seed} comparison(s) have one seed on a side: one seed cannot show seed noise at all, so their intervals reflect evaluation noise (which windows and questions were drawn) only and cover the crossing of these trained models, not of another seed's; a second seed per side adds seed noise to the interval."
         ));
     }
     let dlm_loss = inputs.rows.iter().any(|r| r.task == "val_loss");

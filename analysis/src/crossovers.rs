@@ -231,7 +231,7 @@ fn fnv(text: &str) -> u64 {
     })
 }
 
-pub const CSV_HEADER: [&str; 34] = [
+pub const CSV_HEADER: [&str; 35] = [
     "group",
     "group_label",
     "unique_tokens",
@@ -266,6 +266,7 @@ pub const CSV_HEADER: [&str; 34] = [
     "baseline_best",
     "baseline_best_at",
     "variant",
+    "seed_level",
 ];
 
 /// crossover.csv: one line per row; non-numbers are empty, infinities read "inf".
@@ -345,6 +346,7 @@ fn csv_fields(row: &CrossoverRow) -> Vec<String> {
         optional(row.best.baseline.map(|p| p.y)),
         optional(row.best.baseline.map(|p| p.x)),
         row.variant.clone(),
+        e.seed_note(),
     ]
 }
 
@@ -362,7 +364,7 @@ pub fn verdict_text(row: &CrossoverRow) -> String {
 /// The full table in Markdown (crossover.md).
 pub fn markdown(rows: &[CrossoverRow]) -> String {
     let mut out = String::from(
-        "| group | DLM vs | task | metric | axis | kind | verdict | point estimate | estimate (median [90% interval]) | gap at end [90%] | P(crossed) | method | best DLM (at) | best baseline (at) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| group | DLM vs | task | metric | axis | kind | verdict | point estimate | estimate (median [90% interval]) | gap at end [90%] | P(crossed) | method | seeds in the interval | best DLM (at) | best baseline (at) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         let best = |p: Option<crate::curve::Point>| {
@@ -370,7 +372,7 @@ pub fn markdown(rows: &[CrossoverRow]) -> String {
                 .unwrap_or_else(|| "-".into())
         };
         out += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} |\n",
             row.group_label,
             row.baseline,
             row.task,
@@ -384,6 +386,7 @@ pub fn markdown(rows: &[CrossoverRow]) -> String {
             row.gap(),
             format::value(row.estimate.share_crossed),
             row.estimate.method.label(),
+            row.estimate.seed_note(),
             best(row.best.dlm),
             best(row.best.baseline),
         );

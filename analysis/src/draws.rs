@@ -8,13 +8,13 @@
 //! allocated once per comparison. The arithmetic is the general path's, in the same
 //! order and from the same random stream, so both give identical estimates (tested);
 //! `uncertainty` falls back to the general path for what a plan cannot express (seed
-//! replicates with different evaluation points under seed resampling).
+//! replicates with different evaluation points under a seed level).
 
 use crate::crossover::{Outcome, advantage_at, crossing_of};
 use crate::curve::{Curve, Direction};
 use crate::rng::Rng;
 use crate::uncertainty::{
-    Method, Replicate, combined_unsmoothed_on, item_counts_into, joint_seeds, stderr_noise,
+    Method, Replicate, SeedDraw, combined_unsmoothed_on, item_counts_into, seed_mixed, stderr_noise,
 };
 
 /// Where a fixed x falls on a fixed, strictly increasing set of x's: on point k, or
@@ -57,7 +57,8 @@ impl Lerp {
 enum Combine {
     /// Every replicate, each point the mean of those reaching it (`curve::mean_curve`).
     Union(Vec<Vec<(usize, Lerp)>>),
-    /// All replicates share their x's: the point-wise mean of the drawn ones.
+    /// All replicates share their x's: point by point, the seed level's mix of them
+    /// (`uncertainty::seed_mixed`).
     Aligned,
 }
 
@@ -114,9 +115,16 @@ impl Side {
         }
     }
 
-    /// The combined values from each replicate's (smoothed) values; `chosen` lists the
-    /// drawn replicates for `Aligned` sides.
-    fn combine_into(&self, values: &[Vec<f64>], chosen: &[usize], out: &mut Vec<f64>) {
+    /// The combined values from each replicate's (smoothed) values; `seeds` (the
+    /// side's multipliers and the t scale) mixes them on `Aligned` sides, `column` is
+    /// scratch.
+    fn combine_into(
+        &self,
+        values: &[Vec<f64>],
+        seeds: (&[f64], f64),
+        column: &mut Vec<f64>,
+        out: &mut Vec<f64>,
+    ) {
         out.clear();
         match &self.combine {
             Combine::Union(entries) => out.extend(entries.iter().map(|reaching| {
@@ -131,11 +139,9 @@ impl Side {
                 }
             })),
             Combine::Aligned => out.extend((0..self.xs.len()).map(|k| {
-                if let [only] = chosen {
-                    values[*only][k]
-                } else {
-                    chosen.iter().map(|&r| values[r][k]).sum::<f64>() / chosen.len() as f64
-                }
+                column.clear();
+                column.extend(values.iter().map(|v| v[k]));
+                seed_mixed(column, seeds.0, seeds.1)
             })),
         }
     }
@@ -378,7 +384,7 @@ impl<'a> Plan<'a> {
                 side.iter().all(|r| axis_xs(r, a) == first)
             })
         };
-        let resamples_seeds = matches!(method, Method::Seeds | Method::PairedItemsSeeds);
+        let resamples_seeds = method.seed_level();
         let align = [aligned(dlm), aligned(baseline)];
         if resamples_seeds && !(align[0] && align[1]) {
             return None;
@@ -470,7 +476,8 @@ impl<'a> Plan<'a> {
         let mut raw: [Vec<Vec<f64>>; 2] = sides.map(|s| vec![Vec::new(); s.len()]);
         let mut smooth: [Vec<Vec<f64>>; 2] = sides.map(|s| vec![Vec::new(); s.len()]);
         let mut weight = Vec::new();
-        let mut chosen: [Vec<usize>; 2] = sides.map(|s| (0..s.len()).collect());
+        let mut seeds: Option<SeedDraw> = None;
+        let mut column = Vec::new();
         let mut combined: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
         let mut kind_curve: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
         let mut g = Vec::new();
@@ -499,9 +506,8 @@ impl<'a> Plan<'a> {
                         smooth_into(values, self.smooth, &mut smooth[s][r]);
                     }
                 }
-                if self.method != Method::PairedItems {
-                    let (a, b) = joint_seeds(self.dlm, self.baseline, rng);
-                    chosen = [a, b];
+                if self.method.seed_level() {
+                    seeds = Some(SeedDraw::new(self.dlm, self.baseline, rng));
                 }
             }
             let noise = (self.method == Method::Stderr).then(|| stderr_noise(&self.stderr, rng));
@@ -529,7 +535,10 @@ impl<'a> Plan<'a> {
                         );
                         smooth_into(&jittered, self.smooth, &mut combined[s]);
                     } else if !identity[axis][s] {
-                        planned[s].combine_into(&smooth[s], &chosen[s], &mut combined[s]);
+                        let mix = seeds
+                            .as_ref()
+                            .map_or((&[][..], 1.0), |d| (d.multipliers[s].as_slice(), d.scale));
+                        planned[s].combine_into(&smooth[s], mix, &mut column, &mut combined[s]);
                     }
                 }
                 // The side's combined values: its only replicate's, or the combination.

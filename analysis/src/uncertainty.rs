@@ -1,17 +1,33 @@
-//! How sure a crossover is (issue 15): a paired bootstrap.
+//! How sure a crossover is (issues 15 and 29): a paired, two-way bootstrap.
 //!
 //! Both objectives are scored on the same validation windows and the same benchmark
 //! items at every checkpoint, so their errors are shared and strongly correlated. With
 //! per-item scores (eval_items.csv) one draw resamples the item indices once and
-//! applies the same resample to both objectives at every checkpoint (`paired_items`).
-//! With at least 5 seeds per side the seeds are resampled too, jointly (seed s of AR
-//! pairs with seed s of the DLM: same data order), combined with the item resample
-//! (`paired_items_and_seeds`); with 2-4 seeds the seeds are averaged and only items are
-//! resampled (a bootstrap over 2 seeds has 3 distinct resamples).
+//! applies the same resample to both objectives, every seed and every checkpoint
+//! (`paired_items`).
 //!
-//! Without per-item scores the unpaired fallback is used: seeds resampled jointly with
-//! at least 5 per side (`seed_bootstrap`), otherwise each point of the seed-mean curve
-//! redrawn from N(value, stderr^2) (`stderr_bootstrap`).
+//! Seeds are the second source of noise: another seed trains another model. Items and
+//! seeds are crossed (every seed is scored on the same items), so a draw treats them as
+//! two independent factors, as McCullagh (2000, "Resampling and exchangeable arrays",
+//! Bernoulli 6) does for crossed designs: the item level by the resample above, the
+//! seed level by `SeedDraw` (`paired_items_and_seeds`; `seed_bootstrap` without
+//! per-item scores). That counts the item x seed interaction twice, so it errs wide.
+//!
+//! The seed level has to work with the 2-4 seeds studies at scale run, where a plain
+//! bootstrap of seeds fails twice: it has at most C(2n - 1, n) distinct draws (3 with
+//! 2 seeds) and its variance of the seed mean is (n - 1)/n of the unbiased one (half
+//! with 2 seeds). So a draw moves each side's seed mean along its seeds' own
+//! deviations, with Gaussian multipliers shared by seed s of both objectives (same data
+//! order: their deviations are paired) and the same at every checkpoint (a seed shifts
+//! its whole curve): the seed mean's variance s^2/n exactly. Scaled by
+//! sqrt(df / chi^2_df), df = n - 1, the deviation is s/sqrt(n) times a Student t with
+//! n - 1 degrees of freedom: the small-sample correction for a variance estimated from
+//! n seeds (for normal seed effects, the t interval's coverage is exact; with 2 seeds
+//! its 95% point is 6.31 standard errors, not 1.64). One seed has no spread to draw
+//! from: its interval is about evaluation noise only, and the report says so.
+//!
+//! Without per-item scores and with one seed, each point of the curve is redrawn from
+//! N(value, stderr^2) (`stderr_bootstrap`).
 //!
 //! Each draw runs the same estimator as the point estimate (smooth each replicate,
 //! average, take the running best for the early-stopped kind, find the crossing in log
@@ -49,19 +65,20 @@ impl Default for Settings {
     }
 }
 
-/// Seeds per side from which seeds are resampled (fewer give too few distinct draws).
-pub const MIN_SEEDS_TO_RESAMPLE: usize = 5;
+/// Seeds per side from which the draws carry seed noise (one seed has no spread).
+pub const MIN_SEEDS_FOR_SEED_LEVEL: usize = 2;
 
 /// Where the uncertainty came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// Items resampled once per draw, shared by both objectives; seeds averaged.
+    /// Items resampled once per draw, shared by both objectives; one seed on a side,
+    /// so no seed level (the other side's seeds, if several, are averaged).
     PairedItems,
-    /// Items as above, and seeds resampled jointly across objectives.
+    /// Items as above, and the seed level (`SeedDraw`) over at least 2 seeds per side.
     PairedItemsSeeds,
-    /// No per-item scores: seeds resampled jointly (at least 5 per side).
+    /// No per-item scores: the seed level alone (at least 2 seeds per side).
     Seeds,
-    /// No per-item scores and fewer than 5 seeds: points redrawn from their stderr.
+    /// No per-item scores and one seed on a side: points redrawn from their stderr.
     Stderr,
     /// No draws requested.
     None,
@@ -81,6 +98,11 @@ impl Method {
     /// Whether the draws pair the two objectives item by item.
     pub fn paired(self) -> bool {
         matches!(self, Self::PairedItems | Self::PairedItemsSeeds)
+    }
+
+    /// Whether the draws carry seed-to-seed noise.
+    pub fn seed_level(self) -> bool {
+        matches!(self, Self::PairedItemsSeeds | Self::Seeds)
     }
 }
 
@@ -139,6 +161,22 @@ pub struct Estimate {
     pub gap: f64,
     pub gap_low: f64,
     pub gap_high: f64,
+    /// Seeds on the side with fewer: how many seeds the seed level is drawn from when
+    /// the method has one.
+    pub seeds: usize,
+}
+
+impl Estimate {
+    /// What the interval says about seed noise, per comparison, e.g. "3 seeds (t, 2 df)"
+    /// or "1 seed: no seed noise".
+    pub fn seed_note(&self) -> String {
+        match (self.method, self.seeds) {
+            (Method::None, _) => "no interval".into(),
+            (m, n) if m.seed_level() => format!("{n} seeds (t, {} df)", n - 1),
+            (_, n) if n <= 1 => "1 seed: cannot show seed noise".into(),
+            (_, n) => format!("{n} seeds, averaged: no seed noise"),
+        }
+    }
 }
 
 /// One seed's evaluations of one metric.
@@ -237,7 +275,7 @@ pub fn method_for(dlm: &[Replicate], baseline: &[Replicate], draws: usize) -> Me
     let items = !dlm.is_empty()
         && !baseline.is_empty()
         && dlm.iter().chain(baseline).all(|r| r.items.is_some());
-    let seeds = dlm.len().min(baseline.len()) >= MIN_SEEDS_TO_RESAMPLE;
+    let seeds = dlm.len().min(baseline.len()) >= MIN_SEEDS_FOR_SEED_LEVEL;
     match (draws, items, seeds) {
         (0, _, _) => Method::None,
         (_, true, true) => Method::PairedItemsSeeds,
@@ -329,9 +367,12 @@ pub fn estimate_axes(
     points
         .iter()
         .zip(&draws)
-        .map(|(point, drawn)| Estimates {
-            early_stopped: summarize(&point[0], method, &drawn[0], direction),
-            raw: summarize(&point[1], method, &drawn[1], direction),
+        .map(|(point, drawn)| {
+            let seeds = dlm.len().min(baseline.len());
+            Estimates {
+                early_stopped: summarize(&point[0], method, &drawn[0], direction, seeds),
+                raw: summarize(&point[1], method, &drawn[1], direction, seeds),
+            }
         })
         .collect()
 }
@@ -373,10 +414,17 @@ fn general_draws(
         let noise = (method == Method::Stderr).then(|| stderr_noise(&bases, rng));
         for (axis, grid) in grids.iter().enumerate() {
             let (d, b) = match (&resampled, &noise) {
-                (Some((d, b)), _) => (
-                    side_curve(d, axis, settings.smooth),
-                    side_curve(b, axis, settings.smooth),
-                ),
+                (Some((d, b, seeds)), _) => {
+                    let side = |s: usize| {
+                        seeds
+                            .as_ref()
+                            .map(|draw| (draw.multipliers[s].as_slice(), draw.scale))
+                    };
+                    (
+                        drawn_side_curve(d, axis, settings.smooth, side(0)),
+                        drawn_side_curve(b, axis, settings.smooth, side(1)),
+                    )
+                }
                 (None, noise) => {
                     let noise = noise.as_ref().map_or(&[][..], |n| &n[axis][..]);
                     let [d, b] = [0, 1].map(|s| {
@@ -444,42 +492,52 @@ fn as_is(side: &[Replicate]) -> Drawn<'_> {
     side.iter().map(|r| (r, r.values())).collect()
 }
 
-/// One paired (or seed) draw: the chosen replicates of each side, each with its values
-/// recomputed from the item resample (the same for both sides) when there is one.
+/// One draw's replicates of a side, each with its values recomputed from the item
+/// resample (the same for both sides) when there is one.
 type Drawn<'a> = Vec<(&'a Replicate, Vec<f64>)>;
 
+/// One general-path draw: both sides' values, and the seed level when the method has
+/// one. The random stream is the plan's: item counts first, then the seed level.
 fn draw_values<'a>(
     dlm: &'a [Replicate],
     baseline: &'a [Replicate],
     method: Method,
     rng: &mut Rng,
-) -> (Drawn<'a>, Drawn<'a>) {
+) -> (Drawn<'a>, Drawn<'a>, Option<SeedDraw>) {
     let counts = method.paired().then(|| item_counts(dlm, rng));
-    // Each replicate's values once per draw, however often the seed resample picks it.
-    let values = |side: &[Replicate]| -> Vec<Vec<f64>> {
+    let values = |side: &'a [Replicate]| -> Drawn<'a> {
         side.iter()
             .map(|r| match &counts {
-                Some(counts) => reweighted(r, counts),
-                None => r.values(),
+                Some(counts) => (r, reweighted(r, counts)),
+                None => (r, r.values()),
             })
             .collect()
     };
-    let (dlm_values, baseline_values) = (values(dlm), values(baseline));
-    let (d, b) = if method == Method::PairedItems {
-        ((0..dlm.len()).collect(), (0..baseline.len()).collect())
-    } else {
-        joint_seeds(dlm, baseline, rng)
-    };
-    let pick = |side: &'a [Replicate], chosen: Vec<usize>, values: &[Vec<f64>]| -> Drawn<'a> {
-        chosen
-            .into_iter()
-            .map(|i| (&side[i], values[i].clone()))
-            .collect()
-    };
-    (
-        pick(dlm, d, &dlm_values),
-        pick(baseline, b, &baseline_values),
-    )
+    let (d, b) = (values(dlm), values(baseline));
+    let seeds = method
+        .seed_level()
+        .then(|| SeedDraw::new(dlm, baseline, rng));
+    (d, b, seeds)
+}
+
+/// A side's curve in one draw on `axis`: with a seed level, its replicates smoothed
+/// and mixed by `seed_mixed`; otherwise smoothed and averaged.
+fn drawn_side_curve(
+    drawn: &[(&Replicate, Vec<f64>)],
+    axis: usize,
+    smooth: usize,
+    seeds: Option<(&[f64], f64)>,
+) -> Curve {
+    match seeds {
+        None => side_curve(drawn, axis, smooth),
+        Some((multipliers, scale)) => {
+            let curves: Vec<Curve> = drawn
+                .iter()
+                .map(|(r, ys)| smoothed(&r.on_axis(axis, ys), smooth))
+                .collect();
+            seed_mixed_curve(&curves, multipliers, scale)
+        }
+    }
 }
 
 /// How often each item is drawn when n items are resampled with replacement.
@@ -527,32 +585,79 @@ fn reweighted(replicate: &Replicate, counts: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// Seeds drawn with replacement from the seeds of either side; each side takes its
-/// replicates of the drawn seeds (as indices), so seed s of the DLM stays paired with
-/// seed s of the baseline. A side that draws none of its own seeds keeps them all.
-pub(crate) fn joint_seeds(
-    dlm: &[Replicate],
-    baseline: &[Replicate],
-    rng: &mut Rng,
-) -> (Vec<usize>, Vec<usize>) {
-    let mut seeds: Vec<u64> = dlm.iter().chain(baseline).map(|r| r.seed).collect();
-    seeds.sort_unstable();
-    seeds.dedup();
-    let drawn: Vec<u64> = (0..seeds.len())
-        .map(|_| seeds[rng.below(seeds.len())])
-        .collect();
-    let take = |side: &[Replicate]| -> Vec<usize> {
-        let chosen: Vec<usize> = drawn
-            .iter()
-            .flat_map(|&seed| (0..side.len()).filter(move |&i| side[i].seed == seed))
-            .collect();
-        if chosen.is_empty() {
-            (0..side.len()).collect()
-        } else {
-            chosen
+/// One draw's seed level: per side, a Gaussian multiplier per replicate (seed s of
+/// the DLM and seed s of the baseline share theirs: same data order), and one
+/// Student-t scale for both sides (module comment).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SeedDraw {
+    pub multipliers: [Vec<f64>; 2],
+    pub scale: f64,
+}
+
+impl SeedDraw {
+    /// A draw for two sides of at least 2 replicates each: one normal per distinct
+    /// seed of either side (in seed order), then df = (smaller side) - 1 more for the
+    /// chi-square of the t scale.
+    pub(crate) fn new(dlm: &[Replicate], baseline: &[Replicate], rng: &mut Rng) -> Self {
+        let mut seeds: Vec<u64> = dlm.iter().chain(baseline).map(|r| r.seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        let z: Vec<f64> = seeds.iter().map(|_| rng.normal()).collect();
+        let multipliers = [dlm, baseline].map(|side| {
+            side.iter()
+                .map(|r| seeds.binary_search(&r.seed).map_or(0.0, |i| z[i]))
+                .collect()
+        });
+        let df = dlm.len().min(baseline.len()).saturating_sub(1).max(1);
+        let chi_square: f64 = (0..df).map(|_| rng.normal().powi(2)).sum();
+        Self {
+            multipliers,
+            scale: (df as f64 / chi_square).sqrt(),
         }
-    };
-    (take(dlm), take(baseline))
+    }
+}
+
+/// One point of a side's seed-level draw from its replicates' `values` there (with
+/// their `multipliers`, in replicate order): the mean plus the deviations from it
+/// weighted by the multipliers, scaled so that the result moves by s/sqrt(k) (s the
+/// replicates' spread) times `scale`. Sum over z_r (y_r - mean) has variance (k - 1) s^2,
+/// hence the 1/sqrt(k (k - 1)). One replicate is its own value.
+pub(crate) fn seed_mixed(values: &[f64], multipliers: &[f64], scale: f64) -> f64 {
+    let k = values.len();
+    let mean = values.iter().sum::<f64>() / k as f64;
+    if k < 2 {
+        return mean;
+    }
+    let spread: f64 = values
+        .iter()
+        .zip(multipliers)
+        .map(|(y, z)| z * (y - mean))
+        .sum();
+    mean + scale / ((k * (k - 1)) as f64).sqrt() * spread
+}
+
+/// A side's seed-level curve: each replicate smoothed, then at every x of their
+/// union the replicates reaching it (log-x interpolation, as `curve::mean_curve`)
+/// combined by `seed_mixed`.
+fn seed_mixed_curve(curves: &[Curve], multipliers: &[f64], scale: f64) -> Curve {
+    let mut grid: Vec<f64> = curves.iter().flat_map(|c| c.iter().map(|p| p.x)).collect();
+    grid.sort_by(f64::total_cmp);
+    grid.dedup();
+    let (mut values, mut reaching) = (Vec::new(), Vec::new());
+    grid.iter()
+        .filter_map(|&x| {
+            values.clear();
+            reaching.clear();
+            for (curve, &z) in curves.iter().zip(multipliers) {
+                if let Some(p) = interpolate_log(curve, x) {
+                    values.push(p.y);
+                    reaching.push(z);
+                }
+            }
+            (!values.is_empty())
+                .then(|| Point::new(x, seed_mixed(&values, &reaching, scale), f64::NAN))
+        })
+        .collect()
 }
 
 fn summarize(
@@ -560,6 +665,7 @@ fn summarize(
     method: Method,
     draws: &DrawSet,
     direction: Direction,
+    seeds: usize,
 ) -> Estimate {
     let (outcome, grid) = point;
     let n = draws.outcomes.len();
@@ -642,6 +748,7 @@ fn summarize(
         gap,
         gap_low,
         gap_high,
+        seeds,
     }
 }
 

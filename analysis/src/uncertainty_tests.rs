@@ -44,14 +44,22 @@ const LOSS: Direction = Direction::LowerBetter;
 struct Items {
     shared: Vec<f64>,
     own: [Vec<f64>; 2],
+    /// The sd of the fresh noise of each (seed, checkpoint, item).
+    fresh: f64,
 }
 
 impl Items {
     fn draw(n: usize, rng: &mut Rng) -> Self {
+        Self::with_noise(n, 0.15, 0.2, rng)
+    }
+
+    /// Items whose persistent per-objective offsets have sd `own` and whose fresh
+    /// noise has sd `fresh`.
+    fn with_noise(n: usize, own: f64, fresh: f64, rng: &mut Rng) -> Self {
         let mut normals = |sd: f64| (0..n).map(|_| sd * rng.normal()).collect::<Vec<_>>();
         let shared = normals(0.5);
-        let own = [normals(0.15), normals(0.15)];
-        Self { shared, own }
+        let own = [normals(own), normals(own)];
+        Self { shared, own, fresh }
     }
 
     /// One seed's replicate of objective `o` (0 = DLM, 1 = AR), with a seed offset.
@@ -62,7 +70,11 @@ impl Items {
             .map(|&x| {
                 (0..self.shared.len())
                     .map(|i| {
-                        truth(x) + offset + self.shared[i] + self.own[o][i] + 0.2 * rng.normal()
+                        truth(x)
+                            + offset
+                            + self.shared[i]
+                            + self.own[o][i]
+                            + self.fresh * rng.normal()
                     })
                     .collect()
             })
@@ -71,23 +83,101 @@ impl Items {
     }
 }
 
-/// Share of simulated studies whose 90% interval (raw kind) covers the true crossing,
-/// and the mean width in log2(x). `seed_sd` is the training noise of a seed (an offset
-/// of its whole curve).
-fn item_coverage(seeds: u64, seed_sd: f64, studies: u64) -> (f64, f64) {
+/// The crossing of the generating curves shifted by per-objective offsets (a seed's
+/// models on the whole item population).
+fn crossing_with_offsets(dlm_offset: f64, ar_offset: f64) -> f64 {
+    let fine: Vec<f64> = (0..=20_000)
+        .map(|i| 2f64.powf(9.0 * f64::from(i) / 20_000.0))
+        .collect();
+    let on = |truth: fn(f64) -> f64, offset: f64| -> Curve {
+        fine.iter()
+            .map(|&x| Point::new(x, truth(x) + offset, 0.0))
+            .collect()
+    };
+    match find_crossing(
+        &on(dlm_truth, dlm_offset),
+        &on(ar_truth, ar_offset),
+        Direction::LowerBetter,
+    ) {
+        Outcome::Crossed { x, .. } => x,
+        other => panic!("shifted curves must cross, got {other:?}"),
+    }
+}
+
+/// How one simulated study's comparison is built.
+#[derive(Clone, Copy, Debug)]
+struct Design {
+    seeds: u64,
+    /// Training noise of a seed: each objective's whole curve moves by sd * (z_shared
+    /// + z_own), z_shared common to both objectives of a seed (same data order).
+    seed_sd: f64,
+    studies: u64,
+    /// Permute the AR side's items, so that item i of AR is not item i of the DLM: the
+    /// paired resample then acts as an unpaired one (each side's items drawn
+    /// independently).
+    unpaired: bool,
+    /// Item noise: the sd of each objective's persistent offset on an item, and of the
+    /// fresh noise at each (seed, checkpoint, item).
+    own_sd: f64,
+    fresh_sd: f64,
+}
+
+impl Design {
+    /// One seed, no seed noise, the default item noise.
+    fn one_seed(studies: u64) -> Self {
+        Self {
+            seeds: 1,
+            seed_sd: 0.0,
+            studies,
+            unpaired: false,
+            own_sd: 0.15,
+            fresh_sd: 0.2,
+        }
+    }
+}
+
+/// Coverage of one design: the share of studies whose 90% interval (raw kind) covers
+/// the population crossing (every seed's offsets averaged away: the generating
+/// curves), the share covering the crossing of the trained seeds' own models (their
+/// offsets included, items averaged away), and the mean width in log2(x) (finite
+/// intervals only; the share of infinite ones is the fourth value).
+struct Coverage {
+    population: f64,
+    conditional: f64,
+    width: f64,
+    infinite: f64,
+}
+
+fn item_coverage(design: Design) -> Coverage {
     let truth = true_crossing();
-    let mut covered = 0;
+    let (mut population, mut conditional, mut infinite) = (0, 0, 0);
     let mut width = 0.0;
-    for study in 0..studies {
+    for study in 0..design.studies {
         let mut rng = Rng::new(5000 + study);
-        let items = Items::draw(200, &mut rng);
+        let items = Items::with_noise(200, design.own_sd, design.fresh_sd, &mut rng);
         let (mut dlm, mut ar) = (Vec::new(), Vec::new());
-        for seed in 0..seeds {
-            // Seed s gives both objectives the same data order: part of its effect is
-            // shared, so seeds are resampled jointly.
-            let common = seed_sd * rng.normal();
-            dlm.push(items.replicate(0, seed, common + seed_sd * rng.normal(), &mut rng));
-            ar.push(items.replicate(1, seed, common + seed_sd * rng.normal(), &mut rng));
+        let (mut dlm_offsets, mut ar_offsets) = (0.0, 0.0);
+        for seed in 0..design.seeds {
+            let common = design.seed_sd * rng.normal();
+            let (d, a) = (
+                common + design.seed_sd * rng.normal(),
+                common + design.seed_sd * rng.normal(),
+            );
+            dlm_offsets += d / design.seeds as f64;
+            ar_offsets += a / design.seeds as f64;
+            dlm.push(items.replicate(0, seed, d, &mut rng));
+            ar.push(items.replicate(1, seed, a, &mut rng));
+        }
+        if design.unpaired {
+            let mut order: Vec<usize> = (0..200).collect();
+            for i in (1..order.len()).rev() {
+                order.swap(i, rng.below(i + 1));
+            }
+            for replicate in &mut ar {
+                for scores in replicate.items.iter_mut().flatten() {
+                    *scores = order.iter().map(|&i| scores[i]).collect();
+                }
+            }
         }
         let settings = Settings {
             smooth: 1,
@@ -95,35 +185,171 @@ fn item_coverage(seeds: u64, seed_sd: f64, studies: u64) -> (f64, f64) {
             seed: study,
         };
         let estimate = estimate(&dlm, &ar, LOSS, settings).raw;
-        let expected = if seeds >= 5 {
+        let expected = if design.seeds >= 2 {
             Method::PairedItemsSeeds
         } else {
             Method::PairedItems
         };
         assert_eq!(estimate.method, expected);
-        covered += usize::from(estimate.low <= truth && truth <= estimate.high);
-        width += (estimate.high / estimate.low).log2();
+        let covers = |x: f64| usize::from(estimate.low <= x && x <= estimate.high);
+        population += covers(truth);
+        conditional += covers(crossing_with_offsets(dlm_offsets, ar_offsets));
+        if estimate.high.is_finite() {
+            width += (estimate.high / estimate.low).log2();
+        } else {
+            infinite += 1;
+        }
     }
-    (covered as f64 / studies as f64, width / studies as f64)
+    let share = |count: usize| count as f64 / design.studies as f64;
+    Coverage {
+        population: share(population),
+        conditional: share(conditional),
+        width: width / (design.studies as f64 - infinite as f64).max(1.0),
+        infinite: share(infinite),
+    }
 }
 
-/// With one seed the interval is about evaluation noise (which items were drawn): it
-/// cannot see how another seed would have trained, so the simulation has no seed noise
-/// and the target is the crossing of these models on the whole item population.
+/// With one seed and no seed noise the interval is about evaluation noise (which items
+/// were drawn). Coverage is bounded from both sides and the width from above: an
+/// unpaired resample (each side's items drawn independently) covers every time with
+/// intervals too wide, and one that draws items afresh at every checkpoint loses the
+/// correlation between checkpoints (issue 29).
 #[test]
 fn paired_item_bootstrap_covers_the_true_crossing_with_one_seed() {
-    let (share, width) = item_coverage(1, 0.0, 400);
-    eprintln!("one seed, paired items: coverage {share}, mean width {width} (log2)");
-    assert!(share >= 0.85, "coverage {share}, mean width {width} (log2)");
-    assert!(width < 1.5, "interval too wide to say anything: {width}");
+    let c = item_coverage(Design::one_seed(400));
+    eprintln!(
+        "one seed, paired items: coverage {}, mean width {} (log2)",
+        c.population, c.width
+    );
+    assert!(
+        (0.85..=0.97).contains(&c.population),
+        "coverage {}, mean width {} (log2)",
+        c.population,
+        c.width
+    );
+    assert!(c.width <= 0.5, "interval too wide: {}", c.width);
+}
+
+/// Persistent item effects only (each objective's offset on an item, sd 0.3, no fresh
+/// noise): the difference's item-mean error is one shift of the whole advantage curve,
+/// so the resample must be the same at every checkpoint. Items drawn afresh at each
+/// checkpoint shift the checkpoints independently, and the interpolated crossing moves
+/// less than the truth does (issue 29: with fresh noise too it still covered 85%).
+#[test]
+fn item_resample_is_shared_by_every_checkpoint() {
+    let c = item_coverage(Design {
+        own_sd: 0.3,
+        fresh_sd: 0.0,
+        ..Design::one_seed(300)
+    });
+    eprintln!(
+        "persistent item effects: coverage {}, mean width {} (log2)",
+        c.population, c.width
+    );
+    assert!(
+        (0.85..=0.97).contains(&c.population),
+        "coverage {}, mean width {} (log2)",
+        c.population,
+        c.width
+    );
+}
+
+/// Pairing is what makes the interval narrow: both objectives are scored on the same
+/// windows, whose difficulty (sd 0.5 here) is shared. The same studies with AR's items
+/// permuted (item i no longer the DLM's item i) resample the sides independently; the
+/// paired interval must be much narrower.
+#[test]
+fn pairing_narrows_the_interval_against_an_unpaired_resample() {
+    let design = Design::one_seed(40);
+    let paired = item_coverage(design);
+    let unpaired = item_coverage(Design {
+        unpaired: true,
+        ..design
+    });
+    eprintln!(
+        "paired width {} (coverage {}), unpaired width {} (coverage {})",
+        paired.width, paired.population, unpaired.width, unpaired.population
+    );
+    assert!(
+        paired.width < 0.5 * unpaired.width,
+        "paired {} vs unpaired {}",
+        paired.width,
+        unpaired.width
+    );
+}
+
+/// Issue 29: with 2-4 seeds and per-seed offsets of 0.02-0.04 nats per objective
+/// (partly shared), the interval must cover the population crossing: seed noise is
+/// in every draw. Averaging the seeds and resampling items only covered 54-76%.
+#[test]
+fn seed_level_covers_the_true_crossing_with_two_to_four_seeds() {
+    for (seeds, seed_sd) in [(2, 0.04), (3, 0.02), (3, 0.04), (4, 0.04)] {
+        let c = item_coverage(Design {
+            seeds,
+            seed_sd,
+            studies: 300,
+            ..Design::one_seed(0)
+        });
+        eprintln!(
+            "{seeds} seeds, offsets {seed_sd}: coverage {}, mean finite width {} (log2), {} infinite",
+            c.population, c.width, c.infinite
+        );
+        assert!(
+            c.population >= 0.85,
+            "{seeds} seeds, offsets {seed_sd}: coverage {}",
+            c.population
+        );
+    }
+}
+
+/// One seed cannot show seed noise: no interval from one trained model can cover
+/// where another seed's models would cross, so the test does not ask it to. It asks
+/// what the report promises instead: the comparison is marked as carrying no seed
+/// noise, and the interval covers the crossing of the trained models themselves (their
+/// seed offsets included) on the item population.
+#[test]
+fn one_seed_covers_its_own_models_and_says_it_cannot_show_seed_noise() {
+    let c = item_coverage(Design {
+        seed_sd: 0.04,
+        ..Design::one_seed(200)
+    });
+    eprintln!(
+        "one seed, offsets 0.04: coverage of its own models' crossing {}, of the population's {}",
+        c.conditional, c.population
+    );
+    assert!(
+        (0.85..=0.97).contains(&c.conditional),
+        "coverage {}",
+        c.conditional
+    );
+    let mut rng = Rng::new(1);
+    let items = Items::draw(20, &mut rng);
+    let estimate = estimate(
+        &[items.replicate(0, 0, 0.0, &mut rng)],
+        &[items.replicate(1, 0, 0.0, &mut rng)],
+        LOSS,
+        Settings::default(),
+    )
+    .raw;
+    assert_eq!(estimate.seed_note(), "1 seed: cannot show seed noise");
 }
 
 #[test]
 fn paired_item_and_seed_bootstrap_covers_the_true_crossing_with_five_seeds() {
-    let (share, width) = item_coverage(5, 0.01, 200);
-    eprintln!("five seeds, paired items and seeds: coverage {share}, mean width {width} (log2)");
-    assert!(share >= 0.85, "coverage {share}, mean width {width} (log2)");
-    assert!(width < 1.5, "interval too wide to say anything: {width}");
+    let c = item_coverage(Design {
+        seeds: 5,
+        seed_sd: 0.04,
+        ..Design::one_seed(200)
+    });
+    eprintln!(
+        "five seeds, paired items and seeds: coverage {}, mean width {} (log2)",
+        c.population, c.width
+    );
+    assert!(
+        (0.85..=0.99).contains(&c.population),
+        "coverage {}",
+        c.population
+    );
 }
 
 /// Independent noise per point (no per-item scores): the unpaired fallback.
@@ -162,7 +388,10 @@ fn unpaired_fallbacks_cover_the_true_crossing() {
     let one = plain_coverage(1, 0.02, 150);
     assert!(one >= 0.8, "stderr bootstrap, one seed: coverage {one}");
     let eight = plain_coverage(8, 0.04, 100);
-    eprintln!("unpaired fallbacks: one seed {one}, eight seeds {eight}");
+    // Without items the seed level alone carries the noise, from 2 seeds on.
+    let three = plain_coverage(3, 0.04, 150);
+    eprintln!("unpaired fallbacks: one seed {one}, three seeds {three}, eight seeds {eight}");
+    assert!(three >= 0.85, "seed level alone, 3 seeds: coverage {three}");
     assert!(eight >= 0.8, "seed bootstrap, 8 seeds: coverage {eight}");
 }
 
@@ -180,8 +409,9 @@ fn method_follows_seeds_and_items() {
             .collect()
     };
     assert_eq!(method_for(&plain(1), &plain(1), 10), Method::Stderr);
-    // Two to four seeds are too few to resample on their own.
-    assert_eq!(method_for(&plain(2), &plain(4), 10), Method::Stderr);
+    // Two seeds per side carry seed noise (a t with 1 degree of freedom).
+    assert_eq!(method_for(&plain(2), &plain(4), 10), Method::Seeds);
+    assert_eq!(method_for(&plain(1), &plain(4), 10), Method::Stderr);
     assert_eq!(method_for(&plain(5), &plain(5), 10), Method::Seeds);
     assert_eq!(
         method_for(&with_items(1), &with_items(1), 10),
@@ -189,6 +419,10 @@ fn method_follows_seeds_and_items() {
     );
     assert_eq!(
         method_for(&with_items(3), &with_items(3), 10),
+        Method::PairedItemsSeeds
+    );
+    assert_eq!(
+        method_for(&with_items(1), &with_items(3), 10),
         Method::PairedItems
     );
     assert_eq!(
@@ -443,6 +677,8 @@ fn planned_draws_equal_the_general_path() {
     struct Case {
         name: &'static str,
         seeds: u64,
+        /// The baseline's seeds: 1 keeps unequal DLM points on the plan (no seed level).
+        baseline_seeds: u64,
         items: usize,
         holes: bool,
         dlm_xs: Vec<Vec<f64>>,
@@ -454,6 +690,7 @@ fn planned_draws_equal_the_general_path() {
         Case {
             name: "paired items, one seed",
             seeds: 1,
+            baseline_seeds: 1,
             items: 12,
             holes: false,
             dlm_xs: vec![regular.clone()],
@@ -464,6 +701,7 @@ fn planned_draws_equal_the_general_path() {
         Case {
             name: "paired items, unequal points, smoothed, holes",
             seeds: 2,
+            baseline_seeds: 1,
             items: 9,
             holes: true,
             dlm_xs: vec![shifted.clone(), short.clone()],
@@ -474,6 +712,7 @@ fn planned_draws_equal_the_general_path() {
         Case {
             name: "paired items and seeds",
             seeds: 5,
+            baseline_seeds: 5,
             items: 6,
             holes: false,
             dlm_xs: vec![regular.clone(); 5],
@@ -482,8 +721,20 @@ fn planned_draws_equal_the_general_path() {
             method: Method::PairedItemsSeeds,
         },
         Case {
+            name: "paired items and two seeds, smoothed",
+            seeds: 2,
+            baseline_seeds: 2,
+            items: 8,
+            holes: true,
+            dlm_xs: vec![regular.clone(); 2],
+            smooth: 3,
+            direction: Direction::HigherBetter,
+            method: Method::PairedItemsSeeds,
+        },
+        Case {
             name: "seed bootstrap, smoothed",
             seeds: 6,
+            baseline_seeds: 6,
             items: 0,
             holes: false,
             dlm_xs: vec![shifted.clone(); 6],
@@ -494,6 +745,7 @@ fn planned_draws_equal_the_general_path() {
         Case {
             name: "stderr, one seed",
             seeds: 1,
+            baseline_seeds: 1,
             items: 0,
             holes: false,
             dlm_xs: vec![shifted.clone()],
@@ -504,6 +756,7 @@ fn planned_draws_equal_the_general_path() {
         Case {
             name: "stderr, unequal points, smoothed",
             seeds: 3,
+            baseline_seeds: 1,
             items: 0,
             holes: false,
             dlm_xs: vec![regular.clone(), short.clone(), shifted.clone()],
@@ -520,7 +773,7 @@ fn planned_draws_equal_the_general_path() {
                 replicate(s, xs, case.items, case.holes, &mut rng)
             })
             .collect();
-        let ar: Vec<Replicate> = (0..case.seeds)
+        let ar: Vec<Replicate> = (0..case.baseline_seeds)
             .map(|s| replicate(s, &regular, case.items, case.holes, &mut rng))
             .collect();
         assert_eq!(method_for(&dlm, &ar, 10), case.method, "{}", case.name);
@@ -613,4 +866,38 @@ fn quantile_by_selection_equals_quantile_of_sorted() {
             );
         }
     }
+}
+
+/// The seed level moves a side's seed mean by s/sqrt(n) times a Student t with n - 1
+/// degrees of freedom: the 95% points of t(1) and t(2) are 6.314 and 2.920 (tables),
+/// not the normal's 1.645, and one replicate does not move.
+#[test]
+fn seed_level_draws_the_seed_mean_as_a_student_t() {
+    let plain = |n: u64| -> Vec<Replicate> {
+        (0..n)
+            .map(|s| Replicate::plain(s, curve_from(&[(1.0, s as f64)])))
+            .collect()
+    };
+    for (n, t_95) in [(2u64, 6.314), (3, 2.920)] {
+        let side = plain(n);
+        let values: Vec<f64> = (0..n).map(|s| s as f64).collect();
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+        let standard_error = sd / (n as f64).sqrt();
+        let mut rng = Rng::new(17);
+        let mut pivots: Vec<f64> = (0..20_000)
+            .map(|_| {
+                let draw = SeedDraw::new(&side, &side, &mut rng);
+                (seed_mixed(&values, &draw.multipliers[0], draw.scale) - mean) / standard_error
+            })
+            .collect();
+        pivots.sort_by(f64::total_cmp);
+        let q = quantile(&pivots, 0.95);
+        assert!(
+            (q - t_95).abs() < 0.1 * t_95,
+            "{n} seeds: 95% point {q}, t table {t_95}"
+        );
+    }
+    assert_eq!(seed_mixed(&[0.3], &[5.0], 10.0), 0.3);
+    assert_eq!(seed_mixed(&[0.0, 1.0], &[0.0, 0.0], 3.0), 0.5);
 }

@@ -213,7 +213,7 @@ fn crossover_table_snapshot() {
         .filter(|r| &r[8] == "epochs" && &r[9] == "raw")
         .map(|r| {
             format!(
-                "{} | {} | {}/{} | {} | {} | {} | {} | complete={}",
+                "{} | {} | {}/{} | {} | {} | {} | {} | complete={} | {}",
                 &r[1],
                 &r[5],
                 &r[6],
@@ -222,29 +222,31 @@ fn crossover_table_snapshot() {
                 round(&r[13]),
                 round(&r[17]),
                 &r[24],
-                &r[28]
+                &r[28],
+                &r[34]
             )
         })
         .collect();
     // Crossings interpolated in log x (issue 15); gap_at_end is dlm - baseline at the
-    // last shared evaluation for every outcome; group A's two seeds are averaged
-    // rather than resampled (fewer than 5 per side, and no per-item scores here).
+    // last shared evaluation for every outcome; group A's two seeds carry the seed
+    // level (no per-item scores here: seed_bootstrap, a t with 1 degree of freedom),
+    // every comparison with one seed on a side says it cannot show seed noise.
     let expected = "\
-unique_tokens=20000 preset=nano | ar | val_loss/loss | crossed | 6.9644 | -0.4000 | stderr_bootstrap | complete=true
-unique_tokens=20000 preset=nano | ar | hellaswag/acc | ahead_from_start | 1.0000 | 0.0700 | stderr_bootstrap | complete=true
-unique_tokens=20000 preset=nano | ar | hellaswag/acc_norm | crossed | 5.6569 | 0.0800 | stderr_bootstrap | complete=true
-unique_tokens=20000 preset=nano | ar_dropout(0.1) | val_loss/loss | not_reached |  | 0.3500 | stderr_bootstrap | complete=false
-unique_tokens=20000 preset=nano | ar_dropout(0.1) | hellaswag/acc | ahead_from_start | 1.0000 | 0.0200 | stderr_bootstrap | complete=false
-unique_tokens=20000 preset=nano | ar_dropout(0.1) | hellaswag/acc_norm | not_reached |  | -0.0400 | stderr_bootstrap | complete=false
-unique_tokens=20000 preset=nano | ar_masked(0.3) | val_loss/loss | crossed | 8.0000 | -0.1000 | stderr_bootstrap | complete=true
-unique_tokens=20000 preset=nano | ar_masked(0.3) | hellaswag/acc | ahead_from_start | 1.0000 | 0.0600 | stderr_bootstrap | complete=true
-unique_tokens=20000 preset=nano | ar_masked(0.3) | hellaswag/acc_norm | crossed | 10.0794 | 0.0200 | stderr_bootstrap | complete=true
-unique_tokens=40000 preset=nano | ar | val_loss/loss | not_reached |  | 0.2000 | stderr_bootstrap | complete=false
-unique_tokens=40000 preset=nano | ar | hellaswag/acc | ahead_from_start | 1.0000 | 0.0400 | stderr_bootstrap | complete=false
-unique_tokens=40000 preset=nano | ar | hellaswag/acc_norm | ahead_from_start | 1.0000 | 0.0400 | stderr_bootstrap | complete=false
-unique_tokens=20000 preset=tiny | ar | val_loss/loss | not_reached |  | 0.1500 | stderr_bootstrap | complete=true
-unique_tokens=20000 preset=tiny | ar | hellaswag/acc | not_reached |  | -0.0500 | stderr_bootstrap | complete=true
-unique_tokens=20000 preset=tiny | ar | hellaswag/acc_norm | not_reached |  | -0.0500 | stderr_bootstrap | complete=true";
+unique_tokens=20000 preset=nano | ar | val_loss/loss | crossed | 6.9644 | -0.4000 | seed_bootstrap | complete=true | 2 seeds (t, 1 df)
+unique_tokens=20000 preset=nano | ar | hellaswag/acc | ahead_from_start | 1.0000 | 0.0700 | seed_bootstrap | complete=true | 2 seeds (t, 1 df)
+unique_tokens=20000 preset=nano | ar | hellaswag/acc_norm | crossed | 5.6569 | 0.0800 | seed_bootstrap | complete=true | 2 seeds (t, 1 df)
+unique_tokens=20000 preset=nano | ar_dropout(0.1) | val_loss/loss | not_reached |  | 0.3500 | stderr_bootstrap | complete=false | 1 seed: cannot show seed noise
+unique_tokens=20000 preset=nano | ar_dropout(0.1) | hellaswag/acc | ahead_from_start | 1.0000 | 0.0200 | stderr_bootstrap | complete=false | 1 seed: cannot show seed noise
+unique_tokens=20000 preset=nano | ar_dropout(0.1) | hellaswag/acc_norm | not_reached |  | -0.0400 | stderr_bootstrap | complete=false | 1 seed: cannot show seed noise
+unique_tokens=20000 preset=nano | ar_masked(0.3) | val_loss/loss | crossed | 8.0000 | -0.1000 | stderr_bootstrap | complete=true | 1 seed: cannot show seed noise
+unique_tokens=20000 preset=nano | ar_masked(0.3) | hellaswag/acc | ahead_from_start | 1.0000 | 0.0600 | stderr_bootstrap | complete=true | 1 seed: cannot show seed noise
+unique_tokens=20000 preset=nano | ar_masked(0.3) | hellaswag/acc_norm | crossed | 10.0794 | 0.0200 | stderr_bootstrap | complete=true | 1 seed: cannot show seed noise
+unique_tokens=40000 preset=nano | ar | val_loss/loss | not_reached |  | 0.2000 | stderr_bootstrap | complete=false | 1 seed: cannot show seed noise
+unique_tokens=40000 preset=nano | ar | hellaswag/acc | ahead_from_start | 1.0000 | 0.0400 | stderr_bootstrap | complete=false | 1 seed: cannot show seed noise
+unique_tokens=40000 preset=nano | ar | hellaswag/acc_norm | ahead_from_start | 1.0000 | 0.0400 | stderr_bootstrap | complete=false | 1 seed: cannot show seed noise
+unique_tokens=20000 preset=tiny | ar | val_loss/loss | not_reached |  | 0.1500 | stderr_bootstrap | complete=true | 1 seed: cannot show seed noise
+unique_tokens=20000 preset=tiny | ar | hellaswag/acc | not_reached |  | -0.0500 | stderr_bootstrap | complete=true | 1 seed: cannot show seed noise
+unique_tokens=20000 preset=tiny | ar | hellaswag/acc_norm | not_reached |  | -0.0500 | stderr_bootstrap | complete=true | 1 seed: cannot show seed noise";
     assert_eq!(lines.join("\n"), expected);
 }
 

@@ -62,7 +62,7 @@ fn a_sweep_laid_out_for_the_fits_recovers_the_known_answers() {
     let rows = fits_csv(&results);
     // R_D* and beta per objective, each interval covering the truth.
     for (objective, truth) in [("ar", fits_tree::AR), ("dlm", fits_tree::DLM)] {
-        let rd = row(&rows, objective, "R_D*", "", None);
+        let rd = row(&rows, objective, "R_D* at fixed N", "", None);
         let estimate = number(rd, "estimate");
         assert!(
             (estimate / truth.rd - 1.0).abs() < 0.1,
@@ -109,7 +109,10 @@ fn a_sweep_laid_out_for_the_fits_recovers_the_known_answers() {
     );
     assert_eq!(censored["censored"], "above", "{censored:?}");
     assert!(
-        summary.fits.iter().any(|l| l.starts_with("R_D* for dlm")),
+        summary
+            .fits
+            .iter()
+            .any(|l| l.starts_with("R_D* at fixed N for dlm")),
         "{summary}"
     );
     let text = summary.to_string();
@@ -213,7 +216,7 @@ fn degenerate_sweeps_say_what_they_lack() {
         !summary.contains("fits_"),
         "no fit, no fit figure: {summary}"
     );
-    let line = "R_D* for dlm (model nano) needs at least 3 budgets x 3 epoch counts of done runs evaluated at the end of their schedule; this sweep has 1 budget(s) x 3 epoch count(s) (3 run(s))";
+    let line = "R_D* at fixed N for dlm (model nano) needs at least 3 budgets x 3 epoch counts of done runs evaluated at the end of their schedule; this sweep has 1 budget(s) x 3 epoch count(s) (3 run(s))";
     assert!(notes.iter().any(|n| n == line), "{notes:#?}");
     assert!(
         summary.contains(&format!("not fitted: {line}")),
@@ -245,7 +248,7 @@ fn degenerate_sweeps_say_what_they_lack() {
     assert!(
         notes
             .iter()
-            .any(|n| n.starts_with("R_D* for ar (model nano)")
+            .any(|n| n.starts_with("R_D* at fixed N for ar (model nano)")
                 && n.ends_with("3 budget(s) x 1 epoch count(s) (3 run(s))")),
         "{notes:#?}"
     );
@@ -284,7 +287,7 @@ fn degenerate_sweeps_say_what_they_lack() {
     assert!(
         notes
             .iter()
-            .any(|n| n.starts_with("R_D* for ar") && n.contains("(0 run(s))")),
+            .any(|n| n.starts_with("R_D* at fixed N for ar") && n.contains("(0 run(s))")),
         "{notes:#?}"
     );
 }
@@ -317,8 +320,8 @@ fn a_run_without_an_evaluation_at_its_end_is_left_out_with_a_warning() {
         .collect();
     assert_eq!(warnings.len(), 3, "{summary}");
     let rows = fits_csv(&results);
-    let dlm = row(&rows, "dlm", "R_D*", "", None);
+    let dlm = row(&rows, "dlm", "R_D* at fixed N", "", None);
     assert_eq!(dlm["points"], "6", "{dlm:?}");
-    let ar = row(&rows, "ar", "R_D*", "", None);
+    let ar = row(&rows, "ar", "R_D* at fixed N", "", None);
     assert_eq!(ar["points"], "9", "{ar:?}");
 }

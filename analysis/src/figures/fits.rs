@@ -95,7 +95,7 @@ fn law_caption(law: &LawFit) -> String {
         ),
     };
     format!(
-        "{name}: R_D* {rd_text}, beta = {}{}",
+        "{name}: R_D* at fixed N {rd_text}, beta = {}{}",
         short(beta, beta),
         band(law.interval.map(|i| i.beta), beta),
     )

@@ -42,6 +42,17 @@ pub const MAX_FIT_DRAWS: usize = 200;
 pub const MIN_BUDGETS: usize = 3;
 pub const MIN_EPOCH_COUNTS: usize = 3;
 
+/// The law's quantity as every output names it: at one model size the paper's
+/// A / N'^alpha term is folded into E, and N' depends on U through N_opt(U) in
+/// Muennighoff et al., so a per-size R_D* absorbs that dependence and is not the
+/// papers' R_D* (15.4 for AR there): "at fixed N" says so wherever it is shown.
+pub const RD_QUANTITY: &str = "R_D* at fixed N";
+
+/// The crossed design R_D* needs (issue 29): at least this many budgets, each with at
+/// least this many epoch counts.
+pub const MIN_CROSSED_BUDGETS: usize = 2;
+pub const MIN_EPOCHS_PER_BUDGET: usize = 2;
+
 /// ln R_D* is held in this range when the law is evaluated: beyond it D' no longer
 /// depends on R_D* at any realistic repeat count, and exp() would overflow.
 const LN_RD_RANGE: (f64, f64) = (-10.0, 25.0);
@@ -221,6 +232,57 @@ pub fn missing(points: &[LossPoint]) -> Option<String> {
     Some(format!(
         "{budgets} budget(s) x {epochs} epoch count(s) ({} run(s))",
         points.len()
+    ))
+}
+
+/// Why R_D* cannot be identified from the points' design, as the end of a sentence
+/// ("cannot identify R_D* from this design: ..."), or None when it can.
+///
+/// R_D* is read from how the loss changes with repetition at a fixed budget, and the
+/// law claims it is the same at every budget; B and beta are read from how it changes
+/// with the budget. A design where each budget has one epoch count (a zip such as
+/// unique x epochs = constant) moves repetition and budget together, so R_D* trades
+/// off against B and beta: refitting `sweeps/study-1b.yaml`'s zip with true R_D* = 15
+/// gave 5-95% ranges of [6, 18] to [0.00005, 24], against [14.5, 15.5] on a 3 x 4
+/// crossed grid (issue 29). So at least `MIN_CROSSED_BUDGETS` budgets must each have
+/// at least `MIN_EPOCHS_PER_BUDGET` epoch counts: repetition varied at fixed budget,
+/// at two budgets or more.
+pub fn unidentified(points: &[LossPoint]) -> Option<String> {
+    let same = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs();
+    let mut budgets: Vec<f64> = points.iter().map(|p| p.unique_tokens).collect();
+    budgets.sort_by(f64::total_cmp);
+    budgets.dedup_by(|a, b| same(*a, *b));
+    let epochs_at = |budget: f64| {
+        let mut epochs: Vec<f64> = points
+            .iter()
+            .filter(|p| same(p.unique_tokens, budget))
+            .map(|p| (p.epochs * 1e3).round() / 1e3)
+            .collect();
+        epochs.sort_by(f64::total_cmp);
+        epochs.dedup();
+        epochs.len()
+    };
+    let (crossed, single): (Vec<f64>, Vec<f64>) = budgets
+        .iter()
+        .partition(|&&u| epochs_at(u) >= MIN_EPOCHS_PER_BUDGET);
+    if crossed.len() >= MIN_CROSSED_BUDGETS {
+        return None;
+    }
+    let short = MIN_CROSSED_BUDGETS - crossed.len();
+    let names: Vec<String> = single
+        .iter()
+        .take(short.max(2))
+        .map(|&u| crate::format::count(u))
+        .collect();
+    Some(format!(
+        "{} of {} budget(s) have runs at {MIN_EPOCHS_PER_BUDGET} or more epoch counts (need {MIN_CROSSED_BUDGETS}), so repetition and budget move together and R_D* trades off against B and beta; add runs at a second epoch count (same budget, more or fewer epochs) at {short} more budget(s), e.g. at {}",
+        crossed.len(),
+        budgets.len(),
+        if names.is_empty() {
+            "a new budget".to_string()
+        } else {
+            names.join(" and ")
+        }
     ))
 }
 

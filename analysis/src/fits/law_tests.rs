@@ -216,3 +216,59 @@ fn degenerate_points_do_not_panic() {
     let same = vec![LossPoint { loss: 3.0, ..nan }; 6];
     let _ = fit(&same).map(|f| bootstrap(&same, &f, 5, 0));
 }
+
+/// Issue 29: R_D* needs repetition varied at a fixed budget, at two budgets or more.
+/// `sweeps/study-1b.yaml`'s zip (unique x epochs = 96B every time) has 5 budgets and 5
+/// epoch counts, which the count check passes, but no budget at two epoch counts.
+#[test]
+fn r_d_star_needs_a_crossed_design() {
+    let design = |pairs: &[(f64, f64)]| -> Vec<LossPoint> {
+        pairs
+            .iter()
+            .map(|&(unique_tokens, epochs)| LossPoint {
+                unique_tokens,
+                epochs,
+                loss: 3.0,
+                stderr: f64::NAN,
+            })
+            .collect()
+    };
+    let zip = design(&[
+        (0.5e9, 192.0),
+        (1e9, 96.0),
+        (1.5e9, 64.0),
+        (10e9, 9.6),
+        (96e9, 1.0),
+    ]);
+    let grid: Vec<(f64, f64)> = [1e5, 3e5, 1e6]
+        .iter()
+        .flat_map(|&u| [1.0, 4.0, 16.0, 64.0].map(|e| (u, e)))
+        .collect();
+    // One budget crossed, the others single: R_D* rests on one budget's repetition.
+    let one_crossed = design(&[(1e5, 1.0), (1e5, 8.0), (3e5, 2.0), (1e6, 4.0), (3e6, 8.0)]);
+    // Two budgets at two epoch counts each, plus a third budget: the minimum.
+    let two_crossed = design(&[(1e5, 1.0), (1e5, 8.0), (3e5, 2.0), (3e5, 8.0), (1e6, 4.0)]);
+    let cases: [(&str, Vec<LossPoint>, Option<&str>); 4] = [
+        (
+            "zip",
+            zip,
+            Some("0 of 5 budget(s) have runs at 2 or more epoch counts"),
+        ),
+        ("3 x 4 grid", design(&grid), None),
+        (
+            "one budget crossed",
+            one_crossed,
+            Some("add runs at a second epoch count"),
+        ),
+        ("two budgets crossed", two_crossed, None),
+    ];
+    for (name, points, expected) in cases {
+        assert!(missing(&points).is_none(), "{name}: the counts alone pass");
+        let found = unidentified(&points);
+        match (expected, &found) {
+            (None, None) => {}
+            (Some(text), Some(line)) => assert!(line.contains(text), "{name}: {line}"),
+            _ => panic!("{name}: {found:?}"),
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Scaling-law fits (issue 16), one level up from the crossovers:
 //!
-//! 1. **R_D* per objective** (`law`): how fast repeated data loses its value, from the
+//! 1. **R_D* at fixed N per objective** (`law`): how fast repeated data loses its value, from the
 //!    data-constrained law of Muennighoff et al. fitted to each done run's final
 //!    validation loss, per objective and model size (`points`).
 //! 2. **Critical compute** (`critical`): per unique-token budget, the FLOPs at which the
@@ -93,6 +93,9 @@ pub struct BudgetCrossing {
     pub unique_tokens: u64,
     pub epochs: f64,
     pub outcome: Outcome,
+    /// The 95% quantile of the crossing's bootstrap (infinite when over 5% of the
+    /// draws do not cross inside the run; NaN without draws).
+    pub high: f64,
     pub crossing: Option<Crossing>,
     /// The last FLOPs both sides were evaluated at (where a "not reached" stops).
     pub end_flops: f64,
@@ -177,7 +180,7 @@ pub fn compute(
         .filter_map(|l| {
             Some(Missing {
                 model: l.family.label(),
-                quantity: "R_D*",
+                quantity: law::RD_QUANTITY,
                 line: l.missing.clone()?,
             })
         })
@@ -234,7 +237,7 @@ fn law_fit(
     points: Vec<LossPoint>,
     settings: FitSettings,
 ) -> LawFit {
-    let name = format!("R_D* for {objective} ({})", family.label());
+    let name = format!("{} for {objective} ({})", law::RD_QUANTITY, family.label());
     let mut out = LawFit {
         family: family.clone(),
         objective: objective.into(),
@@ -248,6 +251,12 @@ fn law_fit(
             "{name} needs at least {} budgets x {} epoch counts of done runs evaluated at the end of their schedule; this sweep has {have}",
             law::MIN_BUDGETS,
             law::MIN_EPOCH_COUNTS
+        ));
+        return out;
+    }
+    if let Some(why) = law::unidentified(&out.points) {
+        out.missing = Some(format!(
+            "{name}: cannot identify R_D* from this design: {why}"
         ));
         return out;
     }

@@ -125,7 +125,12 @@ fn law_method(fits: &Fits, fit: &LawFit) -> String {
 
 fn law_rows(fits: &Fits, fit: &LawFit) -> Vec<FitRow> {
     let model = fit.family.label();
-    let mut rd = FitRow::new(model.clone(), &fit.objective, "R_D*", Unit::Plain);
+    let mut rd = FitRow::new(
+        model.clone(),
+        &fit.objective,
+        super::law::RD_QUANTITY,
+        Unit::Plain,
+    );
     rd.points = fit.points.len();
     let (Some(fitted), None) = (fit.fitted, &fit.missing) else {
         rd.note = fit.missing.clone().unwrap_or_default();
@@ -152,7 +157,11 @@ fn law_rows(fits: &Fits, fit: &LawFit) -> Vec<FitRow> {
     }
     let interval = fit.interval;
     let values = [
-        ("R_D*", fitted.law.rd, interval.map(|i| i.rd)),
+        (
+            super::law::RD_QUANTITY,
+            fitted.law.rd,
+            interval.map(|i| i.rd),
+        ),
         ("beta", fitted.law.beta, interval.map(|i| i.beta)),
         ("E", fitted.law.e, interval.map(|i| i.e)),
         ("B", fitted.law.b, interval.map(|i| i.b)),
@@ -315,7 +324,11 @@ impl Fits {
         rows.extend(self.critical.iter().flat_map(|c| critical_rows(self, c)));
         rows.extend(self.potential.iter().flat_map(|p| potential_rows(self, p)));
         // The laws' missing fits are rows of their own above.
-        for missing in self.missing.iter().filter(|m| m.quantity != "R_D*") {
+        for missing in self
+            .missing
+            .iter()
+            .filter(|m| m.quantity != super::law::RD_QUANTITY)
+        {
             let mut row = FitRow::new(
                 missing.model.clone(),
                 "dlm vs ar",
@@ -336,7 +349,7 @@ impl Fits {
             .iter()
             .filter(|r| !r.estimate.is_nan())
             .filter(|r| {
-                r.quantity == "R_D*"
+                r.quantity == super::law::RD_QUANTITY
                     || r.quantity.starts_with("C_crit exponent")
                     || (r.quantity.starts_with("data potential") && r.task == "val_loss")
             })
@@ -431,7 +444,7 @@ pub fn blocks(fits: &Fits) -> Vec<Block> {
             "Fits: data-constrained scaling laws, critical compute, data potential".into(),
         ),
         Block::Paragraph(format!(
-            "R_D* (Muennighoff et al. 2023): L = E + B / D'^beta with effective data D' = U + U R_D* (1 - exp(-R / R_D*)), R = epochs - 1, fitted per objective and model size; at one model size the law's A / N'^alpha term is a constant inside E, so E, B, beta and R_D* are fitted. Points: each done run's final validation loss only (a milestone in the middle of a cosine schedule is not the loss of a run trained for that many epochs). Huber loss (delta {}) on log-loss residuals, L-BFGS from a grid of starting points; 90% intervals from a parametric bootstrap (each loss redrawn around the fit with sd = max(its stderr, the residual RMS), refitted, at most {} refits). Critical compute (Prabhudesai et al. 2025): per budget, where the DLM's validation loss overtakes AR's on the FLOPs axis (crossover.csv, the longest run at each budget; raw: the losses as trained at equal FLOPs, early-stopped: the DLM passes AR's best checkpoint), and C_crit(U) = a U^b by least squares in logs. Data potential (Ni et al. 2025): the unique tokens AR needs to reach the DLM's best value at U, read off AR's best-vs-budget curve (a monotone cubic in ln U through its budgets, never extrapolated: beyond AR's largest budget the ratio reads \"more than\"), as U_AR / U. Every row with its method: fits.csv.",
+            "R_D* at fixed N (the data-constrained law of Muennighoff et al. 2023): L = E + B / D'^beta with effective data D' = U + U R_D* (1 - exp(-R / R_D*)), R = epochs - 1, fitted per objective and model size; at one model size the law's A / N'^alpha term is folded into E, so E, B, beta and R_D* are fitted. In the paper N' depends on U through N_opt(U), so a per-size R_D* absorbs that dependence: it compares runs of one size with each other, not with the papers' values (15.4 for AR). It needs a crossed design: at least 2 budgets with 2 or more epoch counts each. Points: each done run's final validation loss only (a milestone in the middle of a cosine schedule is not the loss of a run trained for that many epochs). Huber loss (delta {}) on log-loss residuals, L-BFGS from a grid of starting points; 90% intervals from a parametric bootstrap (each loss redrawn around the fit with sd = max(its stderr, the residual RMS), refitted, at most {} refits). Critical compute, read here as a crossing on a learning curve inside the longest run at each budget, at one model size (not Prabhudesai et al. 2025's closed form from fitted scaling laws): per budget, where the DLM's validation loss overtakes AR's on the FLOPs axis (crossover.csv; raw: the losses as trained at equal FLOPs, early-stopped: the DLM passes AR's best checkpoint), and C_crit(U) = a U^b by least squares in logs; not fitted when any budget is censored (the DLM never crosses inside the run, leads from the first evaluation, or fails to cross in over 5% of its bootstrap draws), since dropping those budgets biases the exponent. Data potential (Ni et al. 2025): the unique tokens AR needs to reach the DLM's best value at U, read off AR's best-vs-budget curve (a monotone cubic in ln U through its budgets, never extrapolated: beyond AR's largest budget the ratio reads \"more than\"), as U_AR / U. Every row with its method: fits.csv.",
             super::law::HUBER_DELTA,
             super::law::MAX_FIT_DRAWS
         )),

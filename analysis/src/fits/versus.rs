@@ -52,6 +52,7 @@ pub(super) fn critical_fits(
                 unique_tokens: budget,
                 epochs,
                 outcome: row.outcome(),
+                high: row.estimate.high,
                 crossing: match row.outcome() {
                     Outcome::Crossed { x, .. } => Some(Crossing {
                         unique_tokens: budget as f64,
@@ -73,7 +74,8 @@ pub(super) fn critical_fits(
                 interval: None,
             };
             let crossings = fit.crossings();
-            if crossings.len() >= critical::MIN_BUDGETS {
+            if crossings.len() >= critical::MIN_BUDGETS && censored_budgets(&fit.budgets).is_empty()
+            {
                 let points: Vec<(f64, f64)> = crossings
                     .iter()
                     .map(|c| (c.unique_tokens, c.flops))
@@ -104,6 +106,20 @@ fn overlap_end(runs: &[Run], group: &Group) -> f64 {
     side("dlm").min(side("ar"))
 }
 
+/// "not reached inside the run at 25M", one per censored budget (`critical::censored_reason`).
+fn censored_budgets(budgets: &[BudgetCrossing]) -> Vec<String> {
+    budgets
+        .iter()
+        .filter_map(|b| {
+            let why = critical::censored_reason(&b.outcome, b.high)?;
+            Some(format!(
+                "{why} at {}",
+                crate::format::count(b.unique_tokens as f64)
+            ))
+        })
+        .collect()
+}
+
 /// One line per model size whose raw C_crit law is missing.
 pub(super) fn critical_missing(groups: &[Group], fits: &[CriticalFit]) -> Vec<Missing> {
     const QUANTITY: &str = "C_crit exponent b (raw)";
@@ -128,6 +144,22 @@ pub(super) fn critical_missing(groups: &[Group], fits: &[CriticalFit]) -> Vec<Mi
     raw.iter()
         .filter(|f| f.law.is_none())
         .map(|f| {
+            // With enough crossings the refusal is about censoring; with too few, the
+            // line below says so and names the other budgets' outcomes.
+            let censored = censored_budgets(&f.budgets);
+            if !censored.is_empty() && f.crossings().len() >= critical::MIN_BUDGETS {
+                return Missing {
+                    model: f.family.label(),
+                    quantity: QUANTITY,
+                    line: format!(
+                        "C_crit(U) for {} (where the DLM's validation loss crosses AR's on the learning curve of the longest run at each budget, at one model size) is not fitted: {} of {} budget(s) are censored ({}), and dropping them biases the exponent; run those budgets longer (or start evaluating earlier) until the DLM crosses inside the run",
+                        f.family.label(),
+                        censored.len(),
+                        f.budgets.len(),
+                        censored.join("; ")
+                    ),
+                };
+            }
             let others: Vec<String> = f
                 .budgets
                 .iter()
