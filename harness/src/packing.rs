@@ -12,9 +12,16 @@
 //! gets 0,1 or 2,3 and leaves pairs whole), else the first N contiguous free slots,
 //! else the first N free slots (a GPU group need not be contiguous to work).
 
-use crate::pool::Slot;
 use crate::target::Shape;
 use anyhow::bail;
+
+/// Where one process of a job runs; a job takes `train.devices` slots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Slot {
+    Cpu,
+    /// A GPU index; a job's group of them is its CUDA_VISIBLE_DEVICES.
+    Gpu(String),
+}
 
 /// Slots for a job of `wanted` processes, given which slots are busy, or None when
 /// fewer than `wanted` are free.

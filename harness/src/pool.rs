@@ -9,6 +9,7 @@
 //! (the trainer checkpoints and exits with code 3) and SIGKILL, to each worker's
 //! process group, on a second Ctrl-C.
 
+pub use crate::packing::Slot;
 use crate::packing::{check_fits, first_fit, visible_devices};
 use crate::process::{self, SIGKILL, SIGTERM};
 use crate::report::{Counts, Reporter};
@@ -30,14 +31,6 @@ pub const LOG_FILE: &str = "log.txt";
 /// The trainer's exit code when a signal stopped it after a checkpoint.
 const EXIT_STOPPED: i32 = 3;
 const POLL: Duration = Duration::from_millis(200);
-
-/// Where one process of a job runs; a job takes `train.devices` slots.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Slot {
-    Cpu,
-    /// A GPU index; a job's group of them is its CUDA_VISIBLE_DEVICES.
-    Gpu(String),
-}
 
 #[derive(Clone, Debug)]
 pub struct PoolOptions {
