@@ -134,7 +134,10 @@ pub fn prepare(args: &PrepareArgs) -> Result<PrepareReport> {
             config.data.val_tokens.get(),
             config.data.split_seed,
             if config.data.resample {
-                format!(", data.resample: the training order of seed {}", config.seed)
+                format!(
+                    ", data.resample: the training order of seed {}",
+                    config.seed
+                )
             } else {
                 String::new()
             },

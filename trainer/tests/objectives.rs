@@ -416,7 +416,9 @@ fn the_validation_elbo_integrates_over_all_of_t() {
     let (a, b, length) = (1.0, 2.0, 16_i64);
     let clean = Tensor::zeros([2000, length], (Kind::Int64, tch::Device::Cpu));
     let scorer = |_noisy: &Tensor, _clean: &Tensor, mask: &Tensor, weights: &Tensor| {
-        let masked = mask.to_kind(Kind::Float).sum_dim_intlist(1, false, Kind::Float); // (b,)
+        let masked = mask
+            .to_kind(Kind::Float)
+            .sum_dim_intlist(1, false, Kind::Float); // (b,)
         let per_token = (&masked * (b / length as f64)) + a;
         masked * per_token * weights / length as f64
     };
