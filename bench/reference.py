@@ -6,7 +6,8 @@ script a researcher would otherwise use: token embedding, pre-norm blocks of RMS
 attention through scaled_dot_product_attention with rotary embeddings (rotate-half
 convention) and optional qk-norm, SwiGLU with gate and up in one matrix, no biases,
 final RMSNorm, tied or untied head. Mixture-of-experts MLPs (shape["moe"]): softmax
-router in fp32, top-k experts per token with gates renormalised over them, each expert
+router in fp32, top-k experts per token with gates renormalised over them (k > 1, as
+Mixtral; at k = 1 the gate is the softmax probability, as Switch), each expert
 a SwiGLU applied to the tokens that chose it (found with torch.where, as Hugging Face's
 Mixtral does: an independent path from the harness's sort-and-slice dispatch), optional
 capacity (first tokens in order) and shared experts; the objective's loss plus
@@ -145,7 +146,8 @@ def mixture(h, params, pre, moe):
         logits = F.linear(flat.float(), params[pre + "mlp.router"])
     probs = logits.softmax(dim=-1)
     top_p, top_i = probs.topk(k, dim=-1)
-    gates = top_p / top_p.sum(dim=-1, keepdim=True)
+    # Switch at k = 1 (a renormalised single gate is 1 and gives the router no gradient).
+    gates = top_p if k == 1 else top_p / top_p.sum(dim=-1, keepdim=True)
     capacity = moe["capacity_factor"]
     limit = None if capacity == "none" else math.ceil(capacity * b * t * k / experts)
     out = torch.zeros(b * t, c, device=h.device, dtype=torch.float32)

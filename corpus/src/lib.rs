@@ -11,8 +11,9 @@
 //!      miss:     stream the files, tokenize on every core, shard by shard (resumable,
 //!                one preparer at a time under a lock)
 //!   3. split     seeded shuffle of documents -> held-out set >= val_tokens, the rest
-//!                in a second seeded order, written once per (val_tokens, split_seed,
-//!                order) as splits/*.bin                                  (split.rs)
+//!                in a second seeded order (or the job seed's, data.resample),
+//!                written once per (val_tokens, split_seed, order) as
+//!                splits/*.bin                                            (split.rs)
 //! dataset.budget(unique_tokens) -> Budget: the prefix of the training order, its
 //!                documents read in place from the store (budgets nest)
 //! Windows::reshuffled(budget.document_lengths(), seq_len, seed)
@@ -38,6 +39,7 @@ mod windows;
 pub use budget::{Budget, Dataset};
 pub use error::CorpusError;
 pub use read::{BUILTIN_CORPORA, Corpus, FORMATS, Format, Listing, SourceFile, format_of};
+pub use split::TrainOrder;
 pub use store::{Meta as StoreMeta, PrepareOptions, Progress, plan_shards};
 pub use tokenizer::{END_OF_TEXT, Tokenizer};
 pub use validation::validation_starts;
@@ -51,7 +53,9 @@ use jobspec::DataConfig;
 use std::path::{Path, PathBuf};
 
 /// Read, tokenize (or find in the token store) and split the corpus `config` names.
-/// Relative corpus and tokenizer paths resolve against `base_dir`.
+/// Relative corpus and tokenizer paths resolve against `base_dir`. The training order
+/// is that of job seed 0 when `config.resample` is true: a job passes its own seed
+/// through [`prepare_with`] (`PrepareOptions::for_seed`).
 pub fn prepare(
     config: &DataConfig,
     cache_root: &Path,
@@ -75,14 +79,14 @@ pub fn prepare_with(
             first.display()
         );
     }
-    let shuffle_train = config.order == jobspec::DocumentOrder::Shuffled;
+    let order = TrainOrder::of(config, options.seed);
     let (val_tokens, seed) = (config.val_tokens.get(), config.split_seed);
-    let path = split::split_path(&prepared.store.folder, val_tokens, seed, shuffle_train);
+    let path = split::split_path(&prepared.store.folder, val_tokens, seed, order);
     let split = match split::SplitFile::open(&path)? {
         Some(split) => split,
         None => store::with_lock(&prepared.store.folder, || {
             if split::SplitFile::open(&path)?.is_none() {
-                split::write_split(&prepared.store, &path, val_tokens, seed, shuffle_train)?;
+                split::write_split(&prepared.store, &path, val_tokens, seed, order)?;
             }
             split::SplitFile::open(&path)?.ok_or_else(|| CorpusError::Damaged {
                 path: path.clone(),

@@ -17,16 +17,59 @@ pub struct Split {
     pub train: Vec<usize>,
 }
 
+/// The order of the training documents, which budgets are prefixes of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainOrder {
+    /// File order (`data.order: corpus`).
+    Corpus,
+    /// One seeded order shared by every job (stream 1 of the split seed).
+    Shuffled,
+    /// The order of one job seed (`data.resample: true`): stream 2 + seed of the split
+    /// seed, so each (split seed, job seed) pair has its own order and none is the
+    /// shared one.
+    Resampled { seed: u64 },
+}
+
+impl TrainOrder {
+    /// The order a job's data section and seed ask for.
+    pub fn of(config: &jobspec::DataConfig, seed: u64) -> Self {
+        match (config.order, config.resample) {
+            (jobspec::DocumentOrder::Corpus, _) => Self::Corpus,
+            (jobspec::DocumentOrder::Shuffled, false) => Self::Shuffled,
+            (jobspec::DocumentOrder::Shuffled, true) => Self::Resampled { seed },
+        }
+    }
+
+    /// The order's part of the split file's name.
+    fn file_tag(self) -> String {
+        match self {
+            Self::Corpus => "corpus".into(),
+            Self::Shuffled => "shuffled".into(),
+            Self::Resampled { seed } => format!("resample{seed}"),
+        }
+    }
+
+    /// A permutation of `0..n` in this order (training documents are then the
+    /// non-held-out ones in it).
+    fn permutation(self, n: usize, split_seed: u64) -> Vec<usize> {
+        match self {
+            Self::Corpus => (0..n).collect(),
+            Self::Shuffled => permutation(n, split_seed, 1),
+            Self::Resampled { seed } => permutation(n, split_seed, seed.wrapping_add(2)),
+        }
+    }
+}
+
 /// Hold out documents in a shuffled order (seeded by `split_seed`) until they hold at
-/// least `val_tokens` tokens; the rest are for training, in a second seeded order
-/// when `shuffle_train` (so that every budget, a prefix of it, samples the whole
-/// corpus) or in corpus order otherwise. `lengths[d]` is document d's length in
-/// tokens (its eos included).
+/// least `val_tokens` tokens; the rest are for training, in `order` (a seeded order,
+/// so that every budget, a prefix of it, samples the whole corpus, or corpus order).
+/// The held-out set depends on `split_seed` only, never on `order`. `lengths[d]` is
+/// document d's length in tokens (its eos included).
 pub fn split(
     lengths: &[usize],
     val_tokens: u64,
     split_seed: u64,
-    shuffle_train: bool,
+    order: TrainOrder,
 ) -> Result<Split, CorpusError> {
     let total: u64 = lengths.iter().map(|&length| length as u64).sum();
     if total < val_tokens {
@@ -37,11 +80,11 @@ pub fn split(
         });
     }
     // Stream 0 of the split seed; the window order uses other generators.
-    let order = permutation(lengths.len(), split_seed, 0);
+    let held_out_order = permutation(lengths.len(), split_seed, 0);
     let mut held_out = 0u64;
     let mut is_val = vec![false; lengths.len()];
     let mut val = Vec::new();
-    for document in order {
+    for document in held_out_order {
         if held_out >= val_tokens {
             break;
         }
@@ -49,13 +92,8 @@ pub fn split(
         is_val[document] = true;
         val.push(document);
     }
-    // Stream 1 of the split seed orders the training documents.
-    let train_order = if shuffle_train {
-        permutation(lengths.len(), split_seed, 1)
-    } else {
-        (0..lengths.len()).collect()
-    };
-    let train: Vec<usize> = train_order
+    let train: Vec<usize> = order
+        .permutation(lengths.len(), split_seed)
         .into_iter()
         .filter(|&document| !is_val[document])
         .collect();
@@ -68,14 +106,15 @@ pub fn split(
     Ok(Split { val, train })
 }
 
-/// The split's file in a store: `splits/val<tokens>-seed<seed>-<order>.bin`.
+/// The split's file in a store: `splits/val<tokens>-seed<seed>-<order>.bin`, order
+/// `shuffled`, `corpus` or `resample<job seed>`.
 ///
 /// Layout (little-endian u64 words): the magic `b"XOSPLIT1"`, then n_val, n_train,
 /// val_tokens (held out, in tokens), train_tokens; then n_val held-out documents and
 /// n_train training documents in budget order, each as (offset in the store's token
 /// stream, length in tokens, eos included). A job reads the prefix its budget needs.
-pub fn split_path(store: &Path, val_tokens: u64, split_seed: u64, shuffle_train: bool) -> PathBuf {
-    let order = if shuffle_train { "shuffled" } else { "corpus" };
+pub fn split_path(store: &Path, val_tokens: u64, split_seed: u64, order: TrainOrder) -> PathBuf {
+    let order = order.file_tag();
     store
         .join("splits")
         .join(format!("val{val_tokens}-seed{split_seed}-{order}.bin"))
@@ -90,14 +129,14 @@ pub fn write_split(
     path: &Path,
     val_tokens: u64,
     split_seed: u64,
-    shuffle_train: bool,
+    order: TrainOrder,
 ) -> Result<(), CorpusError> {
     let offsets = store.offsets()?;
     let lengths: Vec<usize> = offsets
         .windows(2)
         .map(|pair| (pair[1] - pair[0]) as usize)
         .collect();
-    let split = split(&lengths, val_tokens, split_seed, shuffle_train)?;
+    let split = split(&lengths, val_tokens, split_seed, order)?;
     let held: u64 = split.val.iter().map(|&d| lengths[d] as u64).sum();
     let trained: u64 = split.train.iter().map(|&d| lengths[d] as u64).sum();
     let mut bytes = Vec::with_capacity(HEADER_BYTES as usize + 16 * lengths.len());
@@ -211,7 +250,7 @@ mod tests {
     fn validation_is_disjoint_large_enough_and_seeded() {
         let lengths: Vec<usize> = (0..50).map(|d| 10 + d % 7).collect();
         for (val_tokens, seed) in [(0, 0), (1, 0), (100, 0), (100, 1), (300, 5)] {
-            let result = split(&lengths, val_tokens, seed, false).expect("split");
+            let result = split(&lengths, val_tokens, seed, TrainOrder::Corpus).expect("split");
             let held_out: u64 = result.val.iter().map(|&d| lengths[d] as u64).sum();
             assert!(held_out >= val_tokens);
             // Minimal: dropping the last drawn document would fall short.
@@ -226,10 +265,10 @@ mod tests {
                 "train keeps corpus order"
             );
             assert_eq!(
-                split(&lengths, val_tokens, seed, false).expect("split"),
+                split(&lengths, val_tokens, seed, TrainOrder::Corpus).expect("split"),
                 result
             );
-            let shuffled = split(&lengths, val_tokens, seed, true).expect("split");
+            let shuffled = split(&lengths, val_tokens, seed, TrainOrder::Shuffled).expect("split");
             assert_eq!(
                 shuffled.val, result.val,
                 "the order does not move the split"
@@ -240,22 +279,73 @@ mod tests {
             assert_ne!(shuffled.train, result.train, "shuffled");
         }
         assert_ne!(
-            split(&lengths, 100, 0, true).expect("split").val,
-            split(&lengths, 100, 1, true).expect("split").val
+            split(&lengths, 100, 0, TrainOrder::Shuffled)
+                .expect("split")
+                .val,
+            split(&lengths, 100, 1, TrainOrder::Shuffled)
+                .expect("split")
+                .val
         );
+    }
+
+    /// `data.resample`: each seed its own training order, the held-out set fixed.
+    #[test]
+    fn resampled_orders_keep_the_held_out_set_and_differ_by_seed() {
+        let lengths: Vec<usize> = (0..200).map(|d| 10 + d % 13).collect();
+        let of = |order| split(&lengths, 300, 4, order).expect("split");
+        let shared = of(TrainOrder::Shuffled);
+        let seeds: Vec<Split> = (0..4)
+            .map(|seed| of(TrainOrder::Resampled { seed }))
+            .collect();
+        for (seed, resampled) in seeds.iter().enumerate() {
+            assert_eq!(resampled.val, shared.val, "seed {seed}: held-out set moved");
+            let mut sorted = resampled.train.clone();
+            sorted.sort_unstable();
+            let mut all_train = shared.train.clone();
+            all_train.sort_unstable();
+            assert_eq!(
+                sorted, all_train,
+                "seed {seed}: same pool of training documents"
+            );
+            assert_ne!(
+                resampled.train, shared.train,
+                "seed {seed}: not the shared order"
+            );
+            assert_eq!(&of(TrainOrder::Resampled { seed: seed as u64 }), resampled);
+        }
+        // A budget's first documents differ between seeds (here the first 10 of 180).
+        for pair in seeds.windows(2) {
+            assert_ne!(pair[0].train[..10], pair[1].train[..10]);
+        }
+    }
+
+    #[test]
+    fn split_files_are_named_by_order() {
+        let cases = [
+            (TrainOrder::Corpus, "val100-seed3-corpus.bin"),
+            (TrainOrder::Shuffled, "val100-seed3-shuffled.bin"),
+            (
+                TrainOrder::Resampled { seed: 7 },
+                "val100-seed3-resample7.bin",
+            ),
+        ];
+        for (order, name) in cases {
+            let path = split_path(Path::new("store"), 100, 3, order);
+            assert_eq!(path, Path::new("store/splits").join(name), "{order:?}");
+        }
     }
 
     #[test]
     fn impossible_splits_say_why() {
         let lengths = [10, 20, 30];
-        let error = split(&lengths, 61, 0, true)
+        let error = split(&lengths, 61, 0, TrainOrder::Shuffled)
             .expect_err("an error")
             .to_string();
         assert!(
             error.contains("val_tokens = 61") && error.contains("only 60 tokens in 3 documents"),
             "{error}"
         );
-        let error = split(&lengths, 60, 0, true)
+        let error = split(&lengths, 60, 0, TrainOrder::Shuffled)
             .expect_err("an error")
             .to_string();
         assert!(error.contains("leaving none to train on"), "{error}");

@@ -100,6 +100,9 @@ pub struct Progress {
 pub struct PrepareOptions<'a> {
     pub shard_bytes: u64,
     pub progress: Option<&'a (dyn Fn(&Progress) + Sync)>,
+    /// The job's seed: it orders the training documents when `data.resample` is true
+    /// (and is unused otherwise).
+    pub seed: u64,
 }
 
 impl Default for PrepareOptions<'_> {
@@ -107,6 +110,17 @@ impl Default for PrepareOptions<'_> {
         Self {
             shard_bytes: DEFAULT_SHARD_BYTES,
             progress: None,
+            seed: 0,
+        }
+    }
+}
+
+impl PrepareOptions<'_> {
+    /// The defaults for a job with this seed.
+    pub fn for_seed(seed: u64) -> Self {
+        Self {
+            seed,
+            ..Self::default()
         }
     }
 }
@@ -116,6 +130,7 @@ impl std::fmt::Debug for PrepareOptions<'_> {
         formatter
             .debug_struct("PrepareOptions")
             .field("shard_bytes", &self.shard_bytes)
+            .field("seed", &self.seed)
             .finish()
     }
 }

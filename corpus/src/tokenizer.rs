@@ -287,8 +287,12 @@ impl Tokenizer {
             return Self::from_file(&path, id);
         }
         let held_out = |lengths: &[usize]| -> Result<Vec<bool>, CorpusError> {
-            let split =
-                crate::split::split(lengths, config.val_tokens.get(), config.split_seed, false)?;
+            let split = crate::split::split(
+                lengths,
+                config.val_tokens.get(),
+                config.split_seed,
+                crate::split::TrainOrder::Corpus,
+            )?;
             let mut held = vec![false; lengths.len()];
             for document in split.val {
                 held[document] = true;

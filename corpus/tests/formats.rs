@@ -22,6 +22,7 @@ fn config(corpus: &str) -> DataConfig {
         order: DocumentOrder::Shuffled,
         windows: WindowMode::Reshuffle,
         skip_unknown: false,
+        resample: false,
     }
 }
 
@@ -245,7 +246,7 @@ fn many_small_shards_read_back_as_one_stream() {
     let one = prepare(&config("many"), &folder.path().join("one"), folder.path()).expect("one");
     let options = corpus::PrepareOptions {
         shard_bytes: 1,
-        progress: None,
+        ..corpus::PrepareOptions::default()
     };
     let many = corpus::prepare_with(
         &config("many"),

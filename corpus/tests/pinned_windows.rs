@@ -25,6 +25,7 @@ fn demo(unique_tokens: u64, windows: WindowMode) -> DataConfig {
         order: DocumentOrder::Shuffled,
         windows,
         skip_unknown: false,
+        resample: false,
     }
 }
 

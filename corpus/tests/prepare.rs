@@ -17,6 +17,7 @@ fn config(corpus: &str, tokenizer: TokenizerSpec, val_tokens: u64) -> DataConfig
         order: DocumentOrder::Shuffled,
         windows: WindowMode::Reshuffle,
         skip_unknown: false,
+        resample: false,
     }
 }
 
@@ -411,5 +412,89 @@ fn a_trained_bpe_never_sees_held_out_documents() {
             .iter()
             .any(|text| everything.encode(text) != tokenizer.encode(text)),
         "the split made no difference to the BPE: the test cannot tell"
+    );
+}
+
+/// `data.resample`: each job seed trains on its own order of the same pool, budgets
+/// nested within a seed; the held-out documents never move; without it every seed
+/// reads the shared order.
+#[test]
+fn resample_gives_each_seed_its_own_nested_budgets_and_keeps_the_held_out_set() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    write_texts(folder.path());
+    let cache = folder.path().join("cache");
+    let shared = config("texts", TokenizerSpec::Bytes, 500);
+    let resampled = DataConfig {
+        resample: true,
+        ..shared.clone()
+    };
+    let open = |config: &DataConfig, seed: u64| {
+        corpus::prepare_with(
+            config,
+            &cache,
+            folder.path(),
+            &corpus::PrepareOptions::for_seed(seed),
+        )
+        .expect("prepare")
+    };
+    // (seed, budget) -> the budget's tokens, for a small and a large budget.
+    let budget = |dataset: &Dataset, tokens: u64| dataset.budget(tokens).expect("budget").to_vec();
+    let reference = open(&shared, 0);
+    let mut small_budgets = Vec::new();
+    for seed in 0..3 {
+        let plain = open(&shared, seed);
+        assert_eq!(plain.val_documents, reference.val_documents, "seed {seed}");
+        assert_eq!(
+            budget(&plain, 300).expect("read"),
+            budget(&reference, 300).expect("read"),
+            "without resample every seed reads the shared order"
+        );
+        let own = open(&resampled, seed);
+        assert_eq!(
+            own.val_documents, reference.val_documents,
+            "seed {seed}: the held-out set moved"
+        );
+        let (small, large) = (
+            budget(&own, 300).expect("read"),
+            budget(&own, 1200).expect("read"),
+        );
+        assert_eq!(small, large[..small.len()], "seed {seed}: budgets nest");
+        // The same pool: every document trained on is one of the shared order's.
+        let pool = documents_of(&reference.train_stream().expect("train"), reference.eos_id);
+        let mine = documents_of(&own.train_stream().expect("train"), own.eos_id);
+        let mut sorted_pool = train_numbers(&pool);
+        let mut sorted_mine = train_numbers(&mine);
+        sorted_pool.sort_unstable();
+        sorted_mine.sort_unstable();
+        assert_eq!(sorted_mine, sorted_pool, "seed {seed}: same training pool");
+        assert_ne!(
+            small,
+            budget(&reference, 300).expect("read"),
+            "seed {seed}: not the shared sample"
+        );
+        small_budgets.push(small);
+    }
+    assert_ne!(small_budgets[0], small_budgets[1]);
+    assert_ne!(small_budgets[1], small_budgets[2]);
+    // One split file per order: the shared one and one per resampled seed.
+    let mut names: Vec<String> = fs::read_dir(reference.cache_dir.join("splits"))
+        .expect("splits")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "val500-seed3-resample0.bin",
+            "val500-seed3-resample1.bin",
+            "val500-seed3-resample2.bin",
+            "val500-seed3-shuffled.bin"
+        ]
     );
 }

@@ -138,6 +138,7 @@ mod tests {
             order: DocumentOrder::Shuffled,
             windows: WindowMode::Reshuffle,
             skip_unknown: false,
+            resample: false,
         }
     }
 

@@ -107,6 +107,13 @@ pub struct DataConfig {
     /// or `corpus` (file order, the old behaviour, kept to measure its effect).
     #[serde(default)]
     pub order: DocumentOrder,
+    /// Draw the training order from the job's `seed` instead of `split_seed`, so that
+    /// seeds differ in which documents a budget holds, not only in initialisation and
+    /// window order. The held-out documents stay those of `split_seed`; budgets stay
+    /// nested (prefixes of that seed's order). Needs `order: shuffled`. Left out of
+    /// job.yaml when false, so jobs that do not set it keep their ids.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub resample: bool,
     /// How an epoch cuts its windows: `reshuffle` (each epoch re-orders the budget's
     /// documents and cuts windows from that concatenation, as Megatron does, so a
     /// repeated document lands at a new offset with new neighbours) or `fixed` (the
@@ -806,6 +813,11 @@ impl JobConfig {
             )?;
         }
         let data = &self.data;
+        check(
+            !data.resample || data.order == DocumentOrder::Shuffled,
+            "data.resample",
+            "needs `data.order: shuffled`: it draws each seed's own shuffled training order, and `corpus` order has none".into(),
+        )?;
         check(
             data.seq_len >= 2,
             "data.seq_len",

@@ -436,3 +436,30 @@ fn devices_and_nodes_keep_the_job_id_and_must_split_the_batch() {
         assert!(error.to_string().contains(expected), "{train}: {error}");
     }
 }
+
+#[test]
+fn data_resample_false_keeps_the_job_id_and_true_needs_a_shuffled_order() {
+    let with_data = |extra: &str| {
+        Sweep::from_yaml(
+            &BASE.replace("val_tokens: 1k }", &format!("val_tokens: 1k{extra} }}")),
+            Path::new("t.yaml"),
+        )
+    };
+    let plain = sweep("").expect("sweep");
+    let off = with_data(", resample: false").expect("sweep");
+    let on = with_data(", resample: true").expect("sweep");
+    // Not written when false: the canonical config, hence every old id, is unchanged.
+    let written = serde_json::to_value(&off.jobs[0].config).expect("json");
+    assert_eq!(written["data"].get("resample"), None);
+    assert_eq!(plain.jobs[0].id, off.jobs[0].id);
+    assert_ne!(plain.jobs[0].id, on.jobs[0].id);
+    assert!(on.jobs[0].config.data.resample);
+    let error = with_data(", resample: true, order: corpus")
+        .map(|_| ())
+        .expect_err("resample needs a shuffled order")
+        .to_string();
+    assert!(
+        error.contains("data.resample") && error.contains("order: shuffled"),
+        "{error}"
+    );
+}

@@ -3,14 +3,14 @@
 //! - AR (and the AR controls, evaluated without noise): mean next-token NLL per token.
 //! - DLM: the masked-diffusion ELBO per token, averaged over K draws whose times are
 //!   stratified per sequence, t_k = (u + k / K) mod 1, from a fixed seed, so every
-//!   evaluation of a run uses identical draws and curves are comparable. The Monte
+//!   evaluation of a run uses identical draws and curves are comparable. Each draw
+//!   masks with probability t itself, without training's eps floor, so the draws
+//!   estimate the whole bound (`validation_mask_probability` says why). The Monte
 //!   Carlo standard error is the spread of the K per-draw means over sqrt(K).
 
 use crate::model::{ForwardOptions, Transformer};
-use crate::objectives::{
-    Vocab, dlm_row_losses, mask_probability, row_weights, shift, token_cross_entropy,
-};
-use jobspec::{DlmConfig, DlmWeighting, Objective};
+use crate::objectives::{Vocab, dlm_row_losses, row_weights, shift, token_cross_entropy};
+use jobspec::{DlmWeighting, Objective};
 use tch::{Kind, Tensor};
 
 /// One result row of eval.csv (without the step columns).
@@ -99,13 +99,12 @@ pub fn validation_loss(
     windows: &Tensor,
     vocab: Vocab,
     (batch_size, draws): (usize, usize),
-    dlm: &DlmConfig,
     shard: &EvalShard<'_>,
 ) -> Result<EvalResult, String> {
     let _guard = tch::no_grad_guard();
     let windows = &windows.to_device(model.device());
     let (value, stderr, items) = match objective {
-        Objective::Dlm => dlm_elbo(model, windows, vocab, batch_size, draws, dlm, shard)?,
+        Objective::Dlm => dlm_elbo(model, windows, vocab, batch_size, draws, shard)?,
         _ => ar_nll(model, windows, vocab, batch_size, shard)?,
     };
     Ok(EvalResult {
@@ -175,10 +174,64 @@ fn dlm_elbo(
     vocab: Vocab,
     batch_size: usize,
     draws: usize,
-    dlm: &DlmConfig,
     shard: &EvalShard<'_>,
 ) -> Result<(f64, f64, Vec<f64>), String> {
     let clean = windows.narrow(1, 0, windows.size()[1] - 1); // (N, L)
+    elbo_estimate(
+        &clean,
+        (batch_size, draws),
+        vocab.mask_id(),
+        shard,
+        |noisy, clean, mask, weights| {
+            let logits = model.logits(
+                noisy,
+                ForwardOptions {
+                    causal: false,
+                    dropout: 0.0,
+                    train: false,
+                },
+                vocab.size,
+            );
+            dlm_row_losses(&logits, clean, mask, weights, vocab)
+        },
+    )
+}
+
+/// Smallest masking probability of a validation draw: a draw at t = 0 exactly would
+/// weigh its (almost surely empty) mask by 1/0. Replacing the ELBO's integrand on
+/// [0, 1e-6) by its value at 1e-6 moves the bound by about 1e-6 of a nat.
+const VALIDATION_MIN_P: f64 = 1e-6;
+
+/// Masking probability of a validation draw at time t: p = t, the linear schedule
+/// itself, so that the draws estimate the whole ELBO, the integral over t in (0, 1)
+/// of (1/t) E[sum of the masked tokens' CE] (MDLM, Sahoo et al. 2024, eq. 10).
+///
+/// Training floors p at eps (p = (1 - eps) t + eps) to keep 1/p bounded; the same floor
+/// here would estimate the mean over p in [eps, 1] instead: it drops the integral's
+/// [0, eps) part, where the integrand is smallest (nearly every other token is
+/// visible), and scales the rest by 1/(1 - eps), which overstates the bound by
+/// eps x (mean integrand over [eps, 1] - mean over [0, eps)), at most about eps x
+/// the loss (0.1% at eps = 1e-3; the test `the_validation_elbo_integrates_over_all_of_t`
+/// measures it with eps = 0.2).
+pub fn validation_mask_probability(times: &Tensor) -> Tensor {
+    times.clamp_min(VALIDATION_MIN_P)
+}
+
+/// The validation ELBO of clean (N, L) sequences over K = `draws` draws: draw k of
+/// sequence i masks each token with probability p = t_k (`validation_mask_probability`),
+/// t_k = (u_i + k / K) mod 1 stratified per sequence from a fixed seed, and weighs its
+/// masked tokens by 1/p. `row_losses(noisy, clean, mask, weights)` on a batch of rows
+/// (b, L) returns each row's sum over masked tokens of CE x weight, divided by L (b,):
+/// the model's part, a closure so tests can put a scorer with a known ELBO there.
+/// Returns (mean over draws and sequences, Monte Carlo stderr from the spread of the K
+/// draw means, each sequence's mean over the draws).
+pub fn elbo_estimate(
+    clean: &Tensor,
+    (batch_size, draws): (usize, usize),
+    mask_id: i64,
+    shard: &EvalShard<'_>,
+    mut row_losses: impl FnMut(&Tensor, &Tensor, &Tensor, &Tensor) -> Tensor,
+) -> Result<(f64, f64, Vec<f64>), String> {
     let (count, length) = clean.size2().unwrap_or_default();
     tch::manual_seed(VALIDATION_SEED);
     let offsets = Tensor::rand([count], (Kind::Float, clean.device())); // u per sequence
@@ -187,7 +240,7 @@ fn dlm_elbo(
     for draw in 0..draws {
         tch::manual_seed(VALIDATION_SEED + 1 + draw as i64);
         let times = (&offsets + draw as f64 / draws as f64).remainder(1.0);
-        let p_mask = mask_probability(&times, dlm.eps); // (N,)
+        let p_mask = validation_mask_probability(&times); // (N,)
         let mask = Tensor::rand([count, length], (Kind::Float, clean.device()))
             .lt_tensor(&p_mask.unsqueeze(1));
         let mut rows_of_draw = Vec::new();
@@ -203,25 +256,10 @@ fn dlm_elbo(
             }
             index += 1;
             let rows = |t: &Tensor| t.narrow(0, start, size);
-            let noisy = rows(&clean).masked_fill(&rows(&mask), vocab.mask_id());
-            let logits = model.logits(
-                &noisy,
-                ForwardOptions {
-                    causal: false,
-                    dropout: 0.0,
-                    train: false,
-                },
-                vocab.size,
-            );
+            let noisy = rows(clean).masked_fill(&rows(&mask), mask_id);
             // The bound itself always uses 1/p_mask, whatever weighting training used.
             let weights = row_weights(&rows(&mask), &rows(&p_mask), DlmWeighting::InverseT);
-            rows_of_draw.push(dlm_row_losses(
-                &logits,
-                &rows(&clean),
-                &rows(&mask),
-                &weights,
-                vocab,
-            ));
+            rows_of_draw.push(row_losses(&noisy, &rows(clean), &rows(&mask), &weights));
             start += size;
         }
         by_draw.push(Tensor::cat(&rows_of_draw, 0).to_kind(Kind::Double)); // (N,)

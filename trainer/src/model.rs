@@ -263,7 +263,8 @@ impl RouterStats {
 /// "Switch Transformers"; Jiang et al. 2024, "Mixtral"; Muennighoff et al. 2024,
 /// "OLMoE"), token choice:
 /// 1. router logits r = x W_r^T in fp32 (N, E); p = softmax(r); each token keeps its
-///    k most probable experts, gates renormalised to sum to 1 over them;
+///    k most probable experts, gates renormalised to sum to 1 over them when k > 1
+///    (Mixtral) and the probability itself when k = 1 (Switch; see `route`);
 /// 2. the N x k (token, expert) assignments are sorted by expert (stably, so each
 ///    expert's tokens stay in order), gathered into one contiguous (N k, C) matrix,
 ///    cut into one slice per expert, and each slice goes through its expert's SwiGLU
@@ -382,7 +383,8 @@ impl Mixture {
 /// A router's decision for N tokens over E experts.
 #[derive(Debug)]
 pub struct Route {
-    /// (N, k) gate of each chosen expert: softmax probabilities renormalised over the k.
+    /// (N, k) gate of each chosen expert: softmax probabilities renormalised over the k
+    /// when k > 1, the softmax probability itself when k = 1.
     pub gates: Tensor,
     /// (N, k) int64 chosen experts, most probable first.
     pub experts: Tensor,
@@ -397,14 +399,22 @@ pub struct Route {
     pub counts: Tensor,
 }
 
-/// Softmax-then-top-k routing of (N, E) fp32 router logits (Mixtral, OLMoE), with the
+/// Softmax-then-top-k routing of (N, E) fp32 router logits (Mixtral for k > 1, gates
+/// renormalised over the k; Switch for k = 1, the gate is the probability), with the
 /// load-balancing loss (Fedus et al. 2021, eq. 4, its f_e counted over all k choices
 /// so that it is 1 for uniform routing whatever k) and the z-loss (Zoph et al. 2022).
 pub fn route(logits: &Tensor, top_k: i64) -> Route {
     let (n, experts) = logits.size2().unwrap_or_default();
     let probs = logits.softmax(-1, Kind::Float);
     let (top_p, chosen) = probs.topk(top_k, -1, true, true); // (N, k) each
-    let gates = &top_p / top_p.sum_dim_intlist(-1, true, Kind::Float);
+    // Renormalising one gate would make it exactly 1 and cut the router off from the
+    // language-model loss (its gradient through p / p is zero): at k = 1 the gate is
+    // the softmax probability itself, as in Switch (Fedus et al. 2021, eq. 2).
+    let gates = if top_k == 1 {
+        top_p
+    } else {
+        &top_p / top_p.sum_dim_intlist(-1, true, Kind::Float)
+    };
     let counts = chosen.reshape([-1]).bincount::<Tensor>(None, experts); // (E,)
     let share = counts.to_kind(Kind::Float) / (n * top_k).max(1) as f64;
     let balance =

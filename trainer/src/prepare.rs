@@ -87,6 +87,7 @@ pub fn prepare(args: &PrepareArgs) -> Result<PrepareReport> {
     let options = corpus::PrepareOptions {
         shard_bytes: args.shard_bytes,
         progress: Some(&report_progress),
+        seed: config.seed,
     };
     let dataset = corpus::prepare_with(&config.data, &cache_root, &job_dir, &options)?;
     if let Some(bar) = &bar {
@@ -120,7 +121,7 @@ pub fn prepare(args: &PrepareArgs) -> Result<PrepareReport> {
             )
         };
         eprintln!(
-            "{}: {how}\n  {} documents, {} tokens ({} ids, {}) from {:.1} MB of text in {} shard(s)\n  split: {} tokens to train on, {} held out (val_tokens {}, split_seed {})",
+            "{}: {how}\n  {} documents, {} tokens ({} ids, {}) from {:.1} MB of text in {} shard(s)\n  split: {} tokens to train on, {} held out (val_tokens {}, split_seed {}{})",
             report.store.display(),
             report.documents,
             report.tokens,
@@ -132,6 +133,14 @@ pub fn prepare(args: &PrepareArgs) -> Result<PrepareReport> {
             report.val_tokens,
             config.data.val_tokens.get(),
             config.data.split_seed,
+            if config.data.resample {
+                format!(
+                    ", data.resample: the training order of seed {}",
+                    config.seed
+                )
+            } else {
+                String::new()
+            },
         );
         if meta.missing.records > 0 {
             eprintln!(
@@ -170,7 +179,8 @@ pub fn bench_data(job_dir: &Path, steps: u64) -> Result<DataCost> {
     let config = jobspec::JobConfig::from_file(&job_dir.join(JOB_FILE))?;
     let cache_root = corpus::cache_root();
     let clock = Instant::now();
-    let dataset = corpus::prepare(&config.data, &cache_root, job_dir)?;
+    let options = corpus::PrepareOptions::for_seed(config.seed);
+    let dataset = corpus::prepare_with(&config.data, &cache_root, job_dir, &options)?;
     let open_s = clock.elapsed().as_secs_f64();
     let clock = Instant::now();
     let budget = dataset.budget(config.data.unique_tokens.get())?;

@@ -122,7 +122,6 @@ impl TaskSet {
                         windows,
                         vocab,
                         (config.eval.batch_size, config.eval.dlm_draws),
-                        &config.dlm,
                         shard,
                     )
                     .map_err(crate::TrainerError::Device)?,

@@ -763,7 +763,8 @@ pub fn prepare_job(
             message,
         })?;
     let cache_root = cache_root.unwrap_or_else(corpus::cache_root);
-    let dataset = corpus::prepare(&config.data, &cache_root, job_dir)?;
+    let options = corpus::PrepareOptions::for_seed(config.seed);
+    let dataset = corpus::prepare_with(&config.data, &cache_root, job_dir, &options)?;
     let tokenizer = corpus::load_tokenizer(&config.data, &cache_root, job_dir)?;
     Ok((shape, dataset, tokenizer))
 }

@@ -122,7 +122,7 @@ fn one_expert_top_1_without_auxiliary_losses_is_the_dense_model() {
     }
 }
 
-/// Softmax, top-k, renormalised gates, shares, mean probabilities, the balance and
+/// Softmax, top-k, gates (renormalised for k > 1), shares, mean probabilities, the balance and
 /// z-losses, all in f64 from the logits.
 /// Per token its (expert, gate) choices; the balance loss; the z-loss; the shares.
 type HandRoute = (Vec<Vec<(usize, f64)>>, f64, f64, Vec<f64>);
@@ -143,7 +143,9 @@ fn route_by_hand(logits: &[Vec<f64>], k: usize) -> HandRoute {
         order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
         let top = &order[..k];
         let kept: f64 = top.iter().map(|&e| p[e]).sum();
-        choices.push(top.iter().map(|&e| (e, p[e] / kept)).collect());
+        // Mixtral renormalises over the k; Switch (k = 1) keeps the probability.
+        let gate = |e: usize| if k == 1 { p[e] } else { p[e] / kept };
+        choices.push(top.iter().map(|&e| (e, gate(e))).collect());
         for &e in top {
             share[e] += 1.0 / (n * k) as f64;
         }
@@ -282,6 +284,46 @@ fn every_expert_gets_gradient_and_the_router_learns() {
     }
 }
 
+/// At k = 1 the language-model loss alone (balance and z weights zero) must train the
+/// router: a renormalised single gate is exactly 1 and would pass it no gradient.
+/// The measure is the router's gradient against the experts' in the same block.
+#[test]
+fn the_router_learns_from_the_language_model_loss_at_top_1() {
+    let _serial = serial();
+    tch::set_num_threads(1);
+    for k in [1, 2] {
+        let moe = MoeShape {
+            aux_loss: 0.0,
+            z_loss: 0.0,
+            ..MoeShape::new(4, k, 44)
+        };
+        tch::manual_seed(1);
+        let (variables, model) =
+            Transformer::build(&nano_with(Some(moe)), 256, tch::Device::Cpu, Kind::Float);
+        let windows = Tensor::randint(250, [4, 33], (Kind::Int64, tch::Device::Cpu));
+        let loss = training_loss(
+            &model,
+            &Objective::Ar,
+            &windows,
+            Vocab { size: 250 },
+            &DlmConfig::default(),
+        );
+        loss.backward();
+        let named = variables.variables();
+        for block in 0..2 {
+            let largest = |part: &str| {
+                let grad = named[&format!("blocks.{block}.mlp.{part}")].grad();
+                grad.abs().max().double_value(&[])
+            };
+            let (router, experts) = (largest("router"), largest("experts_down"));
+            assert!(
+                router > 1e-3 * experts,
+                "k {k} block {block}: router gradient {router:e} against the experts' {experts:e}"
+            );
+        }
+    }
+}
+
 #[test]
 fn capacity_keeps_the_first_tokens_of_each_expert() {
     // (sizes, capacity, assignments, kept sizes, kept rows)
@@ -349,6 +391,9 @@ fn a_generous_capacity_is_dropless_and_a_tight_one_drops() {
 /// expert that receives no rows.
 #[test]
 fn grouped_experts_equal_the_per_expert_loop() {
+    // It draws from the global generator too: unserialised, it moved the weights of
+    // `a_generous_capacity_is_dropless_and_a_tight_one_drops` when the two overlapped.
+    let _serial = serial();
     tch::manual_seed(11);
     let options = (tch::Kind::Float, tch::Device::Cpu);
     let sizes = [5i64, 0, 9, 2];

@@ -400,3 +400,41 @@ fn truncation_shortens_dlm_rows_at_its_rate() {
         "{sometimes} of 200 cut at 5%"
     );
 }
+
+/// The validation ELBO must estimate the whole bound, the integral over t in (0, 1).
+/// A scorer with a known integrand stands in for the model: a masked token costs
+/// a + b m / L nats when m of the row's L tokens are masked. With m ~ Binomial(L, p),
+/// E[m] = L p and E[m^2] = L p (1 - p) + L^2 p^2, so the integrand
+/// (1 / (p L)) E[m (a + b m / L)] = a + b (p + (1 - p) / L), whose integral over
+/// p in (0, 1) is a + b (1/2 + 1 / (2 L)) (by hand). Draws floored at eps, as training's
+/// p = (1 - eps) t + eps, average it over [eps, 1] instead: a + b ((1 + eps)/2 +
+/// (1 - eps)/(2 L)), 0.1875 nats too high at eps = 0.2 with these numbers (0.00094 at
+/// eps = 1e-3, too small for a test to see through the Monte Carlo error).
+#[test]
+fn the_validation_elbo_integrates_over_all_of_t() {
+    let _serial = serial();
+    let (a, b, length) = (1.0, 2.0, 16_i64);
+    let clean = Tensor::zeros([2000, length], (Kind::Int64, tch::Device::Cpu));
+    let scorer = |_noisy: &Tensor, _clean: &Tensor, mask: &Tensor, weights: &Tensor| {
+        let masked = mask
+            .to_kind(Kind::Float)
+            .sum_dim_intlist(1, false, Kind::Float); // (b,)
+        let per_token = (&masked * (b / length as f64)) + a;
+        masked * per_token * weights / length as f64
+    };
+    let (value, stderr, per_window) = trainer::eval::elbo_estimate(
+        &clean,
+        (500, 16),
+        7,
+        &trainer::eval::EvalShard::single(),
+        scorer,
+    )
+    .expect("estimate");
+    let exact = a + b * (0.5 + 0.5 / length as f64);
+    assert_eq!(per_window.len(), 2000);
+    assert!(stderr < 0.03, "too noisy to tell: stderr {stderr}");
+    assert!(
+        (value - exact).abs() < 4.0 * stderr,
+        "ELBO estimate {value} (stderr {stderr}) against the exact {exact}"
+    );
+}

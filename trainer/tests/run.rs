@@ -918,3 +918,33 @@ fn a_kill_during_a_checkpoint_write_leaves_the_previous_one_usable() {
     let steps = column(&resumed.join("train.csv"), "step");
     assert!(steps.contains(&6.0), "{steps:?}");
 }
+
+/// `data.resample: true` (issue 29): the job's seed, not only the split seed, orders
+/// its training documents, so the job writes and reads its seed's own split file.
+#[test]
+fn a_resampled_job_reads_the_split_of_its_own_seed() {
+    let fixture = Fixture::new();
+    let job = fixture.job("resample", "ar", "");
+    let yaml = std::fs::read_to_string(job.join("job.yaml")).expect("job.yaml");
+    let yaml = yaml.replace("val_tokens: 2k }", "val_tokens: 2k, resample: true }");
+    std::fs::write(job.join("job.yaml"), yaml).expect("job.yaml");
+    trainer::run(&job, &fixture.options(Some(1))).expect("run");
+    let mut splits = Vec::new();
+    for store in std::fs::read_dir(fixture.root.join("cache/tokens")).expect("stores") {
+        let folder = store.expect("store").path().join("splits");
+        for entry in std::fs::read_dir(&folder).into_iter().flatten() {
+            splits.push(
+                entry
+                    .expect("split")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    assert_eq!(
+        splits,
+        ["val2000-seed0-resample3.bin"],
+        "seed 3's order only"
+    );
+}
