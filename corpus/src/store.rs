@@ -222,10 +222,30 @@ pub fn with_lock<T>(
         );
         lock.lock().map_err(io_error(&lock_path))?;
     }
-    let result = work();
+    let result = remove_leftover_temps(folder).and_then(|()| work());
     // Closing the file releases the lock; unlocking first makes it explicit.
     let _ = lock.unlock();
     result
+}
+
+/// Delete the temporary files a killed preparer left in `folder` and its splits/
+/// (`.tmp*`, what `tempfile` names them; a kill runs no destructor). Only the lock
+/// holder writes there, so once [`with_lock`] holds the lock none of them is in use: a
+/// resumed store then holds exactly the files an uninterrupted one does.
+fn remove_leftover_temps(folder: &Path) -> Result<(), CorpusError> {
+    for dir in [folder.to_path_buf(), folder.join("splits")] {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue; // not made yet
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_error(&dir))?;
+            if entry.file_name().to_string_lossy().starts_with(".tmp") {
+                let path = entry.path();
+                fs::remove_file(&path).map_err(io_error(&path))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Tokenize the listed files into a store at `folder` (call under [`with_lock`]),

@@ -277,3 +277,40 @@ fn many_small_shards_read_back_as_one_stream() {
         );
     }
 }
+
+/// A killed preparer leaves `tempfile`'s `.tmp*` files (no destructor runs on SIGKILL);
+/// the next prepare, which resumes the store under its lock, removes them, so the
+/// resumed store holds exactly an uninterrupted one's files.
+#[test]
+fn a_resumed_prepare_removes_a_killed_preparers_temporary_files() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    write_corpus(folder.path(), "jsonl", &texts());
+    let cache = folder.path().join("cache");
+    let listing = |root: &Path| -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(root)
+            .expect("store folder")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    prepare(&config("jsonl"), &cache, folder.path()).expect("first prepare");
+    let tokens = cache.join("tokens");
+    let store = fs::read_dir(&tokens)
+        .expect("tokens")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| path.is_dir())
+        .expect("a store folder");
+    let complete = listing(&store);
+    // As a kill in the middle of a later shard leaves it: no meta.json, a temp file.
+    fs::remove_file(store.join("meta.json")).expect("meta.json");
+    fs::write(store.join(".tmpK1ll3d"), b"half a shard").expect("temp");
+    prepare(&config("jsonl"), &cache, folder.path()).expect("resumed prepare");
+    assert_eq!(listing(&store), complete);
+}

@@ -9,9 +9,9 @@
 //! tables of cases.
 
 mod config;
-pub mod memory;
 mod count;
 mod error;
+pub mod memory;
 mod model;
 pub mod status;
 pub mod store;

@@ -77,4 +77,3 @@ pub fn memory_per_gpu(
         logits: (compute + 12.0) * v * tokens,
     }
 }
-

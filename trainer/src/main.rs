@@ -505,15 +505,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .flat_map(|preset| ["ar", "dlm"].map(|objective| (preset, objective)))
             {
                 let folder = tempfile::tempdir().context("making a temporary folder")?;
-                let ours =
-                    trainer::bench::write_check(
-                        folder.path(),
-                        objective,
-                        preset,
-                        (device, precision),
-                        steps,
-                    )
-                    .map_err(anyhow::Error::msg)?;
+                let ours = trainer::bench::write_check(
+                    folder.path(),
+                    objective,
+                    preset,
+                    (device, precision),
+                    steps,
+                )
+                .map_err(anyhow::Error::msg)?;
                 let theirs: trainer::bench::CheckTrace = trainer::bench::run_reference(
                     &reference,
                     "check",

@@ -140,7 +140,9 @@ fn bucket_bytes() -> usize {
         .ok()
         .and_then(|text| text.parse::<f64>().ok())
         .filter(|mb| *mb > 0.0)
-        .map_or(crate::dist::BUCKET_BYTES, |mb| (mb * f64::from(1u32 << 20)) as usize)
+        .map_or(crate::dist::BUCKET_BYTES, |mb| {
+            (mb * f64::from(1u32 << 20)) as usize
+        })
 }
 
 /// This process's membership in its job: rank, world and (world > 1) the process
@@ -304,12 +306,11 @@ impl Ranks {
         // the current device before the group exists, and NCCL is bound to it.
         if cuda {
             let visible = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
-            let gpu = crate::device::rank_gpu(env.local_rank, visible)
-                .and_then(|index| {
-                    crate::fused::set_cuda_device(index)
-                        .map(|()| index)
-                        .map_err(|error| format!("selecting the rank's GPU: {error}"))
-                });
+            let gpu = crate::device::rank_gpu(env.local_rank, visible).and_then(|index| {
+                crate::fused::set_cuda_device(index)
+                    .map(|()| index)
+                    .map_err(|error| format!("selecting the rank's GPU: {error}"))
+            });
             match gpu {
                 Ok(index) => ranks.gpu = Some(index),
                 Err(message) => {

@@ -62,7 +62,7 @@ fn two_ranks_bucketed<T: Send + 'static>(
                 bucket_bytes,
                 ..config(port, rank)
             })
-                .unwrap_or_else(|error| panic!("rank {rank}: {error}"));
+            .unwrap_or_else(|error| panic!("rank {rank}: {error}"));
             assert_eq!((group.rank(), group.world()), (rank, 2));
             body(rank, group)
         })
@@ -96,7 +96,11 @@ fn bucketed_all_reduce_equals_the_mean_of_every_tensor() {
                 let numel: i64 = shape.iter().product();
                 let base = Tensor::arange(numel, cpu(Kind::Float)).reshape(*shape);
                 let tensor = base * (rank as f64 + 1.0) + index as f64;
-                if shape.len() == 2 { tensor.transpose(0, 1) } else { tensor }
+                if shape.len() == 2 {
+                    tensor.transpose(0, 1)
+                } else {
+                    tensor
+                }
             })
             .collect()
     };
