@@ -20,6 +20,7 @@ pub mod pairs;
 pub mod progress;
 pub mod report;
 mod rng;
+pub mod selection;
 mod summary;
 pub mod synthetic;
 pub mod tables;
