@@ -21,6 +21,7 @@ pub mod progress;
 pub mod report;
 mod rng;
 pub mod selection;
+mod stderr;
 mod summary;
 pub mod synthetic;
 pub mod tables;
