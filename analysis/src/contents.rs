@@ -102,11 +102,9 @@ pub fn crossover_table(rows: &[CrossoverRow], kind: Kind, dropped: &[Axis]) -> B
             _ => String::new(),
         };
         let best = match (row.best.dlm, row.best.baseline) {
-            (Some(d), Some(b)) => format!(
-                "{} vs {}{held_out}",
-                format::value(d.y),
-                format::value(b.y)
-            ),
+            (Some(d), Some(b)) => {
+                format!("{} vs {}{held_out}", format::value(d.y), format::value(b.y))
+            }
             _ => "-".into(),
         };
         let mut line = vec![

@@ -44,7 +44,11 @@ fn mean_where(scores: &[f64], keep: impl Fn(usize) -> bool) -> f64 {
         .enumerate()
         .filter(|&(i, s)| keep(i) && s.is_finite())
         .fold((0.0, 0usize), |(sum, count), (_, s)| (sum + s, count + 1));
-    if count == 0 { f64::NAN } else { sum / count as f64 }
+    if count == 0 {
+        f64::NAN
+    } else {
+        sum / count as f64
+    }
 }
 
 /// Index of the best finite value (the first on ties).

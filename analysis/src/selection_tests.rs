@@ -16,24 +16,41 @@ fn held_out_best_cases() {
         vec![2.0, 1.0, 2.0, 1.0],
         vec![1.5, 1.5, 1.5, 1.5],
     ];
-    let with_gap = vec![
-        vec![1.0, 3.0, f64::NAN, 3.0],
-        vec![2.0, 1.0, 2.0, 1.0],
-    ];
+    let with_gap = vec![vec![1.0, 3.0, f64::NAN, 3.0], vec![2.0, 1.0, 2.0, 1.0]];
     let expected = |in_sample: f64, held_out: f64, items: usize| HeldOutBest {
         in_sample,
         held_out,
         items,
     };
     let cases: [(&str, Vec<Vec<f64>>, Direction, Option<HeldOutBest>); 5] = [
-        ("lower better", matrix.clone(), LowerBetter, Some(expected(1.5, 2.5, 4))),
+        (
+            "lower better",
+            matrix.clone(),
+            LowerBetter,
+            Some(expected(1.5, 2.5, 4)),
+        ),
         // Higher better: chosen on odd, checkpoint 0, even reads 1; chosen on even,
         // checkpoint 1, odd reads 1; in sample checkpoint 0's 2.
-        ("higher better", matrix.clone(), HigherBetter, Some(expected(2.0, 1.0, 4))),
+        (
+            "higher better",
+            matrix.clone(),
+            HigherBetter,
+            Some(expected(2.0, 1.0, 4)),
+        ),
         // An unscored item is left out of its half's mean: checkpoint 0's even half is
         // item 0 alone (1), its full mean (1 + 3 + 3) / 3.
-        ("unscored item", with_gap, LowerBetter, Some(expected(1.5, 2.5, 4))),
-        ("three items", vec![vec![1.0, 2.0, 3.0]; 2], LowerBetter, None),
+        (
+            "unscored item",
+            with_gap,
+            LowerBetter,
+            Some(expected(1.5, 2.5, 4)),
+        ),
+        (
+            "three items",
+            vec![vec![1.0, 2.0, 3.0]; 2],
+            LowerBetter,
+            None,
+        ),
         ("no checkpoints", Vec::new(), LowerBetter, None),
     ];
     for (name, scores, direction, want) in cases {

@@ -36,7 +36,8 @@ impl Moments {
     /// Standard error of the mean (sample standard deviation over sqrt(count)); None
     /// below two values.
     fn stderr(&self) -> Option<f64> {
-        (self.count > 1).then(|| (self.squares / (self.count - 1) as f64 / self.count as f64).sqrt())
+        (self.count > 1)
+            .then(|| (self.squares / (self.count - 1) as f64 / self.count as f64).sqrt())
     }
 }
 
@@ -116,10 +117,20 @@ mod tests {
         );
         let with_nan = series("val_loss", &[(10, 2.0), (10, f64::NAN), (10, 4.0)]);
         let cases: [(&str, ItemSeries, EvalRow, f64); 6] = [
-            ("monte carlo only", windows.clone(), row(10, "val_loss", 0.01), third),
+            (
+                "monte carlo only",
+                windows.clone(),
+                row(10, "val_loss", 0.01),
+                third,
+            ),
             // One window at step 20: no spread, eval.csv's stderr stays.
             ("one item", windows.clone(), row(20, "val_loss", 0.01), 0.01),
-            ("no items at the step", windows.clone(), row(30, "val_loss", 0.01), 0.01),
+            (
+                "no items at the step",
+                windows.clone(),
+                row(30, "val_loss", 0.01),
+                0.01,
+            ),
             ("another task", windows, row(10, "cloze", 0.01), 0.01),
             // Five windows in one block all count.
             ("one block of five", resumed, row(10, "val_loss", 0.01), {
@@ -160,8 +171,12 @@ mod tests {
     fn jobs_are_read_with_the_spread_over_items() {
         use crate::synthetic::{SyntheticJob, write_job};
         let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut job = SyntheticJob::new(jobspec::Objective::Dlm, 0, "nano", 20_000)
-            .item_metric("val_loss", "loss", &[1.0, 2.0], &[vec![2.0, 3.0, 4.0], vec![1.0, 2.0, 3.0]]);
+        let mut job = SyntheticJob::new(jobspec::Objective::Dlm, 0, "nano", 20_000).item_metric(
+            "val_loss",
+            "loss",
+            &[1.0, 2.0],
+            &[vec![2.0, 3.0, 4.0], vec![1.0, 2.0, 3.0]],
+        );
         for point in &mut job.evals {
             point.stderr = 0.001;
         }

@@ -326,7 +326,10 @@ fn interval_covers_a_misspecified_study() {
         "misspecified: R_D* {:.2} covered {covered}/{replicates}, mean width {width:.3} in ln R_D*",
         target.rd
     );
-    assert!(covered as f64 >= 0.8 * replicates as f64, "{covered}/{replicates}");
+    assert!(
+        covered as f64 >= 0.8 * replicates as f64,
+        "{covered}/{replicates}"
+    );
     assert!(width <= 0.2, "mean width {width:.3} in ln R_D*");
 }
 
@@ -338,7 +341,13 @@ fn pseudo_truth(exact: &[LossPoint]) -> Fitted {
     let mut rng = Rng::new(99);
     let pooled: Vec<(f64, f64, f64)> = (0..200)
         .flat_map(|_| exact.iter().copied().collect::<Vec<_>>())
-        .map(|p| (p.unique_tokens, p.epochs, p.loss.ln() + NOISE * rng.normal()))
+        .map(|p| {
+            (
+                p.unique_tokens,
+                p.epochs,
+                p.loss.ln() + NOISE * rng.normal(),
+            )
+        })
         .collect();
     fit_from(&pooled, &[noise_free.law.theta()]).unwrap_or_else(|| panic!("no pooled fit"))
 }

@@ -437,15 +437,25 @@ mod tests {
             assert_eq!((x.training_tokens, y.training_tokens), (4.0 * u, 4.0 * u));
             (ar.push(x), dlm.push(y));
             // The old definition: each side capped only by its own runs.
-            let [Some(x), _] = at_equal_compute([&a, &[]], u, lower) else { panic!() };
-            let [_, Some(y)] = at_equal_compute([&[], &d], u, lower) else { panic!() };
+            let [Some(x), _] = at_equal_compute([&a, &[]], u, lower) else {
+                panic!()
+            };
+            let [_, Some(y)] = at_equal_compute([&[], &d], u, lower) else {
+                panic!()
+            };
             (ar_alone.push(x), dlm_alone.push(y));
         }
         for i in 0..budgets.len() - 1 {
             let equal = ratio(&ar, &dlm[i], lower).map(Ratio::value);
-            assert!(equal.is_some_and(|r| (r - 1.0).abs() < 1e-6), "{i}: {equal:?}");
+            assert!(
+                equal.is_some_and(|r| (r - 1.0).abs() < 1e-6),
+                "{i}: {equal:?}"
+            );
             let mixed = ratio(&ar_alone, &dlm_alone[i], lower).map(Ratio::bound);
-            eprintln!("budget {}: all runs {mixed:?}, equal compute {equal:?}", budgets[i]);
+            eprintln!(
+                "budget {}: all runs {mixed:?}, equal compute {equal:?}",
+                budgets[i]
+            );
             assert!(mixed.is_some_and(|r| r > 1.5), "{i}: {mixed:?}");
         }
     }
