@@ -5,6 +5,12 @@ use crate::curve::Point;
 use crate::rng::Rng;
 use Direction::{HigherBetter, LowerBetter};
 
+/// A named case: item scores per checkpoint, direction, the expected best.
+type Case = (&'static str, Vec<Vec<f64>>, Direction, Option<HeldOutBest>);
+
+/// A named case: a side's seeds and their expected item-by-item mean.
+type SideCase = (&'static str, Vec<Replicate>, Option<Vec<Vec<f64>>>);
+
 /// Three checkpoints x four items: even items (0, 2) favour checkpoint 0, odd items
 /// (1, 3) checkpoint 1. Lower better: chosen on the odd half (checkpoint 1) the even half
 /// reads 2, chosen on the even half (checkpoint 0) the odd half reads 3: held out 2.5;
@@ -22,7 +28,7 @@ fn held_out_best_cases() {
         held_out,
         items,
     };
-    let cases: [(&str, Vec<Vec<f64>>, Direction, Option<HeldOutBest>); 5] = [
+    let cases: [Case; 5] = [
         (
             "lower better",
             matrix.clone(),
@@ -72,7 +78,7 @@ fn side_scores_average_seeds_item_by_item() {
     let a = replicate(0, &[1.0, 2.0], vec![vec![1.0, 2.0], vec![3.0, f64::NAN]]);
     let b = replicate(1, &[1.0, 2.0], vec![vec![3.0, 4.0], vec![5.0, 6.0]]);
     let shifted = replicate(2, &[1.0, 4.0], vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
-    let cases: [(&str, Vec<Replicate>, Option<Vec<Vec<f64>>>); 4] = [
+    let cases: [SideCase; 4] = [
         (
             "two seeds",
             vec![a.clone(), b.clone()],

@@ -340,7 +340,7 @@ fn pseudo_truth(exact: &[LossPoint]) -> Fitted {
     let noise_free = fit(exact).unwrap_or_else(|| panic!("no noise-free fit"));
     let mut rng = Rng::new(99);
     let pooled: Vec<(f64, f64, f64)> = (0..200)
-        .flat_map(|_| exact.iter().copied().collect::<Vec<_>>())
+        .flat_map(|_| exact.to_vec())
         .map(|p| {
             (
                 p.unique_tokens,

@@ -435,7 +435,8 @@ mod tests {
                 panic!("no bests at {u}");
             };
             assert_eq!((x.training_tokens, y.training_tokens), (4.0 * u, 4.0 * u));
-            (ar.push(x), dlm.push(y));
+            ar.push(x);
+            dlm.push(y);
             // The old definition: each side capped only by its own runs.
             let [Some(x), _] = at_equal_compute([&a, &[]], u, lower) else {
                 panic!()
@@ -443,7 +444,8 @@ mod tests {
             let [_, Some(y)] = at_equal_compute([&[], &d], u, lower) else {
                 panic!()
             };
-            (ar_alone.push(x), dlm_alone.push(y));
+            ar_alone.push(x);
+            dlm_alone.push(y);
         }
         for i in 0..budgets.len() - 1 {
             let equal = ratio(&ar, &dlm[i], lower).map(Ratio::value);
