@@ -93,8 +93,18 @@ pub fn crossover_table(rows: &[CrossoverRow], kind: Kind, dropped: &[Axis]) -> B
                 .map(cell)
                 .unwrap_or_default()
         };
+        let held_out = match row.held_out {
+            [Some(d), Some(b)] => format!(
+                " (held out: {} vs {})",
+                format::value(d.held_out),
+                format::value(b.held_out)
+            ),
+            _ => String::new(),
+        };
         let best = match (row.best.dlm, row.best.baseline) {
-            (Some(d), Some(b)) => format!("{} vs {}", format::value(d.y), format::value(b.y)),
+            (Some(d), Some(b)) => {
+                format!("{} vs {}{held_out}", format::value(d.y), format::value(b.y))
+            }
             _ => "-".into(),
         };
         let mut line = vec![

@@ -8,6 +8,7 @@ use crate::error::{AnalysisError, Result};
 use crate::format;
 use crate::ingest::Run;
 use crate::pairs::{Axis, Group, item_ids, metrics, replicate};
+use crate::selection::{HeldOutBest, held_out_best, side_scores};
 use crate::uncertainty::{Estimate, Replicate, Settings, Verdict, combined, estimate_axes};
 use rayon::prelude::*;
 use std::path::Path;
@@ -29,6 +30,9 @@ pub struct CrossoverRow {
     pub direction: Direction,
     pub estimate: Estimate,
     pub best: BestVsBest,
+    /// Each side's (DLM, baseline) best checkpoint value read on items it was not
+    /// chosen on (`selection`); None without per-item scores at aligned checkpoints.
+    pub held_out: [Option<HeldOutBest>; 2],
     pub dlm_seeds: usize,
     pub baseline_seeds: usize,
     /// Item indices both sides' draws resample (0 without eval_items.csv).
@@ -175,6 +179,8 @@ fn rows(runs: &[Run], job: &Job<'_>, settings: Settings) -> Vec<CrossoverRow> {
         ^ ((job.group.index as u64) << 32)
         ^ fnv(&format!("{}/{}/{}", job.baseline, job.task, job.metric));
     let estimates = estimate_axes(&dlm, &baseline, direction, Settings { seed, ..settings });
+    let held_out = [&dlm, &baseline]
+        .map(|side| side_scores(side).and_then(|scores| held_out_best(&scores, direction)));
     let paired = estimates.first().is_some_and(|e| e.raw.method.paired());
     let items = if paired { ids.len() } else { 0 };
     let mut out = Vec::new();
@@ -201,6 +207,7 @@ fn rows(runs: &[Run], job: &Job<'_>, settings: Settings) -> Vec<CrossoverRow> {
                 direction,
                 estimate: estimates.of(kind).clone(),
                 best,
+                held_out,
                 dlm_seeds: dlm.len(),
                 baseline_seeds: baseline.len(),
                 items,
@@ -231,7 +238,7 @@ fn fnv(text: &str) -> u64 {
     })
 }
 
-pub const CSV_HEADER: [&str; 35] = [
+pub const CSV_HEADER: [&str; 39] = [
     "group",
     "group_label",
     "unique_tokens",
@@ -267,6 +274,10 @@ pub const CSV_HEADER: [&str; 35] = [
     "baseline_best_at",
     "variant",
     "seed_level",
+    "dlm_best_held_out",
+    "dlm_best_optimism",
+    "baseline_best_held_out",
+    "baseline_best_optimism",
 ];
 
 /// crossover.csv: one line per row; non-numbers are empty, infinities read "inf".
@@ -347,6 +358,10 @@ fn csv_fields(row: &CrossoverRow) -> Vec<String> {
         optional(row.best.baseline.map(|p| p.x)),
         row.variant.clone(),
         e.seed_note(),
+        optional(row.held_out[0].map(|b| b.held_out)),
+        optional(row.held_out[0].map(|b| b.optimism(row.direction))),
+        optional(row.held_out[1].map(|b| b.held_out)),
+        optional(row.held_out[1].map(|b| b.optimism(row.direction))),
     ]
 }
 
@@ -364,12 +379,21 @@ pub fn verdict_text(row: &CrossoverRow) -> String {
 /// The full table in Markdown (crossover.md).
 pub fn markdown(rows: &[CrossoverRow]) -> String {
     let mut out = String::from(
-        "| group | DLM vs | task | metric | axis | kind | verdict | point estimate | estimate (median [90% interval]) | gap at end [90%] | P(crossed) | method | seeds in the interval | best DLM (at) | best baseline (at) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| group | DLM vs | task | metric | axis | kind | verdict | point estimate | estimate (median [90% interval]) | gap at end [90%] | P(crossed) | method | seeds in the interval | best DLM (at; held out) | best baseline (at; held out) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
-        let best = |p: Option<crate::curve::Point>| {
-            p.map(|p| format!("{} ({})", format::value(p.y), row.axis.format(p.x)))
-                .unwrap_or_else(|| "-".into())
+        let best = |p: Option<crate::curve::Point>, held_out: Option<HeldOutBest>| {
+            let held_out = held_out
+                .map(|b| format!("; held out {}", format::value(b.held_out)))
+                .unwrap_or_default();
+            p.map(|p| {
+                format!(
+                    "{} ({}){held_out}",
+                    format::value(p.y),
+                    row.axis.format(p.x)
+                )
+            })
+            .unwrap_or_else(|| "-".into())
         };
         out += &format!(
             "| {} | {} | {} | {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} |\n",
@@ -387,8 +411,8 @@ pub fn markdown(rows: &[CrossoverRow]) -> String {
             format::value(row.estimate.share_crossed),
             row.estimate.method.label(),
             row.estimate.seed_note(),
-            best(row.best.dlm),
-            best(row.best.baseline),
+            best(row.best.dlm, row.held_out[0]),
+            best(row.best.baseline, row.held_out[1]),
         );
     }
     out

@@ -241,9 +241,11 @@ pub fn read_job(folder: &Path) -> (Option<Run>, Vec<Warning>) {
         }
     };
     let train = read_csv::<TrainRow>(&folder.join(TRAIN_LOG), &state, &mut warnings);
-    let eval = read_csv::<EvalRow>(&folder.join(EVAL_LOG), &state, &mut warnings);
+    let mut eval = read_csv::<EvalRow>(&folder.join(EVAL_LOG), &state, &mut warnings);
     // Optional: only a file that exists but cannot be read is worth a warning.
     let items = read_items(&folder.join(ITEMS_LOG), &mut warnings);
+    // One kind of stderr for both objectives: the spread over items where logged.
+    crate::stderr::over_items(&mut eval, &items);
     let shape = config.model.resolve().ok();
     let moe = shape.as_ref().and_then(|shape| shape.moe.clone());
     // Optional like the item log: only mixtures write it.

@@ -20,6 +20,8 @@ pub mod pairs;
 pub mod progress;
 pub mod report;
 mod rng;
+pub mod selection;
+mod stderr;
 mod summary;
 pub mod synthetic;
 pub mod tables;

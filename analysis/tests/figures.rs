@@ -251,6 +251,25 @@ fn a_grid_over_epochs_shows_every_group_and_a_frontier_per_budget() {
         table.lines().skip(1).all(|l| l.contains("paired_items")),
         "{table}"
     );
+    // And give each side's best a held-out reading (issue 29): the best checkpoint
+    // chosen on half the windows, its value read on the other half.
+    let mut reader = csv::Reader::from_reader(table.as_bytes());
+    let header = reader.headers().cloned().unwrap_or_default();
+    let column = |name: &str| header.iter().position(|h| h == name);
+    let columns = [
+        "dlm_best_held_out",
+        "baseline_best_held_out",
+        "dlm_best_optimism",
+    ]
+    .map(|name| column(name).unwrap_or_else(|| panic!("no {name} in {header:?}")));
+    for record in reader.records().flatten() {
+        for &c in &columns {
+            assert!(
+                record[c].parse::<f64>().is_ok_and(f64::is_finite),
+                "{record:?}"
+            );
+        }
+    }
 }
 
 /// The demo's shape: budgets zipped with epochs (25k x 64, 100k x 16), so the epoch

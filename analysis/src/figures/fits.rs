@@ -55,7 +55,7 @@ impl Figure for LossVsEpochs<'_> {
 
     fn caption(&self) -> String {
         format!(
-            "{}: final validation loss of each done run vs the epochs it trained (points, darker = more unique tokens), and the fitted data-constrained law L = E + B / D'^beta, D' = U + U R_D* (1 - exp(-(epochs - 1) / R_D*)) through each budget (lines); the dashed line marks epochs = R_D* + 1, where repeats have lost 63% of their value. Intervals are 90% (parametric bootstrap).",
+            "{}: final validation loss of each done run vs the epochs it trained (points, darker = more unique tokens), and the fitted data-constrained law L = E + B / D'^beta, D' = U + U R_D* (1 - exp(-(epochs - 1) / R_D*)) through each budget (lines); the dashed line marks epochs = R_D* + 1, where repeats have lost 63% of their value. Intervals are 90% (bootstrap of the observed losses).",
             self.family.label()
         )
     }

@@ -19,11 +19,19 @@
 //! log-loss is a log-sum-exp, ln L = LSE(ln E, ln B - beta ln D'), which stays finite
 //! where B / D'^beta under- or overflows.
 //!
-//! The interval is a parametric bootstrap: each point's log-loss is redrawn around the
-//! fitted curve with the larger of its own relative standard error and the fit's
-//! residual spread (the evaluation's stderr alone misses seed-to-seed training noise
-//! and any misfit of the law), the law is refitted, and the 5% / 95% quantiles of the
-//! refits are reported.
+//! The interval is a bootstrap of the observations: each point's observed log-loss is
+//! jittered by its noise (its relative stderr, or the pure error between seeds of one
+//! cell when larger: `noise_spread`), the law is refitted, and the 5% / 95% quantiles
+//! of the refits are reported. Jittering the observations rather than the fitted curve
+//! keeps a misfit (a loss that rises at high epochs, which the law cannot follow) in
+//! every draw, as it is in every replicate of the study, so the refits spread as the
+//! estimate does. What it covers is the law the Huber fit converges to on this design
+//! as the evaluations' noise averages out (with a misfit, that is not the generating
+//! R_D*): on a misspecified study (`law_tests.rs`) 38/40 nominal 90% intervals covered
+//! it, at 1.1 times the estimate's own 5-95% spread. The earlier parametric bootstrap
+//! (points redrawn around the fitted curve with sd = max(stderr, residual RMS)) covered
+//! 40/40 there at 15 times that spread, since its residual RMS counted the misfit as
+//! noise.
 
 use crate::rng::Rng;
 use argmin::core::{CostFunction, Error, Executor, Gradient, State};
@@ -400,9 +408,10 @@ fn minimise(problem: &HuberCost<'_>, start: Vec<f64>) -> Option<(Vec<f64>, f64)>
     (cost.is_finite() && usable).then_some((theta, cost))
 }
 
-/// Parametric bootstrap of a fit (see the module comment): `draws` refits (capped at
-/// `MAX_FIT_DRAWS`), each started from the full fit and from it with R_D* 5x larger
-/// and smaller. None without draws or when fewer than 10 refits converge.
+/// Bootstrap of a fit (see the module comment): `draws` refits (capped at
+/// `MAX_FIT_DRAWS`) of the observed log-losses, each jittered by its noise
+/// (`noise_spread`), each refit started from the full fit and from it with R_D* 5x
+/// larger and smaller. None without draws or when fewer than 10 refits converge.
 pub fn bootstrap(
     points: &[LossPoint],
     fitted: &Fitted,
@@ -422,27 +431,14 @@ pub fn bootstrap(
             start
         })
         .collect();
-    let spread: Vec<f64> = points
-        .iter()
-        .map(|p| {
-            let relative = p.stderr / p.loss;
-            if relative.is_finite() {
-                relative.max(fitted.residual_rms)
-            } else {
-                fitted.residual_rms
-            }
-        })
-        .collect();
+    let spread = noise_spread(points, fitted.residual_rms);
     let mut rng = Rng::new(seed);
     let mut refits: Vec<Law> = Vec::with_capacity(draws);
     for _ in 0..draws {
         let redrawn: Vec<(f64, f64, f64)> = points
             .iter()
             .zip(&spread)
-            .map(|(p, sd)| {
-                let centre = log_loss(&theta, p.unique_tokens, p.epochs).0;
-                (p.unique_tokens, p.epochs, centre + sd * rng.normal())
-            })
+            .map(|(p, sd)| (p.unique_tokens, p.epochs, p.loss.ln() + sd * rng.normal()))
             .collect();
         if let Some(refit) = fit_from(&redrawn, &starts) {
             refits.push(refit.law);
@@ -466,6 +462,52 @@ pub fn bootstrap(
         rd: band(|l| l.rd),
         draws: refits.len(),
     })
+}
+
+/// Each point's noise in log-loss: the larger of its relative stderr and the pure
+/// error (`pure_error`, the spread between runs of one cell); the fit's residual RMS
+/// only where neither is known. The residual RMS is not a floor: it includes the law's
+/// misfit, which is the same in every draw, and flooring by it made the interval 3-15
+/// times wider than the estimate's spread on a misspecified study (`law_tests.rs`).
+pub fn noise_spread(points: &[LossPoint], residual_rms: f64) -> Vec<f64> {
+    let pure = pure_error(points);
+    points
+        .iter()
+        .map(|p| {
+            let relative = p.stderr / p.loss;
+            match (relative.is_finite(), pure) {
+                (true, Some(pure)) => relative.max(pure),
+                (true, None) => relative,
+                (false, Some(pure)) => pure,
+                (false, None) => residual_rms,
+            }
+        })
+        .collect()
+}
+
+/// The pooled standard deviation of log-loss between runs at the same budget and
+/// epoch count (seeds), with sum(n_cell - 1) degrees of freedom: the classical pure
+/// error of a lack-of-fit test, noise the law's form cannot absorb. None without a cell
+/// of two runs.
+pub fn pure_error(points: &[LossPoint]) -> Option<f64> {
+    let mut cells: Vec<(f64, f64, Vec<f64>)> = Vec::new();
+    for p in points {
+        let epochs = (p.epochs * 1e3).round() / 1e3;
+        let same = |c: &&mut (f64, f64, Vec<f64>)| {
+            (c.0 - p.unique_tokens).abs() <= 1e-6 * p.unique_tokens.abs() && c.1 == epochs
+        };
+        match cells.iter_mut().find(|c| same(c)) {
+            Some(cell) => cell.2.push(p.loss.ln()),
+            None => cells.push((p.unique_tokens, epochs, vec![p.loss.ln()])),
+        }
+    }
+    let (mut squares, mut freedom) = (0.0, 0usize);
+    for (_, _, values) in cells.iter().filter(|c| c.2.len() > 1) {
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        squares += values.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
+        freedom += values.len() - 1;
+    }
+    (freedom > 0).then(|| (squares / freedom as f64).sqrt())
 }
 
 #[cfg(test)]

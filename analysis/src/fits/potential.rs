@@ -1,9 +1,14 @@
 //! Data potential (Ni et al. 2025, arXiv 2511.03276, "more than 3x data potential"):
 //! how many unique tokens AR needs to reach the value the DLM reaches with U.
 //!
-//! Per metric, each objective's best (early-stopped) value at each budget: the best
-//! point of the seed-mean curve of each done run group at that budget, the best over
-//! the budget's groups (a grid over epochs has several). AR's best-vs-budget points are
+//! Per metric, each objective's best (early-stopped) value at each budget, at equal
+//! compute: the best point of the seed-mean curves of the budget's done run groups (a
+//! grid over epochs has several), among checkpoints up to the largest number of
+//! training tokens both objectives reached at that budget (`at_equal_compute`). Taking
+//! each side's best over all its runs instead mixes compute: where the DLM has a longer
+//! run than AR at a budget (an extra epoch count, a run AR has not finished), its best
+//! comes from more training, and two identical objectives read as a data potential of
+//! 1.58 instead of 1 (`equal_compute_removes_a_longer_run`). AR's best-vs-budget points are
 //! joined in ln U by a monotone cubic (PCHIP: Fritsch & Carlson 1980, with the end
 //! slopes of SciPy's `PchipInterpolator`); the first budget where that curve is at
 //! least as good as the DLM's best at U is U_AR, reported as U_AR / U. Straight
@@ -20,19 +25,57 @@
 //! recomputes the ratio, and takes the 5% / 95% quantiles; censored draws count as
 //! infinity ("more than") or as their bound ("at most"), as crossings do.
 
-use crate::curve::Direction;
+use crate::curve::{Direction, Point};
 use crate::rng::Rng;
 
 /// Budgets AR's best-vs-budget curve needs before it is read off: with two, the curve
 /// is one straight segment and shows nothing of its shape.
 pub const MIN_AR_BUDGETS: usize = 3;
 
-/// An objective's best value at one budget, with that evaluation's stderr.
+/// An objective's best value at one budget, with that evaluation's stderr, among
+/// checkpoints up to `training_tokens` (the budget's common compute; NaN: no cap).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Best {
     pub unique_tokens: f64,
     pub value: f64,
     pub stderr: f64,
+    pub training_tokens: f64,
+}
+
+/// Each side's (AR, DLM) best at one budget over its curves (x: training tokens), among
+/// checkpoints up to the largest x both sides reached; a side alone at the budget is
+/// capped at its own largest x. None for a side without a point under the cap.
+pub fn at_equal_compute(
+    sides: [&[Vec<Point>]; 2],
+    unique_tokens: f64,
+    direction: Direction,
+) -> [Option<Best>; 2] {
+    let reach = |curves: &[Vec<Point>]| {
+        curves
+            .iter()
+            .flatten()
+            .map(|p| p.x)
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    let cap = sides
+        .iter()
+        .map(|curves| reach(curves))
+        .filter(|x| x.is_finite())
+        .fold(f64::INFINITY, f64::min);
+    sides.map(|curves| {
+        let within: Vec<Point> = curves
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|p| p.x <= cap * (1.0 + 1e-9))
+            .collect();
+        crate::curve::best(&within, direction).map(|p| Best {
+            unique_tokens,
+            value: p.y,
+            stderr: p.stderr,
+            training_tokens: cap,
+        })
+    })
 }
 
 /// U_AR / U.
@@ -265,6 +308,7 @@ mod tests {
                 unique_tokens,
                 value,
                 stderr: 0.0,
+                training_tokens: f64::NAN,
             })
             .collect()
     }
@@ -277,6 +321,7 @@ mod tests {
             unique_tokens: u,
             value,
             stderr: 0.0,
+            training_tokens: f64::NAN,
         };
         let lower = Direction::LowerBetter;
         let cases = [
@@ -324,6 +369,7 @@ mod tests {
             unique_tokens: u,
             value: law(truth * u),
             stderr: 0.005,
+            training_tokens: f64::NAN,
         };
         let ar: Vec<Best> = budgets
             .iter()
@@ -331,6 +377,7 @@ mod tests {
                 unique_tokens: u,
                 value: law(u),
                 stderr: 0.005,
+                training_tokens: f64::NAN,
             })
             .collect();
         for &u in &inside {
@@ -361,5 +408,57 @@ mod tests {
         }
         eprintln!("data potential: interval covered 3x in {covered}/{trials}");
         assert!(covered as f64 >= 0.8 * trials as f64, "{covered}/{trials}");
+    }
+
+    /// Issue 29: a grid where both objectives follow the same loss, 2 + 50 (U (1 + ln
+    /// epochs))^-0.3 after `epochs` passes over U, so the data potential is 1; AR ran 1
+    /// and 4 epochs at each budget, the DLM 1, 4 and 16. Each side's best over all its
+    /// runs compares the DLM's 16 epochs with AR's 4 and reads more than 1.5 at every
+    /// budget; at equal compute (4 U tokens at each budget) it reads 1.
+    #[test]
+    fn equal_compute_removes_a_longer_run() {
+        let loss = |u: f64, epochs: f64| 2.0 + 50.0 * (u * (1.0 + epochs.ln())).powf(-0.3);
+        let run = |u: f64, epochs: f64| -> Vec<Point> {
+            let milestones = std::iter::successors(Some(1.0), |e| Some(e * 2.0));
+            milestones
+                .take_while(|&e| e <= epochs)
+                .map(|e| Point::new(u * e, loss(u, e), 0.0))
+                .collect()
+        };
+        let budgets: Vec<f64> = (0..8).map(|i| 1e4 * f64::powi(2.0, i)).collect();
+        let runs = |u: f64, epochs: &[f64]| epochs.iter().map(|&e| run(u, e)).collect::<Vec<_>>();
+        let lower = Direction::LowerBetter;
+        let (mut ar, mut dlm, mut ar_alone, mut dlm_alone) = (vec![], vec![], vec![], vec![]);
+        for &u in &budgets {
+            let (a, d) = (runs(u, &[1.0, 4.0]), runs(u, &[1.0, 4.0, 16.0]));
+            let [Some(x), Some(y)] = at_equal_compute([&a, &d], u, lower) else {
+                panic!("no bests at {u}");
+            };
+            assert_eq!((x.training_tokens, y.training_tokens), (4.0 * u, 4.0 * u));
+            ar.push(x);
+            dlm.push(y);
+            // The old definition: each side capped only by its own runs.
+            let [Some(x), _] = at_equal_compute([&a, &[]], u, lower) else {
+                panic!()
+            };
+            let [_, Some(y)] = at_equal_compute([&[], &d], u, lower) else {
+                panic!()
+            };
+            ar_alone.push(x);
+            dlm_alone.push(y);
+        }
+        for i in 0..budgets.len() - 1 {
+            let equal = ratio(&ar, &dlm[i], lower).map(Ratio::value);
+            assert!(
+                equal.is_some_and(|r| (r - 1.0).abs() < 1e-6),
+                "{i}: {equal:?}"
+            );
+            let mixed = ratio(&ar_alone, &dlm_alone[i], lower).map(Ratio::bound);
+            eprintln!(
+                "budget {}: all runs {mixed:?}, equal compute {equal:?}",
+                budgets[i]
+            );
+            assert!(mixed.is_some_and(|r| r > 1.5), "{i}: {mixed:?}");
+        }
     }
 }

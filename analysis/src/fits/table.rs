@@ -108,11 +108,11 @@ fn law_method(fits: &Fits, fit: &LawFit) -> String {
     let starts = fit.fitted.map_or(0, |f| f.starts);
     let interval = match &fit.interval {
         Some(i) if fits.draws > super::law::MAX_FIT_DRAWS => format!(
-            "; interval: parametric bootstrap, {} refits (capped from {}), sd = max(stderr, residual RMS)",
+            "; interval: bootstrap of the observed losses, {} refits (capped from {}), each jittered by max(its stderr, the pure error between seeds)",
             i.draws, fits.draws
         ),
         Some(i) => format!(
-            "; interval: parametric bootstrap, {} refits, sd = max(stderr, residual RMS)",
+            "; interval: bootstrap of the observed losses, {} refits, each jittered by max(its stderr, the pure error between seeds)",
             i.draws
         ),
         None => "; no interval".into(),
@@ -264,7 +264,7 @@ fn critical_rows(fits: &Fits, fit: &CriticalFit) -> Vec<FitRow> {
 
 fn potential_rows(fits: &Fits, fit: &PotentialFit) -> Vec<FitRow> {
     let method = format!(
-        "best (early-stopped) value of done runs per budget; AR's best-vs-budget curve interpolated by a monotone cubic (PCHIP) in ln U, no extrapolation; interval: {} draws{} jittering every best value by its stderr",
+        "best (early-stopped) value of done runs per budget at equal compute (each side's checkpoints up to the most training tokens both reached at that budget); AR's best-vs-budget curve interpolated by a monotone cubic (PCHIP) in ln U, no extrapolation; interval: {} draws{} jittering every best value by its stderr",
         fits.draws.min(super::law::MAX_FIT_DRAWS),
         if fits.draws > super::law::MAX_FIT_DRAWS {
             format!(" (capped from {})", fits.draws)
@@ -296,13 +296,15 @@ fn potential_rows(fits: &Fits, fit: &PotentialFit) -> Vec<FitRow> {
             let u = format::count(r.dlm.unique_tokens);
             row.note = match r.ratio {
                 Ratio::Within(x) => format!(
-                    "DLM's best {} at {u} unique tokens; AR reaches it at {}",
+                    "DLM's best {} at {u} unique tokens within {} training tokens; AR reaches it at {}",
                     format::value(r.dlm.value),
+                    format::count(r.dlm.training_tokens),
                     format::count(x * r.dlm.unique_tokens)
                 ),
                 Ratio::Above(_) => format!(
-                    "DLM's best {} at {u} is better than AR's best at every budget up to {}",
+                    "DLM's best {} at {u} within {} training tokens is better than AR's best at every budget up to {}",
                     format::value(r.dlm.value),
+                    format::count(r.dlm.training_tokens),
                     format::count(fit.ar.last().map_or(0.0, |b| b.unique_tokens))
                 ),
                 Ratio::AtMost(_) => format!(
@@ -444,7 +446,7 @@ pub fn blocks(fits: &Fits) -> Vec<Block> {
             "Fits: data-constrained scaling laws, critical compute, data potential".into(),
         ),
         Block::Paragraph(format!(
-            "R_D* at fixed N (the data-constrained law of Muennighoff et al. 2023): L = E + B / D'^beta with effective data D' = U + U R_D* (1 - exp(-R / R_D*)), R = epochs - 1, fitted per objective and model size; at one model size the law's A / N'^alpha term is folded into E, so E, B, beta and R_D* are fitted. In the paper N' depends on U through N_opt(U), so a per-size R_D* absorbs that dependence: it compares runs of one size with each other, not with the papers' values (15.4 for AR). It needs a crossed design: at least 2 budgets with 2 or more epoch counts each. Points: each done run's final validation loss only (a milestone in the middle of a cosine schedule is not the loss of a run trained for that many epochs). Huber loss (delta {}) on log-loss residuals, L-BFGS from a grid of starting points; 90% intervals from a parametric bootstrap (each loss redrawn around the fit with sd = max(its stderr, the residual RMS), refitted, at most {} refits). Critical compute, read here as a crossing on a learning curve inside the longest run at each budget, at one model size (not Prabhudesai et al. 2025's closed form from fitted scaling laws): per budget, where the DLM's validation loss overtakes AR's on the FLOPs axis (crossover.csv; raw: the losses as trained at equal FLOPs, early-stopped: the DLM passes AR's best checkpoint), and C_crit(U) = a U^b by least squares in logs; not fitted when any budget is censored (the DLM never crosses inside the run, leads from the first evaluation, or fails to cross in over 5% of its bootstrap draws), since dropping those budgets biases the exponent. Data potential (Ni et al. 2025): the unique tokens AR needs to reach the DLM's best value at U, read off AR's best-vs-budget curve (a monotone cubic in ln U through its budgets, never extrapolated: beyond AR's largest budget the ratio reads \"more than\"), as U_AR / U. Every row with its method: fits.csv.",
+            "R_D* at fixed N (the data-constrained law of Muennighoff et al. 2023): L = E + B / D'^beta with effective data D' = U + U R_D* (1 - exp(-R / R_D*)), R = epochs - 1, fitted per objective and model size; at one model size the law's A / N'^alpha term is folded into E, so E, B, beta and R_D* are fitted. In the paper N' depends on U through N_opt(U), so a per-size R_D* absorbs that dependence: it compares runs of one size with each other, not with the papers' values (15.4 for AR). It needs a crossed design: at least 2 budgets with 2 or more epoch counts each. Points: each done run's final validation loss only (a milestone in the middle of a cosine schedule is not the loss of a run trained for that many epochs). Huber loss (delta {}) on log-loss residuals, L-BFGS from a grid of starting points; 90% intervals from a bootstrap of the observations (each observed loss jittered by max(its stderr, the pure error between seeds of its cell), refitted, at most {} refits; they cover the law the fit converges to on this design, not a generating R_D* the law's form cannot express). Critical compute, read here as a crossing on a learning curve inside the longest run at each budget, at one model size (not Prabhudesai et al. 2025's closed form from fitted scaling laws): per budget, where the DLM's validation loss overtakes AR's on the FLOPs axis (crossover.csv; raw: the losses as trained at equal FLOPs, early-stopped: the DLM passes AR's best checkpoint), and C_crit(U) = a U^b by least squares in logs; not fitted when any budget is censored (the DLM never crosses inside the run, leads from the first evaluation, or fails to cross in over 5% of its bootstrap draws), since dropping those budgets biases the exponent. Data potential (Ni et al. 2025): the unique tokens AR needs to reach the DLM's best value at U, each side's best at a budget taken at equal compute (checkpoints up to the most training tokens both objectives reached there, stated in the note), read off AR's best-vs-budget curve (a monotone cubic in ln U through its budgets, never extrapolated: beyond AR's largest budget the ratio reads \"more than\"), as U_AR / U. Every row with its method: fits.csv.",
             super::law::HUBER_DELTA,
             super::law::MAX_FIT_DRAWS
         )),

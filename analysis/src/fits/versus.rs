@@ -9,7 +9,7 @@ use super::{
 };
 use crate::crossover::{Kind, Outcome};
 use crate::crossovers::CrossoverRow;
-use crate::curve::{Direction, best, mean_curve, smoothed};
+use crate::curve::{Direction, Point, mean_curve, smoothed};
 use crate::ingest::Run;
 use crate::pairs::{Axis, Group, curve, headline_metrics, metrics};
 use std::collections::BTreeMap;
@@ -183,38 +183,49 @@ pub(super) fn critical_missing(groups: &[Group], fits: &[CriticalFit]) -> Vec<Mi
         .collect()
 }
 
-/// Best value per (family, task, metric, objective, budget) over done runs.
+/// Best value per (family, task, metric, objective, budget) over done runs, at equal
+/// compute (`potential::at_equal_compute`).
 type BestValues = BTreeMap<(Family, String, String), [BTreeMap<u64, Best>; 2]>;
 
+/// Seed-mean curves (tokens axis) of each (family, task, metric, budget) and side.
+type BudgetCurves = BTreeMap<(Family, String, String, u64), [Vec<Vec<Point>>; 2]>;
+
 fn best_values(runs: &[Run], groups: &[Group], smooth: usize) -> BestValues {
-    let mut out: BestValues = BTreeMap::new();
+    let mut curves: BudgetCurves = BTreeMap::new();
     for group in groups {
         let members: Vec<&Run> = group.runs.iter().map(|&i| &runs[i]).collect();
         for (task, metric) in headline_metrics(&metrics(&members)) {
-            let direction = Direction::of_metric(&metric);
             for (side, objective) in ["ar", "dlm"].iter().enumerate() {
-                let curves: Vec<Vec<crate::curve::Point>> = group
+                let seeds: Vec<Vec<Point>> = group
                     .replicates(runs, objective)
                     .iter()
                     .filter(|r| r.state == "done")
                     .map(|r| smoothed(&curve(r, &task, &metric, Axis::Tokens), smooth))
                     .filter(|c| !c.is_empty())
                     .collect();
-                let refs: Vec<&[crate::curve::Point]> = curves.iter().map(Vec::as_slice).collect();
-                let Some(point) = best(&mean_curve(&refs), direction) else {
+                let refs: Vec<&[Point]> = seeds.iter().map(Vec::as_slice).collect();
+                let mean = mean_curve(&refs);
+                if mean.is_empty() {
                     continue;
-                };
-                let key = (Family::of_group(group), task.clone(), metric.clone());
-                let slot = out.entry(key).or_default();
-                let candidate = Best {
-                    unique_tokens: group.unique_tokens as f64,
-                    value: point.y,
-                    stderr: point.stderr,
-                };
-                let kept = slot[side].entry(group.unique_tokens).or_insert(candidate);
-                if direction.better(candidate.value, kept.value) {
-                    *kept = candidate;
                 }
+                let key = (
+                    Family::of_group(group),
+                    task.clone(),
+                    metric.clone(),
+                    group.unique_tokens,
+                );
+                curves.entry(key).or_default()[side].push(mean);
+            }
+        }
+    }
+    let mut out: BestValues = BTreeMap::new();
+    for ((family, task, metric, budget), [ar, dlm]) in curves {
+        let direction = Direction::of_metric(&metric);
+        let bests = potential::at_equal_compute([&ar, &dlm], budget as f64, direction);
+        let slot = out.entry((family, task, metric)).or_default();
+        for (side, best) in bests.into_iter().enumerate() {
+            if let Some(best) = best {
+                slot[side].insert(budget, best);
             }
         }
     }
