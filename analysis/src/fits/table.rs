@@ -108,11 +108,11 @@ fn law_method(fits: &Fits, fit: &LawFit) -> String {
     let starts = fit.fitted.map_or(0, |f| f.starts);
     let interval = match &fit.interval {
         Some(i) if fits.draws > super::law::MAX_FIT_DRAWS => format!(
-            "; interval: bootstrap of the observed losses, {} refits (capped from {}), each jittered by max(its stderr, the pure error between seeds)",
+            "; interval: bootstrap of the observed losses, {} refits (capped from {}), each jittered by max(its stderr, the pure error between seeds; the residual RMS with one run per cell)",
             i.draws, fits.draws
         ),
         Some(i) => format!(
-            "; interval: bootstrap of the observed losses, {} refits, each jittered by max(its stderr, the pure error between seeds)",
+            "; interval: bootstrap of the observed losses, {} refits, each jittered by max(its stderr, the pure error between seeds; the residual RMS with one run per cell)",
             i.draws
         ),
         None => "; no interval".into(),
