@@ -5,8 +5,9 @@
 //!   stratified per sequence, t_k = (u + k / K) mod 1, from a fixed seed, so every
 //!   evaluation of a run uses identical draws and curves are comparable. Each draw
 //!   masks with probability t itself, without training's eps floor, so the draws
-//!   estimate the whole bound (`validation_mask_probability` says why). The Monte
-//!   Carlo standard error is the spread of the K per-draw means over sqrt(K).
+//!   estimate the whole bound (`validation_mask_probability` says why). The standard
+//!   error is the spread of the windows' values (each the mean of its K draws) over
+//!   sqrt(N), as AR's: it holds the choice of windows and the Monte Carlo noise.
 
 use crate::model::{ForwardOptions, Transformer};
 use crate::objectives::{Vocab, dlm_row_losses, row_weights, shift, token_cross_entropy};
@@ -223,8 +224,8 @@ pub fn validation_mask_probability(times: &Tensor) -> Tensor {
 /// masked tokens by 1/p. `row_losses(noisy, clean, mask, weights)` on a batch of rows
 /// (b, L) returns each row's sum over masked tokens of CE x weight, divided by L (b,):
 /// the model's part, a closure so tests can put a scorer with a known ELBO there.
-/// Returns (mean over draws and sequences, Monte Carlo stderr from the spread of the K
-/// draw means, each sequence's mean over the draws).
+/// Returns (mean over draws and sequences, stderr from the spread of the windows' values
+/// over sqrt(N), each sequence's mean over the draws).
 pub fn elbo_estimate(
     clean: &Tensor,
     (batch_size, draws): (usize, usize),
@@ -266,13 +267,14 @@ pub fn elbo_estimate(
     }
     let by_draw = Tensor::stack(&by_draw, 0); // (draws, N)
     shard.sum(&by_draw)?;
-    let draw_means: Vec<f64> = to_f64s(&by_draw.mean_dim(1, false, Kind::Double));
-    let per_window = by_draw.sum_dim_intlist(0, false, Kind::Double) / draws as f64;
-    let mean = draw_means.iter().sum::<f64>() / draws as f64;
-    let stderr = if draws > 1 {
-        let variance =
-            draw_means.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (draws - 1) as f64;
-        (variance / draws as f64).sqrt()
+    let per_window = by_draw.sum_dim_intlist(0, false, Kind::Double) / draws as f64; // (N,)
+    let mean = per_window.mean(Kind::Double).double_value(&[]);
+    // The same kind of stderr as AR's (issue 29): the spread of the windows' values over
+    // sqrt(N). Each window's value averages its K draws, so the Monte Carlo noise is in
+    // that spread too; the spread of the K draw means alone left out which windows
+    // were drawn.
+    let stderr = if count > 1 {
+        per_window.std(true).double_value(&[]) / (count as f64).sqrt()
     } else {
         f64::NAN
     };
