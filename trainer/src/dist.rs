@@ -373,18 +373,23 @@ mod tests {
 
     #[test]
     fn buckets_hold_at_most_the_limit_and_keep_the_order() {
-        // (tensor bytes, limit, buckets)
-        let cases: [(&[usize], usize, Vec<std::ops::Range<usize>>); 6] = [
-            (&[], 10, vec![]),
-            (&[4, 4, 4], 12, vec![0..3]),
-            (&[4, 4, 4], 8, vec![0..2, 2..3]),
+        // (tensor bytes, limit, buckets as (start, end))
+        type Case<'a> = (&'a [usize], usize, &'a [(usize, usize)]);
+        let cases: [Case; 6] = [
+            (&[], 10, &[]),
+            (&[4, 4, 4], 12, &[(0, 3)]),
+            (&[4, 4, 4], 8, &[(0, 2), (2, 3)]),
             // A tensor larger than the limit is a bucket alone.
-            (&[4, 20, 4], 8, vec![0..1, 1..2, 2..3]),
-            (&[20], 8, vec![0..1]),
-            (&[3, 3, 3, 3, 3], 7, vec![0..2, 2..4, 4..5]),
+            (&[4, 20, 4], 8, &[(0, 1), (1, 2), (2, 3)]),
+            (&[20], 8, &[(0, 1)]),
+            (&[3, 3, 3, 3, 3], 7, &[(0, 2), (2, 4), (4, 5)]),
         ];
         for (bytes, limit, expected) in cases {
-            assert_eq!(buckets(bytes, limit), expected, "{bytes:?} / {limit}");
+            let got: Vec<(usize, usize)> = buckets(bytes, limit)
+                .into_iter()
+                .map(|range| (range.start, range.end))
+                .collect();
+            assert_eq!(got, expected, "{bytes:?} / {limit}");
         }
     }
 
