@@ -112,6 +112,16 @@ pub struct Install {
     pub has_cuda_library: bool,
 }
 
+impl Install {
+    /// Whether it is the LibTorch release the worker was built for (any patch, any
+    /// CUDA or CPU build).
+    pub fn is_release(&self) -> bool {
+        self.version
+            .strip_prefix(LIBTORCH_RELEASE)
+            .is_some_and(|rest| rest.starts_with('.'))
+    }
+}
+
 /// `__version__` and `cuda` from the text of torch/version.py.
 pub fn parse_version_py(text: &str) -> Result<(String, Option<String>), String> {
     let value = |name: &str| -> Option<Option<String>> {
@@ -202,8 +212,7 @@ fn dotted(parts: &[u32]) -> String {
 pub fn check(install: &Install, driver: Option<&[u32]>) -> Result<(), String> {
     let lib = install.lib.display();
     let version = &install.version;
-    let release_prefix = format!("{LIBTORCH_RELEASE}.");
-    if !version.starts_with(&release_prefix) {
+    if !install.is_release() {
         return Err(format!(
             "{lib} is PyTorch {version}, but this trainer is built for LibTorch {LIBTORCH_RELEASE} (tch 0.24 binds one release): install torch=={LIBTORCH_RELEASE}.0 (`just setup-cuda` does) or point {TORCH_LIB_ENV} at the torch/lib of one"
         ));
@@ -290,9 +299,8 @@ pub fn choose(
     }
     // A build copied to a machine without its LibTorch: any 2.11 install will do for
     // the core libraries (CUDA stays off unless it passed above).
-    let release_prefix = format!("{LIBTORCH_RELEASE}.");
     let stand_in = installs.iter().find_map(|(folder, install)| match install {
-        Some(Ok(install)) if install.version.starts_with(&release_prefix) => Some(folder),
+        Some(Ok(install)) if install.is_release() => Some(folder),
         _ => None,
     });
     match stand_in {

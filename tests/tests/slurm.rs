@@ -55,6 +55,11 @@ fn setup() -> Option<(std::sync::MutexGuard<'static, ()>, &'static str)> {
 
 /// A smoke-like sweep (nano model, `sotu`, byte tokens): `rest` is appended.
 fn write_sweep(folder: &Path, name: &str, rest: &str) -> PathBuf {
+    write_sweep_training(folder, name, "", rest)
+}
+
+/// `write_sweep` with more `train` fields (`train_extra`, e.g. `, devices: 2`).
+fn write_sweep_training(folder: &Path, name: &str, train_extra: &str, rest: &str) -> PathBuf {
     let text = format!(
         "name: {name}
 base:
@@ -62,7 +67,7 @@ base:
   objective: ar
   model: {{ preset: nano }}
   data: {{ corpus: sotu, tokenizer: bytes, seq_len: 64, unique_tokens: 12k, val_tokens: 8k }}
-  train: {{ epochs: 1, batch_size: 16, lr: 3e-3, warmup: 5%, log_every: 2 }}
+  train: {{ epochs: 1, batch_size: 16, lr: 3e-3, warmup: 5%, log_every: 2{train_extra} }}
   eval: {{ at: log2, tasks: [val_loss], val_loss_tokens: 4k, dlm_draws: 2 }}
 {rest}"
     );
@@ -397,14 +402,7 @@ fn gres_gpu_tasks_receive_distinct_fake_gpus() {
     // refuse: it sees CUDA_VISIBLE_DEVICES and no CUDA); the setup preamble records the
     // device, and waits so both tasks hold their GPU at once.
     let rest = "grid:\n  objective: [ar, dlm]\nslurm:\n  gres: gpu:1\n  setup: |\n    echo \"gpu=$CUDA_VISIBLE_DEVICES\"\n    sleep 2\n";
-    let sweep = write_sweep(folder.path(), "gpus", rest);
-    let text = std::fs::read_to_string(&sweep).expect("sweep");
-    assert!(text.contains("log_every: 2 }"), "{text}");
-    std::fs::write(
-        &sweep,
-        text.replace("log_every: 2 }", "log_every: 2, device: cpu }"),
-    )
-    .expect("sweep");
+    let sweep = write_sweep_training(folder.path(), "gpus", ", device: cpu", rest);
     let results = folder.path().join("gpus");
     submit(conf, folder.path(), &sweep, &results, &[]);
     let jobs = wait_for_slurm(conf, &results);
@@ -434,10 +432,7 @@ fn a_two_task_job_through_slurm_equals_the_local_two_rank_run() {
         return;
     };
     let folder = tempfile::tempdir().expect("temp dir");
-    let sweep = write_sweep(folder.path(), "ranks", "");
-    let text = std::fs::read_to_string(&sweep).expect("sweep");
-    let text = text.replace("log_every: 2 }", "log_every: 2, devices: 2 }");
-    std::fs::write(&sweep, text).expect("sweep");
+    let sweep = write_sweep_training(folder.path(), "ranks", ", devices: 2", "");
     let (local, slurm, jobs) = local_and_slurm(conf, folder.path(), &sweep, "2");
     assert_eq!(states(&jobs), ["done"], "{jobs:?}");
     let columns = [
@@ -591,10 +586,7 @@ fn a_two_task_job_longer_than_its_time_limit_requeues_itself_to_the_end() {
     };
     let folder = tempfile::tempdir().expect("temp dir");
     let rest = "grid:\n  train.epochs: [270]\nslurm:\n  time: \"2\"\n  signal_lead: 75\n";
-    let sweep = write_sweep(folder.path(), "ranks-limit", rest);
-    let text = std::fs::read_to_string(&sweep).expect("sweep");
-    let text = text.replace("log_every: 2 }", "log_every: 2, devices: 2 }");
-    std::fs::write(&sweep, text).expect("sweep");
+    let sweep = write_sweep_training(folder.path(), "ranks-limit", ", devices: 2", rest);
     let local = run_locally(conf, folder.path(), &sweep, "2");
     let slurm = folder.path().join("slurm");
     submit(conf, folder.path(), &sweep, &slurm, &[]);

@@ -34,7 +34,7 @@ pub fn select(spec: DeviceSpec) -> Result<Device, String> {
         DeviceSpec::Cpu => Ok(Device::Cpu),
         DeviceSpec::Auto => {
             let cuda = cuda_device(0);
-            let visible = cuda.is_err().then(visible_gpu).flatten();
+            let visible = cuda.is_err().then(launcher::visible_gpu).flatten();
             resolve_auto(cuda, visible)
         }
         DeviceSpec::Cuda(index) => cuda_device(index),
@@ -53,10 +53,6 @@ pub fn resolve_auto(
             "device: auto sees a GPU here ({gpu}) but cannot use it, and will not fall back to the CPU silently: {reason}. Set `train.device: cpu` (or `--device cpu`) to train on the CPU on purpose"
         )),
     }
-}
-
-fn visible_gpu() -> Option<String> {
-    launcher::visible_gpu()
 }
 
 fn cuda_device(index: usize) -> Result<Device, String> {
@@ -123,9 +119,7 @@ pub fn load_cuda() -> Result<&'static Path, String> {
                 looked.join(", ")
             ));
         };
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-        let core = mapped_library(&maps, launcher::CORE_LIBRARY);
-        one_build(core.as_deref(), &library)?;
+        one_build(core_library().as_deref(), &library)?;
         open_global(&library).map_err(|message| {
             format!(
                 "CUDA was asked for but {} does not load ({message}); it must come from PyTorch 2.11 with its CUDA libraries: {CUDA_HELP}",
@@ -135,6 +129,12 @@ pub fn load_cuda() -> Result<&'static Path, String> {
         Ok(library)
     });
     loaded.as_deref().map_err(Clone::clone)
+}
+
+/// The LibTorch core library (`libtorch_cpu.so`) this process runs on, as mapped.
+pub fn core_library() -> Option<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    mapped_library(&maps, launcher::CORE_LIBRARY)
 }
 
 /// The file a library named `name` (`libtorch_cpu.so`) is mapped from, in the text
@@ -163,7 +163,7 @@ pub fn one_build(core: Option<&Path>, cuda_library: &Path) -> Result<(), String>
         // nothing to mix.
         return Ok(());
     };
-    if identity(core).is_some() && identity(core) == identity(&beside) {
+    if identity(core).is_some_and(|file| Some(file) == identity(&beside)) {
         return Ok(());
     }
     Err(format!(

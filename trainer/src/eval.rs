@@ -149,17 +149,24 @@ fn ar_nll(
         .collect();
     let per_window = Tensor::cat(&per_window, 0);
     shard.sum(&per_window)?;
+    Ok(summarize(&per_window))
+}
+
+/// (mean, stderr, values) of per-window values (N,): the stderr is their spread over
+/// sqrt(N), for AR and the DLM alike (NaN with one window).
+fn summarize(per_window: &Tensor) -> (f64, f64, Vec<f64>) {
     let n = per_window.size()[0];
     let stderr = if n > 1 {
         per_window.std(true).double_value(&[]) / (n as f64).sqrt()
     } else {
         f64::NAN
     };
-    Ok((
-        per_window.mean(Kind::Float).double_value(&[]),
+    (
+        // In the values' own type (AR's are fp32), as before the two were shared.
+        per_window.mean(per_window.kind()).double_value(&[]),
         stderr,
-        to_f64s(&per_window),
-    ))
+        to_f64s(per_window),
+    )
 }
 
 fn to_f64s(values: &Tensor) -> Vec<f64> {
@@ -167,7 +174,7 @@ fn to_f64s(values: &Tensor) -> Vec<f64> {
         .unwrap_or_default()
 }
 
-/// ELBO per token over K stratified draws; stderr from the spread of the draws; each
+/// ELBO per token over K stratified draws; stderr from the spread of the windows' values; each
 /// window's ELBO per token averaged over the draws.
 fn dlm_elbo(
     model: &Transformer,
@@ -267,16 +274,10 @@ pub fn elbo_estimate(
     }
     let by_draw = Tensor::stack(&by_draw, 0); // (draws, N)
     shard.sum(&by_draw)?;
-    let per_window = by_draw.sum_dim_intlist(0, false, Kind::Double) / draws as f64; // (N,)
-    let mean = per_window.mean(Kind::Double).double_value(&[]);
     // The same kind of stderr as AR's (issue 29): the spread of the windows' values over
     // sqrt(N). Each window's value averages its K draws, so the Monte Carlo noise is in
     // that spread too; the spread of the K draw means alone left out which windows
     // were drawn.
-    let stderr = if count > 1 {
-        per_window.std(true).double_value(&[]) / (count as f64).sqrt()
-    } else {
-        f64::NAN
-    };
-    Ok((mean, stderr, to_f64s(&per_window)))
+    let per_window = by_draw.mean_dim(0, false, Kind::Double); // (N,)
+    Ok(summarize(&per_window))
 }

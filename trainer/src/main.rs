@@ -336,11 +336,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Libtorch => {
             println!("{}", launcher::Facts::read().report());
-            let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-            let core = trainer::device::mapped_library(&maps, launcher::CORE_LIBRARY);
             println!(
                 "this process' core library: {}",
-                core.map_or_else(|| "not found".into(), |path| path.display().to_string())
+                trainer::device::core_library()
+                    .map_or_else(|| "not found".into(), |path| path.display().to_string())
             );
             if std::env::var_os(launcher::LAUNCHED_ENV).is_none() {
                 println!(

@@ -34,12 +34,12 @@ pub struct RankEnv {
     pub master_port: u16,
 }
 
-/// Exit code of `trainer run` when it stopped early with a checkpoint.
 /// A second stop signal this soon after the first is the same stop delivered twice
 /// (Slurm signals a job's processes and its batch script passes the signal on), not a
 /// request to kill at once.
 pub const STOP_ECHO: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Exit code of `trainer run` when it stopped early with a checkpoint.
 pub const STOPPED_EXIT: i32 = 3;
 
 /// Environment variables of a launched rank.
@@ -376,6 +376,14 @@ impl Ranks {
             Some(group) => group
                 .broadcast_from(root, tensors)
                 .map_err(|error| self.lost(error)),
+            None => Ok(()),
+        }
+    }
+
+    /// Return once every rank has reached this point (nothing to do alone).
+    pub fn barrier(&self) -> Result<(), String> {
+        match &self.group {
+            Some(group) => group.barrier().map_err(|error| self.lost(error)),
             None => Ok(()),
         }
     }

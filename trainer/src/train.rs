@@ -80,10 +80,7 @@ pub fn run(job_dir: &Path, options: &RunOptions) -> Result<Outcome> {
     status.pid = None;
     match &result {
         Ok(Outcome::Done | Outcome::AlreadyDone) => status.state = State::Done,
-        Ok(Outcome::Stopped { step }) => {
-            status.state = State::Cancelled;
-            status.error = Some(format!("stopped after step {step}; run again to resume"));
-        }
+        Ok(Outcome::Stopped { step }) => mark_stopped(&mut status, *step),
         Err(error) => {
             status.state = State::Failed;
             status.error = Some(error.to_string());
@@ -119,7 +116,8 @@ fn join_and_train(
         (Device::Cuda(_), Some(index)) => Device::Cuda(index),
         (other, _) => other,
     };
-    if let Device::Cuda(index) = device {
+    // A single process makes its GPU current here (`join` did it for ranks).
+    if let (Device::Cuda(index), None) = (device, ranks.gpu) {
         crate::fused::set_cuda_device(index).map_err(torch_error("selecting the rank's GPU"))?;
     }
     let outcome = train(job_dir, config, options, status, device, &ranks)?;
@@ -130,6 +128,12 @@ fn join_and_train(
         ))
     })?;
     Ok(outcome)
+}
+
+/// A job stopped with a checkpoint after `step`: cancelled, and how to go on.
+fn mark_stopped(status: &mut Status, step: u64) {
+    status.state = State::Cancelled;
+    status.error = Some(format!("stopped after step {step}; run again to resume"));
 }
 
 /// Seed of LibTorch's generator for step `step`: every draw of a step depends only on
@@ -493,15 +497,11 @@ fn train(
             // launcher such as `srun --kill-on-bad-exit` ends the step when the first
             // rank exits, and must not cut rank 0's checkpoint or status short.
             if writes {
-                status.state = State::Cancelled;
                 status.pid = None;
-                status.error = Some(format!("stopped after step {done}; run again to resume"));
+                mark_stopped(status, done);
                 runfolder::write_status(job_dir, status)?;
             }
-            let written = Tensor::zeros([1], (tch::Kind::Float, device));
-            ranks
-                .broadcast_from(0, &[written])
-                .map_err(TrainerError::Device)?;
+            ranks.barrier().map_err(TrainerError::Device)?;
         }
         if stopping && done < total {
             progress.finish(&format!(

@@ -224,17 +224,37 @@ pub struct LawInterval {
     pub draws: usize,
 }
 
+/// Two budgets are one when they agree to a millionth (they come from parsed token
+/// counts); epoch counts are compared at a thousandth of an epoch. Together they name a
+/// cell of the design.
+fn same_budget(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-6 * b.abs()
+}
+
+fn epoch_key(epochs: f64) -> f64 {
+    (epochs * 1e3).round() / 1e3
+}
+
+/// The distinct values, sorted, with `same` deciding equality.
+fn distinct(mut values: Vec<f64>, same: fn(f64, f64) -> bool) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
+    values.dedup_by(|a, b| same(*a, *b));
+    values
+}
+
 /// Why a set of points cannot be fitted, as the end of a sentence ("this sweep has
 /// ..."), or None when it can.
 pub fn missing(points: &[LossPoint]) -> Option<String> {
-    let distinct = |value: fn(&LossPoint) -> f64| {
-        let mut values: Vec<f64> = points.iter().map(value).collect();
-        values.sort_by(f64::total_cmp);
-        values.dedup_by(|a, b| (*a - *b).abs() <= 1e-6 * b.abs());
-        values.len()
-    };
-    let budgets = distinct(|p| p.unique_tokens);
-    let epochs = distinct(|p| (p.epochs * 1e3).round() / 1e3);
+    let budgets = distinct(
+        points.iter().map(|p| p.unique_tokens).collect(),
+        same_budget,
+    )
+    .len();
+    let epochs = distinct(
+        points.iter().map(|p| epoch_key(p.epochs)).collect(),
+        |a, b| a == b,
+    )
+    .len();
     if budgets >= MIN_BUDGETS && epochs >= MIN_EPOCH_COUNTS && points.len() > 4 {
         return None;
     }
@@ -257,19 +277,17 @@ pub fn missing(points: &[LossPoint]) -> Option<String> {
 /// at least `MIN_EPOCHS_PER_BUDGET` epoch counts: repetition varied at fixed budget,
 /// at two budgets or more.
 pub fn unidentified(points: &[LossPoint]) -> Option<String> {
-    let same = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs();
-    let mut budgets: Vec<f64> = points.iter().map(|p| p.unique_tokens).collect();
-    budgets.sort_by(f64::total_cmp);
-    budgets.dedup_by(|a, b| same(*a, *b));
+    let budgets = distinct(
+        points.iter().map(|p| p.unique_tokens).collect(),
+        same_budget,
+    );
     let epochs_at = |budget: f64| {
-        let mut epochs: Vec<f64> = points
+        let epochs = points
             .iter()
-            .filter(|p| same(p.unique_tokens, budget))
-            .map(|p| (p.epochs * 1e3).round() / 1e3)
+            .filter(|p| same_budget(p.unique_tokens, budget))
+            .map(|p| epoch_key(p.epochs))
             .collect();
-        epochs.sort_by(f64::total_cmp);
-        epochs.dedup();
-        epochs.len()
+        distinct(epochs, |a, b| a == b).len()
     };
     let (crossed, single): (Vec<f64>, Vec<f64>) = budgets
         .iter()
@@ -280,7 +298,7 @@ pub fn unidentified(points: &[LossPoint]) -> Option<String> {
     let short = MIN_CROSSED_BUDGETS - crossed.len();
     let names: Vec<String> = single
         .iter()
-        .take(short.max(2))
+        .take(MIN_CROSSED_BUDGETS)
         .map(|&u| crate::format::count(u))
         .collect();
     Some(format!(
@@ -495,10 +513,9 @@ pub fn noise_spread(points: &[LossPoint], residual_rms: f64) -> Vec<f64> {
 pub fn pure_error(points: &[LossPoint]) -> Option<f64> {
     let mut cells: Vec<(f64, f64, Vec<f64>)> = Vec::new();
     for p in points {
-        let epochs = (p.epochs * 1e3).round() / 1e3;
-        let same = |c: &&mut (f64, f64, Vec<f64>)| {
-            (c.0 - p.unique_tokens).abs() <= 1e-6 * p.unique_tokens.abs() && c.1 == epochs
-        };
+        let epochs = epoch_key(p.epochs);
+        let same =
+            |c: &&mut (f64, f64, Vec<f64>)| same_budget(c.0, p.unique_tokens) && c.1 == epochs;
         match cells.iter_mut().find(|c| same(c)) {
             Some(cell) => cell.2.push(p.loss.ln()),
             None => cells.push((p.unique_tokens, epochs, vec![p.loss.ln()])),
