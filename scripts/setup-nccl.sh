@@ -37,6 +37,7 @@ if [ -f "$root/.complete" ]; then
 fi
 command -v python3 >/dev/null || { echo "setup-nccl: install Python 3 with pip" >&2; exit 1; }
 command -v unzip >/dev/null || { echo "setup-nccl: 'unzip' is required (apt-get install unzip)" >&2; exit 1; }
+mkdir -p "$cache"
 work=$(mktemp -d "$cache/.nccl-headers.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 echo "setup-nccl: downloading the NCCL and CUDA 13.0 header wheels (about 1 GB, once; only their include/ folders are kept)" >&2
