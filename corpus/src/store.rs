@@ -659,4 +659,75 @@ mod tests {
             );
         }
     }
+
+    /// A vocabulary wider than 16 bits is stored as u32 (4 bytes a token) and reads
+    /// back the same ids as the u16 store of the same text: both dtype branches of
+    /// write and read.
+    #[test]
+    fn a_vocabulary_over_65536_ids_is_stored_as_u32_and_reads_back() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let corpus = folder.path().join("corpus");
+        fs::create_dir_all(&corpus).expect("corpus");
+        let lines: Vec<String> = (0..50)
+            .map(|i| format!("{{\"text\": \"document {i}: some text é\"}}"))
+            .collect();
+        fs::write(corpus.join("a.jsonl"), lines.join("\n")).expect("write");
+        let listing = crate::read::list(&corpus, false).expect("list");
+        let tokenizer = crate::tokenizer::Tokenizer::load(
+            &jobspec::TokenizerSpec::Bytes,
+            &crate::read::Corpus {
+                source: corpus.clone(),
+                documents: Vec::new(),
+                hash: "h".into(),
+            },
+            folder.path(),
+            folder.path(),
+        )
+        .expect("bytes tokenizer");
+        let mut stores = Vec::new();
+        for (vocab_size, dtype, width) in [(256, "u16", 2u64), (70_000, "u32", 4)] {
+            let store = folder.path().join(dtype);
+            let fields = Meta {
+                format: String::new(),
+                corpus_hash: "h".into(),
+                tokenizer_id: "t".into(),
+                vocab_size,
+                eos_id: 0,
+                dtype: String::new(),
+                n_tokens: 0,
+                n_documents: 0,
+                text_bytes: 0,
+                shards: Vec::new(),
+                missing: crate::read::Missing::default(),
+                sources: Vec::new(),
+            };
+            let meta = build(
+                &store,
+                fields,
+                &listing.files,
+                "text",
+                &tokenizer,
+                &PrepareOptions::default(),
+            )
+            .expect("build");
+            assert_eq!(meta.dtype, dtype);
+            let bytes = fs::metadata(store.join("shard-00000.bin"))
+                .expect("shard")
+                .len();
+            assert_eq!(bytes, meta.n_tokens * width, "{dtype}");
+            let opened = Store::open(&store, "h", "t")
+                .expect("open")
+                .expect("complete");
+            let mut tokens = Vec::new();
+            opened
+                .read(0, meta.n_tokens as usize, &mut tokens)
+                .expect("read");
+            stores.push(tokens);
+        }
+        assert!(stores[0].len() > 500, "{} tokens", stores[0].len());
+        assert_eq!(
+            stores[0], stores[1],
+            "u16 and u32 stores of the same text differ"
+        );
+    }
 }

@@ -4,9 +4,12 @@
 //! MFU, `FLOPs / (peak x MFU) / 3600`, whatever it is spread over (data parallel
 //! splits the work, not adds to it; communication is left out). Its `devices` are
 //! train.devices x train.nodes and its wall-clock `hours` are GPU-hours / devices.
+//! With `train.activation_checkpointing` the blocks' forward runs twice: a job's hours
+//! count 4/3 of its FLOPs (forward 2, backward 4, forward again 2 per parameter and
+//! token), while its FLOPs column stays the model's (what the analysis plots).
 
 use crate::target::{Shape, plain};
-use jobspec::memory::{MemoryEstimate, memory_per_gpu};
+use jobspec::memory::{Layout, MemoryEstimate, memory_per_gpu};
 use jobspec::{Sweep, TokenCount};
 
 /// Peak dense bf16 throughput of an H100 SXM, for GPU-hour estimates.
@@ -26,14 +29,28 @@ fn job_memory(config: &jobspec::JobConfig) -> Option<MemoryEstimate> {
     let rows = train
         .micro_batch_size
         .unwrap_or_else(|| train.rows_per_rank());
-    let bf16 = train.precision.resolve(true) == jobspec::Precision::Bf16;
+    let layout = Layout {
+        bf16: train.precision.resolve(true) == jobspec::Precision::Bf16,
+        processes: Shape::of(config).processes(),
+        sharded: train.shard_optimizer,
+        checkpointing: train.activation_checkpointing,
+    };
     Some(memory_per_gpu(
         &shape,
         config.planned_vocab_rows(),
         (rows * config.data.seq_len) as f64,
-        bf16,
-        (Shape::of(config).processes(), train.shard_optimizer),
+        layout,
     ))
+}
+
+/// The work a job's GPUs do for each of its model FLOPs: 4/3 when activation
+/// checkpointing runs the blocks' forward again, else 1.
+fn recompute_factor(config: &jobspec::JobConfig) -> f64 {
+    if config.train.activation_checkpointing {
+        4.0 / 3.0
+    } else {
+        1.0
+    }
 }
 
 /// GiB for a table cell.
@@ -76,7 +93,7 @@ pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64, gpu_gib: f64) 
         "disk".into(),
     ]);
     let mut rows = vec![header];
-    let (mut tokens, mut flops, mut hours) = (0u64, 0.0f64, 0.0f64);
+    let (mut tokens, mut flops, mut hours, mut all_gpu_hours) = (0u64, 0.0f64, 0.0f64, 0.0f64);
     let mut disk_total = 0.0f64;
     let mut too_big = Vec::new();
     for job in &sweep.jobs {
@@ -98,7 +115,8 @@ pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64, gpu_gib: f64) 
         row.push(TokenCount(job_tokens).to_string());
         row.push(format!("{job_flops:.2e}"));
         let processes = Shape::of(&job.config).processes();
-        let (gpu_hours, job_wall) = job_hours(job_flops, mfu, processes);
+        let (gpu_hours, job_wall) =
+            job_hours(job_flops * recompute_factor(&job.config), mfu, processes);
         let memory = job_memory(&job.config).map_or(f64::NAN, |memory| memory.total());
         if memory > gpu_gib * f64::from(1u32 << 30) {
             too_big.push(format!("{} ({})", job.id, gib_cell(memory)));
@@ -115,6 +133,7 @@ pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64, gpu_gib: f64) 
         disk_total += disk;
         tokens += job_tokens;
         flops += job_flops;
+        all_gpu_hours += gpu_hours;
         hours += job_wall;
         rows.push(row);
     }
@@ -122,6 +141,7 @@ pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64, gpu_gib: f64) 
     let totals = Totals {
         tokens,
         flops,
+        gpu_hours: all_gpu_hours,
         hours,
     };
     out.push_str(&summary(sweep, &totals, tokens_per_s, mfu));
@@ -131,7 +151,7 @@ pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64, gpu_gib: f64) 
     ));
     if !too_big.is_empty() {
         out.push_str(&format!(
-            "warning: {} jobs need more than {gpu_gib} GiB per GPU (--gpu-memory): {}; lower train.micro_batch_size, set train.shard_optimizer or spread them over more devices\n",
+            "warning: {} jobs need more than {gpu_gib} GiB per GPU (--gpu-memory): {}; lower train.micro_batch_size, set train.activation_checkpointing or train.shard_optimizer, or spread them over more devices\n",
             too_big.len(),
             too_big.join(", ")
         ));
@@ -143,6 +163,8 @@ pub fn render(sweep: &Sweep, tokens_per_s: Option<f64>, mfu: f64, gpu_gib: f64) 
 struct Totals {
     tokens: u64,
     flops: f64,
+    /// GPU-hours, each job's counted with its recomputation (activation checkpointing).
+    gpu_hours: f64,
     /// Wall-clock hours with the jobs run one after another, each on its devices.
     hours: f64,
 }
@@ -164,9 +186,9 @@ fn summary(sweep: &Sweep, totals: &Totals, tokens_per_s: Option<f64>, mfu: f64) 
     let Totals {
         tokens,
         flops,
+        gpu_hours,
         hours,
     } = *totals;
-    let (gpu_hours, _) = job_hours(flops, mfu, 1);
     let mut out = format!(
         "{} jobs, {} training tokens, {:.3e} FLOPs, {:.1} H100 GPU-hours at {:.0}% MFU, {} hours of wall clock one job after another (each on its devices)\n",
         sweep.jobs.len(),
@@ -177,7 +199,7 @@ fn summary(sweep: &Sweep, totals: &Totals, tokens_per_s: Option<f64>, mfu: f64) 
         hours_cell(hours)
     );
     out.push_str(
-        "GiB/GPU: estimated peak on each GPU: fp32 weights, gradients and AdamW moments (moments split over the ranks with train.shard_optimizer), bf16 weight copies, one micro-batch's activations and logits (docs/gpu.md)\n",
+        "GiB/GPU: estimated peak on each GPU: fp32 weights, gradients and AdamW moments (moments split over the ranks with train.shard_optimizer), bf16 weight copies, one micro-batch's activations (each block's input only with train.activation_checkpointing) and logits (docs/gpu.md)\n",
     );
     let multi_node = sweep
         .jobs
@@ -420,14 +442,14 @@ mod tests {
         let shape = jobspec::ModelShape::preset("1b").expect("1b");
         let rows = jobspec::padded_vocab(50_257);
         let tokens = 8.0 * 2048.0;
-        let one = memory_per_gpu(&shape, rows, tokens, true, (1, false));
+        let one = memory_per_gpu(&shape, rows, tokens, Layout::single(true));
         let gb = one.total() / 1e9;
         assert!(
             (60.0..80.0).contains(&gb),
             "1b x 8 x 2048: {gb:.1} GB ({one:?})"
         );
         // Halving the micro-batch halves activations and logits, nothing else.
-        let half = memory_per_gpu(&shape, rows, tokens / 2.0, true, (1, false));
+        let half = memory_per_gpu(&shape, rows, tokens / 2.0, Layout::single(true));
         assert_eq!(
             (half.state, half.weight_copies),
             (one.state, one.weight_copies)
@@ -438,12 +460,43 @@ mod tests {
         // logits (2 + 12) x 16 = 224 bytes a token.
         let mut small = jobspec::ModelShape::preset("nano").expect("nano");
         (small.d_model, small.d_ff, small.n_layer, small.n_head) = (4, 8, 2, 1);
-        let hand = memory_per_gpu(&small, 16, 10.0, true, (1, false));
+        let hand = memory_per_gpu(&small, 16, 10.0, Layout::single(true));
         assert_eq!(hand.activations, 2.0 * 208.0 * 10.0);
         assert_eq!(hand.logits, 224.0 * 10.0);
         let params = small.total_params(16) as f64;
         assert_eq!(hand.weight_copies, 2.0 * params);
         assert_eq!(hand.state, 16.0 * params);
+        // Checkpointed: each block keeps its fp32 input (4 d = 16 bytes a token), one
+        // block is recomputed (208) and three fp32 (B, T, d) tensors live during the
+        // walk back (48): (2 x 16 + 208 + 48) x 10 tokens; nothing else moves.
+        let checkpointed = memory_per_gpu(
+            &small,
+            16,
+            10.0,
+            Layout {
+                checkpointing: true,
+                ..Layout::single(true)
+            },
+        );
+        assert_eq!(checkpointed.activations, (2.0 * 16.0 + 208.0 + 48.0) * 10.0);
+        assert_eq!(
+            (checkpointed.state, checkpointed.logits),
+            (hand.state, hand.logits)
+        );
+        // At 1b x 8 x 2048 checkpointing saves most of the activations.
+        let saved = memory_per_gpu(
+            &shape,
+            rows,
+            tokens,
+            Layout {
+                checkpointing: true,
+                ..Layout::single(true)
+            },
+        );
+        assert!(
+            saved.activations < one.activations / 5.0,
+            "{saved:?} vs {one:?}"
+        );
         // The plan names a job that does not fit the GPU it is given.
         let sweep = one_1b_job("big", "micro_batch_size: 8");
         let fits = render(&sweep, None, 0.4, 141.0);
@@ -456,6 +509,42 @@ mod tests {
             )),
             "{tight}"
         );
+    }
+
+    /// Activation checkpointing: the same FLOPs, 4/3 of the hours (the blocks' forward
+    /// runs twice), in the row and the totals.
+    #[test]
+    fn a_checkpointed_job_counts_its_recomputation_in_hours_not_flops() {
+        let plain = one_1b_job("plain", "micro_batch_size: 8");
+        let checkpointed = one_1b_job("ac", "micro_batch_size: 8, activation_checkpointing: true");
+        assert_eq!(
+            plain.jobs[0].id, checkpointed.jobs[0].id,
+            "not in the job id"
+        );
+        let flops = plain.jobs[0].config.planned_flops().expect("flops");
+        let (hours, _) = job_hours(flops, 0.4, 1);
+        let (more, _) = job_hours(flops * 4.0 / 3.0, 0.4, 1);
+        let table = render(&checkpointed, None, 0.4, 64.0);
+        let plain_table = render(&plain, None, 0.4, 64.0);
+        for (text, expected) in [(&plain_table, hours), (&table, more)] {
+            let row: Vec<&str> = text
+                .lines()
+                .nth(2)
+                .expect("row")
+                .split_whitespace()
+                .collect();
+            assert_eq!(row[row.len() - 7], hours_cell(expected), "{text}");
+            assert!(
+                text.contains(&format!("{flops:.3e} FLOPs, {expected:.1} H100 GPU-hours")),
+                "{text}"
+            );
+        }
+        // 1b at 8 x 2048 fits 64 GiB only when checkpointed.
+        assert!(
+            plain_table.contains("warning: 1 jobs need more than 64 GiB"),
+            "{plain_table}"
+        );
+        assert!(!table.contains("warning:"), "{table}");
     }
 
     /// A 2-device x 2-node job: the same GPU-hours as on one device, a quarter of

@@ -17,7 +17,9 @@ fn help_names_every_command() {
     let output = harness(&["--help"]);
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
-    for command in ["plan", "run", "status", "cancel", "clean", "analyze"] {
+    for command in [
+        "plan", "prepare", "run", "status", "cancel", "clean", "analyze",
+    ] {
         assert!(
             help.lines()
                 .any(|line| line.trim_start().starts_with(command)),

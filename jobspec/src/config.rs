@@ -298,6 +298,17 @@ pub struct TrainConfig {
     /// when true; left out of job.yaml when false. Slower on GPUs.
     #[serde(default, skip_serializing_if = "is_false")]
     pub deterministic: bool,
+    /// Keep only each block's input during the forward pass and run the blocks again,
+    /// one at a time, during backward (Chen et al. 2016): a block's saved activations
+    /// (about 40 bytes a token and channel in bf16) shrink to its fp32 input (4), at
+    /// the cost of a second forward pass through the blocks (about a third more
+    /// compute). Dropout draws the same masks when a block is run again, so the
+    /// gradient is the one computed without it; like `devices` it changes memory, not
+    /// what a job computes, so it is left out of the job id (and of job.yaml when
+    /// false), and a job can be resumed with it switched on after running out of
+    /// memory. `harness plan` counts it in GiB/GPU and hours.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub activation_checkpointing: bool,
     /// What a milestone checkpoint keeps once a newer checkpoint exists: `weights`
     /// (default: the model, enough for `trainer eval`; AdamW's moments, two thirds of
     /// a checkpoint, are deleted), `all`, or `none` (deleted). The newest checkpoint
@@ -340,10 +351,16 @@ impl TrainConfig {
         self.devices.max(1) * self.nodes.max(1)
     }
 
-    /// How the job is spread over processes: (devices, nodes, shard_optimizer). Not
-    /// part of what it computes, so left out of the job id.
-    pub fn spread(&self) -> (usize, usize, bool) {
-        (self.devices, self.nodes, self.shard_optimizer)
+    /// How the job is spread over processes and memory: (devices, nodes,
+    /// shard_optimizer, activation_checkpointing). Not part of what it computes, so
+    /// left out of the job id.
+    pub fn spread(&self) -> (usize, usize, bool, bool) {
+        (
+            self.devices,
+            self.nodes,
+            self.shard_optimizer,
+            self.activation_checkpointing,
+        )
     }
 
     /// Rows of each batch that one process trains on.

@@ -38,6 +38,31 @@ impl MemoryEstimate {
     }
 }
 
+/// How a job runs, as far as one GPU's memory is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// bf16 mixed precision (else fp32 compute).
+    pub bf16: bool,
+    /// Processes the job is spread over, and whether AdamW's moments are split among
+    /// them (`train.shard_optimizer`).
+    pub processes: usize,
+    pub sharded: bool,
+    /// `train.activation_checkpointing`.
+    pub checkpointing: bool,
+}
+
+impl Layout {
+    /// One process, no checkpointing.
+    pub fn single(bf16: bool) -> Self {
+        Self {
+            bf16,
+            processes: 1,
+            sharded: false,
+            checkpointing: false,
+        }
+    }
+}
+
 /// The peak memory of one GPU training `shape` on `tokens` = micro-batch rows x
 /// seq_len per pass. Per token and block, what this trainer's block saves for backward
 /// (bf16 compute): the fp32 residual at both norms (4d + 4d), the normed inputs in
@@ -46,19 +71,23 @@ impl MemoryEstimate {
 /// fp32 compute doubles the non-fp32 terms. Logits per token: compute-type V, fp32 4V,
 /// log-softmax 4V and its gradient 4V. (Korthikanti et al. 2022 count 34 d per token
 /// and block for a GPT block with flash attention; this block's SwiGLU is wider.)
+///
+/// With activation checkpointing the blocks keep their fp32 inputs only (4d a token
+/// and block), plus, while backward runs, the one block being recomputed (its full
+/// count above, the widest block's) and three fp32 (B, T, d) tensors: the last
+/// block's output as a leaf, its gradient and the gradient passed down.
 pub fn memory_per_gpu(
     shape: &crate::ModelShape,
     vocab_rows: usize,
     tokens: f64,
-    bf16: bool,
-    (processes, sharded): (usize, bool),
+    layout: Layout,
 ) -> MemoryEstimate {
     let (d, v) = (shape.d_model as f64, vocab_rows as f64);
-    let compute = if bf16 { 2.0 } else { 4.0 };
+    let compute = if layout.bf16 { 2.0 } else { 4.0 };
     let per_block = |ffn: f64| {
         8.0 * d + compute * (2.0 * d + 6.0 * d + 4.0 * d + 2.0 * d) + compute * 4.0 * ffn
     };
-    let activations: f64 = (0..shape.n_layer)
+    let blocks: Vec<f64> = (0..shape.n_layer)
         .map(|block| {
             let ffn = match &shape.moe {
                 Some(moe) if moe.is_moe_block(block) => {
@@ -66,14 +95,20 @@ pub fn memory_per_gpu(
                 }
                 _ => shape.d_ff as f64,
             };
-            per_block(ffn) * tokens
+            per_block(ffn)
         })
-        .sum();
+        .collect();
+    let per_token = if layout.checkpointing {
+        let widest = blocks.iter().copied().fold(0.0, f64::max);
+        4.0 * d * blocks.len() as f64 + widest + 3.0 * 4.0 * d
+    } else {
+        blocks.iter().sum()
+    };
     let total = shape.total_params(vocab_rows);
     MemoryEstimate {
-        state: state_bytes_per_gpu(total, processes, sharded),
-        weight_copies: if bf16 { 2.0 * total as f64 } else { 0.0 },
-        activations,
+        state: state_bytes_per_gpu(total, layout.processes, layout.sharded),
+        weight_copies: if layout.bf16 { 2.0 * total as f64 } else { 0.0 },
+        activations: per_token * tokens,
         logits: (compute + 12.0) * v * tokens,
     }
 }

@@ -59,7 +59,8 @@ pub fn write_jobs(sweep: &Sweep, sweep_path: &Path, results: &Path) -> Result<Ve
 }
 
 /// Whether an existing job.yaml asks for another spread (`train.devices`,
-/// `train.nodes`, `train.shard_optimizer`) than the sweep now does. The spread is not
+/// `train.nodes`, `train.shard_optimizer`, `train.activation_checkpointing`) than the
+/// sweep now does. The spread is not
 /// part of the job id (a job computes the same however it is spread), so the same
 /// folder is rewritten to run the new way and resume from its checkpoints; every
 /// other field is fixed by the id.

@@ -337,14 +337,15 @@ impl Reader<'_> {
         self.at(&place, message)
     }
 
-    /// Two jobs that differ only in how they are spread over processes
-    /// (`train.devices`, `train.nodes`, `train.shard_optimizer`: left out of the job
-    /// id) would be one job run twice into one folder: an error at the override that
-    /// makes the second one.
+    /// Two jobs that differ only in how they are spread over processes or memory
+    /// (`SPREAD_FIELDS`: left out of the job id) would be one job run twice into one
+    /// folder: an error at the override that makes the second one.
     fn spread_only(&self, draft: &[Override], first: &Job, second: &Job) -> Error {
         let spread = |job: &Job| {
-            let (devices, nodes, shard_optimizer) = job.config.train.spread();
-            format!("devices {devices}, nodes {nodes}, shard_optimizer {shard_optimizer}")
+            let (devices, nodes, shard_optimizer, checkpointing) = job.config.train.spread();
+            format!(
+                "devices {devices}, nodes {nodes}, shard_optimizer {shard_optimizer}, activation_checkpointing {checkpointing}"
+            )
         };
         let field = draft
             .iter()
@@ -352,7 +353,7 @@ impl Reader<'_> {
             .find(|key| SPREAD_FIELDS.contains(key))
             .unwrap_or("train.devices");
         let message = format!(
-            "two jobs differ only in how they are spread over processes ({} against {}): that changes where a job runs, not what it computes, so both are job {} with one folder; give each job one spread (set it in base, or vary it together with a field that changes the job)",
+            "two jobs differ only in how they are spread over processes or memory ({} against {}): that changes where a job runs, not what it computes, so both are job {} with one folder; give each job one spread (set it in base, or vary it together with a field that changes the job)",
             spread(first),
             spread(second),
             first.id
@@ -544,14 +545,21 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// The fields that say how a job is spread over processes, not what it computes.
-const SPREAD_FIELDS: [&str; 3] = ["train.devices", "train.nodes", "train.shard_optimizer"];
+/// The fields that say how a job is spread over processes or held in memory, not what
+/// it computes.
+const SPREAD_FIELDS: [&str; 4] = [
+    "train.devices",
+    "train.nodes",
+    "train.shard_optimizer",
+    "train.activation_checkpointing",
+];
 
 /// Short hash of the canonical resolved config (keys sorted, numbers normalised by
 /// serde), so key order and formatting in the YAML do not change a job's id.
 ///
-/// `train.devices`, `train.nodes` and `train.shard_optimizer` are left out: they
-/// decide how a job is spread over processes, not what it computes (a batch and its noise are drawn for the
+/// `train.devices`, `train.nodes`, `train.shard_optimizer` and
+/// `train.activation_checkpointing` are left out: they decide how a job is spread over
+/// processes or memory, not what it computes (a batch and its noise are drawn for the
 /// whole batch before it is split), so a job keeps its id, its folder and its
 /// checkpoints whether it runs on one GPU or eight; a folder can be resumed with a
 /// different number.

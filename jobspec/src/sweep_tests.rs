@@ -135,12 +135,17 @@ fn jobs_that_differ_only_in_their_spread_are_refused() {
         (
             "grid:\n  train.devices: [1, 2]\n",
             "t.yaml:8:3: `grid.train.devices`",
-            "devices 1, nodes 1, shard_optimizer false against devices 2, nodes 1, shard_optimizer false",
+            "devices 1, nodes 1, shard_optimizer false, activation_checkpointing false against devices 2, nodes 1, shard_optimizer false, activation_checkpointing false",
         ),
         (
             "grid:\n  train.shard_optimizer: [false, true]\n",
             "t.yaml:8:3: `grid.train.shard_optimizer`",
             "against devices 1, nodes 1, shard_optimizer true",
+        ),
+        (
+            "grid:\n  train.activation_checkpointing: [false, true]\n",
+            "t.yaml:8:3: `grid.train.activation_checkpointing`",
+            "against devices 1, nodes 1, shard_optimizer false, activation_checkpointing true",
         ),
     ];
     for (rest, place, spreads) in cases {
@@ -244,7 +249,7 @@ fn errors_name_file_line_column_and_key() {
         ),
         (
             BASE.replace("lr: 1e-3", "lr: 1e-3, bogus: 1"),
-            "t.yaml:6:48: `base.train.bogus`: unknown field `bogus`, expected one of epochs, batch_size, lr, min_lr_ratio, warmup, schedule, decay_fraction, weight_decay, decay, beta1, beta2, adam_eps, grad_clip, log_every, checkpoint_minutes, device, precision, micro_batch_size, devices, nodes, shard_optimizer, deterministic, keep",
+            "t.yaml:6:48: `base.train.bogus`: unknown field `bogus`, expected one of epochs, batch_size, lr, min_lr_ratio, warmup, schedule, decay_fraction, weight_decay, decay, beta1, beta2, adam_eps, grad_clip, log_every, checkpoint_minutes, device, precision, micro_batch_size, devices, nodes, shard_optimizer, deterministic, activation_checkpointing, keep",
         ),
         (
             BASE.replace("batch_size: 2", "batch_size: two"),

@@ -340,13 +340,19 @@ fn mixture_of_experts_jobs_learn_on_the_smoke_corpus() {
         "  objective: [ar, dlm]\n  model.preset: [moe-tiny]\n",
     );
     let results = folder.path().join("results");
-    run_ok(
+    let output = run_ok(
         harness()
             .arg("run")
             .arg(&sweep)
             .arg("--results")
             .arg(&results)
             .args(["--slots", "2", "--threads", "1"]),
+    );
+    // The run's first step prepares the one corpus both jobs share, with the trainer.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("prepare 1/1: ") && stderr.contains("for 2 job(s)"),
+        "{stderr}"
     );
     let status = status_json(&results);
     let jobs = jobs(&status);
@@ -449,5 +455,82 @@ fn plan_into_a_closed_pipe_ends_quietly() {
         Some(13),
         "SIGPIPE: {:?}",
         output.status
+    );
+}
+
+/// `harness prepare` with the real trainer (issue 26): a sweep whose jobs need two
+/// splits of one corpus folder (jsonl, gzip'd jsonl and text) prepares each once, in
+/// its own step with a summary, into the cache it is given; a second call finds them
+/// prepared; a damaged file added to the corpus fails the command with the file's name
+/// and the count of corpora that failed.
+#[test]
+fn harness_prepare_tokenizes_each_corpus_once_and_names_a_damaged_file() {
+    let _serial = serial();
+    let folder = tempfile::tempdir().expect("temp dir");
+    let corpus = folder.path().join("corpus");
+    std::fs::create_dir_all(&corpus).expect("corpus");
+    let record =
+        |i: usize| format!("{{\"text\": \"document {i} of the corpus, in plain words.\"}}");
+    let lines: Vec<String> = (0..400).map(record).collect();
+    std::fs::write(corpus.join("a.jsonl"), lines.join("\n")).expect("jsonl");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, lines.join("\n").as_bytes()).expect("gzip");
+    std::fs::write(corpus.join("b.jsonl.gz"), gz.finish().expect("gzip")).expect("gz");
+    std::fs::write(corpus.join("c.txt"), "A text file, one document.\n").expect("txt");
+    let sweep = folder.path().join("prep.yaml");
+    std::fs::write(
+        &sweep,
+        format!(
+            "name: prep\nbase:\n  model: {{ preset: nano }}\n  data: {{ corpus: {}, tokenizer: bytes, seq_len: 32, unique_tokens: 4k, val_tokens: 2k }}\n  train: {{ epochs: 1, batch_size: 8, lr: 1e-3 }}\ngrid:\n  objective: [ar, dlm]\n  data.val_tokens: [2k, 3k]\n",
+            corpus.display()
+        ),
+    )
+    .expect("sweep");
+    let cache = folder.path().join("cache");
+    let results = folder.path().join("results");
+    let prepare = || {
+        harness()
+            .arg("prepare")
+            .arg(&sweep)
+            .arg("--results")
+            .arg(&results)
+            .env("CROSSOVER_CACHE", &cache)
+            .output()
+            .expect("harness prepare")
+    };
+    let first = prepare();
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    for expected in [
+        "prepare 1/2",
+        "prepare 2/2",
+        "for 2 job(s)",
+        "801 documents",
+        "held out (val_tokens 2000",
+        "held out (val_tokens 3000",
+    ] {
+        assert!(stderr.contains(expected), "`{expected}` in\n{stderr}");
+    }
+    // One store for both splits: the second unit finds the corpus tokenized.
+    let stores: Vec<_> = std::fs::read_dir(cache.join("tokens"))
+        .expect("the store is in the given cache")
+        .flatten()
+        .filter(|entry| entry.path().is_dir())
+        .collect();
+    assert_eq!(stores.len(), 1, "{stores:?}");
+    let again = prepare();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("already prepared").count(), 2, "{stderr}");
+    // A damaged file: named, and the command fails.
+    let bad = corpus.join("d.jsonl.gz");
+    std::fs::write(&bad, b"\x1f\x8b\x08\x00 not really gzip").expect("bad file");
+    let broken = prepare();
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert!(!broken.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&bad.display().to_string())
+            && stderr.contains("2 of 2 corpora failed to prepare"),
+        "{stderr}"
     );
 }

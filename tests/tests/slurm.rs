@@ -247,6 +247,13 @@ fn a_failing_task_reports_its_exit_code_and_a_cancelled_array_finishes_on_rerun(
     assert_eq!(states(&jobs), ["done", "failed"], "{jobs:?}");
     assert_eq!(jobs[1]["slurm"]["state"], "FAILED");
     assert_eq!(jobs[1]["slurm"]["exit_code"], 1);
+    // A real failure is not retried by the script (the retry rule, executed with every
+    // case in script_tests.rs): the task ran once.
+    assert_eq!(
+        jobs[1]["slurm"]["restarts"].as_u64().unwrap_or(0),
+        0,
+        "{jobs:?}"
+    );
     let error = jobs[1]["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("exit code 1") && error.contains("nonexistent"),

@@ -23,7 +23,11 @@
 #include <vector>
 
 #include <ATen/Context.h>
+#include <ATen/core/Generator.h>
 #include <c10/core/CachingDeviceAllocator.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <mutex>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include "shim.h"
@@ -128,6 +132,42 @@ char* crossover_cuda_peak_memory(int index, int reset, int64_t* reserved, int64_
 // deprecated device argument tch passes, which warns at every call), as a new tensor.
 char* crossover_pin_memory(void* const* tensors, void** out) {
   return guarded([&] { *out = new at::Tensor(handle(tensors, 0).pin_memory()); });
+}
+
+// Backpropagate from several outputs at once, each with the gradient it receives
+// (torch.autograd.backward(outputs, grads)): what a checkpointed block's walk back
+// needs, its output's upstream gradient and its auxiliary losses' weights in one
+// pass. Gradients accumulate into the leaves' .grad as a loss' backward does.
+char* crossover_backward_from(void* const* outputs, void* const* grads, size_t count) {
+  return guarded([&] {
+    std::vector<at::Tensor> roots, seeds;
+    for (size_t i = 0; i < count; ++i) {
+      roots.push_back(handle(outputs, i));
+      seeds.push_back(handle(grads, i));
+    }
+    torch::autograd::backward(roots, seeds);
+  });
+}
+
+// The state of the default generator of `like`'s device (torch.get_rng_state, or
+// torch.cuda.get_rng_state for a CUDA tensor), as a new tensor.
+char* crossover_rng_state(void* const* like, void** out) {
+  return guarded([&] {
+    auto generator = at::globalContext().defaultGenerator(handle(like, 0).device());
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    *out = new at::Tensor(generator.get_state());
+  });
+}
+
+// Put the default generator of `like`'s device back into `state` (from
+// crossover_rng_state): the draws that follow repeat those made after it was read.
+char* crossover_set_rng_state(void* const* like_and_state) {
+  return guarded([&] {
+    auto generator =
+        at::globalContext().defaultGenerator(handle(like_and_state, 0).device());
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(handle(like_and_state, 1));
+  });
 }
 
 // One AdamW step over parameters with their moments and float32 step counters

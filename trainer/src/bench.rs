@@ -6,7 +6,7 @@
 
 use crate::device;
 use crate::model::Transformer;
-use crate::objectives::{Vocab, ar_loss, dlm_draw, dlm_loss_on, training_loss};
+use crate::objectives::{Vocab, ar_loss, dlm_draw, dlm_loss_on, training_loss_parts};
 use crate::optim::{AdamW, AdamWConfig};
 use jobspec::{DeviceSpec, DlmConfig, ModelShape, Objective, Precision, padded_vocab};
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,9 @@ pub struct BenchCase {
     pub precision: Precision,
     /// Peak TFLOP/s for MFU (default: the GPU's data sheet; none on CPU).
     pub peak_tflops: Option<f64>,
+    /// Train with activation checkpointing (the reference does not).
+    #[serde(default)]
+    pub activation_checkpointing: bool,
 }
 
 /// One measurement of the harness or of the PyTorch reference.
@@ -169,7 +172,9 @@ pub fn measure(case: &BenchCase) -> Result<BenchResult, String> {
     let device = device::select(case.device.parse()?)?;
     let precision = case.precision.resolve(device.is_cuda());
     let rows = padded_vocab(case.vocab);
-    let (_variables, model, mut optimizer) = model_and_optimizer(&shape, rows, device, precision);
+    let (_variables, mut model, mut optimizer) =
+        model_and_optimizer(&shape, rows, device, precision);
+    model.activation_checkpointing = case.activation_checkpointing;
     let vocab = Vocab {
         size: case.vocab as i64,
     };
@@ -184,9 +189,10 @@ pub fn measure(case: &BenchCase) -> Result<BenchResult, String> {
         (Kind::Int64, device),
     );
     let mut step = || -> Result<(), String> {
-        let loss = training_loss(&model, &objective, &windows, vocab, &dlm);
+        let loss = training_loss_parts(&model, &objective, &windows, vocab, &dlm);
         optimizer.zero_grad().map_err(|error| error.to_string())?;
-        loss.backward();
+        loss.backward(&model, 1.0)
+            .map_err(|error| error.to_string())?;
         let _norm = optimizer
             .clip_gradients(GRAD_CLIP)
             .map_err(|error| error.to_string())?;
@@ -228,8 +234,10 @@ pub fn measure(case: &BenchCase) -> Result<BenchResult, String> {
             &shape,
             rows,
             (case.batch_size * case.seq_len) as f64,
-            precision == Precision::Bf16,
-            (1, false),
+            jobspec::memory::Layout {
+                checkpointing: case.activation_checkpointing,
+                ..jobspec::memory::Layout::single(precision == Precision::Bf16)
+            },
         )
         .total()
             / f64::from(1u32 << 20),

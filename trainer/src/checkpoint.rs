@@ -173,20 +173,44 @@ fn prune(job_dir: &Path, newest: u64, keep: Keep) -> Result<()> {
                     std::fs::remove_file(&moments).map_err(io_error(&moments))?;
                 }
             }
-            Retain::Nothing => std::fs::remove_dir_all(&path).map_err(io_error(&path))?,
+            Retain::Nothing => {
+                // Renamed out of the way first (atomic), so a kill half-way through
+                // the deletion leaves a `.deleting-` folder the next prune removes,
+                // not a `step-` folder that looks like a checkpoint.
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                let doomed = root.join(format!("{DELETING}{name}"));
+                std::fs::rename(&path, &doomed).map_err(io_error(&path))?;
+                std::fs::remove_dir_all(&doomed).map_err(io_error(&doomed))?;
+            }
         }
     }
     for entry in std::fs::read_dir(&root).map_err(io_error(&root))? {
         let path = entry.map_err(io_error(&root))?.path();
-        let stale = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(".staging-"));
-        if stale {
+        if is_leftover(&path) {
             std::fs::remove_dir_all(&path).map_err(io_error(&path))?;
         }
     }
     Ok(())
+}
+
+/// Prefix of a checkpoint folder being deleted.
+const DELETING: &str = ".deleting-";
+
+/// What a killed writer or pruner left under checkpoints/: a staging folder never
+/// published, a folder renamed for deletion, or a `step-` folder without its
+/// state.json (a checkpoint is published whole by a rename, so one without it is a
+/// deletion cut short by an older version). `list` never returns these.
+fn is_leftover(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    name.starts_with(".staging-")
+        || name.starts_with(DELETING)
+        || (name.starts_with("step-") && path.is_dir() && !path.join(STATE_FILE).exists())
 }
 
 #[cfg(test)]
@@ -212,5 +236,56 @@ mod retention_tests {
                 "{newest} {milestone} {keep:?}"
             );
         }
+    }
+
+    /// What killed writers and pruners leave behind is removed by the next prune, and
+    /// only that: a staging folder, a folder renamed for deletion and a `step-` folder
+    /// without state.json go; the newest checkpoint and a milestone's weights stay.
+    #[test]
+    fn a_prune_removes_what_a_killed_writer_or_pruner_left() {
+        let job = tempfile::tempdir().expect("temp dir");
+        let root = job.path().join(CHECKPOINTS);
+        let state = |step: u64, milestone: bool| CheckpointState {
+            step,
+            total_steps: 10,
+            epoch: 0.0,
+            tokens: 0,
+            flops: 0.0,
+            elapsed_s: 0.0,
+            milestone,
+            vocab_size: 256,
+            tokenizer_id: "bytes".into(),
+            expert_load: None,
+        };
+        let write = |name: &str, state: Option<CheckpointState>| {
+            let folder = root.join(name);
+            std::fs::create_dir_all(&folder).expect("folder");
+            std::fs::write(folder.join(MODEL_FILE), b"w").expect("model");
+            std::fs::write(folder.join(OPTIMIZER_FILE), b"m").expect("moments");
+            if let Some(state) = state {
+                let text = serde_json::to_string(&state).expect("json");
+                std::fs::write(folder.join(STATE_FILE), text).expect("state");
+            }
+        };
+        write("step-00000002", Some(state(2, true)));
+        write("step-00000003", None);
+        write(".deleting-step-00000004", Some(state(4, false)));
+        write(".staging-step-00000006", Some(state(6, false)));
+        write("step-00000005", Some(state(5, false)));
+        prune(job.path(), 5, Keep::Weights).expect("prune");
+        let mut left: Vec<String> = std::fs::read_dir(&root)
+            .expect("read")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        left.sort();
+        assert_eq!(left, ["step-00000002", "step-00000005"]);
+        assert!(!root.join("step-00000002").join(OPTIMIZER_FILE).exists());
+        assert!(root.join("step-00000005").join(OPTIMIZER_FILE).exists());
     }
 }

@@ -4,7 +4,9 @@
 //!   parameter, gradient and moments; CPU and CUDA kernels);
 //! - `gradient_norm`: clip_grad_norm_'s `_foreach_norm` then the norm of the norms;
 //! - `clear_gradients`: zero_grad(set_to_none=True), so backward writes gradients
-//!   instead of adding them to zeros.
+//!   instead of adding them to zeros;
+//! - `backward_from`, `rng_state`, `set_rng_state`: what activation checkpointing
+//!   needs (a backward seeded with given gradients, the generator's state replayed).
 //!
 //! Each takes tch tensors (heap `at::Tensor` handles) and turns a C++ exception into a
 //! `TchError`.
@@ -25,6 +27,13 @@ unsafe extern "C" {
         allocated: *mut i64,
     ) -> *mut c_char;
     fn crossover_pin_memory(tensors: *const *mut c_void, out: *mut *mut c_void) -> *mut c_char;
+    fn crossover_backward_from(
+        outputs: *const *mut c_void,
+        grads: *const *mut c_void,
+        count: usize,
+    ) -> *mut c_char;
+    fn crossover_rng_state(like: *const *mut c_void, out: *mut *mut c_void) -> *mut c_char;
+    fn crossover_set_rng_state(like_and_state: *const *mut c_void) -> *mut c_char;
     fn crossover_clear_grads(params: *const *mut c_void, count: usize) -> *mut c_char;
     fn crossover_grad_norm(
         params: *const *mut c_void,
@@ -175,11 +184,58 @@ pub fn pin_memory(tensor: &Tensor) -> Result<Tensor, TchError> {
         unsafe { crossover_pin_memory(list.as_ptr(), &mut out) },
         "pinning host memory",
     )?;
+    owned(out, "pinning host memory")
+}
+
+/// A new tensor from a shim's `out` handle, or an error when it wrote none.
+fn owned(out: *mut c_void, what: &str) -> Result<Tensor, TchError> {
     if out.is_null() {
-        return Err(TchError::Torch("pinning host memory: no result".into()));
+        return Err(TchError::Torch(format!("{what}: no result")));
     }
-    // SAFETY: `out` is an `at::Tensor*` allocated with `new`, as tch's own are.
+    // SAFETY: `out` is an `at::Tensor*` allocated with `new`, as tch's own are, and
+    // nothing else owns it.
     Ok(unsafe { Tensor::from_ptr(out.cast()) })
+}
+
+/// Backpropagate from `outputs` at once, each seeded with its gradient in `grads`
+/// (torch.autograd.backward(outputs, grads)); gradients accumulate into the leaves.
+pub fn backward_from(outputs: &[Tensor], grads: &[Tensor]) -> Result<(), TchError> {
+    if outputs.len() != grads.len() {
+        return Err(TchError::Torch(format!(
+            "backward from {} outputs with {} gradients",
+            outputs.len(),
+            grads.len()
+        )));
+    }
+    let (outputs, grads) = (handles(outputs), handles(grads));
+    // SAFETY: both lists hold live tensor handles, of the same length, for the call.
+    checked(
+        unsafe { crossover_backward_from(outputs.as_ptr(), grads.as_ptr(), outputs.len()) },
+        "backward",
+    )
+}
+
+/// The state of the default generator of `like`'s device (torch.get_rng_state, or
+/// the CUDA device's): `set_rng_state` with it repeats the draws made after it.
+pub fn rng_state(like: &Tensor) -> Result<Tensor, TchError> {
+    let list = handles(&[like]);
+    let mut out: *mut c_void = std::ptr::null_mut();
+    // SAFETY: `list` holds a live tensor handle; `out` receives a new heap tensor.
+    checked(
+        unsafe { crossover_rng_state(list.as_ptr(), &mut out) },
+        "reading the generator's state",
+    )?;
+    owned(out, "reading the generator's state")
+}
+
+/// Put the default generator of `like`'s device back into `state` (from `rng_state`).
+pub fn set_rng_state(like: &Tensor, state: &Tensor) -> Result<(), TchError> {
+    let list = handles(&[like, state]);
+    // SAFETY: `list` holds two live tensor handles for the duration of the call.
+    checked(
+        unsafe { crossover_set_rng_state(list.as_ptr()) },
+        "restoring the generator's state",
+    )
 }
 
 /// AdamW hyper-parameters of one fused call.

@@ -134,6 +134,11 @@ enum Command {
         /// Peak TFLOP/s of the device for MFU (default: the GPU's data sheet).
         #[arg(long)]
         peak_tflops: Option<f64>,
+        /// Train with activation checkpointing (train.activation_checkpointing): the
+        /// memory estimate and peak shrink, steps take about a third longer; the
+        /// PyTorch reference does not checkpoint.
+        #[arg(long)]
+        activation_checkpointing: bool,
         /// Also write the results as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -374,6 +379,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             reference,
             compile,
             peak_tflops,
+            activation_checkpointing,
             json,
             repeat,
         } => {
@@ -410,6 +416,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         device: device.to_string(),
                         precision,
                         peak_tflops,
+                        activation_checkpointing,
                     };
                     let (auto_warmup, auto_steps) =
                         trainer::bench::auto_steps(&case, cuda).map_err(anyhow::Error::msg)?;

@@ -16,7 +16,7 @@
 
 use jobspec::{Capacity, ModelShape, MoeShape};
 use tch::nn::{self, Module};
-use tch::{Kind, Tensor};
+use tch::{Kind, TchError, Tensor};
 
 /// Root-mean-square layer norm with a learned gain.
 #[derive(Debug)]
@@ -482,7 +482,9 @@ pub fn experts_grouped(
 /// small case against `experts_looped`; if not, mixtures keep the per-expert loop.
 fn grouped_experts_work(device: tch::Device, compute: Kind) -> bool {
     static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *WORKS.get_or_init(|| grouped_self_test(device, compute).is_ok())
+    // With gradients on whatever the caller's mode (a checkpointed pass routes
+    // without them): the test backpropagates.
+    *WORKS.get_or_init(|| tch::with_grad(|| grouped_self_test(device, compute)).is_ok())
 }
 
 fn grouped_self_test(device: tch::Device, compute: Kind) -> Result<(), tch::TchError> {
@@ -573,6 +575,10 @@ impl Block {
         }
     }
 
+    fn is_mixture(&self) -> bool {
+        matches!(self.mlp, FeedForward::Mixture(_))
+    }
+
     /// The residual stream `x` stays fp32; branch outputs in `compute` are added to it.
     fn forward(
         &self,
@@ -609,6 +615,9 @@ pub struct Transformer {
     /// Element type of matmuls and attention: `Kind::Float`, or `Kind::BFloat16` for
     /// bf16 mixed precision (weights, norms, softmax and losses stay fp32).
     pub compute: Kind,
+    /// Training passes keep only each block's input and recompute the blocks during
+    /// backward (`train.activation_checkpointing`; see `Checkpoints`).
+    pub activation_checkpointing: bool,
 }
 
 impl Transformer {
@@ -649,6 +658,7 @@ impl Transformer {
             shape: shape.clone(),
             vocab_rows,
             compute: Kind::Float,
+            activation_checkpointing: false,
         }
     }
 
@@ -699,19 +709,39 @@ impl Transformer {
 
     /// `logits` with the router statistics of the mixture blocks (None for a dense
     /// model): what training needs to add the auxiliary losses and log expert load.
+    ///
+    /// With `activation_checkpointing` and `options.train`, the blocks run without
+    /// building a graph and the logits' graph ends at the last block's output: the
+    /// caller must finish the backward with [`Transformer::backward_checkpointed`]
+    /// (`TrainingLoss::backward` does).
     pub fn output(&self, tokens: &Tensor, options: ForwardOptions, outputs: i64) -> Output {
-        let compute = self.compute;
-        let mut x = self
-            .embedding
-            .forward(tokens)
-            .dropout(options.dropout, options.train); // (B, T, C)
+        if self.activation_checkpointing && options.train {
+            return self.output_checkpointed(tokens, options, outputs);
+        }
+        let mut x = self.embed(tokens, options);
         let mut routings = Vec::new();
         for block in &self.blocks {
-            let (next, routing) = block.forward(&x, &self.rope, options, compute);
+            let (next, routing) = block.forward(&x, &self.rope, options, self.compute);
             x = next;
             routings.extend(routing);
         }
-        let x = self.final_norm.forward(&x);
+        Output {
+            logits: self.head(&x, outputs),
+            router: RouterStats::collect(routings),
+            checkpoints: None,
+        }
+    }
+
+    /// Token embeddings with the residual dropout: the blocks' first input (B, T, C).
+    fn embed(&self, tokens: &Tensor, options: ForwardOptions) -> Tensor {
+        self.embedding
+            .forward(tokens)
+            .dropout(options.dropout, options.train)
+    }
+
+    /// Final norm and output table: (B, T, C) -> logits (B, T, outputs).
+    fn head(&self, x: &Tensor, outputs: i64) -> Tensor {
+        let x = self.final_norm.forward(x);
         // Untied head or, tied, the embedding table: (V_rows, C), of which the first
         // `outputs` rows are used.
         let table = self
@@ -719,14 +749,129 @@ impl Transformer {
             .as_ref()
             .map_or(&self.embedding.ws, |head| &head.ws);
         let table = table.narrow(0, 0, outputs.clamp(1, self.vocab_rows));
-        let logits = x
-            .to_kind(compute)
-            .linear::<Tensor>(&table.to_kind(compute), None); // (B, T, outputs)
+        x.to_kind(self.compute)
+            .linear::<Tensor>(&table.to_kind(self.compute), None)
+    }
+
+    /// `output` under activation checkpointing: the blocks run without a graph,
+    /// keeping each block's input (and, when dropout draws, the generator's state
+    /// before it); the head runs with gradients from the last block's output taken
+    /// as a leaf. Router statistics are values only (the walk back differentiates
+    /// each block's own).
+    fn output_checkpointed(
+        &self,
+        tokens: &Tensor,
+        options: ForwardOptions,
+        outputs: i64,
+    ) -> Output {
+        let draws = options.dropout > 0.0;
+        let state = |like: &Tensor| draws.then(|| crate::fused::rng_state(like));
+        let mut states = Vec::new();
+        let mut inputs = Vec::with_capacity(self.blocks.len());
+        let mut routings = Vec::new();
+        let top = tch::no_grad(|| {
+            states.push(state(tokens));
+            let mut x = self.embed(tokens, options);
+            for block in &self.blocks {
+                states.push(state(tokens));
+                let (next, routing) = block.forward(&x, &self.rope, options, self.compute);
+                inputs.push(x);
+                x = next;
+                routings.extend(routing);
+            }
+            x
+        });
+        let after = state(tokens);
+        let top = top.detach().set_requires_grad(true);
+        let logits = self.head(&top, outputs);
         Output {
             logits,
             router: RouterStats::collect(routings),
+            checkpoints: Some(Checkpoints {
+                tokens: tokens.shallow_clone(),
+                options,
+                inputs,
+                states: states.into_iter().chain([after]).collect(),
+                top,
+            }),
         }
     }
+
+    /// The rest of a checkpointed backward, once the loss' backward (scaled by
+    /// `scale`) has left the gradient of the last block's output in the saved leaf:
+    /// from the last block down, each block runs again from its saved input with
+    /// gradients (the same dropout masks: the generator is put back to its state
+    /// before the block) and is backpropagated from its output's gradient, together
+    /// with its share of the weighted auxiliary losses for a mixture block
+    /// (`RouterStats::penalty` is their mean over mixture blocks); the input's
+    /// gradient goes on to the block below, and the last one into the embedding. The
+    /// generator ends where the forward pass left it. Only one block's activations
+    /// exist at a time.
+    pub fn backward_checkpointed(&self, saved: &Checkpoints, scale: f64) -> Result<(), TchError> {
+        let like = &saved.tokens;
+        let replay = |index: usize| match saved.states.get(index) {
+            Some(Some(Ok(state))) => crate::fused::set_rng_state(like, state),
+            Some(Some(Err(error))) => Err(TchError::Torch(error.to_string())),
+            _ => Ok(()),
+        };
+        let top = saved.top.grad();
+        let mut grad = if top.defined() {
+            top
+        } else {
+            saved.top.zeros_like()
+        };
+        let mixtures = self
+            .blocks
+            .iter()
+            .filter(|block| block.is_mixture())
+            .count();
+        let weights = self.shape.moe.as_ref().map(|moe| {
+            let per_block = scale / mixtures.max(1) as f64;
+            (moe.aux_loss * per_block, moe.z_loss * per_block)
+        });
+        for (index, block) in self.blocks.iter().enumerate().rev() {
+            replay(index + 1)?;
+            let input = saved.inputs[index].detach().set_requires_grad(true);
+            let (output, routing) = block.forward(&input, &self.rope, saved.options, self.compute);
+            let mut roots = vec![output];
+            let mut seeds = vec![grad];
+            if let (Some(routing), Some((aux, z))) = (routing, weights) {
+                let scalar = |value: f64| Tensor::from(value as f32).to_device(input.device());
+                roots.extend([routing.balance, routing.z]);
+                seeds.extend([scalar(aux), scalar(z)]);
+            }
+            crate::fused::backward_from(&roots, &seeds)?;
+            let below = input.grad();
+            grad = if below.defined() {
+                below
+            } else {
+                input.zeros_like()
+            };
+        }
+        replay(0)?;
+        let embedded = self.embed(like, saved.options);
+        crate::fused::backward_from(&[embedded], &[grad])?;
+        replay(self.blocks.len() + 1)
+    }
+}
+
+/// What a forward pass under activation checkpointing keeps for its backward
+/// (`train.activation_checkpointing`; Chen et al. 2016, "Training Deep Nets with
+/// Sublinear Memory Cost"): each block's input (4 bytes a token and channel, fp32)
+/// instead of everything the blocks save for backward (about 40), at the cost of
+/// running the blocks' forward twice.
+#[derive(Debug)]
+pub struct Checkpoints {
+    /// The input ids, to run the embedding again.
+    tokens: Tensor,
+    options: ForwardOptions,
+    /// Each block's input, without a graph.
+    inputs: Vec<Tensor>,
+    /// When dropout draws: the generator's state before the embedding, before each
+    /// block, and after the pass (n_layer + 2 entries); None entries otherwise.
+    states: Vec<Option<Result<Tensor, TchError>>>,
+    /// The last block's output as a leaf that requires its gradient.
+    top: Tensor,
 }
 
 /// A forward pass: logits, and the routers' statistics for a mixture of experts.
@@ -734,4 +879,7 @@ impl Transformer {
 pub struct Output {
     pub logits: Tensor,
     pub router: Option<RouterStats>,
+    /// Under activation checkpointing, what the backward needs to finish (see
+    /// `Transformer::backward_checkpointed`); None otherwise.
+    pub checkpoints: Option<Checkpoints>,
 }

@@ -14,9 +14,9 @@
 //! Softmaxes run over the tokenizer's ids only: the mask id and the padding rows are
 //! never predicted (MDLM sets the mask logit to -inf; slicing does that and more).
 
-use crate::model::{ForwardOptions, Output, RouterStats, Transformer};
+use crate::model::{Checkpoints, ForwardOptions, Output, RouterStats, Transformer};
 use jobspec::{DlmConfig, DlmWeighting, Objective};
-use tch::{Kind, Reduction, Tensor};
+use tch::{Kind, Reduction, TchError, Tensor};
 
 /// Token ids that objectives need: `vocab` tokenizer ids, the mask id right after.
 #[derive(Clone, Copy, Debug)]
@@ -40,11 +40,19 @@ pub struct TrainingLoss {
     pub objective: Tensor,
     /// The routers' statistics (None for a dense model).
     pub router: Option<RouterStats>,
+    /// Under activation checkpointing, the blocks' saved inputs that `backward`
+    /// needs; None otherwise (and once detached).
+    pub checkpoints: Option<Checkpoints>,
 }
 
 impl TrainingLoss {
     /// Add the routers' auxiliary losses (training only) to an objective's loss.
-    fn of(model: &Transformer, objective: Tensor, router: Option<RouterStats>) -> Self {
+    fn of(
+        model: &Transformer,
+        objective: Tensor,
+        router: Option<RouterStats>,
+        checkpoints: Option<Checkpoints>,
+    ) -> Self {
         let total = match (&router, &model.shape.moe) {
             (Some(router), Some(moe)) => &objective + router.penalty(moe),
             _ => objective.shallow_clone(),
@@ -53,6 +61,22 @@ impl TrainingLoss {
             total,
             objective,
             router,
+            checkpoints,
+        }
+    }
+
+    /// Accumulate the gradient of `scale` x `total` into the weights: the loss'
+    /// backward, then, under activation checkpointing, the walk back through the
+    /// recomputed blocks (without it the blocks would get no gradient).
+    pub fn backward(&self, model: &Transformer, scale: f64) -> Result<(), TchError> {
+        if scale == 1.0 {
+            self.total.f_backward()?;
+        } else {
+            (&self.total * scale).f_backward()?;
+        }
+        match &self.checkpoints {
+            Some(saved) => model.backward_checkpointed(saved, scale),
+            None => Ok(()),
         }
     }
 }
@@ -186,7 +210,11 @@ fn ar_loss_on(
     dropout: f64,
     train: bool,
 ) -> TrainingLoss {
-    let Output { logits, router } = model.output(
+    let Output {
+        logits,
+        router,
+        checkpoints,
+    } = model.output(
         inputs,
         ForwardOptions {
             causal: true,
@@ -196,7 +224,7 @@ fn ar_loss_on(
         vocab.size,
     );
     let loss = token_cross_entropy(&logits, targets, vocab).mean(Kind::Float);
-    TrainingLoss::of(model, loss, router.filter(|_| train))
+    TrainingLoss::of(model, loss, router.filter(|_| train), checkpoints)
 }
 
 /// AR inputs and targets, inputs masked with probability `mask_p` (0 for none);
@@ -325,7 +353,11 @@ fn dlm_loss_parts(
     config: &DlmConfig,
 ) -> TrainingLoss {
     let noisy = draw.clean.masked_fill(&draw.mask, vocab.mask_id());
-    let Output { logits, router } = model.output(
+    let Output {
+        logits,
+        router,
+        checkpoints,
+    } = model.output(
         &noisy,
         ForwardOptions {
             causal: false,
@@ -336,7 +368,7 @@ fn dlm_loss_parts(
     );
     let weights = row_weights(&draw.mask, &draw.p_mask, config.weighting);
     let loss = dlm_loss_from_logits(&logits, &draw.clean, &draw.mask, &weights, vocab);
-    TrainingLoss::of(model, loss, router)
+    TrainingLoss::of(model, loss, router, checkpoints)
 }
 
 /// Loss weight of each row: 1 / p_mask (unbiased ELBO) or L / masked count (MegaDLMs).

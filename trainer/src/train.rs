@@ -342,7 +342,8 @@ fn train(
             world: ranks.world as i64,
             seed: rank_seed(config.seed, step, ranks.rank),
         };
-        let loss = forward_backward_shard(&model, config, &batch, vocab, shard);
+        let loss = forward_backward_shard(&model, config, &batch, vocab, shard)
+            .map_err(torch_error("a training step's forward and backward"))?;
         // Data parallel: average gradients and statistics over the ranks, and agree on
         // stopping (a signal to any rank stops all of them after this step).
         // Rank 0's checkpoint timer decides for all ranks: a sharded optimizer's state
@@ -524,7 +525,7 @@ pub fn forward_backward(
     config: &JobConfig,
     batch: &Tensor,
     vocab: Vocab,
-) -> TrainingLoss {
+) -> std::result::Result<TrainingLoss, tch::TchError> {
     let single = Shard {
         rank: 0,
         world: 1,
@@ -562,7 +563,7 @@ pub fn forward_backward_shard(
     batch: &Tensor,
     vocab: Vocab,
     shard: Shard,
-) -> TrainingLoss {
+) -> std::result::Result<TrainingLoss, tch::TchError> {
     let prepared = prepare(&config.objective, batch, vocab, &config.dlm);
     let rows = prepared.rows() / shard.world.max(1);
     let mine = prepared.narrow(shard.rank * rows, rows);
@@ -576,8 +577,8 @@ pub fn forward_backward_shard(
         .clamp(1, rows.max(1));
     if micro >= rows {
         let loss = prepared_loss(model, &mine, vocab, &config.dlm);
-        loss.total.backward();
-        return detached(loss, 1.0);
+        loss.backward(model, 1.0)?;
+        return Ok(detached(loss, 1.0));
     }
     let mut sum: Option<TrainingLoss> = None;
     let mut start = 0;
@@ -586,7 +587,7 @@ pub fn forward_backward_shard(
         let piece = mine.narrow(start, size);
         let share = size as f64 / rows as f64;
         let loss = prepared_loss(model, &piece, vocab, &config.dlm);
-        (&loss.total * share).backward();
+        loss.backward(model, share)?;
         let part = detached(loss, share);
         sum = Some(match sum {
             None => part,
@@ -601,18 +602,20 @@ pub fn forward_backward_shard(
                     }),
                     _ => None,
                 },
+                checkpoints: None,
             },
         });
         start += size;
     }
-    sum.unwrap_or_else(|| {
+    Ok(sum.unwrap_or_else(|| {
         let zero = Tensor::zeros([], (tch::Kind::Float, batch.device()));
         TrainingLoss {
             total: zero.copy(),
             objective: zero,
             router: None,
+            checkpoints: None,
         }
-    })
+    }))
 }
 
 /// What the ranks agree on after each step: any rank's stop request stops all of
@@ -674,6 +677,7 @@ fn reduce_step(
             total: stats.get(0),
             objective: stats.get(1),
             router,
+            checkpoints: None,
         },
         agreed,
     ))
@@ -689,6 +693,7 @@ fn detached(loss: TrainingLoss, share: f64) -> TrainingLoss {
             z: router.z.detach() * share,
             load: router.load.detach() * share,
         }),
+        checkpoints: None,
     }
 }
 
@@ -770,7 +775,8 @@ pub fn prepare_job(
 }
 
 /// The model, initialised from the job seed (so every objective starts from the same
-/// weights for a given seed and shape, on every device).
+/// weights for a given seed and shape, on every device), with activation
+/// checkpointing as the job asks.
 pub fn build_model(
     config: &JobConfig,
     shape: &jobspec::ModelShape,
@@ -779,7 +785,10 @@ pub fn build_model(
     precision: Precision,
 ) -> (VarStore, Transformer) {
     tch::manual_seed(config.seed as i64);
-    Transformer::build(shape, rows, device, device::compute_kind(precision))
+    let (variables, mut model) =
+        Transformer::build(shape, rows, device, device::compute_kind(precision));
+    model.activation_checkpointing = config.train.activation_checkpointing;
+    (variables, model)
 }
 
 /// A (rows, cols) int64 batch of token ids on `device`: staged in pinned host memory

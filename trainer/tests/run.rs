@@ -840,28 +840,39 @@ fn milestone_checkpoints_keep_what_train_keep_says() {
         found.sort();
         found
     };
-    for (keep, older) in [("", (true, false)), (", keep: all", (true, true))] {
-        let job = job_with_train(&fixture, &format!("keep{}", keep.len()), "ar", keep);
-        trainer::run(&job, &fixture.options(None)).expect("job");
-        let found = folders(&job);
-        assert!(found.len() >= 2, "{keep}: {found:?}");
-        let (newest, rest) = found.split_last().expect("a checkpoint");
-        assert_eq!(
-            (newest.1, newest.2),
-            (true, true),
-            "{keep}: newest {newest:?}"
-        );
-        for folder in rest {
-            assert_eq!((folder.1, folder.2), older, "{keep}: {folder:?}");
+    // Each retention after an uninterrupted run and after a stop at step 5 and a
+    // resume (which starts from the newest checkpoint and prunes as it goes).
+    for (keep, older) in [
+        ("", Some((true, false))),
+        (", keep: all", Some((true, true))),
+        (", keep: none", None),
+    ] {
+        for resumed in [false, true] {
+            let name = format!("keep{}-{resumed}", keep.len());
+            let job = job_with_train(&fixture, &name, "ar", keep);
+            if resumed {
+                trainer::run(&job, &fixture.options(Some(5))).expect("first half");
+            }
+            trainer::run(&job, &fixture.options(None)).expect("job");
+            let found = folders(&job);
+            let (newest, rest) = found.split_last().expect("a checkpoint");
+            assert_eq!(
+                (newest.1, newest.2),
+                (true, true),
+                "{name}: newest {newest:?}"
+            );
+            match older {
+                // The milestones before the newest (log2 over 2 epochs: epoch 1).
+                Some(older) => {
+                    assert!(!rest.is_empty(), "{name}: {found:?}");
+                    for folder in rest {
+                        assert_eq!((folder.1, folder.2), older, "{name}: {folder:?}");
+                    }
+                }
+                None => assert!(rest.is_empty(), "{name}: {found:?}"),
+            }
         }
     }
-    let job = job_with_train(&fixture, "keep-none", "ar", ", keep: none");
-    // Stopped half-way and resumed: the resume starts from the newest checkpoint.
-    trainer::run(&job, &fixture.options(Some(5))).expect("first half");
-    trainer::run(&job, &fixture.options(None)).expect("resumed");
-    let found = folders(&job);
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!((found[0].1, found[0].2), (true, true));
 }
 
 /// `eval.at: {points: N}` evaluates N times, evenly spaced, so that a 1-epoch job
@@ -947,4 +958,61 @@ fn a_resampled_job_reads_the_split_of_its_own_seed() {
         ["val2000-seed0-resample3.bin"],
         "seed 3's order only"
     );
+}
+
+/// `train.activation_checkpointing` changes memory, not the job: an AR-with-dropout job
+/// (dropout must redraw the same masks when blocks run again) and a DLM job log the
+/// same numbers and end on the same weights with it as without, keep their job id,
+/// and a job stopped without it can be resumed with it (what a user does after
+/// running out of memory).
+#[test]
+fn activation_checkpointing_changes_nothing_but_memory() {
+    let fixture = Fixture::new();
+    for objective in ["{ ar_dropout: 0.1 }", "dlm"] {
+        let name = if objective == "dlm" { "dlm" } else { "dropout" };
+        let plain = fixture.job(&format!("plain-{name}"), objective, "");
+        trainer::run(&plain, &fixture.options(None)).expect("plain run");
+        let checkpointed = job_with_train(
+            &fixture,
+            &format!("checkpointed-{name}"),
+            objective,
+            ", activation_checkpointing: true",
+        );
+        trainer::run(&checkpointed, &fixture.options(None)).expect("checkpointed run");
+        let switched = fixture.job(&format!("switched-{name}"), objective, "");
+        let stopped = trainer::run(&switched, &fixture.options(Some(5))).expect("first part");
+        assert_eq!(stopped, trainer::Outcome::Stopped { step: 5 });
+        let path = switched.join("job.yaml");
+        let text = std::fs::read_to_string(&path).expect("job.yaml");
+        std::fs::write(
+            &path,
+            text.replace(
+                "checkpoint_minutes: 0 }",
+                "checkpoint_minutes: 0, activation_checkpointing: true }",
+            ),
+        )
+        .expect("job.yaml");
+        trainer::run(&switched, &fixture.options(None)).expect("resumed with checkpointing");
+        for job in [&checkpointed, &switched] {
+            for log in ["train.csv", "eval.csv", "eval_items.csv"] {
+                assert_eq!(
+                    deterministic_columns(&plain.join(log)),
+                    deterministic_columns(&job.join(log)),
+                    "{log} of {} differs from the run without checkpointing",
+                    job.display()
+                );
+            }
+            assert!(
+                last_checkpoint_weights(&plain) == last_checkpoint_weights(job),
+                "the weights of {} differ",
+                job.display()
+            );
+        }
+        let config =
+            |job: &Path| jobspec::JobConfig::from_file(&job.join("job.yaml")).expect("job");
+        assert_eq!(
+            jobspec::job_id(&config(&plain)),
+            jobspec::job_id(&config(&checkpointed))
+        );
+    }
 }

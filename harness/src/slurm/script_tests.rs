@@ -434,3 +434,100 @@ fn time_limits_signal_the_task_which_checkpoints_and_requeues_itself() {
         "{off}"
     );
 }
+
+/// The retry rule, executed: the time-limit block of a one-process script runs in
+/// bash with a stand-in trainer (it exits with a chosen code, on TERM or at once) and
+/// a stand-in `scontrol` that records its calls. Only a trainer stopped with its
+/// checkpoint (code 3) after the limit's USR1, with requeues left, is requeued; a
+/// crash after USR1, a failure without any signal, TERM (scancel, preemption) and a
+/// task out of requeues end with the trainer's own code and no requeue.
+#[test]
+fn only_a_checkpointed_stop_at_the_time_limit_is_requeued() {
+    use std::os::unix::fs::PermissionsExt;
+    let settings = Settings {
+        max_requeues: 2,
+        ..Settings::default()
+    };
+    // (signal sent to the script, trainer's exit code, SLURM_RESTART_COUNT,
+    //  requeued, the script's exit code)
+    let cases = [
+        (Some("USR1"), 3, 0, true, 0),
+        (Some("USR1"), 3, 1, true, 0),
+        (Some("USR1"), 1, 0, false, 1),
+        (Some("USR1"), 137, 0, false, 137),
+        (None, 1, 0, false, 1),
+        (None, 0, 0, false, 0),
+        (Some("TERM"), 3, 0, false, 3),
+        (Some("USR1"), 3, 2, false, 3),
+    ];
+    for (signal, code, restarts, requeued, exit) in cases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).expect("bin");
+        let write_tool = |name: &str, body: &str| {
+            let path = bin.join(name);
+            std::fs::write(&path, format!("#!/usr/bin/env bash\n{body}\n")).expect("tool");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        };
+        let calls = dir.path().join("scontrol.log");
+        write_tool("scontrol", &format!("echo \"$*\" >> '{}'", calls.display()));
+        let ready = dir.path().join("ready");
+        // With a signal to come, the trainer waits for TERM and exits with `code`;
+        // without one it exits with `code` at once.
+        let trainer_body = if signal.is_some() {
+            format!(
+                "trap 'exit {code}' TERM\ntouch '{}'\nwhile :; do sleep 0.05; done",
+                ready.display()
+            )
+        } else {
+            format!("touch '{}'\nexit {code}", ready.display())
+        };
+        write_tool("fake-trainer", &trainer_body);
+        let script = format!(
+            "job='{}'\n{}",
+            dir.path().display(),
+            time_limit_block(&settings, "fake-trainer", false)
+        );
+        let mut child = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("SLURM_RESTART_COUNT", restarts.to_string())
+            .env("SLURM_ARRAY_JOB_ID", "41")
+            .env("SLURM_ARRAY_TASK_ID", "2")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("bash");
+        let start = std::time::Instant::now();
+        while !ready.exists() {
+            assert!(
+                start.elapsed().as_secs() < 20,
+                "the stand-in trainer never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if let Some(signal) = signal {
+            // The trap is set before the trainer starts, so it is in place by now.
+            let status = std::process::Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success());
+        }
+        let status = child.wait().expect("script ends");
+        let log = std::fs::read_to_string(&calls).unwrap_or_default();
+        let case = format!("{signal:?}, trainer exit {code}, {restarts} restarts");
+        assert_eq!(status.code(), Some(exit), "{case}: the script's exit code");
+        assert_eq!(
+            log.contains("requeue 41_2"),
+            requeued,
+            "{case}: scontrol calls {log:?}"
+        );
+    }
+}

@@ -236,6 +236,13 @@ pub fn check_extra_line(line: &str) -> anyhow::Result<()> {
     if let Some(bad) = line.chars().find(|c| SHELL_METACHARACTERS.contains(c)) {
         bail!("extra sbatch line `{line}` contains `{bad}`: shell metacharacters are refused");
     }
+    // sbatch keeps the last --signal: one here would replace the script's USR1, and a
+    // task at its time limit would then stop without requeueing itself.
+    if line.starts_with("#SBATCH --signal") {
+        bail!(
+            "extra sbatch line `{line}` would replace the signal the script asks for at the time limit (USR1: checkpoint, then requeue); set slurm.signal_lead (or --signal-lead) to choose how long before the limit it comes"
+        );
+    }
     Ok(())
 }
 
@@ -293,6 +300,8 @@ mod tests {
             ("--constraint=a100", false),
             ("#SBATCH -N 1", false),
             ("echo hi", false),
+            ("#SBATCH --signal=B:TERM@120", false),
+            ("#SBATCH --signal B:USR1@300", false),
         ];
         for (line, ok) in cases {
             assert_eq!(check_extra_line(line).is_ok(), ok, "{line}");
