@@ -30,6 +30,16 @@ pub enum CorpusError {
     )]
     UnknownFormat { path: PathBuf },
 
+    #[error(
+        "{path} is a Hugging Face DatasetDict (dataset_dict.json) with the splits {splits}: \
+         reading it whole would mix them into one corpus; point data.corpus at the split to \
+         train on, e.g. {path}/{first}"
+    )]
+    DatasetDict {
+        path: PathBuf,
+        splits: String,
+        first: String,
+    },
     #[error("{path}: changed while it was being read; run again once it is complete")]
     Changed { path: PathBuf },
 

@@ -32,7 +32,8 @@ use std::path::{Path, PathBuf};
 pub const BUILTIN_CORPORA: [&str; 4] = ["sotu", "moby", "wiki", "demo"];
 
 /// Files in a corpus folder that describe it rather than belong to it: the fetch
-/// script's notes and the metadata `datasets.save_to_disk` writes beside its Arrow files.
+/// script's notes and the metadata `datasets.save_to_disk` writes beside its Arrow files
+/// (a folder holding `dataset_dict.json` is refused: see `refuse_dataset_dict`).
 const METADATA_FILES: [&str; 5] = [
     "SOURCE.txt",
     "LICENSE.txt",
@@ -135,7 +136,7 @@ pub fn resolve(corpus: &str, cache_root: &Path, base_dir: &Path) -> Result<PathB
         );
         (base_dir.join(corpus), hint)
     };
-    if path.exists() {
+    if path.exists() || pattern_folder(&path).is_some_and(Path::is_dir) {
         Ok(path)
     } else {
         Err(CorpusError::NotFound {
@@ -152,8 +153,11 @@ pub fn resolve(corpus: &str, cache_root: &Path, base_dir: &Path) -> Result<PathB
 pub fn list(source: &Path, skip_unknown: bool) -> Result<Listing, CorpusError> {
     let mut found = Vec::new();
     if source.is_dir() {
+        refuse_dataset_dict(source)?;
         collect_files(source, source, &mut found)?;
         found.sort();
+    } else if let (false, Some(folder)) = (source.exists(), pattern_folder(source)) {
+        found = pattern_files(source, folder)?;
     } else {
         let name = source
             .file_name()
@@ -191,6 +195,101 @@ pub fn list(source: &Path, skip_unknown: bool) -> Result<Listing, CorpusError> {
     })
 }
 
+/// The folder of a corpus given as a pattern of file names (`shards/*.parquet`: `*`
+/// any run of characters, `?` one), when the last part of `path` is one.
+fn pattern_folder(path: &Path) -> Option<&Path> {
+    let name = path.file_name()?.to_str()?;
+    name.contains(['*', '?']).then(|| path.parent()).flatten()
+}
+
+/// The files of `folder` (not its subfolders) whose names match `pattern`'s last part,
+/// sorted by name: a list of files as one corpus. An error when none does.
+fn pattern_files(pattern: &Path, folder: &Path) -> Result<Vec<(String, PathBuf)>, CorpusError> {
+    let wanted = pattern
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut found = Vec::new();
+    for entry in fs::read_dir(folder).map_err(io_error(folder))? {
+        let path = entry.map_err(io_error(folder))?.path();
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if path.is_file() && !name.starts_with('.') && wildcard_match(&wanted, &name) {
+            found.push((name, path));
+        }
+    }
+    if found.is_empty() {
+        return Err(CorpusError::Damaged {
+            path: pattern.to_path_buf(),
+            message: format!("no file in {} matches `{wanted}`", folder.display()),
+        });
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Whether `name` matches `pattern` (`*`: any run of characters, `?`: one character;
+/// everything else literally).
+pub fn wildcard_match(pattern: &str, name: &str) -> bool {
+    let (pattern, name): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    // The classic two-pointer match with backtracking to the last `*`.
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == '?' || c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((star_p, star_n)) => {
+                    p = star_p + 1;
+                    n = star_n + 1;
+                    star = Some((star_p, star_n + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+/// A `datasets` DatasetDict saved to disk (`dataset_dict.json` naming its splits, one
+/// folder each) holds train and test splits side by side: an error naming them, so
+/// that no held-out split is trained on by reading the folder whole.
+fn refuse_dataset_dict(folder: &Path) -> Result<(), CorpusError> {
+    let file = folder.join("dataset_dict.json");
+    let Ok(text) = fs::read_to_string(&file) else {
+        return Ok(());
+    };
+    let splits: Vec<String> = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|value| {
+            let list = value.get("splits")?.as_array()?.clone();
+            Some(
+                list.iter()
+                    .filter_map(|split| split.as_str().map(str::to_owned))
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
+    Err(CorpusError::DatasetDict {
+        path: folder.to_path_buf(),
+        first: splits.first().cloned().unwrap_or_else(|| "train".into()),
+        splits: if splits.is_empty() {
+            "(unreadable)".into()
+        } else {
+            splits.join(", ")
+        },
+    })
+}
+
 /// Files under `folder` as (path relative to `root` with `/` separators, path); hidden
 /// entries (the fetch script's stamps and staging folders) and metadata files skipped.
 fn collect_files(
@@ -204,7 +303,9 @@ fn collect_files(
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if name.starts_with('.') || METADATA_FILES.contains(&name.as_str()) {
+        // `*.lock`: the lock files `datasets` keeps beside its cached Arrow files.
+        if name.starts_with('.') || METADATA_FILES.contains(&name.as_str()) || name.ends_with(".lock")
+        {
             continue;
         }
         if path.is_dir() {
@@ -483,6 +584,48 @@ pub fn missing_note(missing: &Missing, text_field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wildcards_match_as_shells_do() {
+        let cases = [
+            ("*.parquet", "train-00001.parquet", true),
+            ("*.parquet", "train-00001.parquet.tmp", false),
+            ("train-*.jsonl.zst", "train-7.jsonl.zst", true),
+            ("train-*.jsonl.zst", "test-7.jsonl.zst", false),
+            ("part?.jsonl", "part1.jsonl", true),
+            ("part?.jsonl", "part12.jsonl", false),
+            ("*", "anything", true),
+            ("a*b*c", "aXbYbZc", true),
+            ("a*b*c", "aXbYbZ", false),
+            ("**.txt", "x.txt", true),
+            ("", "", true),
+            ("exact.txt", "exact.txt", true),
+        ];
+        for (pattern, name, expected) in cases {
+            assert_eq!(wildcard_match(pattern, name), expected, "{pattern} {name}");
+        }
+    }
+
+    /// A corpus given as a pattern is the list of matching files in its folder, in
+    /// name order (other files and subfolders left out); no match is an error naming
+    /// the pattern.
+    #[test]
+    fn a_pattern_lists_the_matching_files_of_its_folder() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        write(folder.path(), "b.jsonl", "{\"text\": \"b\"}");
+        write(folder.path(), "a.jsonl", "{\"text\": \"a\"}");
+        write(folder.path(), "c.txt", "c");
+        write(folder.path(), "sub/d.jsonl", "{\"text\": \"d\"}");
+        let pattern = folder.path().join("*.jsonl");
+        let resolved = resolve("*.jsonl", Path::new("/unused"), folder.path()).expect("resolves");
+        assert_eq!(resolved, pattern);
+        let (texts, _) = documents(&pattern, "text").expect("reads");
+        assert_eq!(texts, ["a", "b"]);
+        let none = folder.path().join("*.parquet");
+        let error = list(&none, false).expect_err("no match").to_string();
+        assert!(error.contains("no file in") && error.contains("`*.parquet`"), "{error}");
+        assert!(resolve("nowhere/*.jsonl", Path::new("/unused"), folder.path()).is_err());
+    }
 
     fn write(folder: &Path, relative: &str, text: &str) -> PathBuf {
         let path = folder.join(relative);

@@ -315,3 +315,46 @@ fn a_resumed_prepare_removes_a_killed_preparers_temporary_files() {
     prepare(&config("jsonl"), &cache, folder.path()).expect("resumed prepare");
     assert_eq!(listing(&store), complete);
 }
+
+/// A `datasets` DatasetDict saved to disk (dataset_dict.json naming its splits, a
+/// folder each) is refused whole, naming its splits and the folder to use, so a test
+/// split is never trained on; one split's folder reads as any Arrow corpus, with the
+/// lock files `datasets` leaves beside its cache files ignored.
+#[test]
+fn a_dataset_dict_is_refused_whole_and_read_split_by_split() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    let cache = folder.path().join("cache");
+    let texts = texts();
+    let dict = folder.path().join("dict");
+    let split = write_corpus(&dict, "arrow", &texts);
+    write_corpus(&dict, "jsonl", &texts);
+    fs::write(dict.join("dataset_dict.json"), r#"{"splits": ["arrow", "jsonl"]}"#)
+        .expect("dataset_dict.json");
+    fs::write(split.join("cache-1a2b.arrow.lock"), "").expect("lock file");
+    let error = read_corpus(
+        &DataConfig {
+            corpus: "dict".into(),
+            ..config("arrow")
+        },
+        &cache,
+        folder.path(),
+    )
+    .expect_err("a DatasetDict")
+    .to_string();
+    assert!(
+        error.contains("DatasetDict")
+            && error.contains("the splits arrow, jsonl")
+            && error.contains(&format!("{}/arrow", dict.display())),
+        "{error}"
+    );
+    let corpus = read_corpus(
+        &DataConfig {
+            corpus: "dict/arrow".into(),
+            ..config("arrow")
+        },
+        &cache,
+        folder.path(),
+    )
+    .expect("one split");
+    assert_eq!(corpus.documents, texts);
+}

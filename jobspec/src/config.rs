@@ -85,7 +85,8 @@ impl TokenizerSpec {
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// A built-in corpus name (`sotu`, `wiki`, `moby`, see docs/data.md) or a path to a
-    /// file or a folder of files: .txt/.md, .jsonl/.json, .jsonl.gz, .jsonl.zst, .parquet,
+    /// file, a folder of files, or a pattern of file names in one folder
+    /// (`shards/*.parquet`): .txt/.md, .jsonl/.json, .jsonl.gz, .jsonl.zst, .parquet,
     /// .arrow (docs/data.md).
     pub corpus: String,
     /// Field (JSON lines) or column (parquet, Arrow) holding the text.

@@ -120,9 +120,24 @@ pub fn absolutize_paths(config: &mut JobConfig, sweep_dir: &Path) -> bool {
     let mut changed = false;
     let absolute = |text: &str| -> Option<String> {
         let candidate = sweep_dir.join(text);
-        (Path::new(text).is_relative() && candidate.exists()).then(|| {
-            std::fs::canonicalize(&candidate)
-                .unwrap_or(candidate)
+        if !Path::new(text).is_relative() {
+            return None;
+        }
+        if candidate.exists() {
+            return Some(
+                std::fs::canonicalize(&candidate)
+                    .unwrap_or(candidate)
+                    .display()
+                    .to_string(),
+            );
+        }
+        // A pattern of file names (`shards/*.parquet`): its folder made absolute.
+        let name = candidate.file_name()?.to_str()?;
+        let folder = candidate.parent()?;
+        (name.contains(['*', '?']) && folder.is_dir()).then(|| {
+            std::fs::canonicalize(folder)
+                .unwrap_or_else(|_| folder.to_path_buf())
+                .join(name)
                 .display()
                 .to_string()
         })
@@ -151,6 +166,29 @@ pub fn csv_field(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Relative corpus paths become absolute against the sweep's folder: a folder, and
+    /// a pattern of file names (its folder made absolute, the pattern kept); built-in
+    /// names and paths that do not exist stay as written.
+    #[test]
+    fn corpus_paths_and_patterns_become_absolute() {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let root = std::fs::canonicalize(temp.path()).expect("canonical");
+        std::fs::create_dir_all(root.join("shards")).expect("shards");
+        let yaml = "objective: ar\nmodel: { preset: nano }\ndata: { corpus: x, tokenizer: bytes, seq_len: 16, unique_tokens: 1k, val_tokens: 1k }\ntrain: { epochs: 1, batch_size: 2, lr: 1e-3 }\n";
+        for (corpus, expected) in [
+            ("shards", root.join("shards").display().to_string()),
+            ("shards/*.parquet", root.join("shards/*.parquet").display().to_string()),
+            ("sotu", "sotu".to_owned()),
+            ("missing/*.parquet", "missing/*.parquet".to_owned()),
+        ] {
+            let mut config: JobConfig = serde_saphyr::from_str(yaml).expect("config");
+            config.data.corpus = corpus.into();
+            let changed = absolutize_paths(&mut config, &root);
+            assert_eq!(config.data.corpus, expected, "{corpus}");
+            assert_eq!(changed, expected != corpus, "{corpus}");
+        }
+    }
 
     /// A job folder follows the sweep's devices and nodes (same id, job.yaml
     /// rewritten), and is left alone otherwise.
