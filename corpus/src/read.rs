@@ -233,7 +233,8 @@ fn pattern_files(pattern: &Path, folder: &Path) -> Result<Vec<(String, PathBuf)>
 /// Whether `name` matches `pattern` (`*`: any run of characters, `?`: one character;
 /// everything else literally).
 pub fn wildcard_match(pattern: &str, name: &str) -> bool {
-    let (pattern, name): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (pattern, name): (Vec<char>, Vec<char>) =
+        (pattern.chars().collect(), name.chars().collect());
     // The classic two-pointer match with backtracking to the last `*`.
     let (mut p, mut n) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
@@ -304,7 +305,9 @@ fn collect_files(
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
         // `*.lock`: the lock files `datasets` keeps beside its cached Arrow files.
-        if name.starts_with('.') || METADATA_FILES.contains(&name.as_str()) || name.ends_with(".lock")
+        if name.starts_with('.')
+            || METADATA_FILES.contains(&name.as_str())
+            || name.ends_with(".lock")
         {
             continue;
         }
@@ -623,7 +626,10 @@ mod tests {
         assert_eq!(texts, ["a", "b"]);
         let none = folder.path().join("*.parquet");
         let error = list(&none, false).expect_err("no match").to_string();
-        assert!(error.contains("no file in") && error.contains("`*.parquet`"), "{error}");
+        assert!(
+            error.contains("no file in") && error.contains("`*.parquet`"),
+            "{error}"
+        );
         assert!(resolve("nowhere/*.jsonl", Path::new("/unused"), folder.path()).is_err());
     }
 

@@ -328,8 +328,11 @@ fn a_dataset_dict_is_refused_whole_and_read_split_by_split() {
     let dict = folder.path().join("dict");
     let split = write_corpus(&dict, "arrow", &texts);
     write_corpus(&dict, "jsonl", &texts);
-    fs::write(dict.join("dataset_dict.json"), r#"{"splits": ["arrow", "jsonl"]}"#)
-        .expect("dataset_dict.json");
+    fs::write(
+        dict.join("dataset_dict.json"),
+        r#"{"splits": ["arrow", "jsonl"]}"#,
+    )
+    .expect("dataset_dict.json");
     fs::write(split.join("cache-1a2b.arrow.lock"), "").expect("lock file");
     let error = read_corpus(
         &DataConfig {

@@ -178,7 +178,10 @@ mod tests {
         let yaml = "objective: ar\nmodel: { preset: nano }\ndata: { corpus: x, tokenizer: bytes, seq_len: 16, unique_tokens: 1k, val_tokens: 1k }\ntrain: { epochs: 1, batch_size: 2, lr: 1e-3 }\n";
         for (corpus, expected) in [
             ("shards", root.join("shards").display().to_string()),
-            ("shards/*.parquet", root.join("shards/*.parquet").display().to_string()),
+            (
+                "shards/*.parquet",
+                root.join("shards/*.parquet").display().to_string(),
+            ),
             ("sotu", "sotu".to_owned()),
             ("missing/*.parquet", "missing/*.parquet".to_owned()),
         ] {

@@ -112,6 +112,7 @@ pub fn render_prepare(settings: &Settings, input: &PrepareInput) -> anyhow::Resu
         format!("--output={log_dir}/prepare-%j.out"),
     ];
     lines.extend(resource_lines(settings, None));
+    lines.extend(time_limit_lines(settings));
     for line in &lines {
         let _ = writeln!(out, "#SBATCH {line}");
     }
@@ -125,22 +126,65 @@ pub fn render_prepare(settings: &Settings, input: &PrepareInput) -> anyhow::Resu
         out.push_str(setup.trim_end());
         out.push('\n');
     }
-    out.push_str(
+    out.push_str(&prepare_block(
+        settings,
+        &shell_quote(&input.trainer.display().to_string()),
+        input.folders,
+    ));
+    Ok(out)
+}
+
+/// The prepare job's body: one `trainer prepare` per folder, each in the background so
+/// that the time limit's USR1 is handled while it runs. A prepare is resumable at any
+/// point (finished shards are kept), so at the limit the preparer is stopped and the
+/// job requeues itself (at most `max_requeues` times; the arrays wait for it, afterok)
+/// to continue. A corpus that cannot be read fails only its own jobs, which report the
+/// same error, as a local run does.
+fn prepare_block(settings: &Settings, trainer: &str, folders: &[std::path::PathBuf]) -> String {
+    let max = settings.max_requeues;
+    let mut out = String::from(
         "\n# The store goes under $CROSSOVER_CACHE (default ~/.cache/crossover): every node\n\
-         # must see it. A prepare cut short (a time limit) fails this job, which cancels the\n\
-         # arrays; the next `harness run` resubmits both and the prepare resumes from its\n\
-         # finished shards. A corpus that cannot be read (a user error) fails only its own\n\
-         # jobs, which report the same error, as a local run does.\n",
+         # must see it. At the time limit (USR1, #SBATCH --signal) the preparer is stopped and\n\
+         # this job requeued; the prepare resumes from its finished shards.\n\
+         limit=0\n\
+         trap 'limit=1; kill -TERM \"$pid\" 2>/dev/null' USR1\n",
     );
-    let trainer = shell_quote(&input.trainer.display().to_string());
-    for folder in input.folders {
+    for folder in folders {
         let folder = shell_quote(&folder.display().to_string());
         let _ = writeln!(
             out,
-            "{trainer} prepare {folder} || echo \"prepare of \"{folder}\" failed (above): its jobs will report it\" >&2"
+            "{trainer} prepare {folder} &\n\
+             pid=$!\n\
+             while :; do code=0; wait \"$pid\" || code=$?; kill -0 \"$pid\" 2>/dev/null || break; done\n\
+             if [ \"$limit\" = 1 ]; then\n  \
+             if [ \"${{SLURM_RESTART_COUNT:-0}}\" -lt {max} ]; then\n    \
+             echo \"--- slurm: time limit near while preparing; requeued to resume (requeue $((${{SLURM_RESTART_COUNT:-0}} + 1)) of at most {max}) ---\"\n    \
+             scontrol requeue \"$SLURM_JOB_ID\"\n    \
+             exit 0\n  \
+             fi\n  \
+             echo \"--- slurm: time limit near while preparing; {max} requeues done: run harness run again ---\" >&2\n  \
+             exit 1\n\
+             fi\n\
+             if [ \"$code\" != 0 ]; then echo \"prepare of \"{folder}\" failed (above): its jobs will report it\" >&2; fi"
         );
     }
-    Ok(out)
+    out
+}
+
+/// The `#SBATCH` options (without the prefix) of the time limit's signal (none when
+/// `signal_lead` is 0) and of requeueing: a job that requeues itself after a time limit
+/// must be requeueable, unless `--no-requeue` was asked for.
+fn time_limit_lines(settings: &Settings) -> Vec<String> {
+    let mut lines = Vec::new();
+    if settings.signal_lead > 0 {
+        lines.push(format!("--signal=B:USR1@{}", settings.signal_lead));
+    }
+    match (settings.requeue, settings.signal_lead > 0) {
+        (Some(true), _) | (None, true) => lines.push("--requeue".into()),
+        (Some(false), _) => lines.push("--no-requeue".into()),
+        (None, false) => {}
+    }
+    lines
 }
 
 /// The `#SBATCH` options (without the prefix) for where and with what a job runs:
@@ -190,15 +234,7 @@ fn sbatch_lines(settings: &Settings, input: &ScriptInput, log_dir: &str) -> Stri
         .as_ref()
         .map(|gres| gres_per_node(gres, shape.devices));
     lines.extend(resource_lines(settings, gres.as_ref()));
-    if settings.signal_lead > 0 {
-        lines.push(format!("--signal=B:USR1@{}", settings.signal_lead));
-    }
-    // A task requeues itself after a time limit: it must be requeueable.
-    match (settings.requeue, settings.signal_lead > 0) {
-        (Some(true), _) | (None, true) => lines.push("--requeue".into()),
-        (Some(false), _) => lines.push("--no-requeue".into()),
-        (None, false) => {}
-    }
+    lines.extend(time_limit_lines(settings));
     let mut out: String = lines
         .iter()
         .map(|line| format!("#SBATCH {line}\n"))

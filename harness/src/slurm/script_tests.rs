@@ -316,6 +316,7 @@ fn arrays_wait_for_the_prepare_job_which_asks_for_no_gpu() {
         time: Some("48:00:00".into()),
         cpus_per_task: Some(16),
         setup: Some("module load cuda\n".into()),
+        signal_lead: 120,
         ..Settings::default()
     };
     let waiting = ScriptInput {
@@ -350,8 +351,10 @@ fn arrays_wait_for_the_prepare_job_which_asks_for_no_gpu() {
         "#SBATCH --time=48:00:00\n",
         "#SBATCH --cpus-per-task=16\n",
         "module load cuda\n",
-        "'/bin/trainer' prepare '/r/jobs/a' || echo",
-        "'/bin/trainer' prepare '/r/it'\\''s/b' || echo",
+        "#SBATCH --signal=B:USR1@120\n",
+        "#SBATCH --requeue\n",
+        "'/bin/trainer' prepare '/r/jobs/a' &\n",
+        "'/bin/trainer' prepare '/r/it'\\''s/b' &\n",
     ] {
         assert!(prepare.contains(expected), "{expected} in\n{prepare}");
     }
@@ -529,5 +532,86 @@ fn only_a_checkpointed_stop_at_the_time_limit_is_requeued() {
             requeued,
             "{case}: scontrol calls {log:?}"
         );
+    }
+}
+
+/// The prepare job's time limit, executed: its body runs in bash with a stand-in
+/// trainer (it prepares until TERM, or exits at once with a code) and a stand-in
+/// `scontrol`. USR1 stops the preparer and requeues the job while requeues are left,
+/// else the job fails (its arrays are then cancelled, and `harness run` resubmits);
+/// without a signal a failed corpus is reported and the job goes on to the next.
+#[test]
+fn a_prepare_job_at_its_time_limit_requeues_itself() {
+    use std::os::unix::fs::PermissionsExt;
+    let settings = Settings {
+        max_requeues: 2,
+        ..Settings::default()
+    };
+    // (USR1 sent, the stand-in's exit code, SLURM_RESTART_COUNT, requeued, exit code,
+    //  folders prepared)
+    let cases = [
+        (true, 0, 0, true, 0, 1),
+        (true, 0, 2, false, 1, 1),
+        (false, 0, 0, false, 0, 2),
+        (false, 1, 0, false, 0, 2),
+    ];
+    for (signal, code, restarts, requeued, exit, prepared) in cases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).expect("bin");
+        let write_tool = |name: &str, body: &str| {
+            let path = bin.join(name);
+            std::fs::write(&path, format!("#!/usr/bin/env bash\n{body}\n")).expect("tool");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        };
+        let calls = dir.path().join("scontrol.log");
+        write_tool("scontrol", &format!("echo \"$*\" >> '{}'", calls.display()));
+        let started = dir.path().join("started");
+        let body = if signal {
+            format!(
+                "echo \"$2\" >> '{}'\ntrap 'exit 143' TERM\nwhile :; do sleep 0.05; done",
+                started.display()
+            )
+        } else {
+            format!("echo \"$2\" >> '{}'\nexit {code}", started.display())
+        };
+        write_tool("fake-trainer", &body);
+        let folders = [PathBuf::from("/r/jobs/a"), PathBuf::from("/r/jobs/b")];
+        let script = prepare_block(&settings, "fake-trainer", &folders);
+        let mut child = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("SLURM_RESTART_COUNT", restarts.to_string())
+            .env("SLURM_JOB_ID", "77")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("bash");
+        let start = std::time::Instant::now();
+        while !started.exists() {
+            assert!(start.elapsed().as_secs() < 20, "the stand-in never started");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if signal {
+            let status = std::process::Command::new("kill")
+                .args(["-USR1", &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success());
+        }
+        let status = child.wait().expect("script ends");
+        let case = format!("USR1 {signal}, exit {code}, {restarts} restarts");
+        let log = std::fs::read_to_string(&calls).unwrap_or_default();
+        let done = std::fs::read_to_string(&started).unwrap_or_default();
+        assert_eq!(status.code(), Some(exit), "{case}");
+        assert_eq!(log.contains("requeue 77"), requeued, "{case}: {log:?}");
+        assert_eq!(done.lines().count(), prepared, "{case}: {done:?}");
     }
 }
