@@ -26,7 +26,7 @@ pub enum CorpusError {
     #[error(
         "{path}: not a corpus format this harness reads ({formats}); move it out of the \
          corpus folder, or set data.skip_unknown: true to skip such files with a warning",
-        formats = crate::read::FORMATS
+        formats = crate::format::FORMATS
     )]
     UnknownFormat { path: PathBuf },
 

@@ -24,9 +24,11 @@
 //! Pure Rust, no LibTorch. Every random choice comes from an explicit seed through the
 //! crate's own SplitMix64, so results never depend on a dependency's version.
 
+mod atomic;
 mod budget;
 mod columnar;
 mod error;
+mod format;
 mod manifest;
 mod read;
 mod rng;
@@ -38,7 +40,8 @@ mod windows;
 
 pub use budget::{Budget, Dataset};
 pub use error::CorpusError;
-pub use read::{BUILTIN_CORPORA, Corpus, FORMATS, Format, Listing, SourceFile, format_of};
+pub use format::{FORMATS, Format, format_of};
+pub use read::{BUILTIN_CORPORA, Corpus, Listing, SourceFile};
 pub use split::TrainOrder;
 pub use store::{Meta as StoreMeta, PrepareOptions, Progress, plan_shards};
 pub use tokenizer::{END_OF_TEXT, Tokenizer};
@@ -86,7 +89,7 @@ pub fn prepare_with(
         Some(split) => split,
         None => store::with_lock(&prepared.store.folder, || {
             if split::SplitFile::open(&path)?.is_none() {
-                split::write_split(&prepared.store, &path, val_tokens, seed, order)?;
+                split::write_split(&prepared.store.offsets()?, &path, val_tokens, seed, order)?;
             }
             split::SplitFile::open(&path)?.ok_or_else(|| CorpusError::Damaged {
                 path: path.clone(),

@@ -6,9 +6,9 @@
 //!
 //! `<cache_root>/manifests/<key>.json` = `{ "corpus_hash": ..., "source": ..., "files": n }`
 
+use crate::atomic::write_atomic;
 use crate::error::CorpusError;
 use crate::read::{self, Listing};
-use crate::store::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

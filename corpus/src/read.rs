@@ -19,6 +19,7 @@
 //! should not stop it.
 
 use crate::error::{CorpusError, io_error};
+use crate::format::{Format, format_of};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
@@ -41,43 +42,6 @@ const METADATA_FILES: [&str; 5] = [
     "state.json",
     "dataset_dict.json",
 ];
-
-/// The formats this reader knows, for error messages.
-pub const FORMATS: &str = ".txt/.text/.md, .jsonl/.json, .jsonl.gz/.json.gz, \
-                           .jsonl.zst/.json.zst, .parquet, .arrow";
-
-/// How a file holds its documents.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    Text,
-    Jsonl,
-    JsonlGz,
-    JsonlZst,
-    Parquet,
-    Arrow,
-}
-
-/// The format of a file, from its name.
-pub fn format_of(name: &str) -> Option<Format> {
-    let name = name.to_ascii_lowercase();
-    let ends = |suffixes: &[&str]| suffixes.iter().any(|suffix| name.ends_with(suffix));
-    if ends(&[".jsonl.gz", ".json.gz"]) {
-        Some(Format::JsonlGz)
-    } else if ends(&[".jsonl.zst", ".json.zst", ".jsonl.zstd"]) {
-        Some(Format::JsonlZst)
-    } else if ends(&[".jsonl", ".json"]) {
-        Some(Format::Jsonl)
-    } else if ends(&[".txt", ".text", ".md"]) {
-        Some(Format::Text)
-    } else if ends(&[".parquet"]) {
-        Some(Format::Parquet)
-    } else if ends(&[".arrow"]) {
-        Some(Format::Arrow)
-    } else {
-        None
-    }
-}
 
 /// One file of a corpus, as listed (nothing read yet).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

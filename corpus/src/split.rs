@@ -4,7 +4,6 @@
 
 use crate::error::{CorpusError, io_error};
 use crate::rng::permutation;
-use crate::store::Store;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -123,15 +122,15 @@ pub fn split_path(store: &Path, val_tokens: u64, split_seed: u64, order: TrainOr
 const MAGIC: &[u8; 8] = b"XOSPLIT1";
 const HEADER_BYTES: u64 = 8 * 5;
 
-/// Draw the split from the store's document lengths and write it atomically.
+/// Draw the split from the documents' token offsets (the store's index: document d
+/// spans `offsets[d]..offsets[d + 1]`) and write it atomically.
 pub fn write_split(
-    store: &Store,
+    offsets: &[u64],
     path: &Path,
     val_tokens: u64,
     split_seed: u64,
     order: TrainOrder,
 ) -> Result<(), CorpusError> {
-    let offsets = store.offsets()?;
     let lengths: Vec<usize> = offsets
         .windows(2)
         .map(|pair| (pair[1] - pair[0]) as usize)
@@ -153,7 +152,7 @@ pub fn write_split(
         bytes.extend_from_slice(&offsets[document].to_le_bytes());
         bytes.extend_from_slice(&(lengths[document] as u64).to_le_bytes());
     }
-    crate::store::write_atomic(path, &bytes)
+    crate::atomic::write_atomic(path, &bytes)
 }
 
 /// A split file open for reading.

@@ -22,6 +22,7 @@
 //! through a temp file, fsync and rename, so a store is byte-identical however often
 //! its preparation was interrupted.
 
+use crate::atomic::{persist, write_atomic};
 use crate::error::{CorpusError, io_error};
 use crate::read::{self, Missing, SourceFile};
 use crate::tokenizer::Tokenizer;
@@ -165,26 +166,6 @@ pub fn plan_shards(sizes: &[u64], shard_bytes: u64) -> Vec<(usize, usize)> {
         shards.push((first, sizes.len()));
     }
     shards
-}
-
-/// Write `bytes` to `path` through a temp file in the same folder, fsync and a rename,
-/// so a reader sees either nothing or the whole file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CorpusError> {
-    let folder = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(folder).map_err(io_error(folder))?;
-    let mut file = tempfile::NamedTempFile::new_in(folder).map_err(io_error(folder))?;
-    file.write_all(bytes).map_err(io_error(file.path()))?;
-    persist(file, path)
-}
-
-/// fsync a finished temp file and rename it to `path`.
-fn persist(file: tempfile::NamedTempFile, path: &Path) -> Result<(), CorpusError> {
-    file.as_file().sync_all().map_err(io_error(file.path()))?;
-    file.persist(path).map_err(|error| CorpusError::Io {
-        path: path.to_path_buf(),
-        source: error.error,
-    })?;
-    Ok(())
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), CorpusError> {

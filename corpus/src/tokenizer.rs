@@ -1,9 +1,9 @@
 //! Tokenizers: GPT-2 (built in), raw bytes, a byte-level BPE trained on the corpus and
 //! cached, or any Hugging Face `tokenizer.json`. Every one has an end-of-document id.
 
+use crate::atomic::write_atomic;
 use crate::error::{CorpusError, io_error};
 use crate::read::Corpus;
-use crate::store::write_atomic;
 use jobspec::{DataConfig, TokenizerSpec};
 use rayon::prelude::*;
 use std::fs;

@@ -33,6 +33,39 @@ struct Cli {
     command: Command,
 }
 
+/// `harness run`'s flags.
+#[derive(clap::Args, Debug)]
+struct RunFlags {
+    /// A sweep file, or the results folder of one.
+    sweep: PathBuf,
+    /// Results folder (default results/<name>).
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Where jobs run: a local pool of workers, or a Slurm job array.
+    #[arg(long, value_enum, default_value_t = Backend::Local)]
+    backend: Backend,
+    /// LibTorch threads per trainer process (local default: cores / slots or
+    /// GPUs; Slurm default: slurm.threads, else the task's CPUs).
+    #[arg(long)]
+    threads: Option<u32>,
+    /// CPU slots, one per process: a job with train.devices N takes N of them;
+    /// LibTorch threads are split between slots.
+    #[arg(long, default_value_t = 1, conflicts_with = "gpus")]
+    slots: usize,
+    /// GPUs to use, e.g. `0,1,2,3`: a job with train.devices N takes N of them
+    /// at once, given to it as CUDA_VISIBLE_DEVICES (e.g. `2,3`).
+    #[arg(long, value_delimiter = ',')]
+    gpus: Vec<String>,
+    /// Runs of a failing job after its first failure.
+    #[arg(long, default_value_t = 2)]
+    max_retries: u32,
+    /// The trainer binary (default: `trainer` next to this executable).
+    #[arg(long)]
+    trainer: Option<PathBuf>,
+    #[command(flatten)]
+    slurm: Box<slurm::SlurmFlags>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Expand and validate a sweep without running anything: a table of jobs, totals
@@ -56,36 +89,7 @@ enum Command {
     /// Run every job of a sweep that is not done: resumes interrupted jobs, retries
     /// failed ones, skips finished ones. Ctrl-C stops gracefully (twice kills).
     /// With `--backend slurm`: submit them as one job array and return.
-    Run {
-        /// A sweep file, or the results folder of one.
-        sweep: PathBuf,
-        /// Results folder (default results/<name>).
-        #[arg(long)]
-        results: Option<PathBuf>,
-        /// Where jobs run: a local pool of workers, or a Slurm job array.
-        #[arg(long, value_enum, default_value_t = Backend::Local)]
-        backend: Backend,
-        /// LibTorch threads per trainer process (local default: cores / slots or
-        /// GPUs; Slurm default: slurm.threads, else the task's CPUs).
-        #[arg(long)]
-        threads: Option<u32>,
-        /// CPU slots, one per process: a job with train.devices N takes N of them;
-        /// LibTorch threads are split between slots.
-        #[arg(long, default_value_t = 1, conflicts_with = "gpus")]
-        slots: usize,
-        /// GPUs to use, e.g. `0,1,2,3`: a job with train.devices N takes N of them
-        /// at once, given to it as CUDA_VISIBLE_DEVICES (e.g. `2,3`).
-        #[arg(long, value_delimiter = ',')]
-        gpus: Vec<String>,
-        /// Runs of a failing job after its first failure.
-        #[arg(long, default_value_t = 2)]
-        max_retries: u32,
-        /// The trainer binary (default: `trainer` next to this executable).
-        #[arg(long)]
-        trainer: Option<PathBuf>,
-        #[command(flatten)]
-        slurm: Box<slurm::SlurmFlags>,
-    },
+    Run(RunFlags),
     /// Tokenize every corpus the sweep's jobs train on into the token store, once per
     /// (corpus, tokenizer, split), before any job runs (`harness run` does this first
     /// itself). Streams .txt/.jsonl/.jsonl.gz/.jsonl.zst/.parquet/.arrow corpora on every
@@ -201,29 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             mfu,
             gpu_memory,
         } => plan_command(&sweep, results, tokens_per_s, (mfu, gpu_memory)),
-        Command::Run {
-            sweep,
-            results,
-            backend,
-            threads,
-            slots,
-            gpus,
-            max_retries,
-            trainer,
-            slurm,
-        } => {
-            let options = pool_options(slots, gpus, max_retries, trainer, threads)?;
-            if backend == Backend::Slurm {
-                let options = slurm::SubmitOptions {
-                    trainer: options.trainer,
-                    threads,
-                    flags: *slurm,
-                };
-                slurm::run(&sweep, results, &options)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            run_command(&sweep, results, &options)
-        }
+        Command::Run(flags) => run_command(flags),
         Command::Status {
             sweep,
             results,
@@ -233,21 +215,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sweep,
             results,
             trainer,
-        } => {
-            let options = pool_options(1, Vec::new(), 0, trainer, None)?;
-            let target = Target::resolve(&sweep, results)?;
-            let (_lock, _) = lock::RunLock::acquire(&target.results)?;
-            if let Some(sweep_file) = &target.sweep {
-                jobspec::store::write_jobs(sweep_file, &sweep, &target.results)?;
-            }
-            let (_, rows) = target.jobs()?;
-            let units = prepare::units(&rows)?;
-            if units.is_empty() {
-                println!("nothing to prepare: every job is done");
-            }
-            prepare::prepare_command(&units, &options.trainer)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => prepare_command(&sweep, results, trainer),
         Command::Analyze {
             sweep,
             results,
@@ -256,7 +224,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             no_figures,
         } => {
-            let target = Target::resolve(&sweep, results)?;
             let options = analysis::AnalyzeOptions {
                 smooth,
                 bootstrap,
@@ -264,63 +231,129 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 figures: !no_figures,
                 progress: true,
             };
-            let summary = analysis::analyze(&target.results, &options)?;
-            println!("{summary}");
-            Ok(ExitCode::SUCCESS)
+            analyze_command(&sweep, results, &options)
         }
-        Command::Cancel { sweep, results } => {
-            let target = Target::resolve(&sweep, results)?;
-            let (_, rows) = target.jobs()?;
-            let mut lines = slurm::cancel(&target.results)?;
-            lines.extend(status::cancel(&target.results, &status::collect(rows)?)?);
-            if lines.is_empty() {
-                println!("nothing is running in {}", target.results.display());
-            }
-            for line in lines {
-                println!("{line}");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Cancel { sweep, results } => cancel_command(&sweep, results),
         Command::Clean {
             sweep,
             results,
             failed,
             checkpoints,
             dry_run,
-        } => {
-            let target = Target::resolve(&sweep, results)?;
-            // Resetting a job a running harness is about to retry would race with it.
-            let (_lock, _) = lock::RunLock::acquire(&target.results)?;
-            let (_, rows) = target.jobs()?;
-            let jobs = status::collect(rows)?;
-            if failed {
-                let reset = status::clean_failed(&jobs)?;
-                println!(
-                    "{} failed jobs reset to pending: {}",
-                    reset.len(),
-                    reset.join(" ")
-                );
-            }
-            if checkpoints {
-                let (files, bytes) = status::clean_checkpoints(&jobs, dry_run)?;
-                println!(
-                    "{} {files} optimizer files of done jobs: {:.2} GiB{}",
-                    if dry_run { "would delete" } else { "deleted" },
-                    bytes as f64 / f64::from(1u32 << 30),
-                    if dry_run {
-                        " (dry run: nothing deleted)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => clean_command(&sweep, results, failed, checkpoints, dry_run),
         Command::BenchPlan { jobs } => {
             println!("{}", plan::bench(jobs)?);
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `harness run`: submit the sweep to Slurm, or run it in a local pool of workers.
+fn run_command(flags: RunFlags) -> anyhow::Result<ExitCode> {
+    let options = pool_options(
+        flags.slots,
+        flags.gpus,
+        flags.max_retries,
+        flags.trainer,
+        flags.threads,
+    )?;
+    if flags.backend == Backend::Slurm {
+        let options = slurm::SubmitOptions {
+            trainer: options.trainer,
+            threads: flags.threads,
+            flags: *flags.slurm,
+        };
+        slurm::run(&flags.sweep, flags.results, &options)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    local_run_command(&flags.sweep, flags.results, &options)
+}
+
+/// `harness prepare`: every corpus the jobs that are not done train on, tokenized into
+/// the store once, under the results folder's run lock.
+fn prepare_command(
+    sweep: &Path,
+    results: Option<PathBuf>,
+    trainer: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let options = pool_options(1, Vec::new(), 0, trainer, None)?;
+    let target = Target::resolve(sweep, results)?;
+    let (_lock, _) = lock::RunLock::acquire(&target.results)?;
+    if let Some(sweep_file) = &target.sweep {
+        jobspec::store::write_jobs(sweep_file, sweep, &target.results)?;
+    }
+    let (_, rows) = target.jobs()?;
+    let units = prepare::units(&rows)?;
+    if units.is_empty() {
+        println!("nothing to prepare: every job is done");
+    }
+    prepare::prepare_units(&units, &options.trainer)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `harness analyze`: tables, crossovers, figures and the report of a results folder.
+fn analyze_command(
+    sweep: &Path,
+    results: Option<PathBuf>,
+    options: &analysis::AnalyzeOptions,
+) -> anyhow::Result<ExitCode> {
+    let target = Target::resolve(sweep, results)?;
+    let summary = analysis::analyze(&target.results, options)?;
+    println!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `harness cancel`: Slurm's arrays and the local harness running the sweep, stopped.
+fn cancel_command(sweep: &Path, results: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let target = Target::resolve(sweep, results)?;
+    let (_, rows) = target.jobs()?;
+    let mut lines = slurm::cancel(&target.results)?;
+    lines.extend(status::cancel(&target.results, &status::collect(rows)?)?);
+    if lines.is_empty() {
+        println!("nothing is running in {}", target.results.display());
+    }
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `harness clean`: failed jobs reset to pending, and/or the optimizer files of done
+/// jobs deleted (or counted, with `dry_run`), under the run lock.
+fn clean_command(
+    sweep: &Path,
+    results: Option<PathBuf>,
+    failed: bool,
+    checkpoints: bool,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let target = Target::resolve(sweep, results)?;
+    // Resetting a job a running harness is about to retry would race with it.
+    let (_lock, _) = lock::RunLock::acquire(&target.results)?;
+    let (_, rows) = target.jobs()?;
+    let jobs = status::collect(rows)?;
+    if failed {
+        let reset = status::clean_failed(&jobs)?;
+        println!(
+            "{} failed jobs reset to pending: {}",
+            reset.len(),
+            reset.join(" ")
+        );
+    }
+    if checkpoints {
+        let (files, bytes) = status::clean_checkpoints(&jobs, dry_run)?;
+        println!(
+            "{} {files} optimizer files of done jobs: {:.2} GiB{}",
+            if dry_run { "would delete" } else { "deleted" },
+            bytes as f64 / f64::from(1u32 << 30),
+            if dry_run {
+                " (dry run: nothing deleted)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn plan_command(
@@ -377,7 +410,7 @@ fn pool_options(
     })
 }
 
-fn run_command(
+fn local_run_command(
     sweep_path: &Path,
     results: Option<PathBuf>,
     options: &pool::PoolOptions,
@@ -440,7 +473,9 @@ fn status_command(sweep: &Path, results: Option<PathBuf>, json: bool) -> anyhow:
     let changed = target.sweep.is_some() && jobspec::store::sweep_changed(sweep, &target.results)?;
     let (axes, rows) = target.jobs()?;
     let mut jobs = status::collect(rows)?;
-    slurm::annotate(&target.results, &mut jobs)?;
+    if let Some(by_job) = slurm::records_by_job(&target.results)? {
+        status::merge_slurm(&mut jobs, &by_job);
+    }
     if json {
         let value = status::to_json(&jobs, &target.results, changed);
         println!("{}", serde_json::to_string_pretty(&value)?);

@@ -107,7 +107,7 @@ pub fn prepare_all<'a>(units: &'a [Unit], trainer: &Path) -> anyhow::Result<Vec<
 }
 
 /// `harness prepare`: every unit, and an error naming the ones that failed.
-pub fn prepare_command(units: &[Unit], trainer: &Path) -> anyhow::Result<()> {
+pub fn prepare_units(units: &[Unit], trainer: &Path) -> anyhow::Result<()> {
     let failed = prepare_all(units, trainer)?;
     if !failed.is_empty() {
         let names: Vec<&str> = failed.iter().map(|unit| unit.describe.as_str()).collect();

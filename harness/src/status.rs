@@ -184,6 +184,26 @@ pub fn clean_failed(jobs: &[JobState]) -> anyhow::Result<Vec<String>> {
     Ok(reset)
 }
 
+/// Merge Slurm's view (`slurm::records_by_job`) into the status rows of a sweep that
+/// was submitted to Slurm: each job's state is the one both agree on, with Slurm's note
+/// in front of the job's own error.
+pub fn merge_slurm(
+    jobs: &mut [JobState],
+    by_job: &std::collections::HashMap<String, crate::slurm::TaskRecord>,
+) {
+    for job in jobs.iter_mut() {
+        let record = by_job.get(&job.row.id);
+        let (state, note) = crate::slurm::merged_state(job.state, record);
+        job.error = match (note, job.error.take()) {
+            (Some(note), Some(error)) if state == job.state => Some(format!("{note}: {error}")),
+            (Some(note), _) => Some(note),
+            (None, error) => error,
+        };
+        job.state = state;
+        job.slurm = record.cloned();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

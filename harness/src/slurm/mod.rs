@@ -15,7 +15,6 @@ mod settings;
 mod track;
 
 use crate::lock::RunLock;
-use crate::status::JobState;
 use crate::target::{JobRow, Shape, Target, folder_shape};
 use anyhow::Context;
 use jobspec::status::{State, now, read_status};
@@ -24,6 +23,7 @@ use std::path::{Path, PathBuf};
 pub use parse::TaskRecord;
 use settings::Settings;
 pub use settings::SlurmFlags;
+pub use track::merged_state;
 use track::{Submission, slurm_dir};
 
 /// What `harness run --backend slurm` needs besides the sweep.
@@ -264,33 +264,23 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Merge Slurm's view into the status rows of a sweep that was submitted to Slurm.
-/// Where squeue cannot be reached, says so and leaves the job folders' word.
-pub fn annotate(results: &Path, jobs: &mut [JobState]) -> anyhow::Result<()> {
+/// Slurm's record of each job of a sweep that was submitted to Slurm, by job id: None
+/// when it was never submitted, or when squeue cannot be reached (said in a note; the
+/// job folders' word then stands).
+pub fn records_by_job(
+    results: &Path,
+) -> anyhow::Result<Option<std::collections::HashMap<String, TaskRecord>>> {
     let submissions = track::read_submissions(results)?;
     if submissions.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    let records = match client::task_records(&track::array_ids(&submissions)) {
-        Ok(records) => records,
+    match client::task_records(&track::array_ids(&submissions)) {
+        Ok(records) => Ok(Some(track::job_records(&submissions, &records))),
         Err(error) => {
             eprintln!("note: cannot read Slurm's queue ({error:#}); showing the job folders only");
-            return Ok(());
+            Ok(None)
         }
-    };
-    let by_job = track::job_records(&submissions, &records);
-    for job in jobs.iter_mut() {
-        let record = by_job.get(&job.row.id);
-        let (state, note) = track::merged_state(job.state, record);
-        job.error = match (note, job.error.take()) {
-            (Some(note), Some(error)) if state == job.state => Some(format!("{note}: {error}")),
-            (Some(note), _) => Some(note),
-            (None, error) => error,
-        };
-        job.state = state;
-        job.slurm = record.cloned();
     }
-    Ok(())
 }
 
 /// Refuse a local run of a sweep whose jobs Slurm is still running or about to run:
