@@ -56,3 +56,22 @@ pub fn draws(seed: u64) -> impl FnMut(usize) -> usize {
         (state >> 33) as usize % n
     }
 }
+
+/// The columns of a log that must match between runs of one job: everything but
+/// timings.
+pub fn deterministic_columns(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).expect("log");
+    let header: Vec<&str> = text.lines().next().expect("header").split(',').collect();
+    text.lines()
+        .map(|line| {
+            line.split(',')
+                .zip(&header)
+                .filter(|(_, name)| {
+                    !matches!(**name, "tokens_per_s" | "elapsed_s" | "tokens_per_s_device")
+                })
+                .map(|(field, _)| field)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
