@@ -1,6 +1,5 @@
-//! Checkpoints under SIGKILL (issue 27): the trainer killed while it writes a
-//! checkpoint, again and again, resumes from the last complete one and ends with the
-//! logs of a run that was never killed.
+//! The trainer as several processes meet it: killed while it writes a checkpoint, and
+//! two of it preparing one corpus at once (issues 26 and 27).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -103,4 +102,49 @@ fn a_trainer_killed_while_writing_checkpoints_resumes_to_the_same_logs() {
         assert_eq!(a, b, "{log} differs after the kills");
     }
     assert!(staging(&killed).is_none(), "a staging folder was left");
+}
+
+/// Two trainer processes preparing the same corpus at once (two jobs of a sweep, or two
+/// ranks) make one store: one tokenizes, the other waits on the store's lock (or finds
+/// it done) and reads it; both succeed and the two stores they report are the same
+/// folder.
+#[test]
+fn two_processes_preparing_one_corpus_make_one_store() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let root = temp.path();
+    write_corpus(&root.join("corpus"), 400);
+    let jobs = [job(root, "first"), job(root, "second")];
+    let children: Vec<_> = jobs
+        .iter()
+        .map(|job| {
+            Command::new(env!("CARGO_BIN_EXE_trainer-worker"))
+                .arg("prepare")
+                .arg(job)
+                .env("CROSSOVER_CACHE", root.join("cache"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("trainer starts")
+        })
+        .collect();
+    let outputs: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().expect("prepare ends");
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert!(output.status.success(), "{stderr}");
+            stderr
+        })
+        .collect();
+    let built = outputs
+        .iter()
+        .filter(|text| text.contains("prepared in"))
+        .count();
+    assert_eq!(built, 1, "{outputs:?}");
+    let stores: Vec<_> = std::fs::read_dir(root.join("cache").join("tokens"))
+        .expect("tokens")
+        .flatten()
+        .filter(|entry| entry.path().is_dir())
+        .collect();
+    assert_eq!(stores.len(), 1, "{stores:?}");
 }
