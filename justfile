@@ -128,12 +128,13 @@ eval job tasks="": setup
 
 # Tables, crossovers, figures and report of a sweep (file or results folder).
 analyze sweep *args:
-    cargo build -p harness
+    cargo build -p launcher -p trainer -p harness
     target/debug/harness analyze {{ sweep }} {{ args }}
 
 # The analysis stage by stage on 1,000 synthetic runs x 100 evaluations x 5 tasks with per-item scores (--runs, --items, --bootstrap).
 bench-analyze *args:
-    cargo run -p analysis --bin bench-analyze -- {{ args }}
+    cargo build --workspace --bins
+    target/debug/bench-analyze {{ args }}
 
 # Format, lint.
 lint:
