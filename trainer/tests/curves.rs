@@ -10,15 +10,23 @@
 //! with `just pin-curves "<one-line reason>"` in the same commit, which rewrites the
 //! values and records the reason in the file's history.
 //!
-//! The tolerance: on one machine the runs are bit-identical (same seed, one thread);
-//! 2e-3 nats absorbs summation-order differences between CPU kernels (AVX2 against
-//! AVX-512 builds of the same LibTorch) and is ten times smaller than the smallest
-//! change the re-ordered initialisation made (0.019 nats at the first logged step).
+//! Portable kernels: LibTorch picks its CPU kernels (ATen's vectorised ones, MKL's
+//! matrix products) for the CPU it runs on, and their summation orders differ; over
+//! 390 steps the AR curve amplifies that to 0.03 nats (pins made on one Xeon failed
+//! on a Sapphire Rapids one, with the code unchanged). Each job therefore runs in the
+//! real worker with `PORTABLE_KERNELS` set: ATen's baseline kernels and MKL's
+//! conditional numerical reproducibility, which give the same bits on any x86-64 CPU
+//! (checked: forcing MKL to AVX2 or AVX-512 under them changes nothing, without them
+//! it moves every curve).
+//!
+//! The tolerance: with portable kernels the runs are bit-identical (same seed, one
+//! thread); 2e-3 nats is ten times smaller than the smallest change the re-ordered
+//! initialisation made (0.019 nats at the first logged step).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use trainer::RunOptions;
+use std::process::Command;
 
 mod common;
 use common::write_corpus;
@@ -30,6 +38,14 @@ const TOLERANCE: f64 = 2e-3;
 const THREADS: usize = 1;
 /// The environment variable that re-pins instead of comparing; its value is the reason.
 const REPIN: &str = "CROSSOVER_PIN_CURVES";
+/// Environment that makes LibTorch's CPU results independent of the CPU model: ATen's
+/// baseline (non-vectorised dispatch) kernels, MKL's reproducible code path, oneDNN
+/// held to SSE4.1. Read when the libraries load, so it is set on the worker process.
+const PORTABLE_KERNELS: [(&str, &str); 3] = [
+    ("ATEN_CPU_CAPABILITY", "default"),
+    ("MKL_CBWR", "COMPATIBLE"),
+    ("ONEDNN_MAX_CPU_ISA", "SSE41"),
+];
 
 /// One pinned job: a name in the file, its objective, model and corpus.
 struct Curve {
@@ -120,17 +136,20 @@ fn every_objective_follows_its_pinned_learning_curve() {
         let job = temp.path().join(curve.name);
         std::fs::create_dir_all(&job).expect("job folder");
         std::fs::write(job.join("job.yaml"), job_yaml(curve, &grammar)).expect("job.yaml");
-        let options = RunOptions {
-            threads: Some(THREADS),
-            quiet: true,
-            ..Default::default()
-        };
-        if let Err(error) = trainer::run(&job, &options) {
-            panic!(
-                "curve {}: the job failed: {error}\n(the demo corpus comes with `just corpus demo`, which `just test` runs first)",
-                curve.name
-            );
-        }
+        let output = Command::new(env!("CARGO_BIN_EXE_trainer-worker"))
+            .arg("run")
+            .arg(&job)
+            .args(["--threads", &THREADS.to_string(), "--quiet"])
+            .envs(PORTABLE_KERNELS)
+            .output()
+            .expect("start trainer-worker");
+        assert!(
+            output.status.success(),
+            "curve {}: the job failed ({}):\n{}\n(the demo corpus comes with `just corpus demo`, which `just test` runs first)",
+            curve.name,
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
         measured.extend(read_points(curve.name, &job));
     }
     let path = pinned_path();
