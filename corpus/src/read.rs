@@ -173,17 +173,12 @@ fn pattern_files(pattern: &Path, folder: &Path) -> Result<Vec<(String, PathBuf)>
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut found = Vec::new();
-    for entry in fs::read_dir(folder).map_err(io_error(folder))? {
-        let path = entry.map_err(io_error(folder))?.path();
-        let name = path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if path.is_file() && !name.starts_with('.') && wildcard_match(&wanted, &name) {
-            found.push((name, path));
-        }
-    }
+    let mut found: Vec<(String, PathBuf)> = entries(folder)?
+        .into_iter()
+        .filter(|(name, path)| {
+            path.is_file() && !name.starts_with('.') && wildcard_match(&wanted, name)
+        })
+        .collect();
     if found.is_empty() {
         return Err(CorpusError::Damaged {
             path: pattern.to_path_buf(),
@@ -191,6 +186,20 @@ fn pattern_files(pattern: &Path, folder: &Path) -> Result<Vec<(String, PathBuf)>
         });
     }
     found.sort();
+    Ok(found)
+}
+
+/// The entries of `folder` as (file name, path), in the order the system lists them.
+fn entries(folder: &Path) -> Result<Vec<(String, PathBuf)>, CorpusError> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(folder).map_err(io_error(folder))? {
+        let path = entry.map_err(io_error(folder))?.path();
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        found.push((name, path));
+    }
     Ok(found)
 }
 
@@ -262,12 +271,7 @@ fn collect_files(
     folder: &Path,
     files: &mut Vec<(String, PathBuf)>,
 ) -> Result<(), CorpusError> {
-    for entry in fs::read_dir(folder).map_err(io_error(folder))? {
-        let path = entry.map_err(io_error(folder))?.path();
-        let name = path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for (name, path) in entries(folder)? {
         // `*.lock`: the lock files `datasets` keeps beside its cached Arrow files.
         if name.starts_with('.')
             || METADATA_FILES.contains(&name.as_str())

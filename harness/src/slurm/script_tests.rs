@@ -438,6 +438,89 @@ fn time_limits_signal_the_task_which_checkpoints_and_requeues_itself() {
     );
 }
 
+/// A script run in bash with stand-in tools first on PATH: `scontrol` records its
+/// calls, and a stand-in trainer writes the folder it is given to `started` before it
+/// waits for TERM (exiting with `on_term`) or exits with `code` at once.
+struct StandIns {
+    dir: tempfile::TempDir,
+}
+
+impl StandIns {
+    fn new(wait_for_term: bool, code: i32, on_term: i32) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stand_ins = Self { dir };
+        let calls = stand_ins.path("scontrol.log");
+        stand_ins.tool("scontrol", &format!("echo \"$*\" >> '{}'", calls.display()));
+        let started = stand_ins.path("started");
+        let ending = if wait_for_term {
+            format!("trap 'exit {on_term}' TERM\nwhile :; do sleep 0.05; done")
+        } else {
+            format!("exit {code}")
+        };
+        stand_ins.tool(
+            "fake-trainer",
+            &format!("echo \"$2\" >> '{}'\n{ending}", started.display()),
+        );
+        stand_ins
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn tool(&self, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = self.path("bin");
+        std::fs::create_dir_all(&bin).expect("bin");
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/usr/bin/env bash\n{body}\n")).expect("tool");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    /// Run `script` with `env`, send it `signal` once the stand-in trainer has
+    /// started, and return its exit code, scontrol's calls and the folders started.
+    fn run(
+        &self,
+        script: &str,
+        env: &[(&str, String)],
+        signal: Option<&str>,
+    ) -> (Option<i32>, String, String) {
+        let path = format!(
+            "{}:{}",
+            self.path("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut child = std::process::Command::new("bash")
+            .args(["-c", script])
+            .env("PATH", path)
+            .envs(env.iter().map(|(key, value)| (*key, value)))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("bash");
+        let started = self.path("started");
+        let start = std::time::Instant::now();
+        while !started.exists() {
+            assert!(
+                start.elapsed().as_secs() < 20,
+                "the stand-in trainer never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if let Some(signal) = signal {
+            // The trap is set before the trainer starts, so it is in place by now.
+            let status = std::process::Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success());
+        }
+        let status = child.wait().expect("script ends");
+        let read = |name: &str| std::fs::read_to_string(self.path(name)).unwrap_or_default();
+        (status.code(), read("scontrol.log"), read("started"))
+    }
+}
+
 /// The retry rule, executed: the time-limit block of a one-process script runs in
 /// bash with a stand-in trainer (it exits with a chosen code, on TERM or at once) and
 /// a stand-in `scontrol` that records its calls. Only a trainer stopped with its
@@ -446,7 +529,6 @@ fn time_limits_signal_the_task_which_checkpoints_and_requeues_itself() {
 /// task out of requeues end with the trainer's own code and no requeue.
 #[test]
 fn only_a_checkpointed_stop_at_the_time_limit_is_requeued() {
-    use std::os::unix::fs::PermissionsExt;
     let settings = Settings {
         max_requeues: 2,
         ..Settings::default()
@@ -464,73 +546,24 @@ fn only_a_checkpointed_stop_at_the_time_limit_is_requeued() {
         (Some("USR1"), 3, 2, false, 3),
     ];
     for (signal, code, restarts, requeued, exit) in cases {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).expect("bin");
-        let write_tool = |name: &str, body: &str| {
-            let path = bin.join(name);
-            std::fs::write(&path, format!("#!/usr/bin/env bash\n{body}\n")).expect("tool");
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        };
-        let calls = dir.path().join("scontrol.log");
-        write_tool("scontrol", &format!("echo \"$*\" >> '{}'", calls.display()));
-        let ready = dir.path().join("ready");
-        // With a signal to come, the trainer waits for TERM and exits with `code`;
-        // without one it exits with `code` at once.
-        let trainer_body = if signal.is_some() {
-            format!(
-                "trap 'exit {code}' TERM\ntouch '{}'\nwhile :; do sleep 0.05; done",
-                ready.display()
-            )
-        } else {
-            format!("touch '{}'\nexit {code}", ready.display())
-        };
-        write_tool("fake-trainer", &trainer_body);
+        let stand_ins = StandIns::new(signal.is_some(), code, code);
         let script = format!(
             "job='{}'\n{}",
-            dir.path().display(),
-            time_limit_block(&settings, "fake-trainer", false)
+            stand_ins.path("job").display(),
+            time_limit_block(&settings, "fake-trainer run /job", false)
         );
-        let mut child = std::process::Command::new("bash")
-            .args(["-c", &script])
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    bin.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .env("SLURM_RESTART_COUNT", restarts.to_string())
-            .env("SLURM_ARRAY_JOB_ID", "41")
-            .env("SLURM_ARRAY_TASK_ID", "2")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("bash");
-        let start = std::time::Instant::now();
-        while !ready.exists() {
-            assert!(
-                start.elapsed().as_secs() < 20,
-                "the stand-in trainer never started"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        if let Some(signal) = signal {
-            // The trap is set before the trainer starts, so it is in place by now.
-            let status = std::process::Command::new("kill")
-                .args([&format!("-{signal}"), &child.id().to_string()])
-                .status()
-                .expect("kill");
-            assert!(status.success());
-        }
-        let status = child.wait().expect("script ends");
-        let log = std::fs::read_to_string(&calls).unwrap_or_default();
+        let env = [
+            ("SLURM_RESTART_COUNT", restarts.to_string()),
+            ("SLURM_ARRAY_JOB_ID", "41".to_owned()),
+            ("SLURM_ARRAY_TASK_ID", "2".to_owned()),
+        ];
+        let (status, calls, _) = stand_ins.run(&script, &env, signal);
         let case = format!("{signal:?}, trainer exit {code}, {restarts} restarts");
-        assert_eq!(status.code(), Some(exit), "{case}: the script's exit code");
+        assert_eq!(status, Some(exit), "{case}: the script's exit code");
         assert_eq!(
-            log.contains("requeue 41_2"),
+            calls.contains("requeue 41_2"),
             requeued,
-            "{case}: scontrol calls {log:?}"
+            "{case}: scontrol calls {calls:?}"
         );
     }
 }
@@ -542,7 +575,6 @@ fn only_a_checkpointed_stop_at_the_time_limit_is_requeued() {
 /// without a signal a failed corpus is reported and the job goes on to the next.
 #[test]
 fn a_prepare_job_at_its_time_limit_requeues_itself() {
-    use std::os::unix::fs::PermissionsExt;
     let settings = Settings {
         max_requeues: 2,
         ..Settings::default()
@@ -556,62 +588,17 @@ fn a_prepare_job_at_its_time_limit_requeues_itself() {
         (false, 1, 0, false, 0, 2),
     ];
     for (signal, code, restarts, requeued, exit, prepared) in cases {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).expect("bin");
-        let write_tool = |name: &str, body: &str| {
-            let path = bin.join(name);
-            std::fs::write(&path, format!("#!/usr/bin/env bash\n{body}\n")).expect("tool");
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        };
-        let calls = dir.path().join("scontrol.log");
-        write_tool("scontrol", &format!("echo \"$*\" >> '{}'", calls.display()));
-        let started = dir.path().join("started");
-        let body = if signal {
-            format!(
-                "echo \"$2\" >> '{}'\ntrap 'exit 143' TERM\nwhile :; do sleep 0.05; done",
-                started.display()
-            )
-        } else {
-            format!("echo \"$2\" >> '{}'\nexit {code}", started.display())
-        };
-        write_tool("fake-trainer", &body);
+        let stand_ins = StandIns::new(signal, code, 143);
         let folders = [PathBuf::from("/r/jobs/a"), PathBuf::from("/r/jobs/b")];
         let script = prepare_block(&settings, "fake-trainer", &folders);
-        let mut child = std::process::Command::new("bash")
-            .args(["-c", &script])
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    bin.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .env("SLURM_RESTART_COUNT", restarts.to_string())
-            .env("SLURM_JOB_ID", "77")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("bash");
-        let start = std::time::Instant::now();
-        while !started.exists() {
-            assert!(start.elapsed().as_secs() < 20, "the stand-in never started");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        if signal {
-            let status = std::process::Command::new("kill")
-                .args(["-USR1", &child.id().to_string()])
-                .status()
-                .expect("kill");
-            assert!(status.success());
-        }
-        let status = child.wait().expect("script ends");
+        let env = [
+            ("SLURM_RESTART_COUNT", restarts.to_string()),
+            ("SLURM_JOB_ID", "77".to_owned()),
+        ];
+        let (status, calls, started) = stand_ins.run(&script, &env, signal.then_some("USR1"));
         let case = format!("USR1 {signal}, exit {code}, {restarts} restarts");
-        let log = std::fs::read_to_string(&calls).unwrap_or_default();
-        let done = std::fs::read_to_string(&started).unwrap_or_default();
-        assert_eq!(status.code(), Some(exit), "{case}");
-        assert_eq!(log.contains("requeue 77"), requeued, "{case}: {log:?}");
-        assert_eq!(done.lines().count(), prepared, "{case}: {done:?}");
+        assert_eq!(status, Some(exit), "{case}");
+        assert_eq!(calls.contains("requeue 77"), requeued, "{case}: {calls:?}");
+        assert_eq!(started.lines().count(), prepared, "{case}: {started:?}");
     }
 }
