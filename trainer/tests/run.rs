@@ -7,7 +7,7 @@ use trainer::runfolder::{self, State};
 use trainer::{RunOptions, TrainerError};
 
 mod common;
-use common::write_corpus;
+use common::{deterministic_columns, write_corpus};
 
 /// LibTorch's generator is global to the process (the trainer runs one job per
 /// process); tests that train run one at a time so their draws do not interleave.
@@ -61,24 +61,6 @@ impl Fixture {
             ..Default::default()
         }
     }
-}
-
-/// The columns that must match between runs: everything but timings.
-fn deterministic_columns(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).expect("log");
-    let header: Vec<&str> = text.lines().next().expect("header").split(',').collect();
-    text.lines()
-        .map(|line| {
-            line.split(',')
-                .zip(&header)
-                .filter(|(_, name)| {
-                    !matches!(**name, "tokens_per_s" | "elapsed_s" | "tokens_per_s_device")
-                })
-                .map(|(field, _)| field)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .collect()
 }
 
 #[test]
