@@ -438,24 +438,34 @@ fn time_limits_signal_the_task_which_checkpoints_and_requeues_itself() {
     );
 }
 
+/// How the stand-in trainer ends.
+#[derive(Clone, Copy)]
+enum Ending {
+    /// At once, with this exit code.
+    Exit(i32),
+    /// When TERM comes, with this exit code.
+    OnTerm(i32),
+}
+
 /// A script run in bash with stand-in tools first on PATH: `scontrol` records its
-/// calls, and a stand-in trainer writes the folder it is given to `started` before it
-/// waits for TERM (exiting with `on_term`) or exits with `code` at once.
+/// calls, and a stand-in trainer writes the folder it is given to `started`, then ends
+/// as its `Ending` says.
 struct StandIns {
     dir: tempfile::TempDir,
 }
 
 impl StandIns {
-    fn new(wait_for_term: bool, code: i32, on_term: i32) -> Self {
+    fn new(ending: Ending) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let stand_ins = Self { dir };
         let calls = stand_ins.path("scontrol.log");
         stand_ins.tool("scontrol", &format!("echo \"$*\" >> '{}'", calls.display()));
         let started = stand_ins.path("started");
-        let ending = if wait_for_term {
-            format!("trap 'exit {on_term}' TERM\nwhile :; do sleep 0.05; done")
-        } else {
-            format!("exit {code}")
+        let ending = match ending {
+            Ending::OnTerm(code) => {
+                format!("trap 'exit {code}' TERM\nwhile :; do sleep 0.05; done")
+            }
+            Ending::Exit(code) => format!("exit {code}"),
         };
         stand_ins.tool(
             "fake-trainer",
@@ -546,7 +556,11 @@ fn only_a_checkpointed_stop_at_the_time_limit_is_requeued() {
         (Some("USR1"), 3, 2, false, 3),
     ];
     for (signal, code, restarts, requeued, exit) in cases {
-        let stand_ins = StandIns::new(signal.is_some(), code, code);
+        let stand_ins = StandIns::new(if signal.is_some() {
+            Ending::OnTerm(code)
+        } else {
+            Ending::Exit(code)
+        });
         let script = format!(
             "job='{}'\n{}",
             stand_ins.path("job").display(),
@@ -588,7 +602,11 @@ fn a_prepare_job_at_its_time_limit_requeues_itself() {
         (false, 1, 0, false, 0, 2),
     ];
     for (signal, code, restarts, requeued, exit, prepared) in cases {
-        let stand_ins = StandIns::new(signal, code, 143);
+        let stand_ins = StandIns::new(if signal {
+            Ending::OnTerm(143)
+        } else {
+            Ending::Exit(code)
+        });
         let folders = [PathBuf::from("/r/jobs/a"), PathBuf::from("/r/jobs/b")];
         let script = prepare_block(&settings, "fake-trainer", &folders);
         let env = [
