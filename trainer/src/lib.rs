@@ -2,25 +2,16 @@
 //! evaluates at milestones and writes the run folder (design.md, "Run folder contract").
 
 pub mod bench;
-pub mod checkpoint;
-pub mod cloze;
+pub mod data;
 pub mod device;
-pub mod dist;
 pub mod error;
 pub mod eval;
-pub mod evaluate;
 pub mod fused;
 pub mod init;
 pub mod model;
 pub mod objectives;
-pub mod optim;
-pub mod prepare;
-mod progress;
-pub mod ranks;
+pub mod parallel;
 pub mod runfolder;
-pub mod schedule;
-pub mod scoring;
-pub mod tasks;
 pub mod train;
 
 pub use error::{Result, TrainerError};

@@ -297,7 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if flag.swap(true, Ordering::SeqCst) {
-                    if first.is_some_and(|at| at.elapsed() < trainer::ranks::STOP_ECHO) {
+                    if first.is_some_and(|at| at.elapsed() < trainer::parallel::ranks::STOP_ECHO) {
                         return;
                     }
                     std::process::exit(130);
@@ -328,13 +328,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cache_root: None,
                 device,
                 peak_tflops,
-                launch: trainer::ranks::Launch { exe: None, args },
+                launch: trainer::parallel::ranks::Launch { exe: None, args },
             };
             match trainer::run(&job_dir, &options)? {
                 Outcome::Done => {}
                 Outcome::AlreadyDone => eprintln!("{} is already done", job_dir.display()),
                 Outcome::Stopped { .. } => {
-                    return Ok(ExitCode::from(trainer::ranks::STOPPED_EXIT as u8));
+                    return Ok(ExitCode::from(trainer::parallel::ranks::STOPPED_EXIT as u8));
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -358,7 +358,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             shard_mb,
             quiet,
         } => {
-            trainer::prepare::prepare(&trainer::prepare::PrepareArgs {
+            trainer::data::prepare::prepare(&trainer::data::prepare::PrepareArgs {
                 job,
                 shard_bytes: (shard_mb.max(0.0) * f64::from(1u32 << 20)) as u64,
                 quiet,
@@ -556,7 +556,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             megabytes,
         } => {
             if let Some(file) = tokenize {
-                let rate = trainer::prepare::bench_tokenizer(
+                let rate = trainer::data::prepare::bench_tokenizer(
                     &file,
                     &jobspec::TokenizerSpec::Gpt2,
                     megabytes,
@@ -564,7 +564,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::json!({ "tokenizer_mb_s": rate }));
             }
             if let Some(job) = job {
-                let cost = trainer::prepare::bench_data(&job, steps)?;
+                let cost = trainer::data::prepare::bench_data(&job, steps)?;
                 println!("{}", serde_json::to_string(&cost)?);
             }
             Ok(ExitCode::SUCCESS)
@@ -584,7 +584,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::DistCheck { device } => {
             let device = trainer::device::select(device).map_err(anyhow::Error::msg)?;
-            let line = trainer::ranks::self_check(device).map_err(anyhow::Error::msg)?;
+            let line = trainer::parallel::ranks::self_check(device).map_err(anyhow::Error::msg)?;
             println!("{line}");
             Ok(ExitCode::SUCCESS)
         }
@@ -603,7 +603,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             score_draws,
             device,
         } => {
-            let options = trainer::evaluate::EvalOptions {
+            let options = trainer::eval::command::EvalOptions {
                 checkpoint,
                 tasks,
                 threads,
@@ -612,7 +612,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 device,
                 ..Default::default()
             };
-            let (state, results) = trainer::evaluate::evaluate(&job_dir, &options)?;
+            let (state, results) = trainer::eval::command::evaluate(&job_dir, &options)?;
             println!(
                 "checkpoint step {} (epoch {:.2}, {} tokens)",
                 state.step, state.epoch, state.tokens

@@ -7,7 +7,7 @@ use trainer::model::{ForwardOptions, Transformer};
 use trainer::objectives::{
     Vocab, ar_batch, dlm_draw, dlm_loss_from_logits, mask_inputs, row_weights, training_loss,
 };
-use trainer::optim::{AdamW, AdamWConfig};
+use trainer::train::optim::{AdamW, AdamWConfig};
 
 /// Cross-entropy by hand in f64: log-sum-exp over the first `vocab` logits minus the target's.
 fn cross_entropy(logits: &[f64], target: usize, vocab: usize) -> f64 {
@@ -423,11 +423,11 @@ fn the_validation_elbo_integrates_over_all_of_t() {
         let per_token = (&masked * (b / length as f64)) + a;
         masked * per_token * weights / length as f64
     };
-    let (value, stderr, per_window) = trainer::eval::elbo_estimate(
+    let (value, stderr, per_window) = trainer::eval::validation_loss::elbo_estimate(
         &clean,
         (500, 16),
         7,
-        &trainer::eval::EvalShard::single(),
+        &trainer::eval::validation_loss::EvalShard::single(),
         scorer,
     )
     .expect("estimate");

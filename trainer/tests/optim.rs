@@ -2,7 +2,7 @@
 //! against the update written out in f64, step by step.
 
 use tch::{Kind, Tensor};
-use trainer::optim::{AdamW, AdamWConfig};
+use trainer::train::optim::{AdamW, AdamWConfig};
 
 const CONFIG: AdamWConfig = AdamWConfig {
     beta1: 0.9,

@@ -4,13 +4,13 @@
 
 use jobspec::{DlmConfig, ModelShape, Objective, padded_vocab};
 use tch::{Kind, Tensor, nn};
-use trainer::model::{ForwardOptions, Transformer};
-use trainer::objectives::{Vocab, training_loss};
-use trainer::optim::{AdamW, AdamWConfig};
-use trainer::scoring::{
+use trainer::eval::scoring::{
     Candidate, Question, ScoreSettings, Scorer, greedy_decode, pad_rows, plan_rows, score,
     task_metrics,
 };
+use trainer::model::{ForwardOptions, Transformer};
+use trainer::objectives::{Vocab, training_loss};
+use trainer::train::optim::{AdamW, AdamWConfig};
 
 static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 

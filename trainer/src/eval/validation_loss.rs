@@ -34,7 +34,7 @@ pub struct EvalResult {
 #[derive(Debug)]
 pub struct EvalShard<'a> {
     /// None: one process.
-    ranks: Option<&'a crate::ranks::Ranks>,
+    ranks: Option<&'a crate::parallel::ranks::Ranks>,
 }
 
 impl<'a> EvalShard<'a> {
@@ -43,7 +43,7 @@ impl<'a> EvalShard<'a> {
         Self { ranks: None }
     }
 
-    pub fn of(ranks: &'a crate::ranks::Ranks) -> Self {
+    pub fn of(ranks: &'a crate::parallel::ranks::Ranks) -> Self {
         Self { ranks: Some(ranks) }
     }
 

@@ -7,7 +7,7 @@
 use crate::device;
 use crate::model::Transformer;
 use crate::objectives::{Vocab, ar_loss, dlm_draw, dlm_loss_on, training_loss_parts};
-use crate::optim::{AdamW, AdamWConfig};
+use crate::train::optim::{AdamW, AdamWConfig};
 use jobspec::{DeviceSpec, DlmConfig, ModelShape, Objective, Precision, padded_vocab};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -540,7 +540,7 @@ pub fn measure_scoring(
     draws: usize,
     threads: usize,
 ) -> Result<Vec<ScoringResult>, String> {
-    use crate::scoring::{Candidate, Question, ScoreSettings, Scorer, score};
+    use crate::eval::scoring::{Candidate, Question, ScoreSettings, Scorer, score};
     tch::set_num_threads(threads as i32);
     let shape = ModelShape::preset(preset).ok_or_else(|| format!("unknown preset `{preset}`"))?;
     let vocab = 2048;

@@ -17,7 +17,7 @@
 //! same checkpoint to resume. A rank that dies makes the others' next collective fail;
 //! rank 0 then records the error in status.json and stops the ranks it started.
 
-use crate::dist::{Backend, GroupConfig, ProcessGroup};
+use crate::parallel::process_group::{Backend, GroupConfig, ProcessGroup};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -134,13 +134,13 @@ fn timeouts() -> (Duration, Duration) {
 }
 
 /// Bucket size of the gradients' all-reduce: `CROSSOVER_BUCKET_MB` or
-/// [`crate::dist::BUCKET_BYTES`].
+/// [`crate::parallel::process_group::BUCKET_BYTES`].
 fn bucket_bytes() -> usize {
     std::env::var("CROSSOVER_BUCKET_MB")
         .ok()
         .and_then(|text| text.parse::<f64>().ok())
         .filter(|mb| *mb > 0.0)
-        .map_or(crate::dist::BUCKET_BYTES, |mb| {
+        .map_or(crate::parallel::process_group::BUCKET_BYTES, |mb| {
             (mb * f64::from(1u32 << 20)) as usize
         })
 }
@@ -197,7 +197,7 @@ pub fn choose_backend(cuda: bool, nccl: bool) -> (Backend, Option<String>) {
 pub fn self_check(device: tch::Device) -> Result<String, String> {
     use tch::Kind;
     let cuda = device.is_cuda();
-    let (backend, warning) = choose_backend(cuda, crate::dist::nccl_available());
+    let (backend, warning) = choose_backend(cuda, crate::parallel::process_group::nccl_available());
     if let tch::Device::Cuda(index) = device {
         crate::fused::set_cuda_device(index).map_err(|error| error.to_string())?;
     }
@@ -283,7 +283,8 @@ impl Ranks {
                 launch_local(world, job_dir, launch)?
             }
         };
-        let (backend, warning) = choose_backend(cuda, crate::dist::nccl_available());
+        let (backend, warning) =
+            choose_backend(cuda, crate::parallel::process_group::nccl_available());
         if let (Some(warning), 0) = (warning, env.rank) {
             eprintln!("warning: {warning}");
         }

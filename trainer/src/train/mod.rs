@@ -1,17 +1,22 @@
 //! The training loop of one job: read job.yaml, prepare data, train with AdamW,
 //! log, evaluate and checkpoint at milestones, resume from the last checkpoint.
 
-use crate::checkpoint::{self, CheckpointState};
+pub mod checkpoint;
+pub mod optim;
+pub(crate) mod progress;
+pub mod schedule;
+
 use crate::device;
 use crate::error::{Result, TrainerError, torch_error};
-use crate::eval::EvalResult;
+use crate::eval::tasks::TaskSet;
+use crate::eval::validation_loss::EvalResult;
 use crate::model::{RouterStats, Transformer};
 use crate::objectives::{TrainingLoss, Vocab, prepare, prepared_loss};
-use crate::optim::{AdamW, AdamWConfig};
-use crate::progress::Progress;
 use crate::runfolder::{self, CsvLog, State, Status, number};
-use crate::schedule::{learning_rate, milestone_steps};
-use crate::tasks::TaskSet;
+use crate::train::checkpoint::CheckpointState;
+use crate::train::optim::{AdamW, AdamWConfig};
+use crate::train::progress::Progress;
+use crate::train::schedule::{learning_rate, milestone_steps};
 use jobspec::{JobConfig, Precision, padded_vocab};
 use std::path::Path;
 use std::sync::Arc;
@@ -39,7 +44,7 @@ pub struct RunOptions {
     pub peak_tflops: Option<f64>,
     /// How a data-parallel job's launcher starts its other local ranks (default: this
     /// executable with no extra arguments).
-    pub launch: crate::ranks::Launch,
+    pub launch: crate::parallel::ranks::Launch,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,7 +59,7 @@ pub enum Outcome {
 /// first (`ranks.rs`); only rank 0 writes status.json, logs and checkpoints.
 pub fn run(job_dir: &Path, options: &RunOptions) -> Result<Outcome> {
     let config = JobConfig::from_file(&job_dir.join(runfolder::JOB_FILE))?;
-    let writes = crate::ranks::RankEnv::from_env(config.train.world_size())
+    let writes = crate::parallel::ranks::RankEnv::from_env(config.train.world_size())
         .map_err(TrainerError::Device)?
         .is_none_or(|env| env.rank == 0);
     let mut status = runfolder::read_status(job_dir)?.unwrap_or_else(Status::pending);
@@ -103,7 +108,7 @@ fn join_and_train(
     }
     let device = device::select(options.device.unwrap_or(config.train.device))
         .map_err(TrainerError::Device)?;
-    let ranks = crate::ranks::Ranks::join(
+    let ranks = crate::parallel::ranks::Ranks::join(
         config.train.world_size(),
         config.train.nodes,
         job_dir,
@@ -151,7 +156,7 @@ fn train(
     options: &RunOptions,
     status: &mut Status,
     device: Device,
-    ranks: &crate::ranks::Ranks,
+    ranks: &crate::parallel::ranks::Ranks,
 ) -> Result<Outcome> {
     let writes = ranks.is_writer();
     // 0. Arithmetic: precision, and deterministic kernels if asked (LibTorch's
@@ -436,7 +441,7 @@ fn train(
             let item_folder = job_dir.join("eval_items");
             let item_scores =
                 (config.eval.item_scores && writes).then_some((item_folder.as_path(), done));
-            let shard = crate::eval::EvalShard::of(ranks);
+            let shard = crate::eval::validation_loss::EvalShard::of(ranks);
             for result in task_set.evaluate_shard(&model, config, vocab, item_scores, &shard)? {
                 let at = EvalPoint {
                     step: done,
@@ -630,7 +635,7 @@ struct Flags {
 /// agree on the flags: one collective per step (the statistics and flags ride with
 /// the gradients). Alone, nothing happens.
 fn reduce_step(
-    ranks: &crate::ranks::Ranks,
+    ranks: &crate::parallel::ranks::Ranks,
     optimizer: &AdamW,
     loss: TrainingLoss,
     flags: Flags,

@@ -2,12 +2,12 @@
 //! scored at every milestone: validation loss, the built-in cloze levels, and the
 //! multiple-choice benchmarks.
 
-use crate::cloze;
 use crate::error::{Result, io_error};
-use crate::eval::{self, EvalResult};
+use crate::eval::cloze;
+use crate::eval::scoring::{self, Candidate, Question, Scorer, Uniforms};
+use crate::eval::validation_loss::{self, EvalResult};
 use crate::model::Transformer;
 use crate::objectives::Vocab;
-use crate::scoring::{self, Candidate, Question, Scorer, Uniforms};
 use jobspec::{DlmScorer, JobConfig, Objective};
 use std::path::Path;
 use tch::Tensor;
@@ -51,12 +51,15 @@ impl TaskSet {
                     config.eval.val_windows,
                     config.data.split_seed ^ VALIDATION_WINDOW_SEED,
                 );
-                let windows =
-                    eval::validation_windows(&dataset.val_stream(), config.data.seq_len, &starts)
-                        .ok_or_else(|| crate::TrainerError::RunFolder {
-                        path: "job.yaml".into(),
-                        message: "data.val_tokens is shorter than one window of seq_len + 1".into(),
-                    })?;
+                let windows = validation_loss::validation_windows(
+                    &dataset.val_stream(),
+                    config.data.seq_len,
+                    &starts,
+                )
+                .ok_or_else(|| crate::TrainerError::RunFolder {
+                    path: "job.yaml".into(),
+                    message: "data.val_tokens is shorter than one window of seq_len + 1".into(),
+                })?;
                 Prepared::ValidationLoss(windows)
             } else if let Some(level) = cloze::level(task) {
                 let questions = cloze_questions(dataset, tokenizer, level, config.eval.cloze_items);
@@ -98,7 +101,7 @@ impl TaskSet {
             config,
             vocab,
             item_scores,
-            &eval::EvalShard::single(),
+            &validation_loss::EvalShard::single(),
         )
     }
 
@@ -110,13 +113,13 @@ impl TaskSet {
         config: &JobConfig,
         vocab: Vocab,
         item_scores: Option<(&Path, u64)>,
-        shard: &eval::EvalShard<'_>,
+        shard: &validation_loss::EvalShard<'_>,
     ) -> Result<Vec<EvalResult>> {
         let mut results = Vec::new();
         for (task, prepared) in &self.tasks {
             match prepared {
                 Prepared::ValidationLoss(windows) => results.push(
-                    eval::validation_loss(
+                    validation_loss::validation_loss(
                         model,
                         &config.objective,
                         windows,
@@ -277,7 +280,7 @@ fn cloze_questions(
 /// runs on the model's device: NCCL moves CUDA tensors only.
 fn gather_scores(
     scores: Vec<Vec<scoring::CandidateScore>>,
-    shard: &eval::EvalShard<'_>,
+    shard: &validation_loss::EvalShard<'_>,
     device: tch::Device,
 ) -> Result<Vec<Vec<scoring::CandidateScore>>> {
     if shard.world() <= 1 {

@@ -1,0 +1,3 @@
+//! 1. The job's tokens: `trainer prepare` tokenizes a job's corpus into the token store.
+
+pub mod prepare;
