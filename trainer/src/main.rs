@@ -328,7 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cache_root: None,
                 device,
                 peak_tflops,
-                launch: trainer::parallel::ranks::Launch { exe: None, args },
+                launch: trainer::parallel::launch::Launch { exe: None, args },
             };
             match trainer::run(&job_dir, &options)? {
                 Outcome::Done => {}
@@ -400,11 +400,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 list.iter().map(|name| (*name).to_owned()).collect()
             });
-            let defaults = trainer::bench::Defaults::for_device(cuda);
+            let defaults = trainer::bench::case::Defaults::for_device(cuda);
             let mut results = Vec::new();
             for preset in &presets {
                 for objective in ["ar", "dlm"] {
-                    let mut case = trainer::bench::BenchCase {
+                    let mut case = trainer::bench::case::BenchCase {
                         preset: preset.clone(),
                         objective: objective.into(),
                         batch_size: batch_size.unwrap_or(defaults.batch_size),
@@ -418,8 +418,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         peak_tflops,
                         activation_checkpointing,
                     };
-                    let (auto_warmup, auto_steps) =
-                        trainer::bench::auto_steps(&case, cuda).map_err(anyhow::Error::msg)?;
+                    let (auto_warmup, auto_steps) = trainer::bench::case::auto_steps(&case, cuda)
+                        .map_err(anyhow::Error::msg)?;
                     case.steps = steps.unwrap_or(auto_steps);
                     case.warmup_steps = warmup.unwrap_or(auto_warmup);
                     let repeat = repeat.unwrap_or(if cuda { 1 } else { 5 }).max(1);
@@ -431,7 +431,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let mut eager = Vec::new();
                     let mut compiled = Vec::new();
                     let (mut eager_ratios, mut compiled_ratios) = (Vec::new(), Vec::new());
-                    let mut first: Option<trainer::bench::BenchResult> = None;
+                    let mut first: Option<trainer::bench::case::BenchResult> = None;
                     // As the harness resolves it (`auto`: bf16 on CUDA, fp32 on CPU).
                     let precision = case.precision.resolve(cuda);
                     let references_of = |python: &std::path::Path| {
@@ -464,18 +464,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     let Some(mut result) = first else { continue };
                     let first_rate = result.harness.tokens_per_s;
-                    if let Some(median) = trainer::bench::median(harness) {
+                    if let Some(median) = trainer::bench::case::median(harness) {
                         result.mfu = result.mfu.map(|mfu| mfu * median.tokens_per_s / first_rate);
                         result.harness = median;
                     }
-                    result.eager = trainer::bench::median(eager);
-                    result.compiled = trainer::bench::median(compiled);
+                    result.eager = trainer::bench::case::median(eager);
+                    result.compiled = trainer::bench::case::median(compiled);
                     result.eager_ratios = eager_ratios;
                     result.compiled_ratios = compiled_ratios;
                     results.push(result);
                 }
             }
-            println!("{}", trainer::bench::table(&results));
+            println!("{}", trainer::bench::table::table(&results));
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_string_pretty(&results)?)
                     .with_context(|| format!("writing {}", path.display()))?;
@@ -511,7 +511,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .flat_map(|preset| ["ar", "dlm"].map(|objective| (preset, objective)))
             {
                 let folder = tempfile::tempdir().context("making a temporary folder")?;
-                let ours = trainer::bench::write_check(
+                let ours = trainer::bench::check::write_check(
                     folder.path(),
                     objective,
                     preset,
@@ -519,12 +519,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     steps,
                 )
                 .map_err(anyhow::Error::msg)?;
-                let theirs: trainer::bench::CheckTrace = trainer::bench::run_reference(
-                    &reference,
-                    "check",
-                    &folder.path().to_string_lossy(),
-                )
-                .map_err(anyhow::Error::msg)?;
+                let theirs: trainer::bench::check::CheckTrace =
+                    trainer::bench::reference::run_reference(
+                        &reference,
+                        "check",
+                        &folder.path().to_string_lossy(),
+                    )
+                    .map_err(anyhow::Error::msg)?;
                 for step in 0..ours.losses.len() {
                     let cell = |values: &[f64]| {
                         values
@@ -540,7 +541,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         cell(&theirs.grad_norms)
                     );
                 }
-                worst = worst.max(trainer::bench::trace_difference(&ours, &theirs));
+                worst = worst.max(trainer::bench::check::trace_difference(&ours, &theirs));
             }
             println!("\nlargest relative difference {worst:.2e} (tolerance {tolerance:.0e})");
             anyhow::ensure!(
@@ -556,7 +557,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             megabytes,
         } => {
             if let Some(file) = tokenize {
-                let rate = trainer::data::prepare::bench_tokenizer(
+                let rate = trainer::bench::data::bench_tokenizer(
                     &file,
                     &jobspec::TokenizerSpec::Gpt2,
                     megabytes,
@@ -564,7 +565,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::json!({ "tokenizer_mb_s": rate }));
             }
             if let Some(job) = job {
-                let cost = trainer::data::prepare::bench_data(&job, steps)?;
+                let cost = trainer::bench::data::bench_data(&job, steps)?;
                 println!("{}", serde_json::to_string(&cost)?);
             }
             Ok(ExitCode::SUCCESS)
@@ -577,20 +578,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-            let results = trainer::bench::measure_scoring(&preset, items, draws, threads)
+            let results = trainer::bench::scoring::measure_scoring(&preset, items, draws, threads)
                 .map_err(anyhow::Error::msg)?;
-            println!("{}", trainer::bench::scoring_table(&results, threads));
+            println!(
+                "{}",
+                trainer::bench::scoring::scoring_table(&results, threads)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::DistCheck { device } => {
             let device = trainer::device::select(device).map_err(anyhow::Error::msg)?;
-            let line = trainer::parallel::ranks::self_check(device).map_err(anyhow::Error::msg)?;
+            let line =
+                trainer::parallel::self_check::self_check(device).map_err(anyhow::Error::msg)?;
             println!("{line}");
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchOne { case } => {
-            let case: trainer::bench::BenchCase = serde_json::from_str(&case)?;
-            let result = trainer::bench::measure(&case).map_err(anyhow::Error::msg)?;
+            let case: trainer::bench::case::BenchCase = serde_json::from_str(&case)?;
+            let result = trainer::bench::throughput::measure(&case).map_err(anyhow::Error::msg)?;
             println!("{}", serde_json::to_string(&result)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -641,7 +646,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// One harness measurement of `case`, in a fresh process (`trainer bench-one`).
-fn harness_run(case: &trainer::bench::BenchCase) -> anyhow::Result<trainer::bench::BenchResult> {
+fn harness_run(
+    case: &trainer::bench::case::BenchCase,
+) -> anyhow::Result<trainer::bench::case::BenchResult> {
     let output = std::process::Command::new(std::env::current_exe()?)
         .arg("bench-one")
         .arg(serde_json::to_string(case)?)
@@ -661,18 +668,19 @@ fn harness_run(case: &trainer::bench::BenchCase) -> anyhow::Result<trainer::benc
 /// whether it was compiled.
 fn reference_runs(
     python: &std::path::Path,
-    case: &trainer::bench::BenchCase,
+    case: &trainer::bench::case::BenchCase,
     precision: jobspec::Precision,
     compile: bool,
-) -> anyhow::Result<Vec<(bool, trainer::bench::Measurement)>> {
+) -> anyhow::Result<Vec<(bool, trainer::bench::case::Measurement)>> {
     let mut runs = Vec::new();
     for with_compile in [false, true] {
         if with_compile && !compile {
             continue;
         }
-        let reference_case = trainer::bench::ReferenceCase::new(case, precision, with_compile)
-            .map_err(anyhow::Error::msg)?;
-        let measured = trainer::bench::run_reference(
+        let reference_case =
+            trainer::bench::reference::ReferenceCase::new(case, precision, with_compile)
+                .map_err(anyhow::Error::msg)?;
+        let measured = trainer::bench::reference::run_reference(
             python,
             "bench",
             &serde_json::to_string(&reference_case)?,

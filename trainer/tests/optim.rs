@@ -220,5 +220,5 @@ fn the_cuda_allocator_peak_without_cuda_is_a_clear_error() {
             .contains("reading cuda:0's allocator peak: "),
         "{error}"
     );
-    assert!(trainer::bench::peak_memory_mib(tch::Device::Cuda(0)).is_nan());
+    assert!(trainer::bench::throughput::peak_memory_mib(tch::Device::Cuda(0)).is_nan());
 }
