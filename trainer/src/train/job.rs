@@ -1,7 +1,11 @@
 //! How a job is run (options that are not part of its identity) and how a run ends.
 
+use crate::parallel::ranks::Ranks;
+use jobspec::{JobConfig, Precision};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use tch::Device;
 
 /// How to run a job (not part of its identity).
 #[derive(Clone, Debug, Default)]
@@ -32,4 +36,26 @@ pub enum Outcome {
     Done,
     AlreadyDone,
     Stopped { step: u64 },
+}
+
+/// One process's part of a job: what every step of the recipe reads.
+#[derive(Debug)]
+pub(crate) struct Job<'a> {
+    /// The job folder (job.yaml, status.json, the logs, checkpoints/).
+    pub dir: &'a Path,
+    pub config: &'a JobConfig,
+    pub options: &'a RunOptions,
+    /// This rank's device.
+    pub device: Device,
+    /// `train.precision` resolved for the device.
+    pub precision: Precision,
+    pub ranks: &'a Ranks,
+}
+
+impl Job<'_> {
+    /// Whether this process writes the run folder: status.json, logs and checkpoints
+    /// (rank 0 only).
+    pub fn writes(&self) -> bool {
+        self.ranks.is_writer()
+    }
 }

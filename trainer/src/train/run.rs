@@ -4,7 +4,7 @@
 use crate::device;
 use crate::error::{Result, TrainerError, torch_error};
 use crate::runfolder::{self, State, Status, mark_stopped};
-use crate::train::job::{Outcome, RunOptions};
+use crate::train::job::{Job, Outcome, RunOptions};
 use crate::train::recipe::train;
 use jobspec::JobConfig;
 use std::path::Path;
@@ -81,7 +81,15 @@ fn join_and_train(
     if let (Device::Cuda(index), None) = (device, ranks.gpu) {
         crate::fused::set_cuda_device(index).map_err(torch_error("selecting the rank's GPU"))?;
     }
-    let outcome = train(job_dir, config, options, status, device, &ranks)?;
+    let job = Job {
+        dir: job_dir,
+        config,
+        options,
+        device,
+        precision: config.train.precision.resolve(device.is_cuda()),
+        ranks: &ranks,
+    };
+    let outcome = train(&job, status)?;
     let stopped = matches!(outcome, Outcome::Stopped { .. });
     ranks.finish(stopped).map_err(|message| {
         TrainerError::Device(format!(
