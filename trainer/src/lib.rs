@@ -11,7 +11,7 @@
 //! 7. `bench`      - `trainer bench`, `bench-check`, `bench-eval`, `bench-data`
 //!
 //! Under all of them: `device` and `fused` (LibTorch), `runfolder` (the run folder),
-//! `error`; beside them `init` (`trainer init`).
+//! `error`.
 
 pub mod bench;
 pub mod data;
@@ -19,7 +19,6 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod fused;
-pub mod init;
 pub mod model;
 pub mod objectives;
 pub mod parallel;
