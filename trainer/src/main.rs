@@ -1,4 +1,7 @@
 //! `trainer`: runs one training job in one process (design.md, "Trainer").
+//!
+//! Most of this file is the command line: its commands, flags and help text. `run`
+//! hands each command to one function; the work itself is in the library.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -473,11 +476,16 @@ fn bench_command(flags: BenchFlags) -> anyhow::Result<ExitCode> {
         .presets
         .clone()
         .unwrap_or_else(|| default_presets(cuda));
+    let rounds = trainer::bench::compare::Rounds {
+        repeat: flags.repeat.unwrap_or(if cuda { 1 } else { 5 }).max(1),
+        reference: flags.reference.as_deref(),
+        compile: flags.compile,
+    };
     let mut results = Vec::new();
     for preset in &presets {
         for objective in ["ar", "dlm"] {
             let case = bench_case(&flags, preset, objective, device, cuda, threads)?;
-            if let Some(result) = measure_case(&case, cuda, &flags)? {
+            if let Some(result) = trainer::bench::compare::measure_case(&case, cuda, rounds)? {
                 results.push(result);
             }
         }
@@ -530,67 +538,6 @@ fn bench_case(
     case.steps = flags.steps.unwrap_or(auto_steps);
     case.warmup_steps = flags.warmup.unwrap_or(auto_warmup);
     Ok(case)
-}
-
-/// Measure `case` `--repeat` times, the harness and (with `--reference`) PyTorch back
-/// to back, and keep the medians and the pairs' ratios; None when nothing ran.
-fn measure_case(
-    case: &trainer::bench::case::BenchCase,
-    cuda: bool,
-    flags: &BenchFlags,
-) -> anyhow::Result<Option<trainer::bench::case::BenchResult>> {
-    let repeat = flags.repeat.unwrap_or(if cuda { 1 } else { 5 }).max(1);
-    eprintln!(
-        "measuring {} {} ({} steps, {repeat} time(s)) ...",
-        case.preset, case.objective, case.steps
-    );
-    let mut harness = Vec::new();
-    let mut eager = Vec::new();
-    let mut compiled = Vec::new();
-    let (mut eager_ratios, mut compiled_ratios) = (Vec::new(), Vec::new());
-    let mut first: Option<trainer::bench::case::BenchResult> = None;
-    // As the harness resolves it (`auto`: bf16 on CUDA, fp32 on CPU).
-    let precision = case.precision.resolve(cuda);
-    let references_of =
-        |python: &std::path::Path| reference_runs(python, case, precision, flags.compile);
-    for round in 0..repeat {
-        // Who goes first alternates, so a slow or fast spell of the machine does not
-        // favour one side of a pair.
-        let reference_first = round % 2 == 1;
-        let mut references = match (&flags.reference, reference_first) {
-            (Some(python), true) => references_of(python)?,
-            _ => Vec::new(),
-        };
-        let result = harness_run(case)?;
-        if let (Some(python), false) = (&flags.reference, reference_first) {
-            references = references_of(python)?;
-        }
-        for (with_compile, measured) in references {
-            let pair = result.harness.tokens_per_s / measured.tokens_per_s;
-            if with_compile {
-                compiled_ratios.push(pair);
-                compiled.push(measured);
-            } else {
-                eager_ratios.push(pair);
-                eager.push(measured);
-            }
-        }
-        harness.push(result.harness.clone());
-        first.get_or_insert(result);
-    }
-    let Some(mut result) = first else {
-        return Ok(None);
-    };
-    let first_rate = result.harness.tokens_per_s;
-    if let Some(median) = trainer::bench::case::median(harness) {
-        result.mfu = result.mfu.map(|mfu| mfu * median.tokens_per_s / first_rate);
-        result.harness = median;
-    }
-    result.eager = trainer::bench::case::median(eager);
-    result.compiled = trainer::bench::case::median(compiled);
-    result.eager_ratios = eager_ratios;
-    result.compiled_ratios = compiled_ratios;
-    Ok(Some(result))
 }
 
 /// `trainer bench-check`: for every preset and objective, the harness's losses and
@@ -737,50 +684,4 @@ fn bench_one_command(case: &str) -> anyhow::Result<ExitCode> {
     let result = trainer::bench::throughput::measure(&case).map_err(anyhow::Error::msg)?;
     println!("{}", serde_json::to_string(&result)?);
     Ok(ExitCode::SUCCESS)
-}
-
-/// One harness measurement of `case`, in a fresh process (`trainer bench-one`).
-fn harness_run(
-    case: &trainer::bench::case::BenchCase,
-) -> anyhow::Result<trainer::bench::case::BenchResult> {
-    let output = std::process::Command::new(std::env::current_exe()?)
-        .arg("bench-one")
-        .arg(serde_json::to_string(case)?)
-        .output()
-        .context("starting a benchmark process")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-            .trim()
-            .trim_start_matches("error: ")
-    );
-    serde_json::from_slice(&output.stdout).context("reading a benchmark result")
-}
-
-/// The PyTorch reference on `case`: eager, then torch.compile when asked; each with
-/// whether it was compiled.
-fn reference_runs(
-    python: &std::path::Path,
-    case: &trainer::bench::case::BenchCase,
-    precision: jobspec::Precision,
-    compile: bool,
-) -> anyhow::Result<Vec<(bool, trainer::bench::case::Measurement)>> {
-    let mut runs = Vec::new();
-    for with_compile in [false, true] {
-        if with_compile && !compile {
-            continue;
-        }
-        let reference_case =
-            trainer::bench::reference::ReferenceCase::new(case, precision, with_compile)
-                .map_err(anyhow::Error::msg)?;
-        let measured = trainer::bench::reference::run_reference(
-            python,
-            "bench",
-            &serde_json::to_string(&reference_case)?,
-        )
-        .map_err(anyhow::Error::msg)?;
-        runs.push((with_compile, measured));
-    }
-    Ok(runs)
 }

@@ -5,11 +5,13 @@
 //! same losses and gradient norms from the same weights and batch.
 //!
 //! `case` (what is measured), `throughput` (one harness measurement), `reference`
-//! (PyTorch), `table` (what `trainer bench` prints), `check` (`trainer bench-check`),
-//! `scoring` (`trainer bench-eval`), `data` (`trainer bench-data`).
+//! (PyTorch), `compare` (the two back to back), `table` (what `trainer bench`
+//! prints), `check` (`trainer bench-check`), `scoring` (`trainer bench-eval`), `data`
+//! (`trainer bench-data`).
 
 pub mod case;
 pub mod check;
+pub mod compare;
 pub mod data;
 pub mod reference;
 pub mod scoring;
