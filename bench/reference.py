@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch reference for `trainer bench` and `trainer bench-check`.
 
-The model of trainer/src/model.rs written again, independently, as the plain PyTorch
+The model of trainer/src/model/ written again, independently, as the plain PyTorch
 script a researcher would otherwise use: token embedding, pre-norm blocks of RMSNorm,
 attention through scaled_dot_product_attention with rotary embeddings (rotate-half
 convention) and optional qk-norm, SwiGLU with gate and up in one matrix, no biases,
@@ -313,7 +313,7 @@ def bench(case):
 
 
 def typical_step_seconds(seconds, quantile=0.2):
-    """The harness's rule (trainer/src/bench.rs, STEP_QUANTILE): the 20th percentile of
+    """The harness's rule (trainer/src/bench/case.rs, STEP_QUANTILE): the 20th percentile of
     per-step times by nearest rank."""
     ordered = sorted(seconds)
     rank = max(1, math.ceil(quantile * len(ordered)))

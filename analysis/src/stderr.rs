@@ -1,7 +1,7 @@
 //! One kind of standard error for every objective (issue 29).
 //!
 //! eval.csv's stderr is not the same quantity for both objectives
-//! (trainer/src/eval.rs): AR's validation loss has the spread of its per-window losses
+//! (trainer/src/eval/validation_loss.rs): AR's validation loss has the spread of its per-window losses
 //! over sqrt(windows) (`ar_nll`), the DLM's the spread of its K Monte Carlo draw means
 //! over sqrt(K) (`dlm_elbo`), which leaves out which windows were drawn, usually the
 //! larger part. The stderr fallback of the crossover bootstrap and the R_D* law's

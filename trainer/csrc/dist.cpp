@@ -1,6 +1,6 @@
 // Collective communication for data-parallel training: LibTorch's own c10d
 // (TCPStore rendezvous, ProcessGroupGloo; ProcessGroupNCCL where built for it),
-// called from trainer/src/dist.rs.
+// called from trainer/src/parallel/process_group.rs.
 //
 // Like fused_ops.cpp, every function takes tch tensor handles (heap `at::Tensor*`),
 // returns nullptr on success or a malloc'ed error message (freed by

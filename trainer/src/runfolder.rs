@@ -125,6 +125,12 @@ pub fn number(value: f64) -> String {
     format!("{value}")
 }
 
+/// A job stopped with a checkpoint after `step`: cancelled, and how to go on.
+pub fn mark_stopped(status: &mut Status, step: u64) {
+    status.state = State::Cancelled;
+    status.error = Some(format!("stopped after step {step}; run again to resume"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 use tch::{Device, Kind, Tensor};
-use trainer::dist::{Backend, GroupConfig, ProcessGroup};
+use trainer::parallel::process_group::{Backend, GroupConfig, ProcessGroup};
 
 /// Collective timeout.
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -38,7 +38,7 @@ fn config(port: u16, rank: usize) -> GroupConfig {
         rendezvous_timeout: RENDEZVOUS,
         timeout: TIMEOUT,
         device: None,
-        bucket_bytes: trainer::dist::BUCKET_BYTES,
+        bucket_bytes: trainer::parallel::process_group::BUCKET_BYTES,
     }
 }
 
@@ -46,7 +46,7 @@ fn config(port: u16, rank: usize) -> GroupConfig {
 fn two_ranks<T: Send + 'static>(
     body: impl Fn(usize, ProcessGroup) -> T + Send + Sync + Clone + 'static,
 ) -> (T, T) {
-    two_ranks_bucketed(trainer::dist::BUCKET_BYTES, body)
+    two_ranks_bucketed(trainer::parallel::process_group::BUCKET_BYTES, body)
 }
 
 /// `two_ranks` with all-reduces in buckets of `bucket_bytes`.
@@ -231,7 +231,7 @@ fn nccl_group_of_one() {
         world: 1,
         ..config(free_port(), 0)
     };
-    if !trainer::dist::nccl_available() {
+    if !trainer::parallel::process_group::nccl_available() {
         let error = ProcessGroup::new(&config).expect_err("NCCL without its headers");
         assert!(
             error.to_string().contains("built without NCCL headers"),

@@ -4,8 +4,11 @@
 
 use jobspec::{Capacity, DlmConfig, ModelShape, MoeShape, Objective};
 use tch::{Kind, Tensor, nn};
-use trainer::model::{ForwardOptions, Transformer, kept_rows, kept_sizes, route};
-use trainer::objectives::{Vocab, training_loss, training_loss_parts};
+use trainer::model::layers::ForwardOptions;
+use trainer::model::mixture::{kept_rows, kept_sizes, route};
+use trainer::model::transformer::Transformer;
+use trainer::objectives::prepared::{training_loss, training_loss_parts};
+use trainer::objectives::vocab::Vocab;
 
 /// LibTorch's generator is global: tests that draw run one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -410,9 +413,9 @@ fn grouped_experts_equal_the_per_expert_loop() {
             .collect();
         let out = if grouped {
             let counts = tch::Tensor::from_slice(&sizes);
-            trainer::model::experts_grouped(&leaves[0], &counts, &leaves[1], &leaves[2])
+            trainer::model::mixture::experts_grouped(&leaves[0], &counts, &leaves[1], &leaves[2])
         } else {
-            trainer::model::experts_looped(&leaves[0], &sizes, &leaves[1], &leaves[2])
+            trainer::model::mixture::experts_looped(&leaves[0], &sizes, &leaves[1], &leaves[2])
                 .expect("rows")
         };
         (&out * &upstream).sum(tch::Kind::Float).backward();

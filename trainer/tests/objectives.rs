@@ -3,11 +3,13 @@
 
 use jobspec::{DlmConfig, DlmWeighting, ModelShape, Objective};
 use tch::{Kind, Tensor, nn};
-use trainer::model::{ForwardOptions, Transformer};
-use trainer::objectives::{
-    Vocab, ar_batch, dlm_draw, dlm_loss_from_logits, mask_inputs, row_weights, training_loss,
-};
-use trainer::optim::{AdamW, AdamWConfig};
+use trainer::model::layers::ForwardOptions;
+use trainer::model::transformer::Transformer;
+use trainer::objectives::ar::{ar_batch, mask_inputs};
+use trainer::objectives::dlm::{dlm_draw, dlm_loss_from_logits, row_weights};
+use trainer::objectives::prepared::training_loss;
+use trainer::objectives::vocab::Vocab;
+use trainer::train::optim::{AdamW, AdamWConfig};
 
 /// Cross-entropy by hand in f64: log-sum-exp over the first `vocab` logits minus the target's.
 fn cross_entropy(logits: &[f64], target: usize, vocab: usize) -> f64 {
@@ -273,7 +275,7 @@ fn micro_batches_add_up_to_the_whole_batch() {
         config.train.micro_batch_size = micro;
         tch::manual_seed(0);
         let (variables, model) = Transformer::build(&shape, 256, tch::Device::Cpu, Kind::Float);
-        let loss = trainer::train::forward_backward(&model, &config, &windows, vocab)
+        let loss = trainer::train::gradient::forward_backward(&model, &config, &windows, vocab)
             .expect("forward and backward");
         let mut named: Vec<(String, Tensor)> = variables.variables().into_iter().collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
@@ -423,11 +425,11 @@ fn the_validation_elbo_integrates_over_all_of_t() {
         let per_token = (&masked * (b / length as f64)) + a;
         masked * per_token * weights / length as f64
     };
-    let (value, stderr, per_window) = trainer::eval::elbo_estimate(
+    let (value, stderr, per_window) = trainer::eval::validation_loss::elbo_estimate(
         &clean,
         (500, 16),
         7,
-        &trainer::eval::EvalShard::single(),
+        &trainer::eval::shard::EvalShard::single(),
         scorer,
     )
     .expect("estimate");
@@ -473,7 +475,7 @@ fn activation_checkpointing_gives_the_gradients_of_the_full_graph() {
                     model.activation_checkpointing = checkpointing;
                     tch::manual_seed(5);
                     let windows = Tensor::randint(200, [6, 17], (Kind::Int64, tch::Device::Cpu));
-                    let loss = trainer::train::forward_backward(
+                    let loss = trainer::train::gradient::forward_backward(
                         &model,
                         &config,
                         &windows,

@@ -2,7 +2,7 @@
 //! against the update written out in f64, step by step.
 
 use tch::{Kind, Tensor};
-use trainer::optim::{AdamW, AdamWConfig};
+use trainer::train::optim::{AdamW, AdamWConfig};
 
 const CONFIG: AdamWConfig = AdamWConfig {
     beta1: 0.9,
@@ -220,5 +220,5 @@ fn the_cuda_allocator_peak_without_cuda_is_a_clear_error() {
             .contains("reading cuda:0's allocator peak: "),
         "{error}"
     );
-    assert!(trainer::bench::peak_memory_mib(tch::Device::Cuda(0)).is_nan());
+    assert!(trainer::bench::throughput::peak_memory_mib(tch::Device::Cuda(0)).is_nan());
 }

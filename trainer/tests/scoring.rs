@@ -4,13 +4,16 @@
 
 use jobspec::{DlmConfig, ModelShape, Objective, padded_vocab};
 use tch::{Kind, Tensor, nn};
-use trainer::model::{ForwardOptions, Transformer};
-use trainer::objectives::{Vocab, training_loss};
-use trainer::optim::{AdamW, AdamWConfig};
-use trainer::scoring::{
-    Candidate, Question, ScoreSettings, Scorer, greedy_decode, pad_rows, plan_rows, score,
-    task_metrics,
-};
+use trainer::eval::scoring::decode::greedy_decode;
+use trainer::eval::scoring::metrics::task_metrics;
+use trainer::eval::scoring::questions::{Candidate, Question, Scorer};
+use trainer::eval::scoring::rows::{pad_rows, plan_rows};
+use trainer::eval::scoring::{ScoreSettings, score};
+use trainer::model::layers::ForwardOptions;
+use trainer::model::transformer::Transformer;
+use trainer::objectives::prepared::training_loss;
+use trainer::objectives::vocab::Vocab;
+use trainer::train::optim::{AdamW, AdamWConfig};
 
 static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 

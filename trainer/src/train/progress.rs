@@ -58,3 +58,21 @@ impl Progress {
         }
     }
 }
+
+/// Seconds since this process started (Linux: /proc, 10 ms resolution), for the
+/// start-up a resumed job pays before its first step (issue 27); None elsewhere.
+pub fn process_age_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Field 22 (starttime, in clock ticks since boot) counts from after the `)` that
+    // ends the command name, which may hold spaces.
+    let after_name = stat.rsplit_once(')')?.1;
+    let start_ticks: f64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    // USER_HZ is 100 on every Linux architecture this runs on.
+    Some((uptime - start_ticks / 100.0).max(0.0))
+}

@@ -50,7 +50,7 @@ pub fn folder_name(step: u64) -> String {
 
 /// Write a checkpoint (every file and the folder synced to disk before the rename that
 /// publishes it), then apply the retention `keep` to the older ones. `optimizer`: the
-/// whole optimizer state by name ([`crate::optim::AdamW::gathered_state`]).
+/// whole optimizer state by name ([`crate::train::optim::AdamW::gathered_state`]).
 pub fn save(
     job_dir: &Path,
     state: &CheckpointState,
@@ -73,7 +73,7 @@ pub fn save(
     variables
         .save(staging.join(MODEL_FILE))
         .map_err(|error| failed(error.to_string()))?;
-    crate::optim::write_state(optimizer, &staging.join(OPTIMIZER_FILE)).map_err(failed)?;
+    crate::train::optim::write_state(optimizer, &staging.join(OPTIMIZER_FILE)).map_err(failed)?;
     let text = serde_json::to_string_pretty(state).unwrap_or_default();
     write_atomic(&staging.join(STATE_FILE), text.as_bytes())?;
     sync_folder(&staging)?;

@@ -16,6 +16,7 @@
 
 use crate::fused::{self, AdamWStep};
 use std::path::Path;
+use tch::nn::VarStore;
 use tch::{Kind, TchError, Tensor};
 
 #[derive(Debug)]
@@ -326,6 +327,23 @@ impl AdamW {
 /// Write optimizer state (from [`AdamW::gathered_state`]) as safetensors.
 pub fn write_state(named: &[(String, Tensor)], path: &Path) -> Result<(), String> {
     Tensor::write_safetensors(named, path).map_err(|error| error.to_string())
+}
+
+/// Parameters by name (sorted, so the optimizer's order is stable) with their
+/// weight-decay flag.
+pub(crate) fn named_parameters(
+    variables: &VarStore,
+    decay: jobspec::DecayScope,
+) -> Vec<(String, Tensor, bool)> {
+    let mut named: Vec<(String, Tensor)> = variables.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+        .into_iter()
+        .map(|(name, tensor)| {
+            let decays = decay.decays(&name);
+            (name, tensor, decays)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,12 +2,17 @@
 //! scored at every milestone: validation loss, the built-in cloze levels, and the
 //! multiple-choice benchmarks.
 
-use crate::cloze;
 use crate::error::{Result, io_error};
-use crate::eval::{self, EvalResult};
-use crate::model::Transformer;
-use crate::objectives::Vocab;
-use crate::scoring::{self, Candidate, Question, Scorer, Uniforms};
+use crate::eval::cloze;
+use crate::eval::result::EvalResult;
+use crate::eval::scoring;
+use crate::eval::scoring::metrics;
+use crate::eval::scoring::questions::{Candidate, CandidateScore, Question, Scorer};
+use crate::eval::scoring::uniforms::Uniforms;
+use crate::eval::shard::EvalShard;
+use crate::eval::validation_loss;
+use crate::model::transformer::Transformer;
+use crate::objectives::vocab::Vocab;
 use jobspec::{DlmScorer, JobConfig, Objective};
 use std::path::Path;
 use tch::Tensor;
@@ -51,17 +56,20 @@ impl TaskSet {
                     config.eval.val_windows,
                     config.data.split_seed ^ VALIDATION_WINDOW_SEED,
                 );
-                let windows =
-                    eval::validation_windows(&dataset.val_stream(), config.data.seq_len, &starts)
-                        .ok_or_else(|| crate::TrainerError::RunFolder {
-                        path: "job.yaml".into(),
-                        message: "data.val_tokens is shorter than one window of seq_len + 1".into(),
-                    })?;
+                let windows = validation_loss::validation_windows(
+                    &dataset.val_stream(),
+                    config.data.seq_len,
+                    &starts,
+                )
+                .ok_or_else(|| crate::error::TrainerError::RunFolder {
+                    path: "job.yaml".into(),
+                    message: "data.val_tokens is shorter than one window of seq_len + 1".into(),
+                })?;
                 Prepared::ValidationLoss(windows)
             } else if let Some(level) = cloze::level(task) {
                 let questions = cloze_questions(dataset, tokenizer, level, config.eval.cloze_items);
                 if questions.is_empty() {
-                    return Err(crate::TrainerError::RunFolder {
+                    return Err(crate::error::TrainerError::RunFolder {
                         path: "job.yaml".into(),
                         message: format!(
                             "eval.tasks `{task}` needs at least two held-out documents of {} tokens or more; raise data.val_tokens",
@@ -93,13 +101,7 @@ impl TaskSet {
         vocab: Vocab,
         item_scores: Option<(&Path, u64)>,
     ) -> Result<Vec<EvalResult>> {
-        self.evaluate_shard(
-            model,
-            config,
-            vocab,
-            item_scores,
-            &eval::EvalShard::single(),
-        )
+        self.evaluate_shard(model, config, vocab, item_scores, &EvalShard::single())
     }
 
     /// `evaluate` with the work shared out over data-parallel ranks (`EvalShard`):
@@ -110,13 +112,13 @@ impl TaskSet {
         config: &JobConfig,
         vocab: Vocab,
         item_scores: Option<(&Path, u64)>,
-        shard: &eval::EvalShard<'_>,
+        shard: &EvalShard<'_>,
     ) -> Result<Vec<EvalResult>> {
         let mut results = Vec::new();
         for (task, prepared) in &self.tasks {
             match prepared {
                 Prepared::ValidationLoss(windows) => results.push(
-                    eval::validation_loss(
+                    validation_loss::validation_loss(
                         model,
                         &config.objective,
                         windows,
@@ -124,7 +126,7 @@ impl TaskSet {
                         (config.eval.batch_size, config.eval.dlm_draws),
                         shard,
                     )
-                    .map_err(crate::TrainerError::Device)?,
+                    .map_err(crate::error::TrainerError::Device)?,
                 ),
                 Prepared::Choice(questions) => {
                     let scorer = scorer_for(config);
@@ -145,7 +147,7 @@ impl TaskSet {
                     results.extend(metric_rows(
                         task,
                         scorer,
-                        &scoring::task_metrics(questions, &scores),
+                        &metrics::task_metrics(questions, &scores),
                     ));
                 }
             }
@@ -168,7 +170,7 @@ pub fn scorer_for(config: &JobConfig) -> Scorer {
     }
 }
 
-fn metric_rows(task: &str, scorer: Scorer, metrics: &scoring::TaskMetrics) -> Vec<EvalResult> {
+fn metric_rows(task: &str, scorer: Scorer, metrics: &metrics::TaskMetrics) -> Vec<EvalResult> {
     let row = |metric: &str, value: f64, stderr: f64, items: &[bool]| EvalResult {
         task: task.to_owned(),
         metric: metric.to_owned(),
@@ -184,13 +186,13 @@ fn metric_rows(task: &str, scorer: Scorer, metrics: &scoring::TaskMetrics) -> Ve
         row(
             "acc",
             metrics.acc,
-            scoring::binomial_stderr(metrics.acc, metrics.n),
+            metrics::binomial_stderr(metrics.acc, metrics.n),
             &metrics.correct,
         ),
         row(
             "acc_norm",
             metrics.acc_norm,
-            scoring::binomial_stderr(metrics.acc_norm, metrics.n),
+            metrics::binomial_stderr(metrics.acc_norm, metrics.n),
             &metrics.correct_norm,
         ),
     ];
@@ -276,10 +278,10 @@ fn cloze_questions(
 /// (the others hold zeros), flattened as (score, stderr, greedy) per candidate. The sum
 /// runs on the model's device: NCCL moves CUDA tensors only.
 fn gather_scores(
-    scores: Vec<Vec<scoring::CandidateScore>>,
-    shard: &eval::EvalShard<'_>,
+    scores: Vec<Vec<CandidateScore>>,
+    shard: &EvalShard<'_>,
     device: tch::Device,
-) -> Result<Vec<Vec<scoring::CandidateScore>>> {
+) -> Result<Vec<Vec<CandidateScore>>> {
     if shard.world() <= 1 {
         return Ok(scores);
     }
@@ -289,7 +291,9 @@ fn gather_scores(
         .flat_map(|s| [s.score, s.stderr, f64::from(u8::from(s.greedy))])
         .collect();
     let tensor = tch::Tensor::from_slice(&flat).to_device(device);
-    shard.sum(&tensor).map_err(crate::TrainerError::Device)?;
+    shard
+        .sum(&tensor)
+        .map_err(crate::error::TrainerError::Device)?;
     let summed = Vec::<f64>::try_from(&tensor.to_device(tch::Device::Cpu)).unwrap_or(flat);
     let mut values = summed.chunks(3);
     Ok(scores
@@ -299,7 +303,7 @@ fn gather_scores(
                 .iter()
                 .map(|_| {
                     let v = values.next().unwrap_or(&[f64::NAN, f64::NAN, 0.0]);
-                    scoring::CandidateScore {
+                    CandidateScore {
                         score: v[0],
                         stderr: v[1],
                         greedy: v[2] > 0.5,
@@ -315,7 +319,7 @@ fn write_item_scores(
     task: &str,
     step: u64,
     questions: &[Question],
-    scores: &[Vec<scoring::CandidateScore>],
+    scores: &[Vec<CandidateScore>],
 ) -> Result<()> {
     std::fs::create_dir_all(folder).map_err(io_error(folder))?;
     let mut text = String::from("item,choice,gold,score,stderr,bytes,greedy\n");

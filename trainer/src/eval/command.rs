@@ -1,13 +1,15 @@
 //! `trainer eval`: score a saved checkpoint on any tasks without touching the job's
 //! training state. Rows go to `eval_adhoc.csv` (same columns as eval.csv).
 
-use crate::checkpoint::{self, CheckpointState};
+use crate::data::job::prepare_job;
 use crate::error::{Result, TrainerError, torch_error};
-use crate::eval::EvalResult;
-use crate::objectives::Vocab;
+use crate::eval::result::EvalResult;
+use crate::eval::result::{EvalPoint, write_eval_row};
+use crate::eval::tasks::TaskSet;
+use crate::model::init::build_model;
+use crate::objectives::vocab::Vocab;
 use crate::runfolder::{self, CsvLog};
-use crate::tasks::TaskSet;
-use crate::train::{EvalPoint, build_model, prepare_job, write_eval_row};
+use crate::train::checkpoint::{self, CheckpointState};
 use jobspec::{JobConfig, KNOWN_TASKS, padded_vocab};
 use std::path::{Path, PathBuf};
 

@@ -11,7 +11,7 @@
 //! far from the ceiling. Items are drawn from a fixed seed, so every evaluation of
 //! every job on a corpus sees the same items.
 
-use crate::scoring::Uniforms;
+use crate::eval::scoring::uniforms::Uniforms;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClozeLevel {

@@ -9,62 +9,15 @@
 //!   error is the spread of the windows' values (each the mean of its K draws) over
 //!   sqrt(N), as AR's: it holds the choice of windows and the Monte Carlo noise.
 
-use crate::model::{ForwardOptions, Transformer};
-use crate::objectives::{Vocab, dlm_row_losses, row_weights, shift, token_cross_entropy};
+use crate::eval::result::EvalResult;
+use crate::eval::shard::EvalShard;
+use crate::model::layers::ForwardOptions;
+use crate::model::transformer::Transformer;
+use crate::objectives::ar::shift;
+use crate::objectives::dlm::{dlm_row_losses, row_weights};
+use crate::objectives::vocab::{Vocab, token_cross_entropy};
 use jobspec::{DlmWeighting, Objective};
 use tch::{Kind, Tensor};
-
-/// One result row of eval.csv (without the step columns).
-#[derive(Clone, Debug, PartialEq)]
-pub struct EvalResult {
-    pub task: String,
-    pub metric: String,
-    pub value: f64,
-    pub stderr: f64,
-    pub n: u64,
-    /// Per-item values whose mean is `value` (validation windows, questions), for the
-    /// analysis' paired bootstrap (eval_items.csv); empty when the metric has none.
-    pub items: Vec<f64>,
-}
-
-/// A data-parallel rank's share of an evaluation: item i (a batch of validation
-/// windows, a question) is computed by rank i mod world, and `sum` adds a tensor over
-/// the ranks in place (the others contribute zeros), so every rank ends with what one
-/// process computes alone.
-#[derive(Debug)]
-pub struct EvalShard<'a> {
-    /// None: one process.
-    ranks: Option<&'a crate::ranks::Ranks>,
-}
-
-impl<'a> EvalShard<'a> {
-    /// One process: everything, nothing to add.
-    pub fn single() -> Self {
-        Self { ranks: None }
-    }
-
-    pub fn of(ranks: &'a crate::ranks::Ranks) -> Self {
-        Self { ranks: Some(ranks) }
-    }
-
-    /// Processes sharing the evaluation.
-    pub fn world(&self) -> usize {
-        self.ranks.map_or(1, |ranks| ranks.world)
-    }
-
-    pub fn owns(&self, item: usize) -> bool {
-        self.ranks
-            .is_none_or(|ranks| item % ranks.world.max(1) == ranks.rank)
-    }
-
-    /// Sum `tensor` over the ranks in place.
-    pub fn sum(&self, tensor: &Tensor) -> Result<(), String> {
-        match self.ranks {
-            Some(ranks) => ranks.sum(std::slice::from_ref(tensor)),
-            None => Ok(()),
-        }
-    }
-}
 
 /// Fixed seed of the validation draws: the same at every evaluation of a run.
 const VALIDATION_SEED: i64 = 0x005e_ed0f_da7a;
