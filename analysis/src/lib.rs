@@ -5,11 +5,8 @@
 //! `analyze` is the entry point; the crossover logic (`curve`, `crossover`,
 //! `uncertainty`) works on plain vectors and knows nothing of Polars or files.
 
-mod contents;
 pub mod crossover;
-pub mod crossovers;
 pub mod curve;
-mod draws;
 mod error;
 pub mod figures;
 pub mod fits;
@@ -20,15 +17,10 @@ pub mod pairs;
 pub mod progress;
 pub mod report;
 mod rng;
-pub mod selection;
-mod stderr;
-mod summary;
 pub mod synthetic;
-pub mod tables;
-pub mod uncertainty;
 
 pub use error::{AnalysisError, Result};
-pub use summary::Summary;
+pub use report::summary::Summary;
 
 use std::path::Path;
 
@@ -72,25 +64,25 @@ pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> 
     let out = results_dir.join("analysis");
     std::fs::create_dir_all(&out).map_err(error::io_error(&out))?;
     // 2. Tidy tables.
-    let mut tables = tables::build(&runs, &groups).map_err(error::table_error(&out))?;
-    tables::write(&mut tables, &out)?;
+    let mut tables = report::tables::build(&runs, &groups).map_err(error::table_error(&out))?;
+    report::tables::write(&mut tables, &out)?;
     // 3. Crossovers.
-    let settings = uncertainty::Settings {
+    let settings = crossover::uncertainty::Settings {
         smooth: curve::odd_window(options.smooth.max(1)),
         draws: options.bootstrap,
         seed: options.seed,
     };
     let stage = progress::Stage::new(
         "crossovers",
-        crossovers::comparisons(&runs, &groups),
+        crossover::table::comparisons(&runs, &groups),
         options.progress,
     );
-    let rows = crossovers::compute_with(&runs, &groups, settings, &|| stage.tick());
+    let rows = crossover::table::compute_with(&runs, &groups, settings, &|| stage.tick());
     stage.finish();
-    crossovers::write_csv(&rows, &out.join("crossover.csv"))?;
+    crossover::table::write_csv(&rows, &out.join("crossover.csv"))?;
     error::write_file(
         &out.join("crossover.md"),
-        crossovers::markdown(&rows).as_bytes(),
+        crossover::table::markdown(&rows).as_bytes(),
     )?;
     // 4. Scaling-law fits: R_D* per objective, critical compute, data potential.
     let fits = fits::compute(
@@ -126,7 +118,7 @@ pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> 
         Vec::new()
     };
     // 6. Report.
-    let blocks = contents::blocks(&contents::ReportInputs {
+    let blocks = report::contents::blocks(&report::contents::ReportInputs {
         runs: &runs,
         groups: &groups,
         rows: &rows,
@@ -148,11 +140,11 @@ pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> 
     );
     error::write_file(
         &out.join("report.md"),
-        report::markdown(&title, &blocks).as_bytes(),
+        report::render::markdown(&title, &blocks).as_bytes(),
     )?;
     error::write_file(
         &out.join("report.html"),
-        report::html(&title, &blocks)?.as_bytes(),
+        report::render::html(&title, &blocks)?.as_bytes(),
     )?;
     Ok(Summary::new(
         results_dir,

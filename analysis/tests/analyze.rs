@@ -2,7 +2,7 @@
 
 mod common;
 
-use analysis::crossover::{Kind, Outcome};
+use analysis::crossover::detection::{Kind, Outcome};
 use analysis::pairs::Axis;
 use std::path::Path;
 
@@ -109,10 +109,10 @@ fn crossovers_match_the_hand_worked_answers() {
     let results = common::study_tree(root.path());
     let (runs, _) = analysis::ingest::read_results(&results).unwrap_or_else(|e| panic!("{e}"));
     let groups = analysis::pairs::group_runs(&runs);
-    let rows = analysis::crossovers::compute(
+    let rows = analysis::crossover::table::compute(
         &runs,
         &groups,
-        analysis::uncertainty::Settings {
+        analysis::crossover::uncertainty::Settings {
             draws: 100,
             ..Default::default()
         },

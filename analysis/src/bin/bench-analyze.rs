@@ -207,10 +207,10 @@ fn main() -> anyhow::Result<()> {
     let out = results.join("analysis");
     std::fs::create_dir_all(&out)?;
     let mut tables = timed(&mut stages, "tables: build".into(), None, || {
-        Ok(analysis::tables::build(&runs, &groups)?)
+        Ok(analysis::report::tables::build(&runs, &groups)?)
     })?;
     timed(&mut stages, "tables: parquet + csv".into(), None, || {
-        Ok(analysis::tables::write(&mut tables, &out)?)
+        Ok(analysis::report::tables::write(&mut tables, &out)?)
     })?;
     let (build, write) = (&stages[stages.len() - 2], &stages[stages.len() - 1]);
     stages.push(Stage {
@@ -219,7 +219,7 @@ fn main() -> anyhow::Result<()> {
         cpu: build.cpu + write.cpu,
         target: Some(1.0),
     });
-    let settings = analysis::uncertainty::Settings {
+    let settings = analysis::crossover::uncertainty::Settings {
         draws: cli.bootstrap,
         ..Default::default()
     };
@@ -227,7 +227,11 @@ fn main() -> anyhow::Result<()> {
         &mut stages,
         format!("crossovers ({} draws)", cli.bootstrap),
         Some(10.0),
-        || Ok(analysis::crossovers::compute(&runs, &groups, settings)),
+        || {
+            Ok(analysis::crossover::table::compute(
+                &runs, &groups, settings,
+            ))
+        },
     )?;
     let fits = timed(&mut stages, "fits".into(), None, || {
         Ok(analysis::fits::compute(

@@ -10,10 +10,10 @@
 //! coloured cells needs no axis.
 
 use super::{Context, Figure, Planned, font, panel_title, skipped, text};
-use crate::crossover::{Kind, Outcome};
-use crate::crossovers::CrossoverRow;
+use crate::crossover::detection::{Kind, Outcome};
+use crate::crossover::table::CrossoverRow;
+use crate::crossover::uncertainty::Verdict;
 use crate::pairs::Axis;
-use crate::uncertainty::Verdict;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};

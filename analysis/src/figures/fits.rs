@@ -5,7 +5,7 @@
 //! gets its "not fitted" lines in the report instead of empty panels.
 
 use super::{Context, Figure, font, objective_color, padded_range, shade, text};
-use crate::crossover::Kind;
+use crate::crossover::detection::Kind;
 use crate::fits::{CriticalFit, Family, LawFit};
 use plotters::coord::Shift;
 use plotters::prelude::*;

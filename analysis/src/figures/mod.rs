@@ -12,7 +12,7 @@ mod pareto;
 mod potential;
 mod study;
 
-use crate::crossovers::CrossoverRow;
+use crate::crossover::table::CrossoverRow;
 use crate::error::{AnalysisError, Result};
 use crate::ingest::Run;
 use crate::pairs::Group;

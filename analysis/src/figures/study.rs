@@ -8,10 +8,10 @@ use super::{
     Context, Figure, Planned, font, objective_color, padded_range, panel_title, series_label,
     shade, skipped, text, titled_panels,
 };
-use crate::crossover::{Kind, Outcome};
+use crate::crossover::detection::{Kind, Outcome};
+use crate::crossover::uncertainty::combined;
 use crate::curve::{Curve, interpolate_log};
 use crate::pairs::{Axis, Group, curve, headline_metrics, metrics};
-use crate::uncertainty::combined;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 

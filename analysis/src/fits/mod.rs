@@ -23,8 +23,8 @@ mod versus;
 pub use points::Family;
 pub use table::{CSV_HEADER, FitRow, blocks, write_csv};
 
-use crate::crossover::{Kind, Outcome};
-use crate::crossovers::CrossoverRow;
+use crate::crossover::detection::{Kind, Outcome};
+use crate::crossover::table::CrossoverRow;
 use crate::curve::Direction;
 use crate::ingest::{Run, Warning};
 use crate::pairs::{Group, objective_rank};

@@ -2,10 +2,10 @@
 
 use super::potential::{Ratio, times};
 use super::{CriticalFit, Fits, LawFit, PotentialFit};
-use crate::crossover::{Kind, Outcome};
+use crate::crossover::detection::{Kind, Outcome};
 use crate::error::{AnalysisError, Result};
 use crate::format;
-use crate::report::Block;
+use crate::report::render::Block;
 use std::path::Path;
 
 /// How a row's numbers read.

@@ -7,8 +7,8 @@ use super::potential::{self, Best};
 use super::{
     BudgetCrossing, CriticalFit, Family, FitSettings, Missing, PotentialFit, PotentialRatio, stream,
 };
-use crate::crossover::{Kind, Outcome};
-use crate::crossovers::CrossoverRow;
+use crate::crossover::detection::{Kind, Outcome};
+use crate::crossover::table::CrossoverRow;
 use crate::curve::{Direction, Point, mean_curve, smoothed};
 use crate::ingest::Run;
 use crate::pairs::{Axis, Group, curve, headline_metrics, metrics};

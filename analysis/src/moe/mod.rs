@@ -335,9 +335,9 @@ pub fn write_csv(rows: &[MoeRow], path: &Path) -> crate::Result<()> {
 }
 
 /// The report's section (nothing without mixtures).
-pub fn blocks(rows: &[MoeRow]) -> Vec<crate::report::Block> {
+pub fn blocks(rows: &[MoeRow]) -> Vec<crate::report::render::Block> {
     use crate::format;
-    use crate::report::Block;
+    use crate::report::render::Block;
     if rows.is_empty() {
         return Vec::new();
     }

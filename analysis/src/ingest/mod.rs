@@ -5,6 +5,8 @@
 //! by path and line and skipped, while every other row is kept. The records become
 //! Polars tables in `tables.rs`.
 
+mod stderr;
+
 use crate::error::{AnalysisError, Result, io_error};
 use jobspec::status::{EVAL_LOG, EXPERT_LOAD_LOG, JOB_FILE, TRAIN_LOG, read_status};
 use jobspec::{JobConfig, padded_vocab};
@@ -245,7 +247,7 @@ pub fn read_job(folder: &Path) -> (Option<Run>, Vec<Warning>) {
     // Optional: only a file that exists but cannot be read is worth a warning.
     let items = read_items(&folder.join(ITEMS_LOG), &mut warnings);
     // One kind of stderr for both objectives: the spread over items where logged.
-    crate::stderr::over_items(&mut eval, &items);
+    crate::ingest::stderr::over_items(&mut eval, &items);
     let shape = config.model.resolve().ok();
     let moe = shape.as_ref().and_then(|shape| shape.moe.clone());
     // Optional like the item log: only mixtures write it.

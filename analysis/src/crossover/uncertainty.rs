@@ -40,9 +40,9 @@
 //! `crossed` is placed robustly, where the lower 5% band of the advantage rises to 0
 //! and stays there.
 
-use crate::crossover::{Kind, Outcome, advantage, advantage_at, crossing_of_advantage};
+use crate::crossover::detection::{Kind, Outcome, advantage, advantage_at, crossing_of_advantage};
+use crate::crossover::draws::DrawSet;
 use crate::curve::{Curve, Direction, Point, interpolate_log, mean_curve, smoothed};
-use crate::draws::DrawSet;
 pub use crate::rng::Rng;
 
 /// Bootstrap settings; every draw comes from `seed`, so results are reproducible.
@@ -247,7 +247,7 @@ pub fn crossing_of(
     kind: Kind,
 ) -> Outcome {
     let (d, b) = (combined(dlm, smooth), combined(baseline, smooth));
-    crate::crossover::find_crossing(
+    crate::crossover::detection::find_crossing(
         &kind.curve(&d, direction),
         &kind.curve(&b, direction),
         direction,
@@ -355,9 +355,14 @@ pub fn estimate_axes(
         .collect();
     let draws: Vec<[DrawSet; 2]> = if wanted == 0 {
         (0..axes).map(|_| Default::default()).collect()
-    } else if let Some(plan) =
-        crate::draws::Plan::new(dlm, baseline, method, direction, settings.smooth, &grids)
-    {
+    } else if let Some(plan) = crate::crossover::draws::Plan::new(
+        dlm,
+        baseline,
+        method,
+        direction,
+        settings.smooth,
+        &grids,
+    ) {
         plan.run(wanted, &mut rng)
     } else {
         general_draws(
@@ -449,7 +454,9 @@ fn general_draws(
                     }
                 }));
                 set.outcomes
-                    .push(crate::crossover::find_crossing(&d, &b, direction));
+                    .push(crate::crossover::detection::find_crossing(
+                        &d, &b, direction,
+                    ));
             }
         }
     }

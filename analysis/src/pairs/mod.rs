@@ -1,9 +1,9 @@
 //! Which runs are compared with which: groups of jobs identical in every config field
 //! but the objective and the seed, and curves cut out of their eval rows.
 
+use crate::crossover::uncertainty::Replicate;
 use crate::curve::{Curve, Point, normalized};
 use crate::ingest::{EvalRow, Run, Warning};
-use crate::uncertainty::Replicate;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 

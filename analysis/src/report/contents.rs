@@ -1,14 +1,14 @@
 //! What the report says: the summary, the crossover table per (group, baseline,
 //! metric) with tokens, epochs and FLOPs side by side, the figures and the run table.
 
-use crate::crossover::{Kind, Outcome};
-use crate::crossovers::CrossoverRow;
+use crate::crossover::detection::{Kind, Outcome};
+use crate::crossover::table::CrossoverRow;
 use crate::figures::Rendered;
 use crate::format;
 use crate::ingest::{Run, Warning};
 use crate::pairs::Group;
 use crate::pairs::{Axis, headline_metrics};
-use crate::report::Block;
+use crate::report::render::Block;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -115,7 +115,7 @@ pub fn crossover_table(rows: &[CrossoverRow], kind: Kind, dropped: &[Axis]) -> B
             ),
             row.baseline.clone(),
             format!("{} ({})", row.task, row.metric),
-            crate::crossovers::verdict_text(row),
+            crate::crossover::table::verdict_text(row),
         ];
         line.extend(axes.iter().map(|&axis| on(axis)));
         line.extend([
@@ -340,7 +340,8 @@ fn notes(inputs: &ReportInputs<'_>) -> Vec<Block> {
             .filter(|r| r.kind == Kind::Raw && keep(r))
             .count()
     };
-    let with_intervals = |r: &CrossoverRow| r.estimate.method != crate::uncertainty::Method::None;
+    let with_intervals =
+        |r: &CrossoverRow| r.estimate.method != crate::crossover::uncertainty::Method::None;
     let unpaired = count(&|r| !r.estimate.method.paired() && with_intervals(r));
     if unpaired > 0 {
         notes.push(format!(

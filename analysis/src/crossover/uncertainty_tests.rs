@@ -2,7 +2,7 @@
 //! log2-spaced milestones like real sweeps (issue 15), and the verdict's cases.
 
 use super::*;
-use crate::crossover::{Kind, curve_from, find_crossing};
+use crate::crossover::detection::{Kind, curve_from, find_crossing};
 
 /// Validation losses smooth in u = log2(x): AR falls fast and then overfits (its best
 /// is near x = 18), the DLM falls slower but further. The raw curves cross at
@@ -785,9 +785,15 @@ fn planned_draws_equal_the_general_path() {
         let planned = estimate_axes(&dlm, &ar, case.direction, settings);
         // The same estimates from the general path alone.
         let grids: Vec<Vec<f64>> = planned_grids(&dlm, &ar, case.direction, case.smooth);
-        let plan =
-            crate::draws::Plan::new(&dlm, &ar, case.method, case.direction, case.smooth, &grids)
-                .unwrap_or_else(|| panic!("{}: no plan", case.name));
+        let plan = crate::crossover::draws::Plan::new(
+            &dlm,
+            &ar,
+            case.method,
+            case.direction,
+            case.smooth,
+            &grids,
+        )
+        .unwrap_or_else(|| panic!("{}: no plan", case.name));
         let fast = plan.run(64, &mut Rng::new(7));
         let slow = general_draws(
             &dlm,

@@ -10,12 +10,12 @@
 //! `uncertainty` falls back to the general path for what a plan cannot express (seed
 //! replicates with different evaluation points under a seed level).
 
-use crate::crossover::{Outcome, advantage_at, crossing_of};
-use crate::curve::{Curve, Direction};
-use crate::rng::Rng;
-use crate::uncertainty::{
+use crate::crossover::detection::{Outcome, advantage_at, crossing_of};
+use crate::crossover::uncertainty::{
     Method, Replicate, SeedDraw, combined_unsmoothed_on, item_counts_into, seed_mixed, stderr_noise,
 };
+use crate::curve::{Curve, Direction};
+use crate::rng::Rng;
 
 /// Where a fixed x falls on a fixed, strictly increasing set of x's: on point k, or
 /// between k and k + 1 at log-x weight w, exactly as `curve::interpolate_log` puts it.

@@ -1,7 +1,7 @@
 //! The few lines `analyze` prints when it finishes.
 
-use crate::crossover::Outcome;
-use crate::crossovers::CrossoverRow;
+use crate::crossover::detection::Outcome;
+use crate::crossover::table::CrossoverRow;
 use crate::figures::{FigureFile, Rendered};
 use crate::ingest::{Run, Warning};
 use crate::pairs::{Axis, headline_metrics};
@@ -54,7 +54,7 @@ impl Summary {
         Self {
             results: results.to_owned(),
             runs: runs.len(),
-            runs_by_state: crate::contents::states(runs),
+            runs_by_state: crate::report::contents::states(runs),
             groups,
             outcomes,
             headlines: headlines(rows),
@@ -96,7 +96,7 @@ fn headlines(rows: &[CrossoverRow]) -> Vec<String> {
                 r.task,
                 r.metric,
                 r.kind.name().replace('_', "-"),
-                crate::crossovers::verdict_text(r),
+                crate::crossover::table::verdict_text(r),
                 r.describe()
             )
         })
