@@ -2,8 +2,20 @@
 //! the DLM overtakes AR and how sure we are (crossover detection with bootstrap
 //! intervals), the study's figures (plotters) and a report.
 //!
-//! `analyze` is the entry point; the crossover logic (`curve`, `crossover`,
-//! `uncertainty`) works on plain vectors and knows nothing of Polars or files.
+//! `analyze` is the entry point; the crossover logic (`curve`, `crossover/`) works on
+//! plain vectors and knows nothing of Polars or files. One folder per stage, in the
+//! order `analyze` runs them:
+//!
+//! 1. `ingest`    - the run folders read into records (one stderr for both objectives)
+//! 2. `pairs`     - who is compared with whom: groups, curves, per-seed replicates
+//! 3. `crossover` - where the DLM overtakes AR: detection, bootstrap intervals, the table
+//!    `moe`       - mixtures of experts against dense at equal active size
+//! 4. `fits`      - scaling-law fits: R_D*, critical compute, data potential
+//! 5. `figures`   - the study's figures on one frame
+//! 6. `report`    - tidy tables, report.md/html, the printed summary
+//!
+//! Under all: `curve`, `quantile`, `rng`, `format`, `error`, `progress`; `synthetic` for
+//! tests. No two files import each other.
 
 pub mod crossover;
 pub mod curve;
@@ -15,6 +27,7 @@ pub mod ingest;
 pub mod moe;
 pub mod pairs;
 pub mod progress;
+pub mod quantile;
 pub mod report;
 mod rng;
 pub mod synthetic;
@@ -56,11 +69,15 @@ impl Default for AnalyzeOptions {
 /// report under `results_dir/analysis/`.
 pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> {
     // 1. Read the jobs; unreadable files become warnings.
-    let (runs, mut warnings) = ingest::read_results_with(results_dir, |jobs| {
+    let (runs, mut warnings) = ingest::read::read_results_with(results_dir, |jobs| {
         Some(progress::Stage::new("reading", jobs, options.progress))
     })?;
-    let groups = pairs::group_runs(&runs);
-    warnings.extend(pairs::unpaired_warnings(&runs, &groups, results_dir));
+    let groups = pairs::groups::group_runs(&runs);
+    warnings.extend(pairs::groups::unpaired_warnings(
+        &runs,
+        &groups,
+        results_dir,
+    ));
     let out = results_dir.join("analysis");
     std::fs::create_dir_all(&out).map_err(error::io_error(&out))?;
     // 2. Tidy tables.
@@ -89,23 +106,23 @@ pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> 
         &runs,
         &groups,
         &rows,
-        fits::FitSettings {
+        fits::results::FitSettings {
             draws: settings.draws,
             seed: settings.seed,
             smooth: settings.smooth,
         },
         results_dir,
     );
-    fits::write_csv(&fits, &out.join("fits.csv"))?;
+    fits::table::write_csv(&fits, &out.join("fits.csv"))?;
     warnings.extend(fits.warnings.iter().cloned());
     // 4b. Mixtures of experts against dense models (only when the sweep has both).
-    let moe_rows = moe::compare(&runs);
+    let moe_rows = moe::compare::compare(&runs);
     if !moe_rows.is_empty() {
-        moe::write_csv(&moe_rows, &out.join("moe_vs_dense.csv"))?;
+        moe::table::write_csv(&moe_rows, &out.join("moe_vs_dense.csv"))?;
     }
     // 5. Figures.
     let rendered = if options.figures {
-        let context = figures::Context {
+        let context = figures::frame::Context {
             runs: &runs,
             groups: &groups,
             crossovers: &rows,

@@ -127,7 +127,7 @@ impl SyntheticJob {
             self.seed, self.preset, self.unique_tokens, self.epochs
         );
         let path = Path::new("synthetic.yaml");
-        let invalid = |error: jobspec::Error| crate::AnalysisError::Write {
+        let invalid = |error: jobspec::Error| crate::error::AnalysisError::Write {
             path: path.to_owned(),
             message: error.to_string(),
         };
@@ -182,7 +182,7 @@ pub fn write_job(results: &Path, job: &SyntheticJob) -> Result<PathBuf> {
                 );
             }
         }
-        write(crate::ingest::ITEMS_LOG, &items)?;
+        write(crate::ingest::records::ITEMS_LOG, &items)?;
     }
     let last_epoch = job.evals.iter().map(|p| p.epoch).fold(0.0, f64::max);
     let mut train = TRAIN_HEADER.join(",") + "\n";
@@ -221,7 +221,7 @@ pub fn write_job(results: &Path, job: &SyntheticJob) -> Result<PathBuf> {
         total_steps,
         ..Status::pending()
     };
-    write_status(&folder, &status).map_err(|error| crate::AnalysisError::Write {
+    write_status(&folder, &status).map_err(|error| crate::error::AnalysisError::Write {
         path: folder.clone(),
         message: error.to_string(),
     })?;

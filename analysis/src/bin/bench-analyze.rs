@@ -193,10 +193,13 @@ fn main() -> anyhow::Result<()> {
     })?;
     let mut counts = String::new();
     let (runs, groups) = timed(&mut stages, "ingest".into(), Some(1.5), || {
-        let (runs, warnings) = analysis::ingest::read_results(&results)?;
-        let groups = analysis::pairs::group_runs(&runs);
+        let (runs, warnings) = analysis::ingest::read::read_results(&results)?;
+        let groups = analysis::pairs::groups::group_runs(&runs);
         let rows: usize = runs.iter().map(|r| r.eval.len() + r.train.len()).sum();
-        let items: usize = runs.iter().map(analysis::ingest::Run::item_rows).sum();
+        let items: usize = runs
+            .iter()
+            .map(analysis::ingest::records::Run::item_rows)
+            .sum();
         counts = format!(
             "{} runs, {rows} train/eval rows, {items} item rows, {} warnings",
             runs.len(),
@@ -238,7 +241,7 @@ fn main() -> anyhow::Result<()> {
             &runs,
             &groups,
             &rows,
-            analysis::fits::FitSettings {
+            analysis::fits::results::FitSettings {
                 draws: cli.bootstrap,
                 seed: 0,
                 smooth: 1,

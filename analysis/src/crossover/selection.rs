@@ -13,8 +13,8 @@
 //! so it is unbiased for the chosen checkpoint's value on the item population. It needs
 //! per-item scores (eval_items.csv) at every checkpoint, on at least `MIN_ITEMS` items.
 
-use crate::crossover::uncertainty::Replicate;
 use crate::curve::Direction;
+use crate::pairs::replicates::Replicate;
 
 /// Items below which halves of one item are too noisy to choose on.
 pub const MIN_ITEMS: usize = 4;

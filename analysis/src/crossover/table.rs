@@ -4,14 +4,16 @@
 
 use crate::crossover::detection::{BestVsBest, Kind, Outcome};
 use crate::crossover::selection::{HeldOutBest, held_out_best, side_scores};
-use crate::crossover::uncertainty::{
-    Estimate, Replicate, Settings, Verdict, combined, estimate_axes,
-};
+use crate::crossover::uncertainty::{Estimate, Settings, Verdict, estimate_axes};
+use crate::curve::combined;
 use crate::curve::{Curve, Direction};
 use crate::error::{AnalysisError, Result};
 use crate::format;
-use crate::ingest::Run;
-use crate::pairs::{Axis, Group, item_ids, metrics, replicate};
+use crate::ingest::records::Run;
+use crate::pairs::curves::{Axis, metrics};
+use crate::pairs::groups::Group;
+use crate::pairs::replicates::Replicate;
+use crate::pairs::replicates::{item_ids, replicate};
 use rayon::prelude::*;
 use std::path::Path;
 

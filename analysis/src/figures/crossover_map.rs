@@ -9,11 +9,11 @@
 //! with one row or one column collapses to zero height (issue 15), and a table of
 //! coloured cells needs no axis.
 
-use super::{Context, Figure, Planned, font, panel_title, skipped, text};
+use super::frame::{Context, Figure, Planned, font, panel_title, skipped, text};
 use crate::crossover::detection::{Kind, Outcome};
 use crate::crossover::table::CrossoverRow;
 use crate::crossover::uncertainty::Verdict;
-use crate::pairs::Axis;
+use crate::pairs::curves::Axis;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -72,9 +72,10 @@ pub fn figure<'a>(context: &'a Context<'a>) -> Planned<CrossoverMap<'a>> {
     if rows.is_empty() {
         return skipped("crossover_map", "no group has both a DLM and an AR run");
     }
-    let found =
-        crate::pairs::sorted_metrics(rows.iter().map(|r| (r.task.clone(), r.metric.clone())));
-    let panels = crate::pairs::headline_metrics(&found)
+    let found = crate::pairs::curves::sorted_metrics(
+        rows.iter().map(|r| (r.task.clone(), r.metric.clone())),
+    );
+    let panels = crate::pairs::curves::headline_metrics(&found)
         .into_iter()
         .flat_map(|(task, metric)| Kind::ALL.map(|kind| (task.clone(), metric.clone(), kind)))
         .collect();

@@ -4,9 +4,12 @@
 //! `potential.rs`.) Drawn only where the fit exists: a sweep not laid out for fits
 //! gets its "not fitted" lines in the report instead of empty panels.
 
-use super::{Context, Figure, font, objective_color, padded_range, shade, text};
+use super::frame::{
+    Context, Figure, error_bar, font, log_ticks, objective_color, padded_range, shade, text,
+};
 use crate::crossover::detection::Kind;
-use crate::fits::{CriticalFit, Family, LawFit};
+use crate::fits::points::Family;
+use crate::fits::results::{CriticalFit, LawFit};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -65,14 +68,14 @@ impl Figure for LossVsEpochs<'_> {
             "Validation loss at the end of training vs epochs, {}",
             self.family.label()
         );
-        super::titled_panels_of(root, &title, &self.laws, |panel, item, _| {
+        super::frame::titled_panels_of(root, &title, &self.laws, |panel, item, _| {
             draw_law_panel(panel, item)
         })
     }
 }
 
 fn law_caption(law: &LawFit) -> String {
-    let name = super::objective_name(&law.objective);
+    let name = super::frame::objective_name(&law.objective);
     let Some(fitted) = law.fitted else {
         return format!("{name}: not fitted");
     };
@@ -398,98 +401,4 @@ where
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], stroke));
     }
     Ok(())
-}
-
-/// Tick marks of a log axis over [lo, hi]: `preferred` (the swept budgets or epoch
-/// counts) when there are 2-10 inside the range, else 1-2-5 x 10^k (with every
-/// integer multiple when that leaves fewer than three). Base-2 ticks would read 32.8k,
-/// 65.5k, ... where the sweep has 25k, 50k, ...
-pub fn log_ticks(preferred: &[f64], lo: f64, hi: f64) -> Vec<f64> {
-    // Final epochs land near whole numbers (1.03, 4.02: whole batches per epoch), and
-    // two of them would print on top of each other: one tick at the whole number.
-    let whole = |v: f64| {
-        if v >= 1.0 && (v.round() - v).abs() <= 0.05 * v {
-            v.round()
-        } else {
-            v
-        }
-    };
-    let mut inside: Vec<f64> = preferred
-        .iter()
-        .map(|&v| whole(v))
-        .filter(|v| *v >= lo && *v <= hi)
-        .collect();
-    inside.sort_by(f64::total_cmp);
-    inside.dedup();
-    if (2..=10).contains(&inside.len()) {
-        return inside;
-    }
-    let decades = |multiples: &[f64]| -> Vec<f64> {
-        let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
-        (first..=last)
-            .flat_map(|k| multiples.iter().map(move |m| m * 10f64.powi(k)))
-            .filter(|v| *v >= lo && *v <= hi)
-            .collect()
-    };
-    let ticks = decades(&[1.0, 2.0, 5.0]);
-    if ticks.len() >= 3 {
-        return ticks;
-    }
-    decades(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
-}
-
-/// A vertical error bar in data coordinates with caps 16 pixels wide.
-pub fn error_bar<DB: DrawingBackend, CT>(
-    chart: &mut ChartContext<'_, DB, CT>,
-    x: f64,
-    low: f64,
-    high: f64,
-    color: RGBColor,
-) -> Result<(), String>
-where
-    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
-{
-    let stroke = color.mix(0.8).stroke_width(2);
-    chart
-        .draw_series([PathElement::new([(x, low), (x, high)], stroke)])
-        .map_err(text)?;
-    chart
-        .draw_series(
-            [low, high]
-                .map(|y| EmptyElement::at((x, y)) + PathElement::new([(-8, 0), (8, 0)], stroke)),
-        )
-        .map_err(text)?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::log_ticks;
-
-    #[test]
-    fn log_ticks_cases() {
-        let cases: [(&[f64], f64, f64, Vec<f64>); 4] = [
-            // Final epochs a batch past a whole number share its tick.
-            (
-                &[1.0, 1.03, 4.01, 4.02, 16.0, 64.0],
-                0.9,
-                70.0,
-                vec![1.0, 4.0, 16.0, 64.0],
-            ),
-            // The swept budgets, not base-2 or decade ticks.
-            (&[25e3, 50e3, 100e3], 2e4, 1.2e5, vec![25e3, 50e3, 100e3]),
-            // One preferred value: 1-2-5 decades instead.
-            (
-                &[3.0],
-                1.0,
-                100.0,
-                vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0],
-            ),
-            // Fractions of an epoch are kept as they are.
-            (&[0.25, 0.5, 1.0], 0.2, 1.1, vec![0.25, 0.5, 1.0]),
-        ];
-        for (preferred, lo, hi, expected) in cases {
-            assert_eq!(log_ticks(preferred, lo, hi), expected, "{preferred:?}");
-        }
-    }
 }

@@ -145,8 +145,8 @@ pub fn bootstrap(
     let band = |values: &mut Vec<f64>| {
         values.sort_by(f64::total_cmp);
         (
-            crate::crossover::uncertainty::quantile(values, 0.05),
-            crate::crossover::uncertainty::quantile(values, 0.95),
+            crate::quantile::quantile(values, 0.05),
+            crate::quantile::quantile(values, 0.95),
         )
     };
     (!b.is_empty()).then(|| (band(&mut a), band(&mut b)))

@@ -470,8 +470,8 @@ pub fn bootstrap(
         let mut values: Vec<f64> = refits.iter().map(value).collect();
         values.sort_by(f64::total_cmp);
         (
-            crate::crossover::uncertainty::quantile(&values, 0.05),
-            crate::crossover::uncertainty::quantile(&values, 0.95),
+            crate::quantile::quantile(&values, 0.05),
+            crate::quantile::quantile(&values, 0.95),
         )
     };
     Some(LawInterval {

@@ -1,7 +1,7 @@
 //! The fits as rows: fits.csv and the report's "Fits" section.
 
 use super::potential::{Ratio, times};
-use super::{CriticalFit, Fits, LawFit, PotentialFit};
+use super::results::{CriticalFit, Fits, LawFit, PotentialFit};
 use crate::crossover::detection::{Kind, Outcome};
 use crate::error::{AnalysisError, Result};
 use crate::format;
@@ -151,7 +151,7 @@ fn law_rows(fits: &Fits, fit: &LawFit) -> Vec<FitRow> {
         note += &format!(
             "; the fit puts R_D* at {}, beyond {}x the largest repeat count swept (R = {}): repeated data lost no visible value here, so R_D* is only bounded from below",
             number(fitted.law.rd),
-            super::RESOLVED_REPEATS,
+            super::results::RESOLVED_REPEATS,
             format::epochs(fit.max_repeats())
         );
     }

@@ -3,11 +3,11 @@
 
 use crate::crossover::detection::{Kind, Outcome};
 use crate::crossover::table::CrossoverRow;
-use crate::figures::Rendered;
+use crate::figures::frame::Rendered;
 use crate::format;
-use crate::ingest::{Run, Warning};
-use crate::pairs::Group;
-use crate::pairs::{Axis, headline_metrics};
+use crate::ingest::records::{Run, Warning};
+use crate::pairs::curves::{Axis, headline_metrics};
+use crate::pairs::groups::Group;
 use crate::report::render::Block;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -49,8 +49,9 @@ pub fn rescaled_axes(runs: &[Run], groups: &[Group]) -> Vec<Axis> {
 /// one row per (group, baseline, metric) with the axes that are not rescalings of
 /// tokens as columns.
 pub fn crossover_table(rows: &[CrossoverRow], kind: Kind, dropped: &[Axis]) -> Block {
-    let found =
-        crate::pairs::sorted_metrics(rows.iter().map(|r| (r.task.clone(), r.metric.clone())));
+    let found = crate::pairs::curves::sorted_metrics(
+        rows.iter().map(|r| (r.task.clone(), r.metric.clone())),
+    );
     let headline = headline_metrics(&found);
     let axes: Vec<Axis> = Axis::ALL
         .into_iter()
@@ -223,9 +224,9 @@ pub struct ReportInputs<'a> {
     pub groups: &'a [Group],
     pub rows: &'a [CrossoverRow],
     pub figures: &'a [Rendered],
-    pub fits: &'a crate::fits::Fits,
+    pub fits: &'a crate::fits::results::Fits,
     /// Mixture-of-experts vs dense comparisons (empty without mixtures).
-    pub moe: &'a [crate::moe::MoeRow],
+    pub moe: &'a [crate::moe::compare::MoeRow],
     pub warnings: &'a [Warning],
     pub out: &'a Path,
     pub draws: usize,
@@ -260,11 +261,11 @@ pub fn blocks(inputs: &ReportInputs<'_>) -> Vec<Block> {
     for figure in inputs.figures.iter().filter(|f| !is_fit(f)) {
         blocks.push(figure_block(figure, inputs.out));
     }
-    blocks.extend(crate::fits::blocks(inputs.fits));
+    blocks.extend(crate::fits::table::blocks(inputs.fits));
     for figure in inputs.figures.iter().filter(is_fit) {
         blocks.push(figure_block(figure, inputs.out));
     }
-    blocks.extend(crate::moe::blocks(inputs.moe));
+    blocks.extend(crate::moe::table::blocks(inputs.moe));
     blocks.push(Block::Heading("Runs".into()));
     blocks.push(run_table(runs));
     if !inputs.warnings.is_empty() {
@@ -341,7 +342,7 @@ fn notes(inputs: &ReportInputs<'_>) -> Vec<Block> {
             .count()
     };
     let with_intervals =
-        |r: &CrossoverRow| r.estimate.method != crate::crossover::uncertainty::Method::None;
+        |r: &CrossoverRow| r.estimate.method != crate::crossover::resample::Method::None;
     let unpaired = count(&|r| !r.estimate.method.paired() && with_intervals(r));
     if unpaired > 0 {
         notes.push(format!(

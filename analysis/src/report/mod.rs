@@ -1,4 +1,4 @@
-//! What `analyze` writes besides the figures.
+//! Stage 6, what `analyze` writes besides the figures.
 //!
 //! - `tables`: the tidy tables (Parquet and CSV).
 //! - `contents`: what the report says, as blocks.

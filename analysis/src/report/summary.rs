@@ -2,9 +2,9 @@
 
 use crate::crossover::detection::Outcome;
 use crate::crossover::table::CrossoverRow;
-use crate::figures::{FigureFile, Rendered};
-use crate::ingest::{Run, Warning};
-use crate::pairs::{Axis, headline_metrics};
+use crate::figures::frame::{FigureFile, Rendered};
+use crate::ingest::records::{Run, Warning};
+use crate::pairs::curves::{Axis, headline_metrics};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -75,8 +75,9 @@ impl Summary {
 }
 
 fn headlines(rows: &[CrossoverRow]) -> Vec<String> {
-    let found =
-        crate::pairs::sorted_metrics(rows.iter().map(|r| (r.task.clone(), r.metric.clone())));
+    let found = crate::pairs::curves::sorted_metrics(
+        rows.iter().map(|r| (r.task.clone(), r.metric.clone())),
+    );
     let headline = headline_metrics(&found);
     rows.iter()
         .filter(|r| {

@@ -3,8 +3,8 @@
 //! written as Parquet and CSV under `<results>/analysis/`.
 
 use crate::error::{Result, io_error, table_error};
-use crate::ingest::Run;
-use crate::pairs::Group;
+use crate::ingest::records::Run;
+use crate::pairs::groups::Group;
 use polars::prelude::*;
 use std::path::Path;
 
@@ -201,7 +201,7 @@ fn identity(runs: &[Run], rows_of: impl Fn(&Run) -> usize) -> Vec<Column> {
 fn train_frame(runs: &[Run]) -> PolarsResult<DataFrame> {
     let height = runs.iter().map(|r| r.train.len()).sum();
     let rows = || runs.iter().flat_map(|r| r.train.iter());
-    let float = |name: &str, f: &dyn Fn(&crate::ingest::TrainRow) -> f64| {
+    let float = |name: &str, f: &dyn Fn(&crate::ingest::records::TrainRow) -> f64| {
         Column::new(name.into(), rows().map(f).collect::<Vec<f64>>())
     };
     let mut columns = identity(runs, |r| r.train.len());
@@ -253,7 +253,7 @@ fn expert_load_frame(runs: &[Run]) -> PolarsResult<DataFrame> {
 fn eval_frame(runs: &[Run]) -> PolarsResult<DataFrame> {
     let height = runs.iter().map(|r| r.eval.len()).sum();
     let rows = || runs.iter().flat_map(|r| r.eval.iter());
-    let float = |name: &str, f: &dyn Fn(&crate::ingest::EvalRow) -> f64| {
+    let float = |name: &str, f: &dyn Fn(&crate::ingest::records::EvalRow) -> f64| {
         Column::new(name.into(), rows().map(f).collect::<Vec<f64>>())
     };
     let mut columns = identity(runs, |r| r.eval.len());
