@@ -113,7 +113,7 @@ pub fn analyze(results_dir: &Path, options: &AnalyzeOptions) -> Result<Summary> 
         },
         results_dir,
     );
-    fits::table::write_csv(&fits, &out.join("fits.csv"))?;
+    fits::output::write_csv(&fits, &out.join("fits.csv"))?;
     warnings.extend(fits.warnings.iter().cloned());
     // 4b. Mixtures of experts against dense models (only when the sweep has both).
     let moe_rows = moe::compare::compare(&runs);

@@ -12,9 +12,15 @@
 //! Each fit that the sweep lacks the points for becomes one line saying what is
 //! missing; nothing here panics on a sweep with one budget, one epoch count, no done
 //! runs or losses that are not numbers.
+//!
+//! `law_bootstrap` gives the law its interval; `versus` picks the points of the two
+//! DLM-vs-AR fits; `results` holds what they found (`Fits`), `table` turns it into rows
+//! and `output` writes fits.csv and the report's section.
 
 pub mod critical;
 pub mod law;
+pub mod law_bootstrap;
+pub mod output;
 pub mod points;
 pub mod potential;
 pub mod results;
@@ -126,7 +132,7 @@ fn law_fit(
     match &out.fitted {
         Some(fitted) => {
             let seed = stream(settings.seed, &name);
-            out.interval = law::bootstrap(&out.points, fitted, settings.draws, seed);
+            out.interval = law_bootstrap::bootstrap(&out.points, fitted, settings.draws, seed);
         }
         None => out.missing = Some(format!("{name}: no L-BFGS start converged")),
     }

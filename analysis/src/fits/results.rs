@@ -3,7 +3,8 @@
 //! together (`Fits`).
 
 use super::critical::{Crossing, PowerLaw};
-use super::law::{Fitted, LawInterval, LossPoint};
+use super::law::{Fitted, LossPoint};
+use super::law_bootstrap::LawInterval;
 use super::points::Family;
 use super::potential::{Best, Ratio};
 use crate::crossover::detection::{Kind, Outcome};

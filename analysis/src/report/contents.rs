@@ -261,7 +261,7 @@ pub fn blocks(inputs: &ReportInputs<'_>) -> Vec<Block> {
     for figure in inputs.figures.iter().filter(|f| !is_fit(f)) {
         blocks.push(figure_block(figure, inputs.out));
     }
-    blocks.extend(crate::fits::table::blocks(inputs.fits));
+    blocks.extend(crate::fits::output::blocks(inputs.fits));
     for figure in inputs.figures.iter().filter(is_fit) {
         blocks.push(figure_block(figure, inputs.out));
     }
