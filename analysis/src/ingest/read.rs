@@ -234,26 +234,11 @@ type BadRows = Vec<(usize, String)>;
 pub fn parse_items(bytes: &[u8]) -> std::result::Result<(Vec<ItemSeries>, BadRows), String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
     let mut lines = text.split_inclusive('\n');
-    let header = lines.next().unwrap_or("").trim_end();
-    let names: Vec<&str> = header.split(',').collect();
-    let column = |name: &str| {
-        names
-            .iter()
-            .position(|n| *n == name)
-            .ok_or_else(|| format!("unreadable header: no `{name}` column in `{header}`"))
-    };
-    let (step, task, metric, item, value) = (
-        column("step")?,
-        column("task")?,
-        column("metric")?,
-        column("item")?,
-        column("value")?,
-    );
-    let width = names.len();
+    let columns = item_columns(lines.next().unwrap_or("").trim_end())?;
     let mut series: Vec<ItemSeries> = Vec::new();
     let mut current = usize::MAX;
     let mut bad = Vec::new();
-    let mut fields: Vec<&str> = Vec::with_capacity(width);
+    let mut fields: Vec<&str> = Vec::with_capacity(columns.width);
     for (index, line) in lines.enumerate() {
         let Some(line) = line.strip_suffix('\n') else {
             break; // unfinished: a running job is writing it
@@ -264,39 +249,10 @@ pub fn parse_items(bytes: &[u8]) -> std::result::Result<(Vec<ItemSeries>, BadRow
         }
         fields.clear();
         fields.extend(line.split(','));
-        let parsed = (|| -> std::result::Result<(u32, u32, f64), String> {
-            if fields.len() != width {
-                return Err(format!("{} fields, the header has {width}", fields.len()));
-            }
-            let int = |k: usize, what: &str| {
-                fields[k]
-                    .parse::<u32>()
-                    .map_err(|_| format!("{what} `{}` is not a whole number below 2^32", fields[k]))
-            };
-            let value = fields[value]
-                .parse::<f64>()
-                .map_err(|_| format!("value `{}` is not a number", fields[value]))?;
-            Ok((int(step, "step")?, int(item, "item")?, value))
-        })();
-        match parsed {
+        match parse_item_row(&fields, &columns) {
             Ok((s, i, v)) => {
-                let (t, m) = (fields[task], fields[metric]);
-                let fits = series
-                    .get(current)
-                    .is_some_and(|c| c.task == t && c.metric == m);
-                if !fits {
-                    current = match series.iter().position(|c| c.task == t && c.metric == m) {
-                        Some(found) => found,
-                        None => {
-                            series.push(ItemSeries {
-                                task: t.to_string(),
-                                metric: m.to_string(),
-                                ..ItemSeries::default()
-                            });
-                            series.len() - 1
-                        }
-                    };
-                }
+                let (t, m) = (fields[columns.task], fields[columns.metric]);
+                current = series_of(&mut series, current, t, m);
                 let target = &mut series[current];
                 target.steps.push(s);
                 target.items.push(i);
@@ -311,6 +267,92 @@ pub fn parse_items(bytes: &[u8]) -> std::result::Result<(Vec<ItemSeries>, BadRow
         s.values.shrink_to_fit();
     }
     Ok((series, bad))
+}
+
+/// Where eval_items.csv's columns are, found by name in its header.
+struct ItemColumns {
+    step: usize,
+    task: usize,
+    metric: usize,
+    item: usize,
+    value: usize,
+    /// Fields in the header, so in every good row.
+    width: usize,
+}
+
+/// The columns of an eval_items.csv header; Err naming the first one missing.
+fn item_columns(header: &str) -> std::result::Result<ItemColumns, String> {
+    let names: Vec<&str> = header.split(',').collect();
+    let column = |name: &str| {
+        names
+            .iter()
+            .position(|n| *n == name)
+            .ok_or_else(|| format!("unreadable header: no `{name}` column in `{header}`"))
+    };
+    let (step, task, metric, item, value) = (
+        column("step")?,
+        column("task")?,
+        column("metric")?,
+        column("item")?,
+        column("value")?,
+    );
+    Ok(ItemColumns {
+        step,
+        task,
+        metric,
+        item,
+        value,
+        width: names.len(),
+    })
+}
+
+/// One row's (step, item, value), or what is wrong with it.
+fn parse_item_row(
+    fields: &[&str],
+    columns: &ItemColumns,
+) -> std::result::Result<(u32, u32, f64), String> {
+    let width = columns.width;
+    if fields.len() != width {
+        return Err(format!("{} fields, the header has {width}", fields.len()));
+    }
+    let int = |k: usize, what: &str| {
+        fields[k]
+            .parse::<u32>()
+            .map_err(|_| format!("{what} `{}` is not a whole number below 2^32", fields[k]))
+    };
+    let value = fields[columns.value]
+        .parse::<f64>()
+        .map_err(|_| format!("value `{}` is not a number", fields[columns.value]))?;
+    Ok((
+        int(columns.step, "step")?,
+        int(columns.item, "item")?,
+        value,
+    ))
+}
+
+/// The index of the (task, metric) series in `series`, added when new; `current` (the
+/// previous row's) is checked first, since a log's rows come in runs of one series.
+fn series_of(series: &mut Vec<ItemSeries>, current: usize, task: &str, metric: &str) -> usize {
+    let fits = series
+        .get(current)
+        .is_some_and(|c| c.task == task && c.metric == metric);
+    if fits {
+        return current;
+    }
+    match series
+        .iter()
+        .position(|c| c.task == task && c.metric == metric)
+    {
+        Some(found) => found,
+        None => {
+            series.push(ItemSeries {
+                task: task.to_string(),
+                metric: metric.to_string(),
+                ..ItemSeries::default()
+            });
+            series.len() - 1
+        }
+    }
 }
 
 #[cfg(test)]
