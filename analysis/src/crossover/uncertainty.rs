@@ -347,6 +347,8 @@ fn general_draws(
     draws
 }
 
+/// One kind's estimate on one axis: the point estimate's outcome and final gap, with
+/// the draws' crossing quantiles, advantage bands at the end and the verdict.
 fn summarize(
     point: &PointEstimate,
     method: Method,
@@ -357,59 +359,19 @@ fn summarize(
     let (outcome, grid) = point;
     let n = draws.outcomes.len();
     let gap = grid.last().map_or(f64::NAN, |&(_, g)| direction.sign() * g);
-    let mut xs: Vec<f64> = draws
-        .outcomes
-        .iter()
-        .filter_map(Outcome::censored_x)
-        .collect();
-    xs.sort_by(f64::total_cmp);
+    let (median, low, high) = crossing_quantiles(&draws.outcomes);
     let crossed = draws
         .outcomes
         .iter()
         .filter(|o| matches!(o, Outcome::Crossed { .. } | Outcome::AheadFromStart { .. }))
         .count();
-    // Quantile q of the draws' advantage at grid point i (NaN when no draw has one).
-    let mut scratch = Vec::with_capacity(n);
-    let mut band_at = |i: usize, q: f64| -> f64 {
-        scratch.clear();
-        scratch.extend(
-            draws
-                .values
-                .iter()
-                .skip(i)
-                .step_by(grid.len())
-                .copied()
-                .filter(|g| g.is_finite()),
-        );
-        quantile_unsorted(&mut scratch, q)
-    };
-    // The bands at the last grid point that any draw reaches.
-    let last = (0..grid.len()).rev().find_map(|i| {
-        let low = band_at(i, 0.05);
-        low.is_finite().then(|| (i, low, band_at(i, 0.95)))
-    });
+    let mut bands = Bands::new(draws, grid.len());
+    let last = bands.last_reached();
     let (g_low, g_high) = last.map_or((f64::NAN, f64::NAN), |(_, low, high)| (low, high));
     let verdict = if n == 0 || matches!(outcome, Outcome::NoOverlap) {
         Verdict::of(*outcome)
     } else if g_low > 0.0 {
-        // Where the lower 5% band rises to 0 and stays there: walk back from the end
-        // to the last point below 0 (the band is only needed from there on).
-        let mut tail: Vec<(f64, f64)> = Vec::new();
-        for i in (0..=last.map_or(0, |l| l.0)).rev() {
-            let low = band_at(i, 0.05);
-            if !low.is_finite() {
-                continue;
-            }
-            tail.push((grid[i].0, low));
-            if low < 0.0 {
-                break;
-            }
-        }
-        tail.reverse();
-        match crossing_of_advantage(&tail, direction) {
-            Outcome::Crossed { x, .. } => Verdict::Crossed { x },
-            _ => Verdict::AheadFromStart,
-        }
+        robust_crossing(&mut bands, grid, last.map_or(0, |l| l.0), direction)
     } else if g_high < 0.0 {
         Verdict::NotReached
     } else {
@@ -424,9 +386,9 @@ fn summarize(
         outcome: *outcome,
         verdict,
         method,
-        median: quantile(&xs, 0.5),
-        low: quantile(&xs, 0.05),
-        high: quantile(&xs, 0.95),
+        median,
+        low,
+        high,
         share_crossed: if n == 0 {
             f64::NAN
         } else {
@@ -436,6 +398,80 @@ fn summarize(
         gap_low,
         gap_high,
         seeds,
+    }
+}
+
+/// Median and 5% / 95% quantiles of the draws' censored crossings (NaN without draws).
+fn crossing_quantiles(outcomes: &[Outcome]) -> (f64, f64, f64) {
+    let mut xs: Vec<f64> = outcomes.iter().filter_map(Outcome::censored_x).collect();
+    xs.sort_by(f64::total_cmp);
+    (quantile(&xs, 0.5), quantile(&xs, 0.05), quantile(&xs, 0.95))
+}
+
+/// Quantiles of the draws' advantage at the points of the point estimate's grid.
+struct Bands<'a> {
+    /// Draw-major, as `DrawSet::values`: grid point i of draw d at `d * points + i`.
+    values: &'a [f64],
+    points: usize,
+    scratch: Vec<f64>,
+}
+
+impl<'a> Bands<'a> {
+    fn new(draws: &'a DrawSet, points: usize) -> Self {
+        Self {
+            values: &draws.values,
+            points,
+            scratch: Vec::with_capacity(draws.outcomes.len()),
+        }
+    }
+
+    /// Quantile q of the draws' advantage at grid point i (NaN when no draw has one).
+    fn at(&mut self, i: usize, q: f64) -> f64 {
+        self.scratch.clear();
+        self.scratch.extend(
+            self.values
+                .iter()
+                .skip(i)
+                .step_by(self.points)
+                .copied()
+                .filter(|g| g.is_finite()),
+        );
+        quantile_unsorted(&mut self.scratch, q)
+    }
+
+    /// The last grid point that any draw reaches, with its 5% and 95% bands there.
+    fn last_reached(&mut self) -> Option<(usize, f64, f64)> {
+        (0..self.points).rev().find_map(|i| {
+            let low = self.at(i, 0.05);
+            low.is_finite().then(|| (i, low, self.at(i, 0.95)))
+        })
+    }
+}
+
+/// Where the lower 5% band rises to 0 and stays there, for a band above 0 at `last`:
+/// walk back from there to the last point below 0 (the band is only needed from there
+/// on); ahead from the start when it never dips below.
+fn robust_crossing(
+    bands: &mut Bands<'_>,
+    grid: &[(f64, f64)],
+    last: usize,
+    direction: Direction,
+) -> Verdict {
+    let mut tail: Vec<(f64, f64)> = Vec::new();
+    for i in (0..=last).rev() {
+        let low = bands.at(i, 0.05);
+        if !low.is_finite() {
+            continue;
+        }
+        tail.push((grid[i].0, low));
+        if low < 0.0 {
+            break;
+        }
+    }
+    tail.reverse();
+    match crossing_of_advantage(&tail, direction) {
+        Outcome::Crossed { x, .. } => Verdict::Crossed { x },
+        _ => Verdict::AheadFromStart,
     }
 }
 
