@@ -142,54 +142,17 @@ impl<'a> Plan<'a> {
         smooth: usize,
         grids: &[Vec<f64>],
     ) -> Option<Self> {
-        let axes = grids.len();
-        let increasing = |r: &Replicate| {
-            (0..axes).all(|a| axis_xs(r, a).windows(2).all(|w| w[0] < w[1]))
-                && r.other_axes.iter().all(|xs| xs.len() == r.curve.len())
-        };
-        if dlm.is_empty() || baseline.is_empty() || !dlm.iter().chain(baseline).all(increasing) {
+        if !plannable(dlm, baseline, grids.len(), method.seed_level()) {
             return None;
         }
-        let aligned = |side: &[Replicate]| {
-            (0..axes).all(|a| {
-                let first = axis_xs(&side[0], a);
-                side.iter().all(|r| axis_xs(r, a) == first)
-            })
-        };
-        let resamples_seeds = method.seed_level();
-        let align = [aligned(dlm), aligned(baseline)];
-        if resamples_seeds && !(align[0] && align[1]) {
-            return None;
-        }
-        let mut planned = Vec::with_capacity(axes);
-        for (axis, expected) in grids.iter().enumerate() {
-            let sides = [
-                Side::new(dlm, axis, resamples_seeds),
-                Side::new(baseline, axis, resamples_seeds),
-            ];
-            let grid = Grid::new(&sides[0].xs, &sides[1].xs);
-            if &grid.xs != expected {
-                return None;
-            }
-            planned.push((sides, grid));
-        }
+        let planned = planned_axes(dlm, baseline, method.seed_level(), grids)?;
         let items = if method.paired() {
-            let matrices = |side: &[Replicate]| -> Option<Vec<ItemMatrix>> {
-                side.iter()
-                    .map(|r| ItemMatrix::new(r.items.as_ref()?))
-                    .collect()
-            };
-            let both = [matrices(dlm)?, matrices(baseline)?];
-            let n = both[0][0].items;
-            if both.iter().flatten().any(|m| m.items != n) {
-                return None;
-            }
-            Some(both)
+            Some(item_matrices(dlm, baseline)?)
         } else {
             None
         };
         let stderr = if method == Method::Stderr {
-            (0..axes)
+            (0..grids.len())
                 .map(|axis| [dlm, baseline].map(|side| combined_unsmoothed_on(side, axis)))
                 .collect()
         } else {
@@ -200,23 +163,7 @@ impl<'a> Plan<'a> {
                 .map(|r| r.curve.iter().map(|p| p.y).collect())
                 .collect()
         });
-        // Stderr draws share an axis only where its base curves, and so its noise
-        // (`resample::stderr_noise`), are the earlier axis' own.
-        let same_base = |a: usize, b: usize| {
-            method != Method::Stderr
-                || (0..2).all(|s| {
-                    let (x, y) = (&stderr[a][s], &stderr[b][s]);
-                    x.len() == y.len()
-                        && x.iter()
-                            .zip(y.iter())
-                            .all(|(p, q)| p.y == q.y && p.stderr.to_bits() == q.stderr.to_bits())
-                })
-        };
-        let shared = (0..planned.len())
-            .map(|axis| {
-                (0..axis).find(|&a| same_draws(&planned[a], &planned[axis]) && same_base(a, axis))
-            })
-            .collect();
+        let shared = shared_axes(&planned, &stderr, method);
         Some(Self {
             shared,
             own,
@@ -348,6 +295,90 @@ impl<'a> Plan<'a> {
             .and_then(|points| points.first())
             .map_or(0, Vec::len)
     }
+}
+
+/// Whether a plan can express the draws on `axes` axes: both sides have replicates,
+/// each strictly increasing on every axis and placed on each, and with a seed level each
+/// side's replicates share their x's.
+fn plannable(dlm: &[Replicate], baseline: &[Replicate], axes: usize, seed_level: bool) -> bool {
+    let increasing = |r: &Replicate| {
+        (0..axes).all(|a| axis_xs(r, a).windows(2).all(|w| w[0] < w[1]))
+            && r.other_axes.iter().all(|xs| xs.len() == r.curve.len())
+    };
+    if dlm.is_empty() || baseline.is_empty() || !dlm.iter().chain(baseline).all(increasing) {
+        return false;
+    }
+    let aligned = |side: &[Replicate]| {
+        (0..axes).all(|a| {
+            let first = axis_xs(&side[0], a);
+            side.iter().all(|r| axis_xs(r, a) == first)
+        })
+    };
+    !seed_level || (aligned(dlm) && aligned(baseline))
+}
+
+/// Both sides and the advantage grid on each axis; None where a grid is not the point
+/// estimate's (`grids`).
+fn planned_axes(
+    dlm: &[Replicate],
+    baseline: &[Replicate],
+    seed_level: bool,
+    grids: &[Vec<f64>],
+) -> Option<Vec<([Side; 2], Grid)>> {
+    let mut planned = Vec::with_capacity(grids.len());
+    for (axis, expected) in grids.iter().enumerate() {
+        let sides = [
+            Side::new(dlm, axis, seed_level),
+            Side::new(baseline, axis, seed_level),
+        ];
+        let grid = Grid::new(&sides[0].xs, &sides[1].xs);
+        if &grid.xs != expected {
+            return None;
+        }
+        planned.push((sides, grid));
+    }
+    Some(planned)
+}
+
+/// Each side's replicates' item matrices; None when a replicate has no per-item scores
+/// or they do not all score the same number of items.
+fn item_matrices(dlm: &[Replicate], baseline: &[Replicate]) -> Option<[Vec<ItemMatrix>; 2]> {
+    let matrices = |side: &[Replicate]| -> Option<Vec<ItemMatrix>> {
+        side.iter()
+            .map(|r| ItemMatrix::new(r.items.as_ref()?))
+            .collect()
+    };
+    let both = [matrices(dlm)?, matrices(baseline)?];
+    let n = both[0][0].items;
+    if both.iter().flatten().any(|m| m.items != n) {
+        return None;
+    }
+    Some(both)
+}
+
+/// Per axis, an earlier axis whose draws give the same advantage values (`Plan::shared`).
+fn shared_axes(
+    planned: &[([Side; 2], Grid)],
+    stderr: &[[Curve; 2]],
+    method: Method,
+) -> Vec<Option<usize>> {
+    // Stderr draws share an axis only where its base curves, and so its noise
+    // (`resample::stderr_noise`), are the earlier axis' own.
+    let same_base = |a: usize, b: usize| {
+        method != Method::Stderr
+            || (0..2).all(|s| {
+                let (x, y) = (&stderr[a][s], &stderr[b][s]);
+                x.len() == y.len()
+                    && x.iter()
+                        .zip(y.iter())
+                        .all(|(p, q)| p.y == q.y && p.stderr.to_bits() == q.stderr.to_bits())
+            })
+    };
+    (0..planned.len())
+        .map(|axis| {
+            (0..axis).find(|&a| same_draws(&planned[a], &planned[axis]) && same_base(a, axis))
+        })
+        .collect()
 }
 
 /// Whether two axes' plans turn the same replicate values into the same advantage.
