@@ -190,18 +190,7 @@ impl<'a> Plan<'a> {
                 })
             })
             .collect();
-        let sides = [self.dlm, self.baseline];
-        // Buffers reused by every draw.
-        let mut raw: [Vec<Vec<f64>>; 2] = sides.map(|s| vec![Vec::new(); s.len()]);
-        let mut smooth: [Vec<Vec<f64>>; 2] = sides.map(|s| vec![Vec::new(); s.len()]);
-        let mut weight = Vec::new();
-        let mut seeds: Option<SeedDraw> = None;
-        let mut column = Vec::new();
-        let mut combined: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-        let mut kind_curve: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-        let mut g = Vec::new();
-        let mut counts = Vec::new();
-        let mut jittered = Vec::new();
+        let mut buffers = Buffers::new([self.dlm.len(), self.baseline.len()]);
         let identity: Vec<[bool; 2]> = self
             .axes
             .iter()
@@ -209,82 +198,113 @@ impl<'a> Plan<'a> {
             .collect();
         for d in 0..draws {
             if self.method != Method::Stderr {
-                if self.items.is_some() {
-                    item_counts_into(self.items_n(), rng, &mut counts);
-                }
-                for s in 0..2 {
-                    for r in 0..sides[s].len() {
-                        let own = &self.own[s][r];
-                        let values = match &self.items {
-                            Some(matrices) => {
-                                matrices[s][r].reweight(&counts, own, &mut raw[s][r], &mut weight);
-                                &raw[s][r]
-                            }
-                            None => own,
-                        };
-                        smooth_into(values, self.smooth, &mut smooth[s][r]);
-                    }
-                }
-                if self.method.seed_level() {
-                    seeds = Some(SeedDraw::new(self.dlm, self.baseline, rng));
-                }
+                self.draw_values(rng, &mut buffers);
             }
             let noise = (self.method == Method::Stderr).then(|| stderr_noise(&self.stderr, rng));
             for (axis, (planned, grid)) in self.axes.iter().enumerate() {
                 if let Some(earlier) = self.shared[axis] {
                     // The same values on a rescaled axis: only the crossing's x moves.
-                    let (done, rest) = out.split_at_mut(axis);
-                    for (k, set) in rest[0].iter_mut().enumerate() {
-                        let from = &done[earlier][k];
-                        let n = grid.xs.len();
-                        let g = &from.values[d * n..(d + 1) * n];
-                        set.outcomes.push(crossing_of(&grid.xs, g, self.direction));
-                        set.values.extend_from_slice(g);
-                    }
+                    copy_shared(&mut out, axis, earlier, d, grid, self.direction);
                     continue;
                 }
-                for s in 0..2 {
-                    if let Some(noise) = &noise {
-                        jittered.clear();
-                        jittered.extend(
-                            self.stderr[axis][s]
-                                .iter()
-                                .zip(&noise[axis][s])
-                                .map(|(p, &z)| p.y + z),
-                        );
-                        smooth_into(&jittered, self.smooth, &mut combined[s]);
-                    } else if !identity[axis][s] {
-                        let mix = seeds
-                            .as_ref()
-                            .map_or((&[][..], 1.0), |d| (d.multipliers[s].as_slice(), d.scale));
-                        planned[s].combine_into(&smooth[s], mix, &mut column, &mut combined[s]);
-                    }
-                }
-                // The side's combined values: its only replicate's, or the combination.
-                let side = |s: usize| -> &[f64] {
-                    if self.method != Method::Stderr && identity[axis][s] {
-                        &smooth[s][0]
-                    } else {
-                        &combined[s]
-                    }
-                };
-                for (k, set) in out[axis].iter_mut().enumerate() {
-                    if k == 0 {
-                        for (s, curve) in kind_curve.iter_mut().enumerate() {
-                            curve.clear();
-                            curve.extend_from_slice(side(s));
-                            running_best_in_place(curve, self.direction);
-                        }
-                        grid.advantage_into(&kind_curve[0], &kind_curve[1], self.direction, &mut g);
-                    } else {
-                        grid.advantage_into(side(0), side(1), self.direction, &mut g);
-                    }
-                    set.outcomes.push(crossing_of(&grid.xs, &g, self.direction));
-                    set.values.extend_from_slice(&g);
-                }
+                let noise = noise.as_ref().map(|n| &n[axis]);
+                self.combine_sides(axis, planned, noise, identity[axis], &mut buffers);
+                self.record_kinds(grid, identity[axis], &mut buffers, &mut out[axis]);
             }
         }
         out
+    }
+
+    /// One draw's values of every replicate, smoothed: reweighted by one item resample
+    /// when there are items, then the seed level when the method has one (the general
+    /// path's random stream: item counts first).
+    fn draw_values(&self, rng: &mut Rng, b: &mut Buffers) {
+        if self.items.is_some() {
+            item_counts_into(self.items_n(), rng, &mut b.counts);
+        }
+        let sides = [self.dlm, self.baseline];
+        for s in 0..2 {
+            for r in 0..sides[s].len() {
+                let own = &self.own[s][r];
+                let values = match &self.items {
+                    Some(matrices) => {
+                        matrices[s][r].reweight(&b.counts, own, &mut b.raw[s][r], &mut b.weight);
+                        &b.raw[s][r]
+                    }
+                    None => own,
+                };
+                smooth_into(values, self.smooth, &mut b.smooth[s][r]);
+            }
+        }
+        if self.method.seed_level() {
+            b.seeds = Some(SeedDraw::new(self.dlm, self.baseline, rng));
+        }
+    }
+
+    /// Both sides' combined values on `axis` into `b.combined`: the stderr draw's
+    /// jittered base curve smoothed, or (unless a side is its one replicate as it is)
+    /// the replicates combined, mixed by the seed level where there is one.
+    fn combine_sides(
+        &self,
+        axis: usize,
+        planned: &[Side; 2],
+        noise: Option<&[Vec<f64>; 2]>,
+        identity: [bool; 2],
+        b: &mut Buffers,
+    ) {
+        for s in 0..2 {
+            if let Some(noise) = noise {
+                b.jittered.clear();
+                b.jittered.extend(
+                    self.stderr[axis][s]
+                        .iter()
+                        .zip(&noise[s])
+                        .map(|(p, &z)| p.y + z),
+                );
+                smooth_into(&b.jittered, self.smooth, &mut b.combined[s]);
+            } else if !identity[s] {
+                let mix = b
+                    .seeds
+                    .as_ref()
+                    .map_or((&[][..], 1.0), |d| (d.multipliers[s].as_slice(), d.scale));
+                planned[s].combine_into(&b.smooth[s], mix, &mut b.column, &mut b.combined[s]);
+            }
+        }
+    }
+
+    /// Both kinds' draw on one axis: the early-stopped kind from the sides' running
+    /// bests, the raw kind from their values; each one's advantage on the grid and its
+    /// crossing.
+    fn record_kinds(
+        &self,
+        grid: &Grid,
+        identity: [bool; 2],
+        b: &mut Buffers,
+        sets: &mut [DrawSet; 2],
+    ) {
+        // The side's combined values: its only replicate's, or the combination.
+        let side = |s: usize| -> &[f64] {
+            if self.method != Method::Stderr && identity[s] {
+                &b.smooth[s][0]
+            } else {
+                &b.combined[s]
+            }
+        };
+        for (k, set) in sets.iter_mut().enumerate() {
+            if k == 0 {
+                for (s, curve) in b.kind_curve.iter_mut().enumerate() {
+                    curve.clear();
+                    curve.extend_from_slice(side(s));
+                    running_best_in_place(curve, self.direction);
+                }
+                grid.advantage_into(&b.kind_curve[0], &b.kind_curve[1], self.direction, &mut b.g);
+            } else {
+                grid.advantage_into(side(0), side(1), self.direction, &mut b.g);
+            }
+            set.outcomes
+                .push(crossing_of(&grid.xs, &b.g, self.direction));
+            set.values.extend_from_slice(&b.g);
+        }
     }
 
     fn items_n(&self) -> usize {
@@ -294,6 +314,62 @@ impl<'a> Plan<'a> {
             .and_then(|r| r.items.as_ref())
             .and_then(|points| points.first())
             .map_or(0, Vec::len)
+    }
+}
+
+/// The buffers every draw of a plan reuses, allocated once per comparison.
+struct Buffers {
+    /// Per side and replicate: the draw's reweighted values, and those smoothed.
+    raw: [Vec<Vec<f64>>; 2],
+    smooth: [Vec<Vec<f64>>; 2],
+    weight: Vec<f64>,
+    counts: Vec<f64>,
+    /// The draw's seed level (methods with one).
+    seeds: Option<SeedDraw>,
+    column: Vec<f64>,
+    jittered: Vec<f64>,
+    /// Per side on the current axis: the combined values, and a kind's curve of them.
+    combined: [Vec<f64>; 2],
+    kind_curve: [Vec<f64>; 2],
+    /// The advantage on the current axis' grid.
+    g: Vec<f64>,
+}
+
+impl Buffers {
+    /// Buffers for sides of `replicates` replicates each.
+    fn new(replicates: [usize; 2]) -> Self {
+        Self {
+            raw: replicates.map(|n| vec![Vec::new(); n]),
+            smooth: replicates.map(|n| vec![Vec::new(); n]),
+            weight: Vec::new(),
+            counts: Vec::new(),
+            seeds: None,
+            column: Vec::new(),
+            jittered: Vec::new(),
+            combined: [Vec::new(), Vec::new()],
+            kind_curve: [Vec::new(), Vec::new()],
+            g: Vec::new(),
+        }
+    }
+}
+
+/// Draw `d` on a rescaled axis from the `earlier` axis' (`Plan::shared`): the same
+/// advantage values, with the crossing found on this axis' x's.
+fn copy_shared(
+    out: &mut [[DrawSet; 2]],
+    axis: usize,
+    earlier: usize,
+    d: usize,
+    grid: &Grid,
+    direction: Direction,
+) {
+    let (done, rest) = out.split_at_mut(axis);
+    for (k, set) in rest[0].iter_mut().enumerate() {
+        let from = &done[earlier][k];
+        let n = grid.xs.len();
+        let g = &from.values[d * n..(d + 1) * n];
+        set.outcomes.push(crossing_of(&grid.xs, g, direction));
+        set.values.extend_from_slice(g);
     }
 }
 
