@@ -57,10 +57,27 @@ pub fn crossover_table(rows: &[CrossoverRow], kind: Kind, dropped: &[Axis]) -> B
         .into_iter()
         .filter(|a| !dropped.contains(a))
         .collect();
+    let table_rows = rows
+        .iter()
+        .filter(|r| {
+            r.kind == kind
+                && r.axis == Axis::Tokens
+                && headline.contains(&(r.task.clone(), r.metric.clone()))
+        })
+        .map(|row| table_row(rows, row, &axes))
+        .collect();
+    Block::Table {
+        header: table_header(&axes),
+        rows: table_rows,
+    }
+}
+
+/// The crossover table's columns, one per axis shown.
+fn table_header(axes: &[Axis]) -> Vec<String> {
     let mut header: Vec<String> = ["group", "DLM vs", "task (metric)", "verdict"]
         .map(String::from)
         .to_vec();
-    for axis in &axes {
+    for axis in axes {
         header.push(format!(
             "{}: estimate (median [5%, 95%]); bracketing evaluations",
             axis_title(*axis)
@@ -75,66 +92,61 @@ pub fn crossover_table(rows: &[CrossoverRow], kind: Kind, dropped: &[Axis]) -> B
         ]
         .map(String::from),
     );
-    let mut table_rows = Vec::new();
-    for row in rows.iter().filter(|r| {
-        r.kind == kind
-            && r.axis == Axis::Tokens
-            && headline.contains(&(r.task.clone(), r.metric.clone()))
-    }) {
-        let on = |axis: Axis| {
-            rows.iter()
-                .find(|o| {
-                    o.axis == axis
-                        && o.kind == kind
-                        && o.group == row.group
-                        && o.baseline == row.baseline
-                        && o.task == row.task
-                        && o.metric == row.metric
-                })
-                .map(cell)
-                .unwrap_or_default()
-        };
-        let held_out = match row.held_out {
-            [Some(d), Some(b)] => format!(
-                " (held out: {} vs {})",
-                format::value(d.held_out),
-                format::value(b.held_out)
-            ),
-            _ => String::new(),
-        };
-        let best = match (row.best.dlm, row.best.baseline) {
-            (Some(d), Some(b)) => {
-                format!("{} vs {}{held_out}", format::value(d.y), format::value(b.y))
-            }
-            _ => "-".into(),
-        };
-        let mut line = vec![
-            format!(
-                "{}{}",
-                row.group_label,
-                if row.complete { "" } else { " (partial)" }
-            ),
-            row.baseline.clone(),
-            format!("{} ({})", row.task, row.metric),
-            crate::crossover::table::verdict_text(row),
-        ];
-        line.extend(axes.iter().map(|&axis| on(axis)));
-        line.extend([
-            row.gap(),
-            format::value(row.estimate.share_crossed),
-            format!(
-                "{}; {}",
-                row.estimate.method.label(),
-                row.estimate.seed_note()
-            ),
-            best,
-        ]);
-        table_rows.push(line);
-    }
-    Block::Table {
-        header,
-        rows: table_rows,
-    }
+    header
+}
+
+/// One comparison's line of the crossover table: `row` (on tokens) with the same
+/// comparison's estimate on each of `axes` from `rows`.
+fn table_row(rows: &[CrossoverRow], row: &CrossoverRow, axes: &[Axis]) -> Vec<String> {
+    let on = |axis: Axis| {
+        rows.iter()
+            .find(|o| {
+                o.axis == axis
+                    && o.kind == row.kind
+                    && o.group == row.group
+                    && o.baseline == row.baseline
+                    && o.task == row.task
+                    && o.metric == row.metric
+            })
+            .map(cell)
+            .unwrap_or_default()
+    };
+    let held_out = match row.held_out {
+        [Some(d), Some(b)] => format!(
+            " (held out: {} vs {})",
+            format::value(d.held_out),
+            format::value(b.held_out)
+        ),
+        _ => String::new(),
+    };
+    let best = match (row.best.dlm, row.best.baseline) {
+        (Some(d), Some(b)) => {
+            format!("{} vs {}{held_out}", format::value(d.y), format::value(b.y))
+        }
+        _ => "-".into(),
+    };
+    let mut line = vec![
+        format!(
+            "{}{}",
+            row.group_label,
+            if row.complete { "" } else { " (partial)" }
+        ),
+        row.baseline.clone(),
+        format!("{} ({})", row.task, row.metric),
+        crate::crossover::table::verdict_text(row),
+    ];
+    line.extend(axes.iter().map(|&axis| on(axis)));
+    line.extend([
+        row.gap(),
+        format::value(row.estimate.share_crossed),
+        format!(
+            "{}; {}",
+            row.estimate.method.label(),
+            row.estimate.seed_note()
+        ),
+        best,
+    ]);
+    line
 }
 
 fn axis_title(axis: Axis) -> &'static str {
