@@ -104,6 +104,8 @@ fn law_caption(law: &LawFit) -> String {
     )
 }
 
+/// One law's panel: each run's final loss against its epochs, the fitted law through
+/// each budget, and the epochs = R_D* + 1 line.
 fn draw_law_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     law: &LawFit,
@@ -111,29 +113,7 @@ fn draw_law_panel<DB: DrawingBackend>(
     let mut budgets: Vec<u64> = law.points.iter().map(|p| p.unique_tokens as u64).collect();
     budgets.sort_unstable();
     budgets.dedup();
-    let curves: Vec<(u64, Vec<(f64, f64)>)> = match law.fitted {
-        Some(fitted) => {
-            let (lo, hi) = law
-                .points
-                .iter()
-                .fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
-                    (lo.min(p.epochs), hi.max(p.epochs))
-                });
-            budgets
-                .iter()
-                .map(|&u| {
-                    let line = (0..=120)
-                        .map(|k| {
-                            let epochs = lo * (hi / lo).powf(f64::from(k) / 120.0);
-                            (epochs, fitted.law.loss(u as f64, epochs))
-                        })
-                        .collect();
-                    (u, line)
-                })
-                .collect()
-        }
-        None => Vec::new(),
-    };
+    let curves = law_curves(law, &budgets);
     let epoch_counts: Vec<f64> = law.points.iter().map(|p| p.epochs).collect();
     let xs = law.points.iter().map(|p| p.epochs);
     let ys = law
@@ -172,8 +152,57 @@ fn draw_law_panel<DB: DrawingBackend>(
             .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(3)))
             .map_err(text)?;
     }
-    for &u in &budgets {
-        let color = objective_color(&law.objective, shade(u, &budgets));
+    draw_law_points(&mut chart, law, &budgets)?;
+    draw_rd_line(&mut chart, law, (x0, x1), (y0, y1))?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(font(20))
+        .draw()
+        .map_err(text)
+}
+
+/// The fitted law through each budget over the points' epochs (log-spaced, 121
+/// points); none without a fit.
+fn law_curves(law: &LawFit, budgets: &[u64]) -> Vec<(u64, Vec<(f64, f64)>)> {
+    match law.fitted {
+        Some(fitted) => {
+            let (lo, hi) = law
+                .points
+                .iter()
+                .fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
+                    (lo.min(p.epochs), hi.max(p.epochs))
+                });
+            budgets
+                .iter()
+                .map(|&u| {
+                    let line = (0..=120)
+                        .map(|k| {
+                            let epochs = lo * (hi / lo).powf(f64::from(k) / 120.0);
+                            (epochs, fitted.law.loss(u as f64, epochs))
+                        })
+                        .collect();
+                    (u, line)
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    }
+}
+
+/// Each budget's runs as points, one legend entry per budget.
+fn draw_law_points<DB: DrawingBackend, CT>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    law: &LawFit,
+    budgets: &[u64],
+) -> Result<(), String>
+where
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
+    for &u in budgets {
+        let color = objective_color(&law.objective, shade(u, budgets));
         let points = law
             .points
             .iter()
@@ -188,6 +217,19 @@ fn draw_law_panel<DB: DrawingBackend>(
             ))
             .legend(move |(x, y)| Circle::new((x + 12, y), 7, color.filled()));
     }
+    Ok(())
+}
+
+/// The dashed line at epochs = R_D* + 1 where the fit resolves R_D* inside the axis.
+fn draw_rd_line<DB: DrawingBackend, CT>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    law: &LawFit,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> Result<(), String>
+where
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
     if let (Some(fitted), None) = (law.fitted, law.rd_lower_bound()) {
         let at = fitted.law.rd + 1.0;
         if at > x0 && at < x1 {
@@ -203,14 +245,7 @@ fn draw_law_panel<DB: DrawingBackend>(
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], BLACK.mix(0.5)));
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font(font(20))
-        .draw()
-        .map_err(text)
+    Ok(())
 }
 
 /// C_crit vs U, log-log, with the fitted power law (raw and early-stopped).
