@@ -8,6 +8,7 @@ use super::frame::{
     Context, Figure, error_bar, font, log_ticks, objective_color, padded_range, shade, text,
 };
 use crate::crossover::detection::Kind;
+use crate::fits::critical::PowerLaw;
 use crate::fits::points::Family;
 use crate::fits::results::{CriticalFit, LawFit};
 use plotters::coord::Shift;
@@ -374,6 +375,7 @@ where
     } else {
         String::new()
     };
+    let series = format!("{model}{kind}");
     for c in fit.crossings() {
         if c.low > 0.0 && c.high.is_finite() && c.high > 0.0 {
             error_bar(chart, c.unique_tokens, c.low, c.high, color)?;
@@ -391,8 +393,26 @@ where
                 .map(|c| Circle::new((c.unique_tokens, c.flops), radius, style)),
         )
         .map_err(text)?
-        .label(format!("{model}{kind} crossing"))
+        .label(format!("{series} crossing"))
         .legend(move |(x, y)| Circle::new((x + 12, y), 9, style));
+    draw_censored(chart, fit, color, &series)?;
+    if let Some(law) = fit.law {
+        draw_power_law(chart, fit, law, color, (x0, x1), &series)?;
+    }
+    Ok(())
+}
+
+/// Budgets where the DLM did not cross inside the run: a triangle at the run's last
+/// FLOPs (the crossing is above).
+fn draw_censored<DB: DrawingBackend, CT>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    fit: &CriticalFit,
+    color: RGBColor,
+    series: &str,
+) -> Result<(), String>
+where
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
     let censored: Vec<(f64, f64)> = fit
         .budgets
         .iter()
@@ -407,33 +427,44 @@ where
                     .map(|&p| TriangleMarker::new(p, 11, color.stroke_width(3))),
             )
             .map_err(text)?
-            .label(format!("{model}{kind}: not reached (above)"))
+            .label(format!("{series}: not reached (above)"))
             .legend(move |(x, y)| TriangleMarker::new((x + 12, y), 9, color.stroke_width(3)));
     }
-    if let Some(law) = fit.law {
-        let b_band = fit
-            .interval
-            .map(|(_, (lo, hi))| format!(" [{lo:.2}, {hi:.2}]"))
-            .unwrap_or_default();
-        let line: Vec<(f64, f64)> = (0..=60)
-            .map(|k| {
-                let u = x0 * (x1 / x0).powf(f64::from(k) / 60.0);
-                (u, law.at(u))
-            })
-            .collect();
-        let label = format!(
-            "{model}{kind}: C_crit = {:.2e} U^{:.2}{b_band}",
-            law.a, law.b
-        );
-        let stroke = color.stroke_width(3);
-        let drawn = match fit.kind {
-            Kind::Raw => chart.draw_series(LineSeries::new(line, stroke)),
-            Kind::EarlyStopped => chart.draw_series(DashedLineSeries::new(line, 14, 10, stroke)),
-        };
-        drawn
-            .map_err(text)?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], stroke));
-    }
+    Ok(())
+}
+
+/// The fitted C_crit = a U^b over [x0, x1] (raw solid, early-stopped dashed), its
+/// exponent's interval in the legend.
+fn draw_power_law<DB: DrawingBackend, CT>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    fit: &CriticalFit,
+    law: PowerLaw,
+    color: RGBColor,
+    (x0, x1): (f64, f64),
+    series: &str,
+) -> Result<(), String>
+where
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
+    let b_band = fit
+        .interval
+        .map(|(_, (lo, hi))| format!(" [{lo:.2}, {hi:.2}]"))
+        .unwrap_or_default();
+    let line: Vec<(f64, f64)> = (0..=60)
+        .map(|k| {
+            let u = x0 * (x1 / x0).powf(f64::from(k) / 60.0);
+            (u, law.at(u))
+        })
+        .collect();
+    let label = format!("{series}: C_crit = {:.2e} U^{:.2}{b_band}", law.a, law.b);
+    let stroke = color.stroke_width(3);
+    let drawn = match fit.kind {
+        Kind::Raw => chart.draw_series(LineSeries::new(line, stroke)),
+        Kind::EarlyStopped => chart.draw_series(DashedLineSeries::new(line, 14, 10, stroke)),
+    };
+    drawn
+        .map_err(text)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], stroke));
     Ok(())
 }
