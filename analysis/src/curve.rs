@@ -234,6 +234,13 @@ pub fn best(curve: &[Point], direction: Direction) -> Option<Point> {
     })
 }
 
+/// The curve the point estimate uses for a side: each replicate smoothed, then averaged.
+pub fn combined(replicates: &[Curve], smooth: usize) -> Curve {
+    let smooth_each: Vec<Curve> = replicates.iter().map(|c| smoothed(c, smooth)).collect();
+    let refs: Vec<&[Point]> = smooth_each.iter().map(Vec::as_slice).collect();
+    mean_curve(&refs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -127,7 +127,7 @@ impl SyntheticJob {
             self.seed, self.preset, self.unique_tokens, self.epochs
         );
         let path = Path::new("synthetic.yaml");
-        let invalid = |error: jobspec::Error| crate::AnalysisError::Write {
+        let invalid = |error: jobspec::Error| crate::error::AnalysisError::Write {
             path: path.to_owned(),
             message: error.to_string(),
         };
@@ -148,47 +148,88 @@ pub fn write_job(results: &Path, job: &SyntheticJob) -> Result<PathBuf> {
         std::fs::write(&path, text).map_err(io_error(&path))
     };
     write("job.yaml", &config.to_yaml())?;
-    let tokens_per_epoch = job.unique_tokens as f64;
-    let flops_per_token =
-        config.planned_flops().unwrap_or(0.0) / config.planned_tokens().max(1) as f64;
-    let steps_per_epoch = config.windows_per_epoch() as f64 / config.train.batch_size as f64;
-    let position = |epoch: f64| {
-        let tokens = (epoch * tokens_per_epoch).round();
+    let at = Positions::of(job, &config);
+    write("eval.csv", &eval_log(job, &at))?;
+    if !job.items.is_empty() {
+        write(crate::ingest::records::ITEMS_LOG, &items_log(job, &at))?;
+    }
+    let last_epoch = job.evals.iter().map(|p| p.epoch).fold(0.0, f64::max);
+    write("train.csv", &train_log(last_epoch, &at))?;
+    if !job.expert_load.is_empty() {
+        write(jobspec::status::EXPERT_LOAD_LOG, &load_log(job, &at))?;
+    }
+    let status = status_of(job, &at, last_epoch);
+    write_status(&folder, &status).map_err(|error| crate::error::AnalysisError::Write {
+        path: folder.clone(),
+        message: error.to_string(),
+    })?;
+    Ok(folder)
+}
+
+/// Where an epoch of a job falls: its step, tokens and FLOPs, as the trainer logs them.
+struct Positions {
+    tokens_per_epoch: f64,
+    flops_per_token: f64,
+    steps_per_epoch: f64,
+}
+
+impl Positions {
+    fn of(job: &SyntheticJob, config: &JobConfig) -> Self {
+        Self {
+            tokens_per_epoch: job.unique_tokens as f64,
+            flops_per_token: config.planned_flops().unwrap_or(0.0)
+                / config.planned_tokens().max(1) as f64,
+            steps_per_epoch: config.windows_per_epoch() as f64 / config.train.batch_size as f64,
+        }
+    }
+
+    /// (step, tokens, FLOPs) at `epoch`.
+    fn at(&self, epoch: f64) -> (u64, f64, f64) {
+        let tokens = (epoch * self.tokens_per_epoch).round();
         (
-            (epoch * steps_per_epoch).round() as u64,
+            (epoch * self.steps_per_epoch).round() as u64,
             tokens,
-            tokens * flops_per_token,
+            tokens * self.flops_per_token,
         )
-    };
+    }
+}
+
+/// eval.csv: one row per evaluation point.
+fn eval_log(job: &SyntheticJob, at: &Positions) -> String {
     let mut eval = EVAL_HEADER.join(",") + "\n";
     for point in &job.evals {
-        let (step, tokens, flops) = position(point.epoch);
+        let (step, tokens, flops) = at.at(point.epoch);
         let _ = writeln!(
             eval,
             "{step},{},{tokens},{flops},{},{},{},{},500",
             point.epoch, point.task, point.metric, point.value, point.stderr
         );
     }
-    write("eval.csv", &eval)?;
-    if !job.items.is_empty() {
-        let mut items = "step,epoch,tokens,flops,task,metric,item,value\n".to_string();
-        for point in &job.items {
-            let (step, tokens, flops) = position(point.epoch);
-            for (item, score) in point.scores.iter().enumerate() {
-                let _ = writeln!(
-                    items,
-                    "{step},{},{tokens},{flops},{},{},{item},{score}",
-                    point.epoch, point.task, point.metric
-                );
-            }
+    eval
+}
+
+/// eval_items.csv: one row per item of each evaluation with per-item scores.
+fn items_log(job: &SyntheticJob, at: &Positions) -> String {
+    let mut items = "step,epoch,tokens,flops,task,metric,item,value\n".to_string();
+    for point in &job.items {
+        let (step, tokens, flops) = at.at(point.epoch);
+        for (item, score) in point.scores.iter().enumerate() {
+            let _ = writeln!(
+                items,
+                "{step},{},{tokens},{flops},{},{},{item},{score}",
+                point.epoch, point.task, point.metric
+            );
         }
-        write(crate::ingest::ITEMS_LOG, &items)?;
     }
-    let last_epoch = job.evals.iter().map(|p| p.epoch).fold(0.0, f64::max);
+    items
+}
+
+/// train.csv: 20 rows up to the last evaluation, the loss falling in log epochs.
+fn train_log(last_epoch: f64, at: &Positions) -> String {
     let mut train = TRAIN_HEADER.join(",") + "\n";
     for i in 1..=20 {
         let epoch = last_epoch * f64::from(i) / 20.0;
-        let (step, tokens, flops) = position(epoch);
+        let (step, tokens, flops) = at.at(epoch);
         let _ = writeln!(
             train,
             "{step},{epoch},{tokens},{flops},{},0.003,1.0,10000,{},,,,,10000",
@@ -196,36 +237,38 @@ pub fn write_job(results: &Path, job: &SyntheticJob) -> Result<PathBuf> {
             f64::from(i)
         );
     }
-    write("train.csv", &train)?;
-    if !job.expert_load.is_empty() {
-        let mut loads = jobspec::status::EXPERT_LOAD_HEADER.join(",") + "\n";
-        for &(epoch, block, expert, share) in &job.expert_load {
-            let (step, tokens, flops) = position(epoch);
-            let _ = writeln!(
-                loads,
-                "{step},{epoch},{tokens},{flops},{block},{expert},{share}"
-            );
-        }
-        write(jobspec::status::EXPERT_LOAD_LOG, &loads)?;
+    train
+}
+
+/// expert_load.csv: the job's (epoch, block, expert, share) rows.
+fn load_log(job: &SyntheticJob, at: &Positions) -> String {
+    let mut loads = jobspec::status::EXPERT_LOAD_HEADER.join(",") + "\n";
+    for &(epoch, block, expert, share) in &job.expert_load {
+        let (step, tokens, flops) = at.at(epoch);
+        let _ = writeln!(
+            loads,
+            "{step},{epoch},{tokens},{flops},{block},{expert},{share}"
+        );
     }
-    let total_steps = position(job.epochs).0;
-    let status = Status {
+    loads
+}
+
+/// status.json: the job's state, at the end of its schedule when done, else at its
+/// last evaluation.
+fn status_of(job: &SyntheticJob, at: &Positions, last_epoch: f64) -> Status {
+    let total_steps = at.at(job.epochs).0;
+    Status {
         state: job.state,
         attempts: 1,
         error: job.error.clone(),
         step: if job.state == State::Done {
             total_steps
         } else {
-            position(last_epoch).0
+            at.at(last_epoch).0
         },
         total_steps,
         ..Status::pending()
-    };
-    write_status(&folder, &status).map_err(|error| crate::AnalysisError::Write {
-        path: folder.clone(),
-        message: error.to_string(),
-    })?;
-    Ok(folder)
+    }
 }
 
 /// Log2 milestones 1, 2, 4, ... up to `epochs`.

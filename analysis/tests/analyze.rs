@@ -2,8 +2,8 @@
 
 mod common;
 
-use analysis::crossover::{Kind, Outcome};
-use analysis::pairs::Axis;
+use analysis::crossover::detection::{Kind, Outcome};
+use analysis::pairs::curves::Axis;
 use std::path::Path;
 
 fn crossover_csv(results: &Path) -> Vec<csv::StringRecord> {
@@ -107,12 +107,13 @@ fn writes_tidy_tables_as_parquet_and_csv() {
 fn crossovers_match_the_hand_worked_answers() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let results = common::study_tree(root.path());
-    let (runs, _) = analysis::ingest::read_results(&results).unwrap_or_else(|e| panic!("{e}"));
-    let groups = analysis::pairs::group_runs(&runs);
-    let rows = analysis::crossovers::compute(
+    let (runs, _) =
+        analysis::ingest::read::read_results(&results).unwrap_or_else(|e| panic!("{e}"));
+    let groups = analysis::pairs::groups::group_runs(&runs);
+    let rows = analysis::crossover::table::compute(
         &runs,
         &groups,
-        analysis::uncertainty::Settings {
+        analysis::crossover::uncertainty::Settings {
             draws: 100,
             ..Default::default()
         },
@@ -316,11 +317,12 @@ fn fields_that_do_not_affect_training_do_not_split_groups() {
     });
     // An AR run with no DLM partner.
     write(Objective::Ar, 40_000);
-    let (runs, _) = analysis::ingest::read_results(&results).unwrap_or_else(|e| panic!("{e}"));
-    let groups = analysis::pairs::group_runs(&runs);
+    let (runs, _) =
+        analysis::ingest::read::read_results(&results).unwrap_or_else(|e| panic!("{e}"));
+    let groups = analysis::pairs::groups::group_runs(&runs);
     assert_eq!(groups.len(), 2, "{groups:#?}");
     assert_eq!(groups[0].runs.len(), 2, "AR and DLM at 20k compared");
-    let warnings = analysis::pairs::unpaired_warnings(&runs, &groups, &results);
+    let warnings = analysis::pairs::groups::unpaired_warnings(&runs, &groups, &results);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0]

@@ -1,9 +1,14 @@
 //! `just bench-analyze`: ingest, tables and crossovers over a synthetic sweep (default
 //! 1,000 runs x 100 evaluations x 5 tasks), timed phase by phase, with peak memory.
 
+use analysis::crossover::table::CrossoverRow;
+use analysis::fits::results::Fits;
+use analysis::ingest::records::Run;
+use analysis::pairs::groups::Group;
 use analysis::synthetic::{SyntheticJob, write_job};
 use clap::Parser;
 use jobspec::Objective;
+use std::path::Path;
 use std::time::Instant;
 
 #[derive(Debug, Parser)]
@@ -186,31 +191,83 @@ fn main() -> anyhow::Result<()> {
     );
     let mut stages = Vec::new();
     timed(&mut stages, "generate (not analysis)".into(), None, || {
-        for index in 0..cli.runs {
-            write_job(&results, &job(index, cli.evals, cli.items))?;
-        }
-        Ok(())
+        generate(&cli, &results)
     })?;
-    let mut counts = String::new();
-    let (runs, groups) = timed(&mut stages, "ingest".into(), Some(1.5), || {
-        let (runs, warnings) = analysis::ingest::read_results(&results)?;
-        let groups = analysis::pairs::group_runs(&runs);
+    let (runs, groups, counts) = ingest(&mut stages, &results)?;
+    tables(&mut stages, &runs, &groups, &results.join("analysis"))?;
+    let settings = analysis::crossover::uncertainty::Settings {
+        draws: cli.bootstrap,
+        ..Default::default()
+    };
+    let rows = timed(
+        &mut stages,
+        format!("crossovers ({} draws)", cli.bootstrap),
+        Some(10.0),
+        || {
+            Ok(analysis::crossover::table::compute(
+                &runs, &groups, settings,
+            ))
+        },
+    )?;
+    let fits = timed(&mut stages, "fits".into(), None, || {
+        Ok(analysis::fits::compute(
+            &runs,
+            &groups,
+            &rows,
+            analysis::fits::results::FitSettings {
+                draws: cli.bootstrap,
+                seed: 0,
+                smooth: 1,
+            },
+            &results,
+        ))
+    })?;
+    print_counts(&counts, &rows, &fits);
+    print_stages(&stages);
+    println!("\npeak memory: {:.0} MiB (target 1024)", peak_mib());
+    Ok(())
+}
+
+/// The synthetic study under `results` (timed, but not part of the analysis).
+fn generate(cli: &Cli, results: &Path) -> anyhow::Result<()> {
+    for index in 0..cli.runs {
+        write_job(results, &job(index, cli.evals, cli.items))?;
+    }
+    Ok(())
+}
+
+/// The timed ingest: runs and their groups, and a line counting what was read.
+fn ingest(
+    stages: &mut Vec<Stage>,
+    results: &Path,
+) -> anyhow::Result<(Vec<Run>, Vec<Group>, String)> {
+    timed(stages, "ingest".into(), Some(1.5), || {
+        let (runs, warnings) = analysis::ingest::read::read_results(results)?;
+        let groups = analysis::pairs::groups::group_runs(&runs);
         let rows: usize = runs.iter().map(|r| r.eval.len() + r.train.len()).sum();
-        let items: usize = runs.iter().map(analysis::ingest::Run::item_rows).sum();
-        counts = format!(
+        let items: usize = runs.iter().map(Run::item_rows).sum();
+        let counts = format!(
             "{} runs, {rows} train/eval rows, {items} item rows, {} warnings",
             runs.len(),
             warnings.len()
         );
-        Ok((runs, groups))
+        Ok((runs, groups, counts))
+    })
+}
+
+/// The tidy tables into `out`: built, then written, each timed, and their sum.
+fn tables(
+    stages: &mut Vec<Stage>,
+    runs: &[Run],
+    groups: &[Group],
+    out: &Path,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let mut tables = timed(stages, "tables: build".into(), None, || {
+        Ok(analysis::report::tables::build(runs, groups)?)
     })?;
-    let out = results.join("analysis");
-    std::fs::create_dir_all(&out)?;
-    let mut tables = timed(&mut stages, "tables: build".into(), None, || {
-        Ok(analysis::tables::build(&runs, &groups)?)
-    })?;
-    timed(&mut stages, "tables: parquet + csv".into(), None, || {
-        Ok(analysis::tables::write(&mut tables, &out)?)
+    timed(stages, "tables: parquet + csv".into(), None, || {
+        Ok(analysis::report::tables::write(&mut tables, out)?)
     })?;
     let (build, write) = (&stages[stages.len() - 2], &stages[stages.len() - 1]);
     stages.push(Stage {
@@ -219,29 +276,11 @@ fn main() -> anyhow::Result<()> {
         cpu: build.cpu + write.cpu,
         target: Some(1.0),
     });
-    let settings = analysis::uncertainty::Settings {
-        draws: cli.bootstrap,
-        ..Default::default()
-    };
-    let rows = timed(
-        &mut stages,
-        format!("crossovers ({} draws)", cli.bootstrap),
-        Some(10.0),
-        || Ok(analysis::crossovers::compute(&runs, &groups, settings)),
-    )?;
-    let fits = timed(&mut stages, "fits".into(), None, || {
-        Ok(analysis::fits::compute(
-            &runs,
-            &groups,
-            &rows,
-            analysis::fits::FitSettings {
-                draws: cli.bootstrap,
-                seed: 0,
-                smooth: 1,
-            },
-            &results,
-        ))
-    })?;
+    Ok(())
+}
+
+/// What was read, compared and fitted.
+fn print_counts(counts: &str, rows: &[CrossoverRow], fits: &Fits) {
     let methods: std::collections::BTreeSet<&str> =
         rows.iter().map(|r| r.estimate.method.label()).collect();
     println!("read: {counts}");
@@ -257,10 +296,14 @@ fn main() -> anyhow::Result<()> {
         fits.potential.len(),
         fits.missing.len()
     );
+}
+
+/// The stages as a Markdown table against their targets.
+fn print_stages(stages: &[Stage]) {
     println!();
     println!("| stage | wall s | CPU s | target s | wall / target |");
     println!("|---|---|---|---|---|");
-    for stage in &stages {
+    for stage in stages {
         let (target, ratio) = match stage.target {
             Some(t) => (format!("{t}"), format!("{:.2}", stage.wall / t)),
             None => ("-".into(), "-".into()),
@@ -270,6 +313,4 @@ fn main() -> anyhow::Result<()> {
             stage.name, stage.wall, stage.cpu
         );
     }
-    println!("\npeak memory: {:.0} MiB (target 1024)", peak_mib());
-    Ok(())
 }

@@ -3,11 +3,12 @@
 //! standard error (of the mean over seeds when there are several). Answers whether
 //! input noise alone gives AR the DLM's data efficiency (reference/recipes.md).
 
-use super::{
+use super::frame::{
     Context, Figure, Planned, font, objective_color, panel_title, skipped, text, titled_panels,
 };
-use crate::ingest::Run;
-use crate::pairs::{Group, headline_metrics, metrics};
+use crate::ingest::records::Run;
+use crate::pairs::curves::{headline_metrics, metrics};
+use crate::pairs::groups::Group;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -140,7 +141,7 @@ impl Ablation<'_> {
                     label,
                     color: objective_color(&objective, 0.75),
                     value,
-                    error: super::study::finite(error),
+                    error: super::frame::finite(error),
                 });
             }
         }

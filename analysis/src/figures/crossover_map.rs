@@ -9,11 +9,11 @@
 //! with one row or one column collapses to zero height (issue 15), and a table of
 //! coloured cells needs no axis.
 
-use super::{Context, Figure, Planned, font, panel_title, skipped, text};
-use crate::crossover::{Kind, Outcome};
-use crate::crossovers::CrossoverRow;
-use crate::pairs::Axis;
-use crate::uncertainty::Verdict;
+use super::frame::{Context, Figure, Planned, font, panel_title, skipped, text};
+use crate::crossover::detection::{Kind, Outcome};
+use crate::crossover::table::CrossoverRow;
+use crate::crossover::uncertainty::Verdict;
+use crate::pairs::curves::Axis;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -72,9 +72,10 @@ pub fn figure<'a>(context: &'a Context<'a>) -> Planned<CrossoverMap<'a>> {
     if rows.is_empty() {
         return skipped("crossover_map", "no group has both a DLM and an AR run");
     }
-    let found =
-        crate::pairs::sorted_metrics(rows.iter().map(|r| (r.task.clone(), r.metric.clone())));
-    let panels = crate::pairs::headline_metrics(&found)
+    let found = crate::pairs::curves::sorted_metrics(
+        rows.iter().map(|r| (r.task.clone(), r.metric.clone())),
+    );
+    let panels = crate::pairs::curves::headline_metrics(&found)
         .into_iter()
         .flat_map(|(task, metric)| Kind::ALL.map(|kind| (task.clone(), metric.clone(), kind)))
         .collect();
@@ -219,7 +220,26 @@ impl Figure for CrossoverMap<'_> {
     }
 }
 
+/// Where a panel's grid of cells sits, in pixels: between `left` and `right`, `top` and
+/// `bottom`.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    left: i32,
+    top: i32,
+    right: i32,
+    bottom: i32,
+    cell_width: i32,
+    cell_height: i32,
+}
+
+/// Text of `size` centred on its position.
+fn centered(size: u32) -> TextStyle<'static> {
+    font(size).pos(Pos::new(HPos::Center, VPos::Center))
+}
+
 impl CrossoverMap<'_> {
+    /// One (task, metric) panel of one kind: its title, a cell per (map row, budget),
+    /// and the budgets below.
     fn draw_panel<DB: DrawingBackend>(
         &self,
         area: &DrawingArea<DB, Shift>,
@@ -256,12 +276,38 @@ impl CrossoverMap<'_> {
             panel_title(task, metric),
             kind.name().replace('_', "-")
         );
-        let centered = |size: u32| font(size).pos(Pos::new(HPos::Center, VPos::Center));
         area.draw(&Text::new(title, (width / 2, 22), centered(26)))
             .map_err(text)?;
         let (columns, rows) = (self.budgets.len() as i32, self.map_rows.len() as i32);
-        let cell_width = (right - left) / columns.max(1);
-        let cell_height = (bottom - top) / rows.max(1);
+        let layout = Layout {
+            left,
+            top,
+            right,
+            bottom,
+            cell_width: (right - left) / columns.max(1),
+            cell_height: (bottom - top) / rows.max(1),
+        };
+        self.draw_cells(area, &layout, &of_panel, &labels, scale)?;
+        self.draw_budget_axis(area, &layout)
+    }
+
+    /// One row of cells per map row, its label on the left: each cell coloured by when
+    /// the DLM crossed, with its two lines of text.
+    fn draw_cells<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        layout: &Layout,
+        of_panel: &[&CrossoverRow],
+        labels: &[String],
+        scale: (f64, f64),
+    ) -> Result<(), String> {
+        let Layout {
+            left,
+            top,
+            cell_width,
+            cell_height,
+            ..
+        } = *layout;
         let size = (cell_height / 3).clamp(11, 19) as u32;
         for (j, map_row) in self.map_rows.iter().enumerate() {
             let y0 = top + j as i32 * cell_height;
@@ -291,6 +337,22 @@ impl CrossoverMap<'_> {
                     .map_err(text)?;
             }
         }
+        Ok(())
+    }
+
+    /// The budgets under their columns, and the axis' name.
+    fn draw_budget_axis<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        layout: &Layout,
+    ) -> Result<(), String> {
+        let Layout {
+            left,
+            right,
+            bottom,
+            cell_width,
+            ..
+        } = *layout;
         for (i, &budget) in self.budgets.iter().enumerate() {
             let cx = left + i as i32 * cell_width + cell_width / 2;
             let label = crate::format::count(budget as f64);

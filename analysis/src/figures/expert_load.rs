@@ -4,8 +4,8 @@
 //! router stays near 1; collapse shows as the solid line climbing towards E / top_k
 //! while the dashed one falls to 0.
 
-use super::{Context, Figure, Planned, font, padded_range, series_label, skipped, text};
-use crate::ingest::Run;
+use super::frame::{Context, Figure, Planned, font, padded_range, series_label, skipped, text};
+use crate::ingest::records::Run;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -33,7 +33,7 @@ pub fn figure<'a>(context: &'a Context<'a>) -> Planned<ExpertLoad<'a>> {
     runs.sort_by_key(|run| {
         (
             run.config.data.unique_tokens.get(),
-            crate::pairs::objective_rank(&run.objective),
+            crate::pairs::groups::objective_rank(&run.objective),
             run.config.seed,
         )
     });
@@ -97,7 +97,7 @@ impl Figure for ExpertLoad<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        super::titled_panels_of(
+        super::frame::titled_panels_of(
             root,
             "Expert load over training (share / even share)",
             &self.runs,
@@ -129,7 +129,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, run: &Run) -> R
         .build_cartesian_2d(
             (x0..x1)
                 .log_scale()
-                .with_key_points(super::fits::log_ticks(&[], x0, x1)),
+                .with_key_points(super::frame::log_ticks(&[], x0, x1)),
             0.0..y1.max(1.2) * 1.3,
         )
         .map_err(text)?;

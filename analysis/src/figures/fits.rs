@@ -4,9 +4,13 @@
 //! `potential.rs`.) Drawn only where the fit exists: a sweep not laid out for fits
 //! gets its "not fitted" lines in the report instead of empty panels.
 
-use super::{Context, Figure, font, objective_color, padded_range, shade, text};
-use crate::crossover::Kind;
-use crate::fits::{CriticalFit, Family, LawFit};
+use super::frame::{
+    Context, Figure, error_bar, font, log_ticks, objective_color, padded_range, shade, text,
+};
+use crate::crossover::detection::Kind;
+use crate::fits::critical::PowerLaw;
+use crate::fits::points::Family;
+use crate::fits::results::{CriticalFit, LawFit};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -65,14 +69,14 @@ impl Figure for LossVsEpochs<'_> {
             "Validation loss at the end of training vs epochs, {}",
             self.family.label()
         );
-        super::titled_panels_of(root, &title, &self.laws, |panel, item, _| {
+        super::frame::titled_panels_of(root, &title, &self.laws, |panel, item, _| {
             draw_law_panel(panel, item)
         })
     }
 }
 
 fn law_caption(law: &LawFit) -> String {
-    let name = super::objective_name(&law.objective);
+    let name = super::frame::objective_name(&law.objective);
     let Some(fitted) = law.fitted else {
         return format!("{name}: not fitted");
     };
@@ -101,6 +105,8 @@ fn law_caption(law: &LawFit) -> String {
     )
 }
 
+/// One law's panel: each run's final loss against its epochs, the fitted law through
+/// each budget, and the epochs = R_D* + 1 line.
 fn draw_law_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     law: &LawFit,
@@ -108,29 +114,7 @@ fn draw_law_panel<DB: DrawingBackend>(
     let mut budgets: Vec<u64> = law.points.iter().map(|p| p.unique_tokens as u64).collect();
     budgets.sort_unstable();
     budgets.dedup();
-    let curves: Vec<(u64, Vec<(f64, f64)>)> = match law.fitted {
-        Some(fitted) => {
-            let (lo, hi) = law
-                .points
-                .iter()
-                .fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
-                    (lo.min(p.epochs), hi.max(p.epochs))
-                });
-            budgets
-                .iter()
-                .map(|&u| {
-                    let line = (0..=120)
-                        .map(|k| {
-                            let epochs = lo * (hi / lo).powf(f64::from(k) / 120.0);
-                            (epochs, fitted.law.loss(u as f64, epochs))
-                        })
-                        .collect();
-                    (u, line)
-                })
-                .collect()
-        }
-        None => Vec::new(),
-    };
+    let curves = law_curves(law, &budgets);
     let epoch_counts: Vec<f64> = law.points.iter().map(|p| p.epochs).collect();
     let xs = law.points.iter().map(|p| p.epochs);
     let ys = law
@@ -169,8 +153,57 @@ fn draw_law_panel<DB: DrawingBackend>(
             .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(3)))
             .map_err(text)?;
     }
-    for &u in &budgets {
-        let color = objective_color(&law.objective, shade(u, &budgets));
+    draw_law_points(&mut chart, law, &budgets)?;
+    draw_rd_line(&mut chart, law, (x0, x1), (y0, y1))?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(font(20))
+        .draw()
+        .map_err(text)
+}
+
+/// The fitted law through each budget over the points' epochs (log-spaced, 121
+/// points); none without a fit.
+fn law_curves(law: &LawFit, budgets: &[u64]) -> Vec<(u64, Vec<(f64, f64)>)> {
+    match law.fitted {
+        Some(fitted) => {
+            let (lo, hi) = law
+                .points
+                .iter()
+                .fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
+                    (lo.min(p.epochs), hi.max(p.epochs))
+                });
+            budgets
+                .iter()
+                .map(|&u| {
+                    let line = (0..=120)
+                        .map(|k| {
+                            let epochs = lo * (hi / lo).powf(f64::from(k) / 120.0);
+                            (epochs, fitted.law.loss(u as f64, epochs))
+                        })
+                        .collect();
+                    (u, line)
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    }
+}
+
+/// Each budget's runs as points, one legend entry per budget.
+fn draw_law_points<DB: DrawingBackend, CT>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    law: &LawFit,
+    budgets: &[u64],
+) -> Result<(), String>
+where
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
+    for &u in budgets {
+        let color = objective_color(&law.objective, shade(u, budgets));
         let points = law
             .points
             .iter()
@@ -185,6 +218,19 @@ fn draw_law_panel<DB: DrawingBackend>(
             ))
             .legend(move |(x, y)| Circle::new((x + 12, y), 7, color.filled()));
     }
+    Ok(())
+}
+
+/// The dashed line at epochs = R_D* + 1 where the fit resolves R_D* inside the axis.
+fn draw_rd_line<DB: DrawingBackend, CT>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    law: &LawFit,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> Result<(), String>
+where
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
     if let (Some(fitted), None) = (law.fitted, law.rd_lower_bound()) {
         let at = fitted.law.rd + 1.0;
         if at > x0 && at < x1 {
@@ -200,14 +246,7 @@ fn draw_law_panel<DB: DrawingBackend>(
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], BLACK.mix(0.5)));
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font(font(20))
-        .draw()
-        .map_err(text)
+    Ok(())
 }
 
 /// C_crit vs U, log-log, with the fitted power law (raw and early-stopped).
@@ -336,6 +375,7 @@ where
     } else {
         String::new()
     };
+    let series = format!("{model}{kind}");
     for c in fit.crossings() {
         if c.low > 0.0 && c.high.is_finite() && c.high > 0.0 {
             error_bar(chart, c.unique_tokens, c.low, c.high, color)?;
@@ -353,8 +393,26 @@ where
                 .map(|c| Circle::new((c.unique_tokens, c.flops), radius, style)),
         )
         .map_err(text)?
-        .label(format!("{model}{kind} crossing"))
+        .label(format!("{series} crossing"))
         .legend(move |(x, y)| Circle::new((x + 12, y), 9, style));
+    draw_censored(chart, fit, color, &series)?;
+    if let Some(law) = fit.law {
+        draw_power_law(chart, fit, law, color, (x0, x1), &series)?;
+    }
+    Ok(())
+}
+
+/// Budgets where the DLM did not cross inside the run: a triangle at the run's last
+/// FLOPs (the crossing is above).
+fn draw_censored<DB: DrawingBackend, CT>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    fit: &CriticalFit,
+    color: RGBColor,
+    series: &str,
+) -> Result<(), String>
+where
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
     let censored: Vec<(f64, f64)> = fit
         .budgets
         .iter()
@@ -369,127 +427,44 @@ where
                     .map(|&p| TriangleMarker::new(p, 11, color.stroke_width(3))),
             )
             .map_err(text)?
-            .label(format!("{model}{kind}: not reached (above)"))
+            .label(format!("{series}: not reached (above)"))
             .legend(move |(x, y)| TriangleMarker::new((x + 12, y), 9, color.stroke_width(3)));
-    }
-    if let Some(law) = fit.law {
-        let b_band = fit
-            .interval
-            .map(|(_, (lo, hi))| format!(" [{lo:.2}, {hi:.2}]"))
-            .unwrap_or_default();
-        let line: Vec<(f64, f64)> = (0..=60)
-            .map(|k| {
-                let u = x0 * (x1 / x0).powf(f64::from(k) / 60.0);
-                (u, law.at(u))
-            })
-            .collect();
-        let label = format!(
-            "{model}{kind}: C_crit = {:.2e} U^{:.2}{b_band}",
-            law.a, law.b
-        );
-        let stroke = color.stroke_width(3);
-        let drawn = match fit.kind {
-            Kind::Raw => chart.draw_series(LineSeries::new(line, stroke)),
-            Kind::EarlyStopped => chart.draw_series(DashedLineSeries::new(line, 14, 10, stroke)),
-        };
-        drawn
-            .map_err(text)?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], stroke));
     }
     Ok(())
 }
 
-/// Tick marks of a log axis over [lo, hi]: `preferred` (the swept budgets or epoch
-/// counts) when there are 2-10 inside the range, else 1-2-5 x 10^k (with every
-/// integer multiple when that leaves fewer than three). Base-2 ticks would read 32.8k,
-/// 65.5k, ... where the sweep has 25k, 50k, ...
-pub fn log_ticks(preferred: &[f64], lo: f64, hi: f64) -> Vec<f64> {
-    // Final epochs land near whole numbers (1.03, 4.02: whole batches per epoch), and
-    // two of them would print on top of each other: one tick at the whole number.
-    let whole = |v: f64| {
-        if v >= 1.0 && (v.round() - v).abs() <= 0.05 * v {
-            v.round()
-        } else {
-            v
-        }
-    };
-    let mut inside: Vec<f64> = preferred
-        .iter()
-        .map(|&v| whole(v))
-        .filter(|v| *v >= lo && *v <= hi)
-        .collect();
-    inside.sort_by(f64::total_cmp);
-    inside.dedup();
-    if (2..=10).contains(&inside.len()) {
-        return inside;
-    }
-    let decades = |multiples: &[f64]| -> Vec<f64> {
-        let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
-        (first..=last)
-            .flat_map(|k| multiples.iter().map(move |m| m * 10f64.powi(k)))
-            .filter(|v| *v >= lo && *v <= hi)
-            .collect()
-    };
-    let ticks = decades(&[1.0, 2.0, 5.0]);
-    if ticks.len() >= 3 {
-        return ticks;
-    }
-    decades(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
-}
-
-/// A vertical error bar in data coordinates with caps 16 pixels wide.
-pub fn error_bar<DB: DrawingBackend, CT>(
+/// The fitted C_crit = a U^b over [x0, x1] (raw solid, early-stopped dashed), its
+/// exponent's interval in the legend.
+fn draw_power_law<DB: DrawingBackend, CT>(
     chart: &mut ChartContext<'_, DB, CT>,
-    x: f64,
-    low: f64,
-    high: f64,
+    fit: &CriticalFit,
+    law: PowerLaw,
     color: RGBColor,
+    (x0, x1): (f64, f64),
+    series: &str,
 ) -> Result<(), String>
 where
     CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
 {
-    let stroke = color.mix(0.8).stroke_width(2);
-    chart
-        .draw_series([PathElement::new([(x, low), (x, high)], stroke)])
-        .map_err(text)?;
-    chart
-        .draw_series(
-            [low, high]
-                .map(|y| EmptyElement::at((x, y)) + PathElement::new([(-8, 0), (8, 0)], stroke)),
-        )
-        .map_err(text)?;
+    let b_band = fit
+        .interval
+        .map(|(_, (lo, hi))| format!(" [{lo:.2}, {hi:.2}]"))
+        .unwrap_or_default();
+    let line: Vec<(f64, f64)> = (0..=60)
+        .map(|k| {
+            let u = x0 * (x1 / x0).powf(f64::from(k) / 60.0);
+            (u, law.at(u))
+        })
+        .collect();
+    let label = format!("{series}: C_crit = {:.2e} U^{:.2}{b_band}", law.a, law.b);
+    let stroke = color.stroke_width(3);
+    let drawn = match fit.kind {
+        Kind::Raw => chart.draw_series(LineSeries::new(line, stroke)),
+        Kind::EarlyStopped => chart.draw_series(DashedLineSeries::new(line, 14, 10, stroke)),
+    };
+    drawn
+        .map_err(text)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], stroke));
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::log_ticks;
-
-    #[test]
-    fn log_ticks_cases() {
-        let cases: [(&[f64], f64, f64, Vec<f64>); 4] = [
-            // Final epochs a batch past a whole number share its tick.
-            (
-                &[1.0, 1.03, 4.01, 4.02, 16.0, 64.0],
-                0.9,
-                70.0,
-                vec![1.0, 4.0, 16.0, 64.0],
-            ),
-            // The swept budgets, not base-2 or decade ticks.
-            (&[25e3, 50e3, 100e3], 2e4, 1.2e5, vec![25e3, 50e3, 100e3]),
-            // One preferred value: 1-2-5 decades instead.
-            (
-                &[3.0],
-                1.0,
-                100.0,
-                vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0],
-            ),
-            // Fractions of an epoch are kept as they are.
-            (&[0.25, 0.5, 1.0], 0.2, 1.1, vec![0.25, 0.5, 1.0]),
-        ];
-        for (preferred, lo, hi, expected) in cases {
-            assert_eq!(log_ticks(preferred, lo, hi), expected, "{preferred:?}");
-        }
-    }
 }

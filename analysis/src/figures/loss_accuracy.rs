@@ -3,12 +3,12 @@
 //! (arXiv 2511.03276, section on overfitting). Each run is a path through its
 //! evaluations in training order; its last checkpoint is drawn larger.
 
-use super::{
+use super::frame::{
     Context, Figure, Planned, font, objective_color, padded_range, panel_title, series_label,
     shade, skipped, text, titled_panels,
 };
-use crate::ingest::Run;
-use crate::pairs::{headline_metrics, metrics};
+use crate::ingest::records::Run;
+use crate::pairs::curves::{headline_metrics, metrics};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::collections::BTreeMap;

@@ -3,13 +3,13 @@
 //! each task's acc_norm or acc), the mixture's curve solid and the dense one dashed,
 //! against tokens seen (the same FLOPs per token within the router's share).
 
-use super::{
+use super::frame::{
     Context, Figure, Planned, font, objective_color, padded_range, panel_title, skipped, text,
 };
 use crate::curve::Curve;
-use crate::ingest::Run;
-use crate::moe::Matched;
-use crate::pairs::{Axis, curve, headline_metrics};
+use crate::ingest::records::Run;
+use crate::moe::compare::Matched;
+use crate::pairs::curves::{Axis, curve, headline_metrics};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -42,13 +42,13 @@ pub fn figure<'a>(context: &'a Context<'a>) -> Planned<MoeVsDense<'a>> {
     }
     pairs.sort_by_key(|(moe, _)| {
         (
-            crate::pairs::objective_rank(&moe.objective),
+            crate::pairs::groups::objective_rank(&moe.objective),
             moe.config.data.unique_tokens.get(),
             moe.config.seed,
         )
     });
     let runs: Vec<&Run> = pairs.iter().flat_map(|(m, d)| [*m, *d]).collect();
-    let metrics = headline_metrics(&crate::pairs::metrics(&runs));
+    let metrics = headline_metrics(&crate::pairs::curves::metrics(&runs));
     Ok(MoeVsDense { pairs, metrics })
 }
 
@@ -111,7 +111,7 @@ fn draw_panel<DB: DrawingBackend>(
     };
     let title = format!(
         "{}: {}",
-        super::series_label(&moe.objective, moe.config.data.unique_tokens.get()),
+        super::frame::series_label(&moe.objective, moe.config.data.unique_tokens.get()),
         panel_title(task, metric)
     );
     let mut chart = ChartBuilder::on(area)
@@ -122,7 +122,7 @@ fn draw_panel<DB: DrawingBackend>(
         .build_cartesian_2d(
             (x0..x1)
                 .log_scale()
-                .with_key_points(super::fits::log_ticks(&[], x0, x1)),
+                .with_key_points(super::frame::log_ticks(&[], x0, x1)),
             y0..y1,
         )
         .map_err(text)?;

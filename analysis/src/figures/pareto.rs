@@ -4,11 +4,11 @@
 //! budget (Prabhudesai et al.'s frontier is per budget): pooling budgets would make the
 //! frontier the largest-data run and hide AR's overfitting at small budgets.
 
-use super::{
+use super::frame::{
     Context, Figure, Planned, font, objective_color, padded_range, series_label, shade, skipped,
     text,
 };
-use crate::pairs::objective_rank;
+use crate::pairs::groups::objective_rank;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -113,7 +113,10 @@ impl Figure for Pareto {
             .margin(24)
             .x_label_area_size(70)
             .y_label_area_size(100)
-            .build_cartesian_2d((x0..x1).log_scale().base(super::log_base(x0, x1)), y0..y1)
+            .build_cartesian_2d(
+                (x0..x1).log_scale().base(super::frame::log_base(x0, x1)),
+                y0..y1,
+            )
             .map_err(text)?;
         chart
             .configure_mesh()

@@ -3,10 +3,12 @@
 //! AR's best-vs-budget curve reaches the same value, labelled U_AR / U. A censored
 //! ratio's arrow stops at the end of AR's range with "more than" / "at most".
 
-use super::fits::{error_bar, log_ticks};
-use super::{Context, Figure, font, objective_color, padded_range, panel_title, text};
+use super::frame::{
+    Context, Figure, error_bar, font, log_ticks, objective_color, padded_range, panel_title, text,
+};
+use crate::fits::points::Family;
 use crate::fits::potential::{Best, Ratio};
-use crate::fits::{Family, PotentialFit};
+use crate::fits::results::PotentialFit;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -64,7 +66,7 @@ impl Figure for DataPotential<'_> {
             "Data potential: unique tokens AR needs to match the DLM, {}",
             self.family.label()
         );
-        super::titled_panels_of(root, &title, &self.panels, |panel, item, _| {
+        super::frame::titled_panels_of(root, &title, &self.panels, |panel, item, _| {
             draw_panel(panel, item)
         })
     }
@@ -164,7 +166,7 @@ where
         .map_err(text)?
         .label(format!(
             "{}: best value per budget",
-            super::objective_name(objective)
+            super::frame::objective_name(objective)
         ))
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], color.stroke_width(3)));
     chart

@@ -4,14 +4,15 @@
 //! ±1 standard error (of the mean over seeds when there are several), and the
 //! DLM-vs-AR crossover marked. One figure per model size.
 
-use super::{
-    Context, Figure, Planned, font, objective_color, padded_range, panel_title, series_label,
-    shade, skipped, text, titled_panels,
+use super::frame::{
+    Context, Figure, Planned, finite, font, objective_color, padded_range, panel_title,
+    series_label, shade, skipped, text, titled_panels,
 };
-use crate::crossover::{Kind, Outcome};
+use crate::crossover::detection::{Kind, Outcome};
+use crate::curve::combined;
 use crate::curve::{Curve, interpolate_log};
-use crate::pairs::{Axis, Group, curve, headline_metrics, metrics};
-use crate::uncertainty::combined;
+use crate::pairs::curves::{Axis, curve, headline_metrics, metrics};
+use crate::pairs::groups::Group;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -60,7 +61,7 @@ pub fn figures<'a>(context: &'a Context<'a>) -> Vec<Planned<Study<'a>>> {
                 .iter()
                 .filter(|g| &g.preset == preset && g.params == *params)
                 .collect();
-            let members: Vec<&crate::ingest::Run> = groups
+            let members: Vec<&crate::ingest::records::Run> = groups
                 .iter()
                 .flat_map(|g| g.runs.iter().map(|&i| &context.runs[i]))
                 .collect();
@@ -196,7 +197,10 @@ impl Study<'_> {
             .margin(16)
             .x_label_area_size(64)
             .y_label_area_size(96)
-            .build_cartesian_2d((x0..x1).log_scale().base(super::log_base(x0, x1)), y0..y1)
+            .build_cartesian_2d(
+                (x0..x1).log_scale().base(super::frame::log_base(x0, x1)),
+                y0..y1,
+            )
             .map_err(text)?;
         chart
             .configure_mesh()
@@ -324,9 +328,4 @@ where
         .label(&s.label)
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], color.stroke_width(4)));
     Ok(())
-}
-
-/// Unknown standard errors draw no band.
-pub fn finite(value: f64) -> f64 {
-    if value.is_finite() { value } else { 0.0 }
 }

@@ -28,7 +28,7 @@
 //! that crossing's bootstrap interval (median and 5% / 95% quantiles in
 //! crossover.csv), refits, and takes the 5% / 95% quantiles of a and b.
 
-use crate::crossover::Outcome;
+use crate::crossover::detection::Outcome;
 use crate::rng::Rng;
 
 /// Budgets with a crossing that a power law needs (two points always fit a line).
@@ -145,8 +145,8 @@ pub fn bootstrap(
     let band = |values: &mut Vec<f64>| {
         values.sort_by(f64::total_cmp);
         (
-            crate::uncertainty::quantile(values, 0.05),
-            crate::uncertainty::quantile(values, 0.95),
+            crate::quantile::quantile(values, 0.05),
+            crate::quantile::quantile(values, 0.95),
         )
     };
     (!b.is_empty()).then(|| (band(&mut a), band(&mut b)))

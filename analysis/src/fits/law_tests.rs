@@ -2,6 +2,8 @@
 //! and recovery of known parameters from synthetic studies.
 
 use super::*;
+use crate::fits::law_bootstrap::{bootstrap, noise_spread, pure_error};
+use crate::rng::Rng;
 
 /// Muennighoff et al.'s fitted R_D* (AR) and the paper's worked values (section 5):
 /// 4 epochs are worth 3.73 U, 16 epochs 10.6 U, and the cap is about 16.4 U.

@@ -3,7 +3,7 @@
 //! A *family* is a model size plus every training setting other than the unique-token
 //! budget, the epochs and the seed: the runs one law is fitted to (per objective) and
 //! whose budgets the critical-compute and data-potential curves run over. It is read
-//! off the comparison groups (`pairs::group_runs`), so what counts as a training
+//! off the comparison groups (`pairs::groups::group_runs`), so what counts as a training
 //! setting is decided in one place: a group's `variant` lists the varying settings
 //! other than budget and model, and dropping its `epochs=` entry leaves the family.
 //!
@@ -14,8 +14,8 @@
 //! left out with a warning.
 
 use super::law::LossPoint;
-use crate::ingest::{EvalRow, Run, Warning};
-use crate::pairs::Group;
+use crate::ingest::records::{EvalRow, Run, Warning};
+use crate::pairs::groups::Group;
 use std::path::Path;
 
 /// A model size and the training settings shared by the runs of one fit.

@@ -289,8 +289,8 @@ pub fn intervals(
             v.sort_by(f64::total_cmp);
             (!v.is_empty()).then(|| {
                 (
-                    crate::uncertainty::quantile(&v, 0.05),
-                    crate::uncertainty::quantile(&v, 0.95),
+                    crate::quantile::quantile(&v, 0.05),
+                    crate::quantile::quantile(&v, 0.95),
                 )
             })
         })

@@ -3,15 +3,18 @@
 //! (the formulas are in `critical` and `potential`; this file picks their points).
 
 use super::critical::{self, Crossing};
+use super::points::Family;
 use super::potential::{self, Best};
-use super::{
-    BudgetCrossing, CriticalFit, Family, FitSettings, Missing, PotentialFit, PotentialRatio, stream,
+use super::results::{
+    BudgetCrossing, CriticalFit, FitSettings, Missing, PotentialFit, PotentialRatio,
 };
-use crate::crossover::{Kind, Outcome};
-use crate::crossovers::CrossoverRow;
+use crate::crossover::detection::{Kind, Outcome};
+use crate::crossover::table::CrossoverRow;
 use crate::curve::{Direction, Point, mean_curve, smoothed};
-use crate::ingest::Run;
-use crate::pairs::{Axis, Group, curve, headline_metrics, metrics};
+use crate::ingest::records::Run;
+use crate::pairs::curves::{Axis, curve, headline_metrics, metrics};
+use crate::pairs::groups::Group;
+use crate::rng::stream;
 use std::collections::BTreeMap;
 
 pub(super) fn critical_fits(

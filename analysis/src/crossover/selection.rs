@@ -14,7 +14,7 @@
 //! per-item scores (eval_items.csv) at every checkpoint, on at least `MIN_ITEMS` items.
 
 use crate::curve::Direction;
-use crate::uncertainty::Replicate;
+use crate::pairs::replicates::Replicate;
 
 /// Items below which halves of one item are too noisy to choose on.
 pub const MIN_ITEMS: usize = 4;

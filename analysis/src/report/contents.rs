@@ -1,14 +1,14 @@
 //! What the report says: the summary, the crossover table per (group, baseline,
 //! metric) with tokens, epochs and FLOPs side by side, the figures and the run table.
 
-use crate::crossover::{Kind, Outcome};
-use crate::crossovers::CrossoverRow;
-use crate::figures::Rendered;
+use crate::crossover::detection::{Kind, Outcome};
+use crate::crossover::table::CrossoverRow;
+use crate::figures::frame::Rendered;
 use crate::format;
-use crate::ingest::{Run, Warning};
-use crate::pairs::Group;
-use crate::pairs::{Axis, headline_metrics};
-use crate::report::Block;
+use crate::ingest::records::{Run, Warning};
+use crate::pairs::curves::{Axis, headline_metrics};
+use crate::pairs::groups::Group;
+use crate::report::render::Block;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -49,17 +49,35 @@ pub fn rescaled_axes(runs: &[Run], groups: &[Group]) -> Vec<Axis> {
 /// one row per (group, baseline, metric) with the axes that are not rescalings of
 /// tokens as columns.
 pub fn crossover_table(rows: &[CrossoverRow], kind: Kind, dropped: &[Axis]) -> Block {
-    let found =
-        crate::pairs::sorted_metrics(rows.iter().map(|r| (r.task.clone(), r.metric.clone())));
+    let found = crate::pairs::curves::sorted_metrics(
+        rows.iter().map(|r| (r.task.clone(), r.metric.clone())),
+    );
     let headline = headline_metrics(&found);
     let axes: Vec<Axis> = Axis::ALL
         .into_iter()
         .filter(|a| !dropped.contains(a))
         .collect();
+    let table_rows = rows
+        .iter()
+        .filter(|r| {
+            r.kind == kind
+                && r.axis == Axis::Tokens
+                && headline.contains(&(r.task.clone(), r.metric.clone()))
+        })
+        .map(|row| table_row(rows, row, &axes))
+        .collect();
+    Block::Table {
+        header: table_header(&axes),
+        rows: table_rows,
+    }
+}
+
+/// The crossover table's columns, one per axis shown.
+fn table_header(axes: &[Axis]) -> Vec<String> {
     let mut header: Vec<String> = ["group", "DLM vs", "task (metric)", "verdict"]
         .map(String::from)
         .to_vec();
-    for axis in &axes {
+    for axis in axes {
         header.push(format!(
             "{}: estimate (median [5%, 95%]); bracketing evaluations",
             axis_title(*axis)
@@ -74,66 +92,61 @@ pub fn crossover_table(rows: &[CrossoverRow], kind: Kind, dropped: &[Axis]) -> B
         ]
         .map(String::from),
     );
-    let mut table_rows = Vec::new();
-    for row in rows.iter().filter(|r| {
-        r.kind == kind
-            && r.axis == Axis::Tokens
-            && headline.contains(&(r.task.clone(), r.metric.clone()))
-    }) {
-        let on = |axis: Axis| {
-            rows.iter()
-                .find(|o| {
-                    o.axis == axis
-                        && o.kind == kind
-                        && o.group == row.group
-                        && o.baseline == row.baseline
-                        && o.task == row.task
-                        && o.metric == row.metric
-                })
-                .map(cell)
-                .unwrap_or_default()
-        };
-        let held_out = match row.held_out {
-            [Some(d), Some(b)] => format!(
-                " (held out: {} vs {})",
-                format::value(d.held_out),
-                format::value(b.held_out)
-            ),
-            _ => String::new(),
-        };
-        let best = match (row.best.dlm, row.best.baseline) {
-            (Some(d), Some(b)) => {
-                format!("{} vs {}{held_out}", format::value(d.y), format::value(b.y))
-            }
-            _ => "-".into(),
-        };
-        let mut line = vec![
-            format!(
-                "{}{}",
-                row.group_label,
-                if row.complete { "" } else { " (partial)" }
-            ),
-            row.baseline.clone(),
-            format!("{} ({})", row.task, row.metric),
-            crate::crossovers::verdict_text(row),
-        ];
-        line.extend(axes.iter().map(|&axis| on(axis)));
-        line.extend([
-            row.gap(),
-            format::value(row.estimate.share_crossed),
-            format!(
-                "{}; {}",
-                row.estimate.method.label(),
-                row.estimate.seed_note()
-            ),
-            best,
-        ]);
-        table_rows.push(line);
-    }
-    Block::Table {
-        header,
-        rows: table_rows,
-    }
+    header
+}
+
+/// One comparison's line of the crossover table: `row` (on tokens) with the same
+/// comparison's estimate on each of `axes` from `rows`.
+fn table_row(rows: &[CrossoverRow], row: &CrossoverRow, axes: &[Axis]) -> Vec<String> {
+    let on = |axis: Axis| {
+        rows.iter()
+            .find(|o| {
+                o.axis == axis
+                    && o.kind == row.kind
+                    && o.group == row.group
+                    && o.baseline == row.baseline
+                    && o.task == row.task
+                    && o.metric == row.metric
+            })
+            .map(cell)
+            .unwrap_or_default()
+    };
+    let held_out = match row.held_out {
+        [Some(d), Some(b)] => format!(
+            " (held out: {} vs {})",
+            format::value(d.held_out),
+            format::value(b.held_out)
+        ),
+        _ => String::new(),
+    };
+    let best = match (row.best.dlm, row.best.baseline) {
+        (Some(d), Some(b)) => {
+            format!("{} vs {}{held_out}", format::value(d.y), format::value(b.y))
+        }
+        _ => "-".into(),
+    };
+    let mut line = vec![
+        format!(
+            "{}{}",
+            row.group_label,
+            if row.complete { "" } else { " (partial)" }
+        ),
+        row.baseline.clone(),
+        format!("{} ({})", row.task, row.metric),
+        crate::crossover::table::verdict_text(row),
+    ];
+    line.extend(axes.iter().map(|&axis| on(axis)));
+    line.extend([
+        row.gap(),
+        format::value(row.estimate.share_crossed),
+        format!(
+            "{}; {}",
+            row.estimate.method.label(),
+            row.estimate.seed_note()
+        ),
+        best,
+    ]);
+    line
 }
 
 fn axis_title(axis: Axis) -> &'static str {
@@ -223,9 +236,9 @@ pub struct ReportInputs<'a> {
     pub groups: &'a [Group],
     pub rows: &'a [CrossoverRow],
     pub figures: &'a [Rendered],
-    pub fits: &'a crate::fits::Fits,
+    pub fits: &'a crate::fits::results::Fits,
     /// Mixture-of-experts vs dense comparisons (empty without mixtures).
-    pub moe: &'a [crate::moe::MoeRow],
+    pub moe: &'a [crate::moe::compare::MoeRow],
     pub warnings: &'a [Warning],
     pub out: &'a Path,
     pub draws: usize,
@@ -260,11 +273,11 @@ pub fn blocks(inputs: &ReportInputs<'_>) -> Vec<Block> {
     for figure in inputs.figures.iter().filter(|f| !is_fit(f)) {
         blocks.push(figure_block(figure, inputs.out));
     }
-    blocks.extend(crate::fits::blocks(inputs.fits));
+    blocks.extend(crate::fits::output::blocks(inputs.fits));
     for figure in inputs.figures.iter().filter(is_fit) {
         blocks.push(figure_block(figure, inputs.out));
     }
-    blocks.extend(crate::moe::blocks(inputs.moe));
+    blocks.extend(crate::moe::table::blocks(inputs.moe));
     blocks.push(Block::Heading("Runs".into()));
     blocks.push(run_table(runs));
     if !inputs.warnings.is_empty() {
@@ -340,7 +353,8 @@ fn notes(inputs: &ReportInputs<'_>) -> Vec<Block> {
             .filter(|r| r.kind == Kind::Raw && keep(r))
             .count()
     };
-    let with_intervals = |r: &CrossoverRow| r.estimate.method != crate::uncertainty::Method::None;
+    let with_intervals =
+        |r: &CrossoverRow| r.estimate.method != crate::crossover::resample::Method::None;
     let unpaired = count(&|r| !r.estimate.method.paired() && with_intervals(r));
     if unpaired > 0 {
         notes.push(format!(

@@ -1,20 +1,10 @@
-//! Mixtures of experts against dense models (the study's sparsity axis): each mixture
-//! run beside every dense run that differs from it only in the model, same objective
-//! and seed. Two runs whose active parameters agree within 2% are compared at equal
-//! active size (they cost the same FLOPs per token and share their evaluation steps);
-//! others at equal FLOPs, the largest both reached, read off each curve in log FLOPs.
-//!
-//! At equal active size the MoE's advantage at the last shared evaluation gets a 90%
-//! interval from its items (validation windows, questions): both runs score the same
-//! items, so the per-item differences are paired and their mean's standard error is
-//! sd / sqrt(n). Otherwise the two points' standard errors are combined as if
-//! independent (wider, and approximate for the same reason).
+//! Each mixture run matched with the dense runs that differ from it only in the model,
+//! and compared at equal active size or equal FLOPs (the module comment of `moe`).
 
 use crate::curve::{Curve, Direction, interpolate_log, running_best};
-use crate::ingest::Run;
-use crate::pairs::{Axis, curve};
+use crate::ingest::records::Run;
+use crate::pairs::curves::{Axis, curve};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// Active parameters within this relative distance count as the same active size.
 const SAME_SIZE: f64 = 0.02;
@@ -78,7 +68,7 @@ pub struct MoeRow {
 /// that do not change training) without the model: mixtures and dense runs with the
 /// same key are comparable.
 fn key_without_model(run: &Run) -> BTreeMap<String, String> {
-    let mut key = crate::pairs::comparison_key(run);
+    let mut key = crate::pairs::groups::comparison_key(run);
     key.retain(|field, _| !field.starts_with("model."));
     key
 }
@@ -114,7 +104,7 @@ pub fn matched(moe_active: Option<u64>, dense_params: Option<u64>) -> Matched {
 /// The curves to compare (the diagnostic `score_mc_stderr` left out), as for the
 /// crossovers.
 fn metrics_of(run: &Run) -> Vec<(String, String)> {
-    crate::pairs::metrics(&[run])
+    crate::pairs::curves::metrics(&[run])
 }
 
 fn compare_pair(moe: &Run, dense: &Run) -> Vec<MoeRow> {
@@ -244,162 +234,6 @@ pub fn mean_and_error(values: &[f64]) -> Option<(f64, f64)> {
     let mean = values.iter().sum::<f64>() / n as f64;
     let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
     Some((mean, (variance / n as f64).sqrt()))
-}
-
-pub const CSV_HEADER: [&str; 25] = [
-    "objective",
-    "seed",
-    "unique_tokens",
-    "epochs",
-    "moe_id",
-    "moe_preset",
-    "moe_params",
-    "moe_active_params",
-    "dense_id",
-    "dense_preset",
-    "dense_params",
-    "matched",
-    "task",
-    "metric",
-    "compared_on",
-    "at",
-    "moe_value",
-    "dense_value",
-    "moe_best",
-    "dense_best",
-    "moe_advantage",
-    "low_90",
-    "high_90",
-    "paired_items",
-    "interval",
-];
-
-/// moe_vs_dense.csv (written only when there are mixtures), atomically.
-pub fn write_csv(rows: &[MoeRow], path: &Path) -> crate::Result<()> {
-    let csv_error = |error: csv::Error| crate::AnalysisError::Write {
-        path: path.to_owned(),
-        message: error.to_string(),
-    };
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(CSV_HEADER).map_err(csv_error)?;
-    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let number = |x: f64| {
-        if x.is_nan() {
-            String::new()
-        } else {
-            format!("{}", x + 0.0)
-        }
-    };
-    for row in rows {
-        writer
-            .write_record([
-                row.objective.clone(),
-                row.seed.to_string(),
-                row.unique_tokens.to_string(),
-                number(row.epochs),
-                row.moe_id.clone(),
-                row.moe_preset.clone(),
-                opt(row.moe_params),
-                opt(row.moe_active_params),
-                row.dense_id.clone(),
-                row.dense_preset.clone(),
-                opt(row.dense_params),
-                row.matched.label().into(),
-                row.task.clone(),
-                row.metric.clone(),
-                row.axis.name().into(),
-                number(row.at),
-                number(row.moe_value),
-                number(row.dense_value),
-                number(row.moe_best),
-                number(row.dense_best),
-                number(row.advantage),
-                number(row.low),
-                number(row.high),
-                row.items.to_string(),
-                if row.items > 0 {
-                    "paired items".into()
-                } else {
-                    "stderr, unpaired".into()
-                },
-            ])
-            .map_err(csv_error)?;
-    }
-    let bytes = writer
-        .into_inner()
-        .map_err(|error| crate::AnalysisError::Write {
-            path: path.to_owned(),
-            message: error.to_string(),
-        })?;
-    crate::error::write_file(path, &bytes)
-}
-
-/// The report's section (nothing without mixtures).
-pub fn blocks(rows: &[MoeRow]) -> Vec<crate::report::Block> {
-    use crate::format;
-    use crate::report::Block;
-    if rows.is_empty() {
-        return Vec::new();
-    }
-    let header = [
-        "objective",
-        "unique tokens",
-        "epochs",
-        "mixture (total / active)",
-        "dense",
-        "matched",
-        "metric",
-        "at",
-        "MoE",
-        "dense",
-        "MoE lead [90%]",
-        "best: MoE",
-        "best: dense",
-    ];
-    let count = |v: Option<u64>| v.map_or_else(|| "-".into(), |v| format::count(v as f64));
-    let table = rows
-        .iter()
-        .map(|row| {
-            vec![
-                row.objective.clone(),
-                format::count(row.unique_tokens as f64),
-                format::epochs(row.epochs),
-                format!(
-                    "{} ({} / {})",
-                    row.moe_preset,
-                    count(row.moe_params),
-                    count(row.moe_active_params)
-                ),
-                format!("{} ({})", row.dense_preset, count(row.dense_params)),
-                row.matched.label().into(),
-                format!("{} {}", row.task, row.metric),
-                match row.axis {
-                    Axis::Flops => format!("{:.3e} FLOPs", row.at),
-                    _ => format!("{} tokens", format::count(row.at)),
-                },
-                format::value(row.moe_value),
-                format::value(row.dense_value),
-                format!(
-                    "{} [{}, {}]",
-                    format::value(row.advantage),
-                    format::value(row.low),
-                    format::value(row.high)
-                ),
-                format::value(row.moe_best),
-                format::value(row.dense_best),
-            ]
-        })
-        .collect();
-    vec![
-        Block::Heading("Mixture of experts vs dense".into()),
-        Block::Paragraph(
-            "Each mixture-of-experts run beside the dense runs that differ from it only in the model (same objective, seed, data and schedule). At equal active parameters (within 2%) both spend the same FLOPs per token and are compared at their last shared evaluation (same step and tokens); the interval is the paired one over the evaluation's items (both score the same windows and questions). Other pairs are compared at the largest FLOPs both reached, with the two standard errors combined as if independent. MoE lead is positive where the mixture is better (lower loss, higher accuracy). The best columns are each run's best evaluation up to that point (early-stopped), without intervals. The crossover tables above compare the DLM with AR within each model, mixtures included. Full table: moe_vs_dense.csv.".into(),
-        ),
-        Block::Table {
-            header: header.iter().map(|h| h.to_string()).collect(),
-            rows: table,
-        },
-    ]
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! written as Parquet and CSV under `<results>/analysis/`.
 
 use crate::error::{Result, io_error, table_error};
-use crate::ingest::Run;
-use crate::pairs::Group;
+use crate::ingest::records::Run;
+use crate::pairs::groups::Group;
 use polars::prelude::*;
 use std::path::Path;
 
@@ -46,9 +46,19 @@ fn text<'a>(name: &str, values: impl Iterator<Item = &'a str>) -> Column {
     Column::new(name.into(), values.collect::<Vec<&str>>())
 }
 
+/// The runs table: one row per run, its columns by group (in this order).
 fn runs_frame(runs: &[Run], group_of: &[(usize, String)]) -> PolarsResult<DataFrame> {
-    let c = |run: &Run| run.config.clone();
-    let columns = vec![
+    let mut columns = identity_columns(runs, group_of);
+    columns.extend(data_columns(runs));
+    columns.extend(model_columns(runs));
+    columns.extend(training_columns(runs));
+    columns.extend(progress_columns(runs));
+    DataFrame::new(runs.len(), columns)
+}
+
+/// Who each run is: id, objective, state, seed and its comparison group.
+fn identity_columns(runs: &[Run], group_of: &[(usize, String)]) -> Vec<Column> {
+    vec![
         text("id", runs.iter().map(|r| r.id.as_str())),
         text("objective", runs.iter().map(|r| r.objective.as_str())),
         text("state", runs.iter().map(|r| r.state.as_str())),
@@ -61,6 +71,12 @@ fn runs_frame(runs: &[Run], group_of: &[(usize, String)]) -> PolarsResult<DataFr
             group_of.iter().map(|g| g.0 as u64).collect::<Vec<u64>>(),
         ),
         text("group_label", group_of.iter().map(|g| g.1.as_str())),
+    ]
+}
+
+/// What each run trained on: corpus, unique tokens and epochs.
+fn data_columns(runs: &[Run]) -> Vec<Column> {
+    vec![
         text("corpus", runs.iter().map(|r| r.config.data.corpus.as_str())),
         Column::new(
             "unique_tokens".into(),
@@ -74,6 +90,13 @@ fn runs_frame(runs: &[Run], group_of: &[(usize, String)]) -> PolarsResult<DataFr
                 .map(|r| r.config.train.epochs)
                 .collect::<Vec<f64>>(),
         ),
+    ]
+}
+
+/// Each run's model: preset, shape, parameters and its mixture of experts.
+fn model_columns(runs: &[Run]) -> Vec<Column> {
+    let c = |run: &Run| run.config.clone();
+    vec![
         Column::new(
             "preset".into(),
             runs.iter()
@@ -114,6 +137,12 @@ fn runs_frame(runs: &[Run], group_of: &[(usize, String)]) -> PolarsResult<DataFr
                 .map(|r| r.moe.as_ref().map(|m| m.top_k as u64))
                 .collect::<Vec<Option<u64>>>(),
         ),
+    ]
+}
+
+/// How each run trains: sequence, batch, learning rate and the planned tokens and FLOPs.
+fn training_columns(runs: &[Run]) -> Vec<Column> {
+    vec![
         Column::new(
             "seq_len".into(),
             runs.iter()
@@ -142,6 +171,12 @@ fn runs_frame(runs: &[Run], group_of: &[(usize, String)]) -> PolarsResult<DataFr
                 .map(|r| r.config.planned_flops())
                 .collect::<Vec<Option<f64>>>(),
         ),
+    ]
+}
+
+/// How far each run got: steps, attempts, its error and the rows it logged.
+fn progress_columns(runs: &[Run]) -> Vec<Column> {
+    vec![
         Column::new(
             "step".into(),
             runs.iter().map(|r| r.step).collect::<Vec<u64>>(),
@@ -174,8 +209,7 @@ fn runs_frame(runs: &[Run], group_of: &[(usize, String)]) -> PolarsResult<DataFr
                 .map(|r| r.eval.len() as u64)
                 .collect::<Vec<u64>>(),
         ),
-    ];
-    DataFrame::new(runs.len(), columns)
+    ]
 }
 
 /// Run identity columns repeated once per log row, so each table stands alone.
@@ -201,7 +235,7 @@ fn identity(runs: &[Run], rows_of: impl Fn(&Run) -> usize) -> Vec<Column> {
 fn train_frame(runs: &[Run]) -> PolarsResult<DataFrame> {
     let height = runs.iter().map(|r| r.train.len()).sum();
     let rows = || runs.iter().flat_map(|r| r.train.iter());
-    let float = |name: &str, f: &dyn Fn(&crate::ingest::TrainRow) -> f64| {
+    let float = |name: &str, f: &dyn Fn(&crate::ingest::records::TrainRow) -> f64| {
         Column::new(name.into(), rows().map(f).collect::<Vec<f64>>())
     };
     let mut columns = identity(runs, |r| r.train.len());
@@ -253,7 +287,7 @@ fn expert_load_frame(runs: &[Run]) -> PolarsResult<DataFrame> {
 fn eval_frame(runs: &[Run]) -> PolarsResult<DataFrame> {
     let height = runs.iter().map(|r| r.eval.len()).sum();
     let rows = || runs.iter().flat_map(|r| r.eval.iter());
-    let float = |name: &str, f: &dyn Fn(&crate::ingest::EvalRow) -> f64| {
+    let float = |name: &str, f: &dyn Fn(&crate::ingest::records::EvalRow) -> f64| {
         Column::new(name.into(), rows().map(f).collect::<Vec<f64>>())
     };
     let mut columns = identity(runs, |r| r.eval.len());

@@ -1,10 +1,10 @@
 //! The few lines `analyze` prints when it finishes.
 
-use crate::crossover::Outcome;
-use crate::crossovers::CrossoverRow;
-use crate::figures::{FigureFile, Rendered};
-use crate::ingest::{Run, Warning};
-use crate::pairs::{Axis, headline_metrics};
+use crate::crossover::detection::Outcome;
+use crate::crossover::table::CrossoverRow;
+use crate::figures::frame::{FigureFile, Rendered};
+use crate::ingest::records::{Run, Warning};
+use crate::pairs::curves::{Axis, headline_metrics};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -54,7 +54,7 @@ impl Summary {
         Self {
             results: results.to_owned(),
             runs: runs.len(),
-            runs_by_state: crate::contents::states(runs),
+            runs_by_state: crate::report::contents::states(runs),
             groups,
             outcomes,
             headlines: headlines(rows),
@@ -75,8 +75,9 @@ impl Summary {
 }
 
 fn headlines(rows: &[CrossoverRow]) -> Vec<String> {
-    let found =
-        crate::pairs::sorted_metrics(rows.iter().map(|r| (r.task.clone(), r.metric.clone())));
+    let found = crate::pairs::curves::sorted_metrics(
+        rows.iter().map(|r| (r.task.clone(), r.metric.clone())),
+    );
     let headline = headline_metrics(&found);
     rows.iter()
         .filter(|r| {
@@ -96,7 +97,7 @@ fn headlines(rows: &[CrossoverRow]) -> Vec<String> {
                 r.task,
                 r.metric,
                 r.kind.name().replace('_', "-"),
-                crate::crossovers::verdict_text(r),
+                crate::crossover::table::verdict_text(r),
                 r.describe()
             )
         })

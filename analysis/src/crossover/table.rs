@@ -2,14 +2,18 @@
 //! outcome, bracketing evaluations, paired bootstrap interval, verdict and best-vs-best
 //! comparison; written as crossover.csv and Markdown.
 
-use crate::crossover::{BestVsBest, Kind, Outcome};
+use crate::crossover::detection::{BestVsBest, Kind, Outcome};
+use crate::crossover::selection::{HeldOutBest, held_out_best, side_scores};
+use crate::crossover::uncertainty::{Estimate, Settings, Verdict, estimate_axes};
+use crate::curve::combined;
 use crate::curve::{Curve, Direction};
 use crate::error::{AnalysisError, Result};
 use crate::format;
-use crate::ingest::Run;
-use crate::pairs::{Axis, Group, item_ids, metrics, replicate};
-use crate::selection::{HeldOutBest, held_out_best, side_scores};
-use crate::uncertainty::{Estimate, Replicate, Settings, Verdict, combined, estimate_axes};
+use crate::ingest::records::Run;
+use crate::pairs::curves::{Axis, metrics};
+use crate::pairs::groups::Group;
+use crate::pairs::replicates::Replicate;
+use crate::pairs::replicates::{item_ids, replicate};
 use rayon::prelude::*;
 use std::path::Path;
 

@@ -3,164 +3,15 @@
 //! The CSVs are parsed with the `csv` crate rather than Polars' reader so that one bad
 //! file or one half-written last line (a running job appends line by line) is reported
 //! by path and line and skipped, while every other row is kept. The records become
-//! Polars tables in `tables.rs`.
+//! Polars tables in `report/tables.rs`.
 
 use crate::error::{AnalysisError, Result, io_error};
+use crate::ingest::records::{EvalRow, ITEMS_LOG, ItemSeries, LoadRow, Run, TrainRow, Warning};
 use jobspec::status::{EVAL_LOG, EXPERT_LOAD_LOG, JOB_FILE, TRAIN_LOG, read_status};
 use jobspec::{JobConfig, padded_vocab};
 use rayon::prelude::*;
 use serde::Deserialize;
-use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// One train.csv row.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct TrainRow {
-    pub step: u64,
-    pub epoch: f64,
-    pub tokens: f64,
-    pub flops: f64,
-    pub loss: f64,
-    pub lr: f64,
-    pub grad_norm: f64,
-    pub tokens_per_s: f64,
-    pub elapsed_s: f64,
-    /// Model FLOPs utilisation; NaN when the trainer knew no peak (CPU) or the log
-    /// predates the column.
-    #[serde(default = "nan", deserialize_with = "lenient_f64")]
-    pub mfu: f64,
-    /// Mixtures of experts (NaN for dense models and older logs): the routers'
-    /// load-balancing loss and z-loss, and the busiest expert's share over an even one.
-    #[serde(default = "nan", deserialize_with = "lenient_f64")]
-    pub aux_loss: f64,
-    #[serde(default = "nan", deserialize_with = "lenient_f64")]
-    pub z_loss: f64,
-    #[serde(default = "nan", deserialize_with = "lenient_f64")]
-    pub expert_load_max: f64,
-    /// One device's share of tokens_per_s (data-parallel jobs; NaN in older logs).
-    #[serde(default = "nan", deserialize_with = "lenient_f64")]
-    pub tokens_per_s_device: f64,
-}
-
-/// One expert_load.csv row: a mixture block's share of the (token, expert)
-/// assignments that went to one expert, averaged over the steps before a milestone.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct LoadRow {
-    pub step: u64,
-    pub tokens: f64,
-    pub block: u32,
-    pub expert: u32,
-    pub share: f64,
-}
-
-fn nan() -> f64 {
-    f64::NAN
-}
-
-/// One eval.csv row (stderr may be NaN; n may be empty).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct EvalRow {
-    pub step: u64,
-    pub epoch: f64,
-    pub tokens: f64,
-    pub flops: f64,
-    pub task: String,
-    pub metric: String,
-    pub value: f64,
-    #[serde(deserialize_with = "lenient_f64")]
-    pub stderr: f64,
-    pub n: Option<u64>,
-}
-
-/// One (task, metric)'s per-item scores in a job's eval_items.csv (design.md, "Run
-/// folder contract"): row r is item `items[r]` scored `values[r]` at step `steps[r]`.
-/// `item` names the same validation window or question in every job of a sweep that
-/// shares the data config, so both objectives' scores of an item pair up; the metric in
-/// eval.csv is the mean of `value` over items (per-window loss for `val_loss`/`loss`,
-/// 0/1 per question for `acc` and `acc_norm`). Kept as columns (16 bytes a score): a
-/// study's item logs run to tens of millions of rows.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ItemSeries {
-    pub task: String,
-    pub metric: String,
-    pub steps: Vec<u32>,
-    pub items: Vec<u32>,
-    pub values: Vec<f64>,
-}
-
-impl ItemSeries {
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
-}
-
-/// Per-item scores of a job; absent in jobs from trainers that predate them.
-pub use jobspec::status::EVAL_ITEMS_LOG as ITEMS_LOG;
-
-/// A float where an empty field or any unparsable text means "unknown" (NaN): stderr
-/// is diagnostic, and a missing one should not cost the row its value.
-fn lenient_f64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    Ok(text.trim().parse().unwrap_or(f64::NAN))
-}
-
-/// One job as read from its folder.
-#[derive(Clone, Debug)]
-pub struct Run {
-    pub id: String,
-    pub config: JobConfig,
-    /// `Objective::label()`: ar, dlm, ar_masked(0.3), ...
-    pub objective: String,
-    /// status.json's state; `pending` when the file is absent, `unknown` when unreadable.
-    pub state: String,
-    pub attempts: u32,
-    pub error: Option<String>,
-    pub step: u64,
-    pub total_steps: u64,
-    pub params: Option<u64>,
-    /// Parameters one token uses (equal to `params` for a dense model).
-    pub active_params: Option<u64>,
-    /// The mixture-of-experts layout (None: dense).
-    pub moe: Option<jobspec::MoeShape>,
-    pub train: Vec<TrainRow>,
-    pub eval: Vec<EvalRow>,
-    /// eval_items.csv by (task, metric), in file order (empty when the job did not
-    /// write it).
-    pub items: Vec<ItemSeries>,
-    /// expert_load.csv (mixtures of experts; empty otherwise).
-    pub expert_load: Vec<LoadRow>,
-}
-
-impl Run {
-    /// The per-item scores of (task, metric), if the job logged any.
-    pub fn item_series(&self, task: &str, metric: &str) -> Option<&ItemSeries> {
-        self.items
-            .iter()
-            .find(|s| s.task == task && s.metric == metric)
-    }
-
-    /// Item score rows over every task.
-    pub fn item_rows(&self) -> usize {
-        self.items.iter().map(ItemSeries::len).sum()
-    }
-}
-
-/// A problem with one file that did not stop the analysis.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Warning {
-    pub path: PathBuf,
-    pub message: String,
-}
-
-impl fmt::Display for Warning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.message)
-    }
-}
 
 /// Every job under `<results>/jobs`, sorted by id, plus what could not be read.
 pub fn read_results(results: &Path) -> Result<(Vec<Run>, Vec<Warning>)> {
@@ -245,7 +96,7 @@ pub fn read_job(folder: &Path) -> (Option<Run>, Vec<Warning>) {
     // Optional: only a file that exists but cannot be read is worth a warning.
     let items = read_items(&folder.join(ITEMS_LOG), &mut warnings);
     // One kind of stderr for both objectives: the spread over items where logged.
-    crate::stderr::over_items(&mut eval, &items);
+    crate::ingest::stderr::over_items(&mut eval, &items);
     let shape = config.model.resolve().ok();
     let moe = shape.as_ref().and_then(|shape| shape.moe.clone());
     // Optional like the item log: only mixtures write it.
@@ -383,26 +234,11 @@ type BadRows = Vec<(usize, String)>;
 pub fn parse_items(bytes: &[u8]) -> std::result::Result<(Vec<ItemSeries>, BadRows), String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
     let mut lines = text.split_inclusive('\n');
-    let header = lines.next().unwrap_or("").trim_end();
-    let names: Vec<&str> = header.split(',').collect();
-    let column = |name: &str| {
-        names
-            .iter()
-            .position(|n| *n == name)
-            .ok_or_else(|| format!("unreadable header: no `{name}` column in `{header}`"))
-    };
-    let (step, task, metric, item, value) = (
-        column("step")?,
-        column("task")?,
-        column("metric")?,
-        column("item")?,
-        column("value")?,
-    );
-    let width = names.len();
+    let columns = item_columns(lines.next().unwrap_or("").trim_end())?;
     let mut series: Vec<ItemSeries> = Vec::new();
     let mut current = usize::MAX;
     let mut bad = Vec::new();
-    let mut fields: Vec<&str> = Vec::with_capacity(width);
+    let mut fields: Vec<&str> = Vec::with_capacity(columns.width);
     for (index, line) in lines.enumerate() {
         let Some(line) = line.strip_suffix('\n') else {
             break; // unfinished: a running job is writing it
@@ -413,39 +249,10 @@ pub fn parse_items(bytes: &[u8]) -> std::result::Result<(Vec<ItemSeries>, BadRow
         }
         fields.clear();
         fields.extend(line.split(','));
-        let parsed = (|| -> std::result::Result<(u32, u32, f64), String> {
-            if fields.len() != width {
-                return Err(format!("{} fields, the header has {width}", fields.len()));
-            }
-            let int = |k: usize, what: &str| {
-                fields[k]
-                    .parse::<u32>()
-                    .map_err(|_| format!("{what} `{}` is not a whole number below 2^32", fields[k]))
-            };
-            let value = fields[value]
-                .parse::<f64>()
-                .map_err(|_| format!("value `{}` is not a number", fields[value]))?;
-            Ok((int(step, "step")?, int(item, "item")?, value))
-        })();
-        match parsed {
+        match parse_item_row(&fields, &columns) {
             Ok((s, i, v)) => {
-                let (t, m) = (fields[task], fields[metric]);
-                let fits = series
-                    .get(current)
-                    .is_some_and(|c| c.task == t && c.metric == m);
-                if !fits {
-                    current = match series.iter().position(|c| c.task == t && c.metric == m) {
-                        Some(found) => found,
-                        None => {
-                            series.push(ItemSeries {
-                                task: t.to_string(),
-                                metric: m.to_string(),
-                                ..ItemSeries::default()
-                            });
-                            series.len() - 1
-                        }
-                    };
-                }
+                let (t, m) = (fields[columns.task], fields[columns.metric]);
+                current = series_of(&mut series, current, t, m);
                 let target = &mut series[current];
                 target.steps.push(s);
                 target.items.push(i);
@@ -460,6 +267,92 @@ pub fn parse_items(bytes: &[u8]) -> std::result::Result<(Vec<ItemSeries>, BadRow
         s.values.shrink_to_fit();
     }
     Ok((series, bad))
+}
+
+/// Where eval_items.csv's columns are, found by name in its header.
+struct ItemColumns {
+    step: usize,
+    task: usize,
+    metric: usize,
+    item: usize,
+    value: usize,
+    /// Fields in the header, so in every good row.
+    width: usize,
+}
+
+/// The columns of an eval_items.csv header; Err naming the first one missing.
+fn item_columns(header: &str) -> std::result::Result<ItemColumns, String> {
+    let names: Vec<&str> = header.split(',').collect();
+    let column = |name: &str| {
+        names
+            .iter()
+            .position(|n| *n == name)
+            .ok_or_else(|| format!("unreadable header: no `{name}` column in `{header}`"))
+    };
+    let (step, task, metric, item, value) = (
+        column("step")?,
+        column("task")?,
+        column("metric")?,
+        column("item")?,
+        column("value")?,
+    );
+    Ok(ItemColumns {
+        step,
+        task,
+        metric,
+        item,
+        value,
+        width: names.len(),
+    })
+}
+
+/// One row's (step, item, value), or what is wrong with it.
+fn parse_item_row(
+    fields: &[&str],
+    columns: &ItemColumns,
+) -> std::result::Result<(u32, u32, f64), String> {
+    let width = columns.width;
+    if fields.len() != width {
+        return Err(format!("{} fields, the header has {width}", fields.len()));
+    }
+    let int = |k: usize, what: &str| {
+        fields[k]
+            .parse::<u32>()
+            .map_err(|_| format!("{what} `{}` is not a whole number below 2^32", fields[k]))
+    };
+    let value = fields[columns.value]
+        .parse::<f64>()
+        .map_err(|_| format!("value `{}` is not a number", fields[columns.value]))?;
+    Ok((
+        int(columns.step, "step")?,
+        int(columns.item, "item")?,
+        value,
+    ))
+}
+
+/// The index of the (task, metric) series in `series`, added when new; `current` (the
+/// previous row's) is checked first, since a log's rows come in runs of one series.
+fn series_of(series: &mut Vec<ItemSeries>, current: usize, task: &str, metric: &str) -> usize {
+    let fits = series
+        .get(current)
+        .is_some_and(|c| c.task == task && c.metric == metric);
+    if fits {
+        return current;
+    }
+    match series
+        .iter()
+        .position(|c| c.task == task && c.metric == metric)
+    {
+        Some(found) => found,
+        None => {
+            series.push(ItemSeries {
+                task: task.to_string(),
+                metric: metric.to_string(),
+                ..ItemSeries::default()
+            });
+            series.len() - 1
+        }
+    }
 }
 
 #[cfg(test)]
@@ -539,5 +432,31 @@ mod tests {
         let missing =
             parse_items(b"step,task,metric,value\n1,a,acc,1\n").expect_err("no item column");
         assert!(missing.contains("no `item` column"), "{missing}");
+    }
+
+    /// Through the ingest: a DLM job whose eval.csv carries a Monte Carlo stderr of
+    /// 0.001 is read with the spread over its windows.
+    #[test]
+    fn jobs_are_read_with_the_spread_over_items() {
+        use crate::synthetic::{SyntheticJob, write_job};
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut job = SyntheticJob::new(jobspec::Objective::Dlm, 0, "nano", 20_000).item_metric(
+            "val_loss",
+            "loss",
+            &[1.0, 2.0],
+            &[vec![2.0, 3.0, 4.0], vec![1.0, 2.0, 3.0]],
+        );
+        for point in &mut job.evals {
+            point.stderr = 0.001;
+        }
+        let folder = write_job(root.path(), &job).unwrap_or_else(|e| panic!("{e}"));
+        let (run, warnings) = read_job(&folder);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let run = run.unwrap_or_else(|| panic!("no run"));
+        let stderrs: Vec<f64> = run.eval.iter().map(|r| r.stderr).collect();
+        assert_eq!(stderrs.len(), 2);
+        for stderr in stderrs {
+            assert!((stderr - 1.0 / 3f64.sqrt()).abs() < 1e-9, "{stderr}");
+        }
     }
 }

@@ -14,7 +14,7 @@
 //! as before. Steps without item scores (jobs from trainers that predate
 //! eval_items.csv) keep eval.csv's stderr, for the DLM its Monte Carlo part only.
 
-use crate::ingest::{EvalRow, ItemSeries};
+use crate::ingest::records::{EvalRow, ItemSeries};
 use std::collections::BTreeMap;
 
 /// Count, mean and sum of squared deviations (Welford 1962).
@@ -163,31 +163,5 @@ mod tests {
         let mut eval = vec![row(10, "val_loss", 0.01)];
         over_items(&mut eval, &[items]);
         assert!((eval[0].stderr - 1.0).abs() < 1e-12, "{}", eval[0].stderr);
-    }
-
-    /// Through the ingest: a DLM job whose eval.csv carries a Monte Carlo stderr of
-    /// 0.001 is read with the spread over its windows.
-    #[test]
-    fn jobs_are_read_with_the_spread_over_items() {
-        use crate::synthetic::{SyntheticJob, write_job};
-        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut job = SyntheticJob::new(jobspec::Objective::Dlm, 0, "nano", 20_000).item_metric(
-            "val_loss",
-            "loss",
-            &[1.0, 2.0],
-            &[vec![2.0, 3.0, 4.0], vec![1.0, 2.0, 3.0]],
-        );
-        for point in &mut job.evals {
-            point.stderr = 0.001;
-        }
-        let folder = write_job(root.path(), &job).unwrap_or_else(|e| panic!("{e}"));
-        let (run, warnings) = crate::ingest::read_job(&folder);
-        assert!(warnings.is_empty(), "{warnings:?}");
-        let run = run.unwrap_or_else(|| panic!("no run"));
-        let stderrs: Vec<f64> = run.eval.iter().map(|r| r.stderr).collect();
-        assert_eq!(stderrs.len(), 2);
-        for stderr in stderrs {
-            assert!((stderr - 1.0 / 3f64.sqrt()).abs() < 1e-9, "{stderr}");
-        }
     }
 }
