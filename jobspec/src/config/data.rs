@@ -98,3 +98,49 @@ pub enum WindowMode {
 fn default_text_field() -> String {
     "text".into()
 }
+
+impl DataConfig {
+    /// Ranges and relations within `data:`; `max_seq_len` is the resolved model's.
+    pub(super) fn validate(&self, max_seq_len: usize, check: &super::Check) -> crate::Result<()> {
+        check.require(
+            !self.resample || self.order == DocumentOrder::Shuffled,
+            "data.resample",
+            "needs `data.order: shuffled`: it draws each seed's own shuffled training order, and `corpus` order has none".into(),
+        )?;
+        check.require(
+            self.seq_len >= 2,
+            "data.seq_len",
+            format!("{} is too short (at least 2)", self.seq_len),
+        )?;
+        check.require(
+            self.seq_len <= max_seq_len,
+            "data.seq_len",
+            format!(
+                "{} is longer than the model takes (model.max_seq_len = {}); shorten it or raise max_seq_len",
+                self.seq_len, max_seq_len
+            ),
+        )?;
+        check.require(
+            self.unique_tokens.get() > self.seq_len as u64,
+            "data.unique_tokens",
+            format!(
+                "{} tokens is less than one window of seq_len + 1 = {}",
+                self.unique_tokens,
+                self.seq_len + 1
+            ),
+        )?;
+        check.require(
+            self.val_tokens.get() > 0,
+            "data.val_tokens",
+            "must be positive".into(),
+        )?;
+        if let TokenizerSpec::Bpe(size) = self.tokenizer {
+            check.require(
+                (300..=1_000_000).contains(&size),
+                "data.tokenizer.bpe",
+                format!("vocab {size} must be in 300..=1000000"),
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -55,3 +55,20 @@ impl Default for DlmConfig {
         }
     }
 }
+
+impl DlmConfig {
+    /// Ranges within `dlm:`.
+    pub(super) fn validate(&self, check: &super::Check) -> crate::Result<()> {
+        check.require(
+            (0.0..1.0).contains(&self.eps),
+            "dlm.eps",
+            "must be in [0, 1)".into(),
+        )?;
+        check.require(
+            (0.0..=1.0).contains(&self.truncate_prob),
+            "dlm.truncate_prob",
+            "must be in [0, 1]".into(),
+        )?;
+        Ok(())
+    }
+}

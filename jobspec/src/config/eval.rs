@@ -203,3 +203,54 @@ pub const KNOWN_TASKS: [&str; 15] = [
     "openbookqa",
     "lambada",
 ];
+
+impl EvalConfig {
+    /// Ranges within `eval:` and the task names.
+    pub(super) fn validate(&self, check: &super::Check) -> crate::Result<()> {
+        for task in &self.tasks {
+            check.require(
+                KNOWN_TASKS.contains(&task.as_str()),
+                "eval.tasks",
+                format!(
+                    "unknown task `{task}`; known tasks: {}",
+                    KNOWN_TASKS.join(", ")
+                ),
+            )?;
+        }
+        check.require(
+            self.dlm_draws > 0,
+            "eval.dlm_draws",
+            "must be positive".into(),
+        )?;
+        check.require(
+            self.batch_size > 0,
+            "eval.batch_size",
+            "must be positive".into(),
+        )?;
+        check.require(
+            self.score_draws > 0,
+            "eval.score_draws",
+            "must be positive".into(),
+        )?;
+        check.require(
+            self.batch_tokens > 0,
+            "eval.batch_tokens",
+            "must be positive".into(),
+        )?;
+        if let Milestones::Epochs(epochs) = &self.at {
+            check.require(
+                epochs.iter().all(|e| *e > 0.0 && e.is_finite()),
+                "eval.at.epochs",
+                "epochs must be positive".into(),
+            )?;
+        }
+        if let Milestones::Points(points) = &self.at {
+            check.require(
+                *points >= 1,
+                "eval.at.points",
+                "give at least 1 evaluation (the end of training is always one)".into(),
+            )?;
+        }
+        Ok(())
+    }
+}

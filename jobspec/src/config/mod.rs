@@ -128,173 +128,18 @@ impl JobConfig {
             .model
             .resolve()
             .map_err(|message| invalid(path, "model", message))?;
-        let check = |ok: bool, field: &str, message: String| {
-            if ok {
-                Ok(())
-            } else {
-                Err(invalid(path, field, message))
-            }
-        };
+        let check = Check { path };
         if let Objective::ArMasked(p) | Objective::ArDropout(p) = self.objective {
-            check(
+            check.require(
                 (0.0..1.0).contains(&p),
                 "objective",
                 format!("probability {p} must be in [0, 1)"),
             )?;
         }
-        let data = &self.data;
-        check(
-            !data.resample || data.order == DocumentOrder::Shuffled,
-            "data.resample",
-            "needs `data.order: shuffled`: it draws each seed's own shuffled training order, and `corpus` order has none".into(),
-        )?;
-        check(
-            data.seq_len >= 2,
-            "data.seq_len",
-            format!("{} is too short (at least 2)", data.seq_len),
-        )?;
-        check(
-            data.seq_len <= shape.max_seq_len,
-            "data.seq_len",
-            format!(
-                "{} is longer than the model takes (model.max_seq_len = {}); shorten it or raise max_seq_len",
-                data.seq_len, shape.max_seq_len
-            ),
-        )?;
-        check(
-            data.unique_tokens.get() > data.seq_len as u64,
-            "data.unique_tokens",
-            format!(
-                "{} tokens is less than one window of seq_len + 1 = {}",
-                data.unique_tokens,
-                data.seq_len + 1
-            ),
-        )?;
-        check(
-            data.val_tokens.get() > 0,
-            "data.val_tokens",
-            "must be positive".into(),
-        )?;
-        if let TokenizerSpec::Bpe(size) = data.tokenizer {
-            check(
-                (300..=1_000_000).contains(&size),
-                "data.tokenizer.bpe",
-                format!("vocab {size} must be in 300..=1000000"),
-            )?;
-        }
-        let train = &self.train;
-        check(
-            train.epochs > 0.0 && train.epochs.is_finite(),
-            "train.epochs",
-            format!("{} must be positive", train.epochs),
-        )?;
-        check(
-            train.batch_size > 0,
-            "train.batch_size",
-            "must be positive".into(),
-        )?;
-        check(
-            train.devices >= 1 && train.nodes >= 1,
-            "train.devices",
-            "train.devices and train.nodes must be at least 1".into(),
-        )?;
-        check(
-            train.batch_size.is_multiple_of(train.world_size()),
-            "train.batch_size",
-            format!(
-                "{} rows cannot be split evenly over {} processes (train.devices {} x train.nodes {}); choose a batch_size that is a multiple of {}",
-                train.batch_size,
-                train.world_size(),
-                train.devices,
-                train.nodes,
-                train.world_size()
-            ),
-        )?;
-        check(
-            train
-                .micro_batch_size
-                .is_none_or(|micro| micro > 0 && micro <= train.rows_per_rank()),
-            "train.micro_batch_size",
-            format!(
-                "must be between 1 and the rows each process trains on (train.batch_size / (devices x nodes) = {}); leave it out to process them at once",
-                train.rows_per_rank()
-            ),
-        )?;
-        check(
-            train.lr > 0.0 && train.lr.is_finite(),
-            "train.lr",
-            format!("{} must be positive", train.lr),
-        )?;
-        check(
-            (0.0..=1.0).contains(&train.min_lr_ratio),
-            "train.min_lr_ratio",
-            "must be in [0, 1]".into(),
-        )?;
-        check(
-            (0.0..=1.0).contains(&train.decay_fraction),
-            "train.decay_fraction",
-            "must be in [0, 1]".into(),
-        )?;
-        check(
-            train.log_every > 0,
-            "train.log_every",
-            "must be positive".into(),
-        )?;
-        check(
-            (0.0..1.0).contains(&self.dlm.eps),
-            "dlm.eps",
-            "must be in [0, 1)".into(),
-        )?;
-        check(
-            (0.0..=1.0).contains(&self.dlm.truncate_prob),
-            "dlm.truncate_prob",
-            "must be in [0, 1]".into(),
-        )?;
-        for task in &self.eval.tasks {
-            check(
-                KNOWN_TASKS.contains(&task.as_str()),
-                "eval.tasks",
-                format!(
-                    "unknown task `{task}`; known tasks: {}",
-                    KNOWN_TASKS.join(", ")
-                ),
-            )?;
-        }
-        check(
-            self.eval.dlm_draws > 0,
-            "eval.dlm_draws",
-            "must be positive".into(),
-        )?;
-        check(
-            self.eval.batch_size > 0,
-            "eval.batch_size",
-            "must be positive".into(),
-        )?;
-        check(
-            self.eval.score_draws > 0,
-            "eval.score_draws",
-            "must be positive".into(),
-        )?;
-        check(
-            self.eval.batch_tokens > 0,
-            "eval.batch_tokens",
-            "must be positive".into(),
-        )?;
-        if let Milestones::Epochs(epochs) = &self.eval.at {
-            check(
-                epochs.iter().all(|e| *e > 0.0 && e.is_finite()),
-                "eval.at.epochs",
-                "epochs must be positive".into(),
-            )?;
-        }
-        if let Milestones::Points(points) = &self.eval.at {
-            check(
-                *points >= 1,
-                "eval.at.points",
-                "give at least 1 evaluation (the end of training is always one)".into(),
-            )?;
-        }
-        Ok(())
+        self.data.validate(shape.max_seq_len, &check)?;
+        self.train.validate(&check)?;
+        self.dlm.validate(&check)?;
+        self.eval.validate(&check)
     }
 
     /// Optimizer steps for the whole job: ceil(epochs x windows per epoch / batch).
@@ -380,4 +225,20 @@ fn invalid(path: &Path, field: &str, message: String) -> crate::Error {
 /// `skip_serializing_if` for flags that are off by default.
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+/// Validation's error builder: a failed rule becomes an error naming the file and the
+/// field.
+struct Check<'a> {
+    path: &'a Path,
+}
+
+impl Check<'_> {
+    fn require(&self, ok: bool, field: &str, message: String) -> crate::Result<()> {
+        if ok {
+            Ok(())
+        } else {
+            Err(invalid(self.path, field, message))
+        }
+    }
 }

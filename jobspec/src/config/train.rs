@@ -361,3 +361,67 @@ fn default_log_every() -> u64 {
 fn default_checkpoint_minutes() -> f64 {
     10.0
 }
+
+impl TrainConfig {
+    /// Ranges and relations within `train:`.
+    pub(super) fn validate(&self, check: &super::Check) -> crate::Result<()> {
+        check.require(
+            self.epochs > 0.0 && self.epochs.is_finite(),
+            "train.epochs",
+            format!("{} must be positive", self.epochs),
+        )?;
+        check.require(
+            self.batch_size > 0,
+            "train.batch_size",
+            "must be positive".into(),
+        )?;
+        check.require(
+            self.devices >= 1 && self.nodes >= 1,
+            "train.devices",
+            "train.devices and train.nodes must be at least 1".into(),
+        )?;
+        check.require(
+            self.batch_size.is_multiple_of(self.world_size()),
+            "train.batch_size",
+            format!(
+                "{} rows cannot be split evenly over {} processes (train.devices {} x train.nodes {}); choose a batch_size that is a multiple of {}",
+                self.batch_size,
+                self.world_size(),
+                self.devices,
+                self.nodes,
+                self.world_size()
+            ),
+        )?;
+        check.require(
+            self
+                .micro_batch_size
+                .is_none_or(|micro| micro > 0 && micro <= self.rows_per_rank()),
+            "train.micro_batch_size",
+            format!(
+                "must be between 1 and the rows each process trains on (train.batch_size / (devices x nodes) = {}); leave it out to process them at once",
+                self.rows_per_rank()
+            ),
+        )?;
+        check.require(
+            self.lr > 0.0 && self.lr.is_finite(),
+            "train.lr",
+            format!("{} must be positive", self.lr),
+        )?;
+        check.require(
+            (0.0..=1.0).contains(&self.min_lr_ratio),
+            "train.min_lr_ratio",
+            "must be in [0, 1]".into(),
+        )?;
+        check.require(
+            (0.0..=1.0).contains(&self.decay_fraction),
+            "train.decay_fraction",
+            "must be in [0, 1]".into(),
+        )?;
+        check.require(
+            self.log_every > 0,
+            "train.log_every",
+            "must be positive".into(),
+        )?;
+        Ok(())
+    }
+}
