@@ -8,8 +8,8 @@ use std::path::Path;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
-    UInt32Type, UInt64Type,
+    ArrowPrimitiveType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{Array, RecordBatch};
 use arrow_ipc::reader::StreamReader;
@@ -134,46 +134,14 @@ fn cell(array: &dyn Array, row: usize) -> Result<Value, String> {
     let value = match array.data_type() {
         DataType::Null => Value::Null,
         DataType::Boolean => Value::Bool(array.as_boolean_opt().ok_or_else(wrong)?.value(row)),
-        DataType::Int8 => array
-            .as_primitive_opt::<Int8Type>()
-            .ok_or_else(wrong)?
-            .value(row)
-            .into(),
-        DataType::Int16 => array
-            .as_primitive_opt::<Int16Type>()
-            .ok_or_else(wrong)?
-            .value(row)
-            .into(),
-        DataType::Int32 => array
-            .as_primitive_opt::<Int32Type>()
-            .ok_or_else(wrong)?
-            .value(row)
-            .into(),
-        DataType::Int64 => array
-            .as_primitive_opt::<Int64Type>()
-            .ok_or_else(wrong)?
-            .value(row)
-            .into(),
-        DataType::UInt8 => array
-            .as_primitive_opt::<UInt8Type>()
-            .ok_or_else(wrong)?
-            .value(row)
-            .into(),
-        DataType::UInt16 => array
-            .as_primitive_opt::<UInt16Type>()
-            .ok_or_else(wrong)?
-            .value(row)
-            .into(),
-        DataType::UInt32 => array
-            .as_primitive_opt::<UInt32Type>()
-            .ok_or_else(wrong)?
-            .value(row)
-            .into(),
-        DataType::UInt64 => array
-            .as_primitive_opt::<UInt64Type>()
-            .ok_or_else(wrong)?
-            .value(row)
-            .into(),
+        DataType::Int8 => number::<Int8Type>(array, row).ok_or_else(wrong)?,
+        DataType::Int16 => number::<Int16Type>(array, row).ok_or_else(wrong)?,
+        DataType::Int32 => number::<Int32Type>(array, row).ok_or_else(wrong)?,
+        DataType::Int64 => number::<Int64Type>(array, row).ok_or_else(wrong)?,
+        DataType::UInt8 => number::<UInt8Type>(array, row).ok_or_else(wrong)?,
+        DataType::UInt16 => number::<UInt16Type>(array, row).ok_or_else(wrong)?,
+        DataType::UInt32 => number::<UInt32Type>(array, row).ok_or_else(wrong)?,
+        DataType::UInt64 => number::<UInt64Type>(array, row).ok_or_else(wrong)?,
         DataType::Float32 => f64::from(
             array
                 .as_primitive_opt::<Float32Type>()
@@ -181,11 +149,7 @@ fn cell(array: &dyn Array, row: usize) -> Result<Value, String> {
                 .value(row),
         )
         .into(),
-        DataType::Float64 => array
-            .as_primitive_opt::<Float64Type>()
-            .ok_or_else(wrong)?
-            .value(row)
-            .into(),
+        DataType::Float64 => number::<Float64Type>(array, row).ok_or_else(wrong)?,
         DataType::Utf8 => array
             .as_string_opt::<i32>()
             .ok_or_else(wrong)?
@@ -233,6 +197,16 @@ fn cell(array: &dyn Array, row: usize) -> Result<Value, String> {
         _ => return Err(wrong()),
     };
     Ok(value)
+}
+
+/// A primitive Arrow value as a JSON number (None when `array` is not of type `T`).
+fn number<T: ArrowPrimitiveType>(array: &dyn Array, row: usize) -> Option<Value>
+where
+    Value: From<T::Native>,
+{
+    array
+        .as_primitive_opt::<T>()
+        .map(|values| Value::from(values.value(row)))
 }
 
 fn list(values: &dyn Array) -> Result<Value, String> {

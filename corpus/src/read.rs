@@ -17,6 +17,10 @@
 //! `data.skip_unknown` is set (then it is listed and counted). A record without the
 //! text field is counted and reported, not fatal: one bad record of a 400 GB corpus
 //! should not stop it.
+//!
+//! Length: about 550 lines of code and 180 of tests. Every format feeds one document
+//! stream with one order and one content hash; split by format, each file would
+//! re-state those rules.
 
 use crate::error::{CorpusError, io_error};
 use crate::format::{Format, format_of};

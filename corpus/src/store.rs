@@ -21,6 +21,9 @@
 //! A prepare that is killed resumes from its complete shards; it writes every file
 //! through a temp file, fsync and rename, so a store is byte-identical however often
 //! its preparation was interrupted.
+//!
+//! Length: over 600 lines of code. Layout, writer and reader are one on-disk format
+//! that changes as a whole; split, they would share the layout's private constants.
 
 use crate::atomic::{persist, write_atomic};
 use crate::error::{CorpusError, io_error};

@@ -1,4 +1,17 @@
 //! `harness`: plan, run and track sweeps (design.md, "Dispatch").
+//!
+//! The stages of a sweep, in the order `harness run` takes them:
+//!
+//! 1. `target`   - what a command acts on: a sweep file or its results folder, its jobs
+//! 2. `plan`     - the plan table (tokens, FLOPs, memory, disk) before anything runs
+//! 3. `prepare`  - every corpus tokenized once, before the jobs start
+//! 4. `schedule` - which jobs to start, from each job's status (pure)
+//! 5. dispatch   - `pool` with `packing` (local slots or GPUs, processes by pid in
+//!    `process`), or `slurm/` (script, submit, track, requeue)
+//! 6. `report`   - progress while it runs; `status` for `status`, `cancel`, `clean`
+//!
+//! Under all: `lock` (one run per results folder). This file is the command line: one
+//! short function per command.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};

@@ -4,6 +4,15 @@
 //! It also holds the job side of the run folder contract (`status`, `store`): the
 //! files both the trainer and the harness read and write.
 //!
+//! From a sweep file to a job, in order:
+//!
+//! 1. `sweep`   - a sweep file expanded into jobs with stable ids (`yamlpos` places
+//!    each error at its file, line and key)
+//! 2. `config/` - one job's `job.yaml`, one file per section (data, train, dlm, eval)
+//! 3. `model`   - model presets and shapes, parameter and FLOPs accounting; `memory`
+//!    the per-GPU memory estimate; `count` token counts as people write them
+//! 4. `store`, `status` - the run folder both the harness and the trainer write
+//!
 //! This crate is pure (no LibTorch, no processes) so that planning, validation and
 //! accounting are shared by the `harness` CLI and the `trainer` worker and tested as
 //! tables of cases.

@@ -1,6 +1,9 @@
 //! `harness run / status / cancel / clean` end to end with the real trainer, on small
 //! sweeps shaped like sweeps/smoke.yaml (nano model, the `sotu` corpus, byte tokens)
 //! and trimmed so each test takes seconds on a shared two-core machine.
+//!
+//! Length: about 540 lines of end-to-end cases that share one built binary and one
+//! fixture corpus.
 
 use e2e::{binary, csv_column, run_ok};
 use serde_json::Value;

@@ -4,6 +4,9 @@
 //!
 //! The cluster needs root and Debian packages; set CROSSOVER_SKIP_SLURM=1 to skip
 //! these tests where that is impossible.
+//!
+//! Length: about 620 lines. One binary for every test that needs the local cluster,
+//! which it brings up once.
 
 use e2e::{binary, csv_column, run_ok, workspace_root};
 use serde_json::Value;

@@ -2,6 +2,9 @@
 //!
 //! Most of this file is the command line: its commands, flags and help text. `run`
 //! hands each command to one function; the work itself is in the library.
+//!
+//! Length: about 690 lines, most of them clap's flags and their help text (the
+//! command line's documentation); each command's function is short.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -58,9 +61,6 @@ enum Command {
     /// Measure scoring items/s for AR and DLM (K draws) and the cost of DLM scoring
     /// relative to K AR passes.
     BenchEval(BenchEvalFlags),
-    /// Measure the data path (used by bench/data.py, `just bench-data`): with JOB, the
-    /// cost of a prepared job's data (open, budget, batches) as JSON; with --tokenize,
-    /// the tokenizer's own MB/s on a jsonl file, on every core.
     /// Say which LibTorch this process runs on and why: the GPU shown, the driver, each
     /// PyTorch torch/lib found and whether it can give CUDA (version 2.11, a CUDA build,
     /// a new enough driver), and the folder the `trainer` launcher chose (docs/gpu.md).
@@ -72,6 +72,9 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: jobspec::DeviceSpec,
     },
+    /// Measure the data path (used by bench/data.py, `just bench-data`): with JOB, the
+    /// cost of a prepared job's data (open, budget, batches) as JSON; with --tokenize,
+    /// the tokenizer's own MB/s on a jsonl file, on every core.
     #[command(hide = true)]
     BenchData(BenchDataFlags),
     /// Measure one benchmark case given as JSON (used by `bench`, one process per case).

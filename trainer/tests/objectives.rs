@@ -1,5 +1,8 @@
 //! Objectives and model: hand-worked losses, masking statistics, attention direction,
 //! and overfitting one batch per objective.
+//!
+//! Length: about 530 lines, one table of cases per objective, checked against
+//! independently computed values; one binary links LibTorch once.
 
 use jobspec::{DlmConfig, DlmWeighting, ModelShape, Objective};
 use tch::{Kind, Tensor, nn};

@@ -1,6 +1,9 @@
 //! Whole jobs through `trainer::run`: resume equivalence, divergence, and the errors a
 //! user meets (missing corpus, corpus too small, tokenizer changed under a checkpoint,
 //! unwritable run folder).
+//!
+//! Length: about 1,000 lines. One test file is one binary linked against LibTorch;
+//! the run folder's tests share one build and one set of fixtures here.
 
 use std::path::{Path, PathBuf};
 use trainer::runfolder::{self, State};

@@ -1,5 +1,8 @@
 //! Tests of script.rs: the generated sbatch lines for each job shape, checked with
 //! `bash -n`; the one-process script byte for byte.
+//!
+//! Length: about 620 lines of table-driven cases for the generated batch scripts,
+//! executed in bash with stand-ins; one case per behaviour.
 
 use super::*;
 use std::path::PathBuf;

@@ -334,3 +334,24 @@ fn write_item_scores(
     let path = folder.join(format!("{task}-step-{step:08}.csv"));
     crate::runfolder::write_atomic(&path, text.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    /// `eval.tasks` is checked against jobspec's list when a job is read (jobspec knows
+    /// nothing of the benchmarks crate), so the two lists must agree: every benchmark
+    /// the loaders know is a task a job may name, and every other known task is one the
+    /// trainer scores itself.
+    #[test]
+    fn the_job_schema_knows_exactly_the_benchmarks_and_the_built_in_tasks() {
+        let built_in = |task: &str| task == "val_loss" || super::cloze::level(task).is_some();
+        for task in benchmarks::TASKS {
+            assert!(jobspec::KNOWN_TASKS.contains(&task), "{task}");
+        }
+        for task in jobspec::KNOWN_TASKS {
+            assert!(
+                benchmarks::TASKS.contains(&task) || built_in(task),
+                "{task} is neither a benchmark nor built in"
+            );
+        }
+    }
+}

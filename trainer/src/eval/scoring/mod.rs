@@ -31,7 +31,7 @@ pub mod uniforms;
 use crate::eval::scoring::decode::greedy_decode;
 use crate::eval::scoring::metrics::mean_and_stderr;
 use crate::eval::scoring::questions::{CandidateScore, Question, Scorer};
-use crate::eval::scoring::rows::{execute, fit, pad_rows, plan_rows};
+use crate::eval::scoring::rows::{Row, execute, fit, pad_rows, plan_rows};
 use crate::model::transformer::Transformer;
 use crate::objectives::vocab::Vocab;
 
@@ -86,32 +86,7 @@ pub fn score_owned(
         pad_rows(&mut rows, vocab.mask_id(), max_len);
     }
     let outputs = execute(model, &rows, scorer.causal(), vocab, batch_tokens);
-    let draws = match scorer {
-        Scorer::DlmElbo { draws } | Scorer::DlmLlada { draws } => draws,
-        _ => 1,
-    };
-    // (question, candidate) -> per-draw sums, and greedy flags.
-    let mut sums: Vec<Vec<Vec<f64>>> = questions
-        .iter()
-        .map(|q| vec![vec![0.0; draws]; q.candidates.len()])
-        .collect();
-    let mut greedy: Vec<Vec<bool>> = questions
-        .iter()
-        .map(|q| vec![scorer.causal() || q.candidates.len() == 1; q.candidates.len()])
-        .collect();
-    let mut exact: Vec<Vec<bool>> = questions
-        .iter()
-        .map(|q| vec![false; q.candidates.len()])
-        .collect();
-    for (row, output) in rows.iter().zip(&outputs) {
-        for (read, &(log_prob, is_best)) in row.reads.iter().zip(output) {
-            let (q, c) = (read.question, read.candidate);
-            if scorer.causal() {
-                greedy[q][c] &= is_best;
-            }
-            sums[q][c][read.draw] += read.weight * log_prob;
-        }
-    }
+    let mut reads = Reads::gather(questions, scorer, &rows, &outputs);
     if !scorer.causal() {
         // Single-continuation tasks (LAMBADA): the DLM decodes greedily, one most
         // confident token per pass, as SMDM does (what the AR check amounts to).
@@ -125,41 +100,92 @@ pub fn score_owned(
         let pad = pad_to_max_len.then_some(max_len);
         let decoded = greedy_decode(model, &pieces, vocab, batch_tokens, pad);
         for ((&q, tokens), (_, continuation)) in single.iter().zip(decoded).zip(&pieces) {
-            greedy[q][0] = &tokens == continuation;
+            reads.greedy[q][0] = &tokens == continuation;
         }
     }
-    for (q, question) in questions.iter().enumerate() {
-        for (c, candidate) in question.candidates.iter().enumerate() {
-            exact[q][c] = !matches!(scorer, Scorer::DlmElbo { .. } | Scorer::DlmLlada { .. })
-                || fit(candidate, max_len).1.len() == 1;
+    reads.scores(questions, scorer, max_len, owned)
+}
+
+/// The forward passes' reads summed per (question, candidate): the log-probability
+/// per draw, and whether every continuation token was the model's most likely one.
+struct Reads {
+    sums: Vec<Vec<Vec<f64>>>,
+    greedy: Vec<Vec<bool>>,
+}
+
+impl Reads {
+    fn gather(
+        questions: &[Question],
+        scorer: Scorer,
+        rows: &[Row],
+        outputs: &[Vec<(f64, bool)>],
+    ) -> Self {
+        let draws = match scorer {
+            Scorer::DlmElbo { draws } | Scorer::DlmLlada { draws } => draws,
+            _ => 1,
+        };
+        let mut sums: Vec<Vec<Vec<f64>>> = questions
+            .iter()
+            .map(|q| vec![vec![0.0; draws]; q.candidates.len()])
+            .collect();
+        let mut greedy: Vec<Vec<bool>> = questions
+            .iter()
+            .map(|q| vec![scorer.causal() || q.candidates.len() == 1; q.candidates.len()])
+            .collect();
+        for (row, output) in rows.iter().zip(outputs) {
+            for (read, &(log_prob, is_best)) in row.reads.iter().zip(output) {
+                let (q, c) = (read.question, read.candidate);
+                if scorer.causal() {
+                    greedy[q][c] &= is_best;
+                }
+                sums[q][c][read.draw] += read.weight * log_prob;
+            }
         }
+        Self { sums, greedy }
     }
-    sums.iter()
-        .enumerate()
-        .map(|(q, candidates)| {
-            candidates
-                .iter()
-                .enumerate()
-                .map(|(c, per_draw)| {
-                    if !owned(q) {
-                        return CandidateScore {
-                            score: 0.0,
-                            stderr: 0.0,
-                            greedy: false,
+
+    /// Each candidate's score: the mean over draws with its standard error (exact, with
+    /// no error, for AR and for a one-token DLM continuation); zero for questions
+    /// another rank owns.
+    fn scores(
+        &self,
+        questions: &[Question],
+        scorer: Scorer,
+        max_len: usize,
+        owned: &dyn Fn(usize) -> bool,
+    ) -> Vec<Vec<CandidateScore>> {
+        let dlm = matches!(scorer, Scorer::DlmElbo { .. } | Scorer::DlmLlada { .. });
+        questions
+            .iter()
+            .enumerate()
+            .map(|(q, question)| {
+                question
+                    .candidates
+                    .iter()
+                    .enumerate()
+                    .map(|(c, candidate)| {
+                        if !owned(q) {
+                            return CandidateScore {
+                                score: 0.0,
+                                stderr: 0.0,
+                                greedy: false,
+                            };
+                        }
+                        let per_draw = &self.sums[q][c];
+                        let exact = !dlm || fit(candidate, max_len).1.len() == 1;
+                        let (score, stderr) = if exact {
+                            (per_draw[0], 0.0)
+                        } else {
+                            mean_and_stderr(per_draw)
                         };
-                    }
-                    let (mean, stderr) = if exact[q][c] {
-                        (per_draw[0], 0.0)
-                    } else {
-                        mean_and_stderr(per_draw)
-                    };
-                    CandidateScore {
-                        score: mean,
-                        stderr,
-                        greedy: greedy[q][c],
-                    }
-                })
-                .collect()
-        })
-        .collect()
+                        CandidateScore {
+                            score,
+                            stderr,
+                            greedy: self.greedy[q][c],
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
 }
