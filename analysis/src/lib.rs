@@ -140,9 +140,9 @@ fn read_study(results_dir: &Path, options: &AnalyzeOptions) -> Result<Study> {
 
 /// The tidy tables.
 fn write_tables(study: &Study) -> Result<()> {
-    let mut tables = report::tables::build(&study.runs, &study.groups)
+    let tables = report::tables::build(&study.runs, &study.groups)
         .map_err(error::table_error(&study.out))?;
-    report::tables::write(&mut tables, &study.out)?;
+    report::tables::write(&tables, &study.out)?;
     Ok(())
 }
 

@@ -263,11 +263,11 @@ fn tables(
     out: &Path,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(out)?;
-    let mut tables = timed(stages, "tables: build".into(), None, || {
+    let tables = timed(stages, "tables: build".into(), None, || {
         Ok(analysis::report::tables::build(runs, groups)?)
     })?;
     timed(stages, "tables: parquet + csv".into(), None, || {
-        Ok(analysis::report::tables::write(&mut tables, out)?)
+        Ok(analysis::report::tables::write(&tables, out)?)
     })?;
     let (build, write) = (&stages[stages.len() - 2], &stages[stages.len() - 1]);
     stages.push(Stage {

@@ -2,9 +2,10 @@
 //! metric)) as Polars frames, plus a per-(run, task, metric) table of final values,
 //! written as Parquet and CSV under `<results>/analysis/`.
 
-use crate::error::{Result, io_error, table_error};
+use crate::error::{AnalysisError, Result, write_file};
 use crate::ingest::records::Run;
 use crate::pairs::groups::Group;
+use crate::report::table_files;
 use polars::prelude::*;
 use std::path::Path;
 
@@ -336,29 +337,30 @@ fn last_values(eval: &DataFrame) -> PolarsResult<DataFrame> {
 }
 
 /// Write each table as `<name>.parquet` and `<name>.csv` into `folder`.
-pub fn write(tables: &mut Tables, folder: &Path) -> Result<Vec<std::path::PathBuf>> {
+pub fn write(tables: &Tables, folder: &Path) -> Result<Vec<std::path::PathBuf>> {
     let mut written = Vec::new();
     for (name, frame) in [
-        ("runs", &mut tables.runs),
-        ("train", &mut tables.train),
-        ("eval", &mut tables.eval),
-        ("last", &mut tables.last),
-        ("expert_load", &mut tables.expert_load),
+        ("runs", &tables.runs),
+        ("train", &tables.train),
+        ("eval", &tables.eval),
+        ("last", &tables.last),
+        ("expert_load", &tables.expert_load),
     ] {
         if name == "expert_load" && frame.height() == 0 {
             continue;
         }
-        let parquet = folder.join(format!("{name}.parquet"));
-        let file = std::fs::File::create(&parquet).map_err(io_error(&parquet))?;
-        ParquetWriter::new(file)
-            .finish(frame)
-            .map_err(table_error(&parquet))?;
-        let csv = folder.join(format!("{name}.csv"));
-        let file = std::fs::File::create(&csv).map_err(io_error(&csv))?;
-        CsvWriter::new(file)
-            .include_header(true)
-            .finish(frame)
-            .map_err(table_error(&csv))?;
+        let written_as = |path: std::path::PathBuf, bytes: Result<Vec<u8>, String>| {
+            let bytes = bytes.map_err(|message| AnalysisError::Write {
+                path: path.clone(),
+                message,
+            })?;
+            write_file(&path, &bytes).map(|()| path)
+        };
+        let parquet = written_as(
+            folder.join(format!("{name}.parquet")),
+            table_files::parquet(frame),
+        )?;
+        let csv = written_as(folder.join(format!("{name}.csv")), table_files::csv(frame))?;
         written.extend([parquet, csv]);
     }
     Ok(written)

@@ -1,0 +1,260 @@
+//! A frame as a CSV and as a Parquet file, written without Polars' `csv` and
+//! `parquet` features: each of them turns on Polars' streaming engine, which builds
+//! an object-store client with an HTTP and TLS stack (tokio, hyper, reqwest, rustls,
+//! ring) that a local analysis never uses (BENCHMARKS.md, "Build"). CSV is written
+//! byte for byte as Polars' `CsvWriter` wrote it (shortest round-trip floats, quotes
+//! only where needed); Parquet goes through arrow-rs, which the corpus reader already
+//! builds.
+
+use arrow_array::{
+    ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, UInt32Array, UInt64Array,
+};
+use arrow_schema::{DataType as ArrowType, Field, Schema};
+use polars::prelude::{Column, DataFrame, DataType};
+use std::sync::Arc;
+
+/// One column's values in the few types the tidy tables use.
+enum Values {
+    Text(Vec<Option<String>>),
+    U64(Vec<Option<u64>>),
+    U32(Vec<Option<u32>>),
+    I64(Vec<Option<i64>>),
+    I32(Vec<Option<i32>>),
+    F64(Vec<Option<f64>>),
+    F32(Vec<Option<f32>>),
+    Bool(Vec<Option<bool>>),
+}
+
+impl Values {
+    fn of(column: &Column) -> Result<Self, String> {
+        let series = column.as_materialized_series();
+        let wrong = |error: polars::error::PolarsError| error.to_string();
+        Ok(match column.dtype() {
+            DataType::String => Values::Text(
+                series
+                    .str()
+                    .map_err(wrong)?
+                    .iter()
+                    .map(|v| v.map(str::to_owned))
+                    .collect(),
+            ),
+            DataType::UInt64 => Values::U64(series.u64().map_err(wrong)?.iter().collect()),
+            DataType::UInt32 => Values::U32(series.u32().map_err(wrong)?.iter().collect()),
+            DataType::Int64 => Values::I64(series.i64().map_err(wrong)?.iter().collect()),
+            DataType::Int32 => Values::I32(series.i32().map_err(wrong)?.iter().collect()),
+            DataType::Float64 => Values::F64(series.f64().map_err(wrong)?.iter().collect()),
+            DataType::Float32 => Values::F32(series.f32().map_err(wrong)?.iter().collect()),
+            DataType::Boolean => Values::Bool(series.bool().map_err(wrong)?.iter().collect()),
+            other => {
+                return Err(format!(
+                    "column `{}` has type {other}, which the table writer does not write (a bug: add it to report/table_files.rs)",
+                    column.name()
+                ));
+            }
+        })
+    }
+
+    /// Append value `row` as CSV text (nothing for a missing value).
+    fn write_csv(&self, row: usize, out: &mut Vec<u8>) {
+        fn shortest<T: zmij::Float>(value: Option<T>, out: &mut Vec<u8>) {
+            if let Some(value) = value {
+                out.extend_from_slice(zmij::Buffer::new().format(value).as_bytes());
+            }
+        }
+        fn decimal<T: itoa::Integer>(value: Option<T>, out: &mut Vec<u8>) {
+            if let Some(value) = value {
+                out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+            }
+        }
+        match self {
+            Values::Text(values) => {
+                if let Some(text) = &values[row] {
+                    csv_text(text, out);
+                }
+            }
+            Values::U64(values) => decimal(values[row], out),
+            Values::U32(values) => decimal(values[row], out),
+            Values::I64(values) => decimal(values[row], out),
+            Values::I32(values) => decimal(values[row], out),
+            Values::F64(values) => shortest(values[row], out),
+            Values::F32(values) => shortest(values[row], out),
+            Values::Bool(values) => {
+                if let Some(flag) = values[row] {
+                    out.extend_from_slice(if flag { b"true" } else { b"false" });
+                }
+            }
+        }
+    }
+
+    fn arrow(self) -> (ArrowType, ArrayRef) {
+        match self {
+            Values::Text(v) => (ArrowType::Utf8, Arc::new(StringArray::from(v))),
+            Values::U64(v) => (ArrowType::UInt64, Arc::new(UInt64Array::from(v))),
+            Values::U32(v) => (ArrowType::UInt32, Arc::new(UInt32Array::from(v))),
+            Values::I64(v) => (ArrowType::Int64, Arc::new(Int64Array::from(v))),
+            Values::I32(v) => (ArrowType::Int32, Arc::new(Int32Array::from(v))),
+            Values::F64(v) => (ArrowType::Float64, Arc::new(Float64Array::from(v))),
+            Values::F32(v) => (ArrowType::Float32, Arc::new(Float32Array::from(v))),
+            Values::Bool(v) => (ArrowType::Boolean, Arc::new(BooleanArray::from(v))),
+        }
+    }
+}
+
+/// A text field as Polars' CSV writer wrote it: quoted (quotes doubled) only when it
+/// holds a comma or a line break; an empty text is `""` so that it differs from a
+/// missing one.
+fn csv_text(text: &str, out: &mut Vec<u8>) {
+    if text.is_empty() {
+        out.extend_from_slice(b"\"\"");
+    } else if text.contains([',', '\n', '\r']) {
+        out.push(b'"');
+        out.extend_from_slice(text.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+fn columns(frame: &DataFrame) -> Result<Vec<(String, Values)>, String> {
+    frame
+        .columns()
+        .iter()
+        .map(|column| Ok((column.name().to_string(), Values::of(column)?)))
+        .collect()
+}
+
+/// The frame as CSV text: a header row, then one line per row.
+pub fn csv(frame: &DataFrame) -> Result<Vec<u8>, String> {
+    let columns = columns(frame)?;
+    let mut out = Vec::new();
+    for (i, (name, _)) in columns.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        csv_text(name, &mut out);
+    }
+    out.push(b'\n');
+    for row in 0..frame.height() {
+        for (i, (_, values)) in columns.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            values.write_csv(row, &mut out);
+        }
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// The frame as a Parquet file (zstd-compressed, one row group), every column nullable.
+pub fn parquet(frame: &DataFrame) -> Result<Vec<u8>, String> {
+    let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = columns(frame)?
+        .into_iter()
+        .map(|(name, values)| {
+            let (kind, array) = values.arrow();
+            (Field::new(name, kind, true), array)
+        })
+        .unzip();
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| e.to_string())?;
+    let properties = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        .build();
+    let mut out = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema, Some(properties))
+        .map_err(|e| e.to_string())?;
+    writer.write(&batch).map_err(|e| e.to_string())?;
+    writer.close().map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    fn frame() -> DataFrame {
+        DataFrame::new(
+            4,
+            vec![
+                Column::new("id".into(), ["a", "b,c", "", "say \"hi\"\nthere"]),
+                Column::new("seed".into(), [0u64, 1, 2, u64::MAX]),
+                Column::new("count".into(), [1u32, 2, 3, 4]),
+                Column::new(
+                    "loss".into(),
+                    [Some(0.1f64), None, Some(1e-7), Some(1234.5)],
+                ),
+                Column::new("done".into(), [true, false, true, false]),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn csv_quotes_only_where_needed_and_writes_shortest_floats() {
+        let text = String::from_utf8(csv(&frame()).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            text,
+            "id,seed,count,loss,done\n\
+             a,0,1,0.1,true\n\
+             \"b,c\",1,2,,false\n\
+             \"\",2,3,1e-7,true\n\
+             \"say \"\"hi\"\"\nthere\",18446744073709551615,4,1234.5,false\n"
+        );
+    }
+
+    #[test]
+    fn parquet_reads_back_the_same_values() {
+        let bytes = parquet(&frame()).unwrap_or_else(|e| panic!("{e}"));
+        let mut file = tempfile::tempfile().unwrap_or_else(|e| panic!("{e}"));
+        std::io::Write::write_all(&mut file, &bytes).unwrap_or_else(|e| panic!("{e}"));
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let batches: Vec<RecordBatch> = reader
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(batches.len(), 1);
+        let batch = &batches[0];
+        let names: Vec<&str> = batch
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(names, ["id", "seed", "count", "loss", "done"]);
+        let text = |i: usize| {
+            batch
+                .column(i)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .map(|a| a.iter().map(|v| v.map(str::to_owned)).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            text(0),
+            Some(vec![
+                Some("a".to_owned()),
+                Some("b,c".to_owned()),
+                Some(String::new()),
+                Some("say \"hi\"\nthere".to_owned())
+            ])
+        );
+        let seeds = batch.column(1).as_any().downcast_ref::<UInt64Array>();
+        assert_eq!(
+            seeds.map(|a| a.values().to_vec()),
+            Some(vec![0, 1, 2, u64::MAX])
+        );
+        let losses = batch.column(3).as_any().downcast_ref::<Float64Array>();
+        assert_eq!(
+            losses.map(|a| a.iter().collect::<Vec<_>>()),
+            Some(vec![Some(0.1), None, Some(1e-7), Some(1234.5)])
+        );
+        let done = batch.column(4).as_any().downcast_ref::<BooleanArray>();
+        assert_eq!(
+            done.map(|a| a.iter().collect::<Vec<_>>()),
+            Some(vec![Some(true), Some(false), Some(true), Some(false)])
+        );
+    }
+}
