@@ -2,11 +2,12 @@
 //! metric)) as Polars frames, plus a per-(run, task, metric) table of final values,
 //! written as Parquet and CSV under `<results>/analysis/`.
 
-use crate::error::{AnalysisError, Result, write_file};
-use crate::ingest::records::Run;
+use crate::error::{AnalysisError, Result};
+use crate::ingest::records::{EvalRow, Run};
 use crate::pairs::groups::Group;
 use crate::report::table_files;
 use polars::prelude::*;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The tables written, by name.
@@ -32,7 +33,7 @@ pub fn build(runs: &[Run], groups: &[Group]) -> PolarsResult<Tables> {
     let runs_table = runs_frame(runs, &group_of)?;
     let train = train_frame(runs)?;
     let eval = eval_frame(runs)?;
-    let last = last_values(&eval)?;
+    let last = last_frame(runs)?;
     let expert_load = expert_load_frame(runs)?;
     Ok(Tables {
         runs: runs_table,
@@ -310,30 +311,44 @@ fn eval_frame(runs: &[Run]) -> PolarsResult<DataFrame> {
 }
 
 /// Per (run, task, metric): the value at the last evaluation, where it was taken, and
-/// how many evaluations there were.
-fn last_values(eval: &DataFrame) -> PolarsResult<DataFrame> {
-    eval.clone()
-        .lazy()
-        .sort(
-            ["id", "task", "metric", "step"],
-            SortMultipleOptions::default(),
-        )
-        .group_by_stable([
-            col("id"),
-            col("objective"),
-            col("state"),
-            col("task"),
-            col("metric"),
-        ])
-        .agg([
-            col("value").last().alias("last_value"),
-            col("stderr").last().alias("last_stderr"),
-            col("step").last().alias("last_step"),
-            col("tokens").last().alias("last_tokens"),
-            col("epoch").last().alias("last_epoch"),
-            col("value").count().alias("evaluations"),
-        ])
-        .collect()
+/// how many evaluations there were; rows in the order of (id, task, metric).
+fn last_frame(runs: &[Run]) -> PolarsResult<DataFrame> {
+    // (id, task, metric) -> the run, its evaluation at the largest step, and the count.
+    let mut last: BTreeMap<(&str, &str, &str), (&Run, &EvalRow, u32)> = BTreeMap::new();
+    for run in runs {
+        for row in &run.eval {
+            let key = (run.id.as_str(), row.task.as_str(), row.metric.as_str());
+            let entry = last.entry(key).or_insert((run, row, 0));
+            if row.step >= entry.1.step {
+                (entry.0, entry.1) = (run, row);
+            }
+            entry.2 += 1;
+        }
+    }
+    let rows = || last.values();
+    let float = |name: &str, f: &dyn Fn(&EvalRow) -> f64| {
+        Column::new(name.into(), rows().map(|r| f(r.1)).collect::<Vec<f64>>())
+    };
+    let columns = vec![
+        text("id", rows().map(|r| r.0.id.as_str())),
+        text("objective", rows().map(|r| r.0.objective.as_str())),
+        text("state", rows().map(|r| r.0.state.as_str())),
+        text("task", rows().map(|r| r.1.task.as_str())),
+        text("metric", rows().map(|r| r.1.metric.as_str())),
+        float("last_value", &|e| e.value),
+        float("last_stderr", &|e| e.stderr),
+        Column::new(
+            "last_step".into(),
+            rows().map(|r| r.1.step).collect::<Vec<u64>>(),
+        ),
+        float("last_tokens", &|e| e.tokens),
+        float("last_epoch", &|e| e.epoch),
+        Column::new(
+            "evaluations".into(),
+            rows().map(|r| r.2).collect::<Vec<u32>>(),
+        ),
+    ];
+    DataFrame::new(last.len(), columns)
 }
 
 /// Write each table as `<name>.parquet` and `<name>.csv` into `folder`.
@@ -349,18 +364,12 @@ pub fn write(tables: &Tables, folder: &Path) -> Result<Vec<std::path::PathBuf>> 
         if name == "expert_load" && frame.height() == 0 {
             continue;
         }
-        let written_as = |path: std::path::PathBuf, bytes: Result<Vec<u8>, String>| {
-            let bytes = bytes.map_err(|message| AnalysisError::Write {
-                path: path.clone(),
-                message,
-            })?;
-            write_file(&path, &bytes).map(|()| path)
-        };
-        let parquet = written_as(
-            folder.join(format!("{name}.parquet")),
-            table_files::parquet(frame),
-        )?;
-        let csv = written_as(folder.join(format!("{name}.csv")), table_files::csv(frame))?;
+        let csv = folder.join(format!("{name}.csv"));
+        let parquet = folder.join(format!("{name}.parquet"));
+        table_files::write(frame, &csv, &parquet).map_err(|message| AnalysisError::Write {
+            path: csv.clone(),
+            message,
+        })?;
         written.extend([parquet, csv]);
     }
     Ok(written)
