@@ -42,8 +42,8 @@ again=$(comm -13 <(echo "$first") <(echo "$second") | cut -d' ' -f1 | sort -u |
 if [ -n "$again" ]; then
   echo "error: the test build compiled these registry crates a second time:" >&2
   echo "$again" | sed 's/^/  /' >&2
-  echo "A package or dev-dependency asks for other features of them; declare those features" >&2
-  echo "once (Cargo.toml [workspace.dependencies]) so that both builds share one compiled copy." >&2
+  echo "A package or dev-dependency asks for other features of them (cargo tree -e features -i CRATE);" >&2
+  echo "ask for the same features in workspace-hack/Cargo.toml so that both builds share one copy." >&2
   exit 1
 fi
 echo "build reuse: ok ($(echo "$first" | cut -d' ' -f1 | sort -u | sed '/^$/d' | wc -l) registry crates built once, reused by the tests)" >&2
