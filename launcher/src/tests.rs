@@ -150,6 +150,8 @@ fn each_check_names_what_to_install() {
     }
 }
 
+/// The launcher's choice of LibTorch as one table of cases (driver, folders found,
+/// what each holds): about 100 lines, one row per situation a node can be in.
 #[test]
 fn one_libtorch_per_process() {
     let driver = [580, 95, 5];
