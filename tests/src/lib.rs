@@ -22,8 +22,10 @@ pub fn binary(name: &str) -> PathBuf {
         .map_or_else(|| workspace_root().join("target"), PathBuf::from);
     let path = target.join("debug").join(name);
     if !path.exists() {
+        // The same build as every recipe's (justfile, `build_bins`), so that it reuses
+        // the compiled dependencies instead of making copies with other features.
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--bin", name])
+            .args(["build", "--workspace", "--bins"])
             .current_dir(workspace_root())
             .status()
             .expect("cargo runs");
