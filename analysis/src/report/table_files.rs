@@ -13,7 +13,7 @@ use arrow_array::{
 use arrow_schema::{DataType as ArrowType, Field, Schema};
 use polars::prelude::{Column, DataFrame, DataType};
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// One column's values in the few types the tidy tables use.
@@ -121,8 +121,12 @@ fn columns(frame: &DataFrame) -> Result<Vec<(String, Values<'_>)>, String> {
 
 /// Write `frame` as `csv` and `parquet`, each through a temporary file in the same
 /// folder renamed into place, so a reader never sees half a table.
-pub fn write(frame: &DataFrame, csv_path: &Path, parquet_path: &Path) -> Result<(), String> {
-    let columns = columns(frame)?;
+pub fn write(
+    frame: &DataFrame,
+    csv_path: &Path,
+    parquet_path: &Path,
+) -> Result<(), (PathBuf, String)> {
+    let columns = columns(frame).map_err(|message| (csv_path.to_owned(), message))?;
     // Both at once: at 1,000 runs about 1.1 s instead of 1.2-1.45 s one after the
     // other, for about 100 MiB more (BENCHMARKS.md, "Build").
     let (csv, parquet) = rayon::join(
@@ -132,19 +136,23 @@ pub fn write(frame: &DataFrame, csv_path: &Path, parquet_path: &Path) -> Result<
     csv.and(parquet)
 }
 
+/// Write one file through a temporary file renamed into place; an error names it.
 fn atomically(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<&mut std::fs::File>) -> Result<(), String>,
-) -> Result<(), String> {
-    let folder = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(folder).map_err(|e| e.to_string())?;
-    {
-        let mut out = BufWriter::with_capacity(1 << 20, file.as_file_mut());
-        write(&mut out)?;
-        out.flush().map_err(|e| e.to_string())?;
-    }
-    file.persist(path).map_err(|e| e.to_string())?;
-    Ok(())
+) -> Result<(), (PathBuf, String)> {
+    let attempt = || -> Result<(), String> {
+        let folder = path.parent().unwrap_or(Path::new("."));
+        let mut file = tempfile::NamedTempFile::new_in(folder).map_err(|e| e.to_string())?;
+        {
+            let mut out = BufWriter::with_capacity(1 << 20, file.as_file_mut());
+            write(&mut out)?;
+            out.flush().map_err(|e| e.to_string())?;
+        }
+        file.persist(path).map_err(|e| e.to_string())?;
+        Ok(())
+    };
+    attempt().map_err(|message| (path.to_owned(), message))
 }
 
 /// The columns as CSV text: a header row, then one line per row.
@@ -227,7 +235,7 @@ mod tests {
     fn written() -> (String, std::path::PathBuf, tempfile::TempDir) {
         let folder = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let (csv, parquet) = (folder.path().join("t.csv"), folder.path().join("t.parquet"));
-        write(&frame(), &csv, &parquet).unwrap_or_else(|e| panic!("{e}"));
+        write(&frame(), &csv, &parquet).unwrap_or_else(|e| panic!("{e:?}"));
         let text = std::fs::read_to_string(&csv).unwrap_or_else(|e| panic!("{e}"));
         (text, parquet, folder)
     }

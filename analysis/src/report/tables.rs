@@ -320,7 +320,7 @@ fn last_frame(runs: &[Run]) -> PolarsResult<DataFrame> {
             let key = (run.id.as_str(), row.task.as_str(), row.metric.as_str());
             let entry = last.entry(key).or_insert((run, row, 0));
             if row.step >= entry.1.step {
-                (entry.0, entry.1) = (run, row);
+                entry.1 = row;
             }
             entry.2 += 1;
         }
@@ -366,10 +366,8 @@ pub fn write(tables: &Tables, folder: &Path) -> Result<Vec<std::path::PathBuf>> 
         }
         let csv = folder.join(format!("{name}.csv"));
         let parquet = folder.join(format!("{name}.parquet"));
-        table_files::write(frame, &csv, &parquet).map_err(|message| AnalysisError::Write {
-            path: csv.clone(),
-            message,
-        })?;
+        table_files::write(frame, &csv, &parquet)
+            .map_err(|(path, message)| AnalysisError::Write { path, message })?;
         written.extend([parquet, csv]);
     }
     Ok(written)
